@@ -1,0 +1,159 @@
+//! Nodes as the orchestrator knows them: identity, capacity, membership and connection.
+
+use crate::ids::NodeId;
+use crate::resources::Resources;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Membership: `PENDING` until approved, `APPROVED`, or `REJECTED` for good.
+pub mod membership {
+    /// Waiting for an operator's approval.
+    pub const PENDING: &str = "PENDING";
+    /// May receive work.
+    pub const APPROVED: &str = "APPROVED";
+    /// Refused; its handshakes are refused too.
+    pub const REJECTED: &str = "REJECTED";
+}
+
+/// Connection status: `CONNECTED` or `DISCONNECTED`.
+pub mod connection {
+    /// Heartbeats arrive.
+    pub const CONNECTED: &str = "CONNECTED";
+    /// Heartbeats stopped.
+    pub const DISCONNECTED: &str = "DISCONNECTED";
+}
+
+/// The version of the software a node runs.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct BuildVersionInfo {
+    /// Major version.
+    #[serde(rename = "Major", default, skip_serializing_if = "String::is_empty")]
+    pub major: String,
+    /// Minor version.
+    #[serde(rename = "Minor", default, skip_serializing_if = "String::is_empty")]
+    pub minor: String,
+    /// The full version, `v1.2.3`.
+    #[serde(rename = "GitVersion", default)]
+    pub git_version: String,
+    /// The commit built.
+    #[serde(rename = "GitCommit", default)]
+    pub git_commit: String,
+    /// When it was built, RFC 3339.
+    #[serde(rename = "BuildDate", default)]
+    pub build_date: String,
+    /// Operating system.
+    #[serde(rename = "GOOS", default)]
+    pub goos: String,
+    /// Processor architecture.
+    #[serde(rename = "GOARCH", default)]
+    pub goarch: String,
+}
+
+/// What a compute node can do and how busy it is.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ComputeNodeInfo {
+    /// Engines it runs: `docker`, `wasm`, `noop`.
+    #[serde(rename = "ExecutionEngines", default)]
+    pub execution_engines: Vec<String>,
+    /// Publishers it supports.
+    #[serde(rename = "Publishers", default)]
+    pub publishers: Vec<String>,
+    /// Input source types it can fetch.
+    #[serde(rename = "StorageSources", default)]
+    pub storage_sources: Vec<String>,
+    /// Everything it offers.
+    #[serde(rename = "MaxCapacity", default)]
+    pub max_capacity: Resources,
+    /// Resources taken by queued executions (upstream's JSON key is `QueueCapacity`).
+    #[serde(rename = "QueueCapacity", default)]
+    pub queue_used_capacity: Resources,
+    /// What is free now.
+    #[serde(rename = "AvailableCapacity", default)]
+    pub available_capacity: Resources,
+    /// The largest single job it takes.
+    #[serde(rename = "MaxJobRequirements", default)]
+    pub max_job_requirements: Resources,
+    /// Executions running now.
+    #[serde(rename = "RunningExecutions", default)]
+    pub running_executions: u64,
+    /// Executions waiting on the node.
+    #[serde(rename = "EnqueuedExecutions", default)]
+    pub enqueued_executions: u64,
+    /// The address it is reachable at, if any.
+    #[serde(rename = "address", default, skip_serializing_if = "String::is_empty")]
+    pub address: String,
+}
+
+/// A node's identity and capabilities.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node's ID.
+    #[serde(rename = "NodeID")]
+    pub node_id: NodeId,
+    /// `Requester` (orchestrator) or `Compute`.
+    #[serde(rename = "NodeType", default)]
+    pub node_type: String,
+    /// Labels jobs select nodes by.
+    #[serde(rename = "Labels", default)]
+    pub labels: BTreeMap<String, String>,
+    /// Protocols it speaks.
+    #[serde(rename = "SupportedProtocols", default)]
+    pub supported_protocols: Vec<String>,
+    /// Compute capabilities; compute nodes only.
+    #[serde(rename = "ComputeNodeInfo", default)]
+    pub compute_node_info: ComputeNodeInfo,
+    /// Software version.
+    #[serde(rename = "BacalhauVersion", default)]
+    pub bacalhau_version: BuildVersionInfo,
+}
+
+/// The connection to a compute node.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ConnectionState {
+    /// `CONNECTED` or `DISCONNECTED`.
+    #[serde(rename = "Status", default)]
+    pub status: String,
+    /// Last heartbeat, RFC 3339.
+    #[serde(rename = "LastHeartbeat", default)]
+    pub last_heartbeat: String,
+    /// Last sequence number received from the node.
+    #[serde(rename = "LastComputeSeqNum", default, skip_serializing_if = "is_zero")]
+    pub last_compute_seq_num: u64,
+    /// Last sequence number the node received from the orchestrator.
+    #[serde(
+        rename = "LastOrchestratorSeqNum",
+        default,
+        skip_serializing_if = "is_zero"
+    )]
+    pub last_orchestrator_seq_num: u64,
+    /// Since when it is connected, RFC 3339.
+    #[serde(rename = "ConnectedSince", default)]
+    pub connected_since: String,
+    /// Since when it is disconnected, RFC 3339.
+    #[serde(rename = "DisconnectedSince", default)]
+    pub disconnected_since: String,
+    /// Why it disconnected last.
+    #[serde(rename = "LastError", default, skip_serializing_if = "String::is_empty")]
+    pub last_error: String,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// A node as listed by the API.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct NodeState {
+    /// Identity and capabilities.
+    #[serde(rename = "Info")]
+    pub info: NodeInfo,
+    /// `PENDING`, `APPROVED` or `REJECTED`.
+    #[serde(rename = "Membership", default)]
+    pub membership: String,
+    /// Deprecated copy of `ConnectionState.Status`, kept as upstream sends it.
+    #[serde(rename = "Connection", default)]
+    pub connection: String,
+    /// The connection's state.
+    #[serde(rename = "ConnectionState", default)]
+    pub connection_state: ConnectionState,
+}
