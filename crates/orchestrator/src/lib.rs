@@ -1,1 +1,11 @@
-//! placeholder
+//! The orchestrator: stores jobs, brokers evaluations, runs schedulers, applies plans.
+//!
+//! [`Orchestrator`] is the one entry point the API uses: it accepts submissions, stops and
+//! reruns, and answers queries from the [`store::Store`]. Each submission writes the job, its
+//! history and an [`Evaluation`](bacalhau_models::Evaluation) in one transaction; the
+//! [`broker::EvaluationBroker`] hands evaluations to workers that ask the job type's
+//! [`scheduler::Scheduler`] for a [`scheduler::Plan`] and apply it with [`planner::apply`].
+//! This crate knows no HTTP and no engine; nodes are reached only through messages.
+//! Start at `endpoint.rs` and `scheduler/mod.rs`.
+
+pub mod store;

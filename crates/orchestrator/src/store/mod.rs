@@ -1,0 +1,497 @@
+//! The durable store: jobs, their versions, executions, evaluations, history and nodes in redb.
+//!
+//! Writes go through one writer thread that commits every write queued while the previous
+//! commit ran in a single transaction (group commit): many submissions share one fsync, and
+//! each caller is answered only after its data is durable.
+//! **Invariant:** a write closure makes all its checks before its first write, so a closure
+//! that fails leaves nothing behind in the shared transaction.
+
+mod tables;
+
+use bacalhau_models::{
+    Evaluation, Execution, ExecutionId, Job, JobHistory, JobId, NodeId, NodeState,
+};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc;
+use tables::*;
+use tokio::sync::oneshot;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("store I/O: {0}")]
+    Db(String),
+    /// A stored record could not be decoded.
+    #[error("corrupt record in {table}: {reason}")]
+    Corrupt {
+        /// The table holding the record.
+        table: &'static str,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// The writer thread is gone (the store is shutting down).
+    #[error("store is closed")]
+    Closed,
+}
+
+macro_rules! db_errors {
+    ($($t:ty),+) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )+};
+}
+db_errors!(
+    redb::Error,
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type WriteOp = Box<dyn FnOnce(&WriteTransaction) -> Finisher + Send>;
+
+/// Upper bound on writes sharing one commit, so one commit's latency stays bounded.
+const MAX_GROUP: usize = 512;
+
+/// The orchestrator's durable store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: Arc<WriterHandle>,
+}
+
+/// Owns the writer thread: when the last [`Store`] clone goes, the thread drains its queue,
+/// exits and releases the database file, so the store can be reopened at once.
+struct WriterHandle {
+    sender: Option<mpsc::SyncSender<WriteOp>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WriterHandle {
+    fn sender(&self) -> Result<&mpsc::SyncSender<WriteOp>, StoreError> {
+        self.sender.as_ref().ok_or(StoreError::Closed)
+    }
+}
+
+impl Drop for WriterHandle {
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store file at `path` and starts its writer thread.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Arc::new(Database::create(path)?);
+        {
+            let txn = db.begin_write()?;
+            create_tables(&txn)?;
+            txn.commit()?;
+        }
+        let (sender, ops) = mpsc::sync_channel::<WriteOp>(4096);
+        let writer_db = Arc::clone(&db);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || run_writer(&writer_db, &ops))
+            .map_err(|e| StoreError::Db(format!("cannot start store writer: {e}")))?;
+        Ok(Self {
+            db,
+            writer: Arc::new(WriterHandle {
+                sender: Some(sender),
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    /// Runs `f` inside a write transaction shared with other concurrent writes and returns its
+    /// result once the transaction is durably committed.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&mut Writer<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let op: WriteOp = Box::new(move |txn| {
+            let result = f(&mut Writer { txn });
+            Box::new(move |committed: Result<(), StoreError>| {
+                let outcome = match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(E::from(e)),
+                };
+                let _ = reply.send(outcome);
+            })
+        });
+        let sender = self.writer.sender().map_err(E::from)?;
+        match sender.try_send(op) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(op)) => {
+                // A full queue must not block the async runtime's thread.
+                let sender = sender.clone();
+                tokio::task::spawn_blocking(move || sender.send(op))
+                    .await
+                    .map_err(|_| E::from(StoreError::Closed))?
+                    .map_err(|_| E::from(StoreError::Closed))?;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(E::from(StoreError::Closed)),
+        }
+        answer.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// A consistent read-only view of the store.
+    pub fn read(&self) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            txn: self.db.begin_read()?,
+        })
+    }
+}
+
+fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
+    while let Ok(first) = ops.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match ops.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                // Dropping the ops drops their reply channels: each caller gets `Closed`.
+                tracing::error!(error = %e, n_writes = batch.len(), "cannot begin write transaction");
+                continue;
+            }
+        };
+        let finishers: Vec<Finisher> = batch.into_iter().map(|op| op(&txn)).collect();
+        let committed = txn.commit().map_err(|e| e.to_string());
+        if let Err(e) = &committed {
+            tracing::error!(error = %e, n_writes = finishers.len(), "store commit failed");
+        }
+        for finish in finishers {
+            finish(committed.clone().map_err(StoreError::Db));
+        }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Db(format!("encode: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        reason: e.to_string(),
+    })
+}
+
+/// The end of a string-key range that holds every key starting with `prefix`.
+fn prefix_end(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}
+
+fn name_key(namespace: &str, name: &str) -> String {
+    format!("{namespace}\u{0}{name}")
+}
+
+fn child_key(parent: &str, child: &str) -> String {
+    format!("{parent}/{child}")
+}
+
+/// Read queries shared by [`Reader`] and [`Writer`].
+macro_rules! read_queries {
+    () => {
+        /// A job by its full ID.
+        pub fn job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+            let table = self.txn.open_table(JOBS)?;
+            let found = table.get(id.as_str())?;
+            found
+                .map(|v| decode(JOBS_NAME, v.value()))
+                .transpose()
+        }
+
+        /// The ID of the job named `name` in `namespace`.
+        pub fn job_id_by_name(
+            &self,
+            namespace: &str,
+            name: &str,
+        ) -> Result<Option<JobId>, StoreError> {
+            let table = self.txn.open_table(JOB_NAMES)?;
+            let found = table.get(name_key(namespace, name).as_str())?;
+            Ok(found.map(|v| JobId::from(v.value())))
+        }
+
+        /// Full job IDs starting with `prefix`, at most `limit` of them.
+        pub fn job_ids_with_prefix(
+            &self,
+            prefix: &str,
+            limit: usize,
+        ) -> Result<Vec<JobId>, StoreError> {
+            let table = self.txn.open_table(JOBS)?;
+            let end = prefix_end(prefix);
+            let mut ids = Vec::new();
+            for entry in table.range(prefix..end.as_str())?.take(limit) {
+                let (key, _) = entry?;
+                ids.push(JobId::from(key.value()));
+            }
+            Ok(ids)
+        }
+
+        /// One version of a job's spec.
+        pub fn job_version(&self, id: &JobId, version: u64) -> Result<Option<Job>, StoreError> {
+            let table = self.txn.open_table(JOB_VERSIONS)?;
+            let found = table.get((id.as_str(), version))?;
+            found
+                .map(|v| decode(JOB_VERSIONS_NAME, v.value()))
+                .transpose()
+        }
+
+        /// Every version of a job's spec, oldest first.
+        pub fn job_versions(&self, id: &JobId) -> Result<Vec<Job>, StoreError> {
+            let table = self.txn.open_table(JOB_VERSIONS)?;
+            let mut versions = Vec::new();
+            for entry in table.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
+                let (_, value) = entry?;
+                versions.push(decode(JOB_VERSIONS_NAME, value.value())?);
+            }
+            Ok(versions)
+        }
+
+        /// An execution by its ID.
+        pub fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+            let table = self.txn.open_table(EXECUTIONS)?;
+            let found = table.get(id.as_str())?;
+            found
+                .map(|v| decode(EXECUTIONS_NAME, v.value()))
+                .transpose()
+        }
+
+        /// Every execution of a job, in creation order.
+        pub fn executions_of(&self, job_id: &JobId) -> Result<Vec<Execution>, StoreError> {
+            let index = self.txn.open_table(JOB_EXECUTIONS)?;
+            let executions = self.txn.open_table(EXECUTIONS)?;
+            let start = child_key(job_id.as_str(), "");
+            let end = prefix_end(&start);
+            let mut found = Vec::new();
+            for entry in index.range(start.as_str()..end.as_str())? {
+                let (_, exec_id) = entry?;
+                if let Some(bytes) = executions.get(exec_id.value())? {
+                    found.push(decode::<Execution>(EXECUTIONS_NAME, bytes.value())?);
+                }
+            }
+            found.sort_by(|a, b| a.create_time.cmp(&b.create_time).then(a.id.cmp(&b.id)));
+            Ok(found)
+        }
+
+        /// A job's history, oldest first.
+        pub fn history_of(&self, job_id: &JobId) -> Result<Vec<JobHistory>, StoreError> {
+            let table = self.txn.open_table(HISTORY)?;
+            let mut events = Vec::new();
+            for entry in table.range((job_id.as_str(), 0u64)..=(job_id.as_str(), u64::MAX))? {
+                let (_, value) = entry?;
+                events.push(decode(HISTORY_NAME, value.value())?);
+            }
+            Ok(events)
+        }
+
+        /// Every evaluation not yet completed.
+        pub fn pending_evaluations(&self) -> Result<Vec<Evaluation>, StoreError> {
+            let table = self.txn.open_table(EVALUATIONS)?;
+            let mut evaluations = Vec::new();
+            for entry in table.iter()? {
+                let (_, value) = entry?;
+                evaluations.push(decode(EVALUATIONS_NAME, value.value())?);
+            }
+            Ok(evaluations)
+        }
+
+        /// Job IDs in creation order, starting after `after` (a `(create_time, id)` cursor).
+        pub fn job_ids_by_create_time(
+            &self,
+            reverse: bool,
+            after: Option<(i64, &str)>,
+            limit: usize,
+        ) -> Result<Vec<(i64, JobId)>, StoreError> {
+            let table = self.txn.open_table(JOBS_BY_CREATE)?;
+            let mut ids = Vec::new();
+            let mut push = |entry: Result<(redb::AccessGuard<'_, (i64, &str)>, redb::AccessGuard<'_, ()>), redb::StorageError>| -> Result<bool, StoreError> {
+                let (key, _) = entry?;
+                let (time, id) = key.value();
+                if let Some((after_time, after_id)) = after
+                    && (time, id) == (after_time, after_id)
+                {
+                    return Ok(true);
+                }
+                ids.push((time, JobId::from(id)));
+                Ok(ids.len() < limit)
+            };
+            match (reverse, after) {
+                (false, None) => {
+                    for entry in table.iter()? {
+                        if !push(entry)? {
+                            break;
+                        }
+                    }
+                }
+                (false, Some(cursor)) => {
+                    for entry in table.range(cursor..)? {
+                        if !push(entry)? {
+                            break;
+                        }
+                    }
+                }
+                (true, None) => {
+                    for entry in table.iter()?.rev() {
+                        if !push(entry)? {
+                            break;
+                        }
+                    }
+                }
+                (true, Some(cursor)) => {
+                    for entry in table.range(..=cursor)?.rev() {
+                        if !push(entry)? {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(ids)
+        }
+
+        /// A node by its ID.
+        pub fn node(&self, id: &NodeId) -> Result<Option<NodeState>, StoreError> {
+            let table = self.txn.open_table(NODES)?;
+            let found = table.get(id.as_str())?;
+            found.map(|v| decode(NODES_NAME, v.value())).transpose()
+        }
+
+        /// Every node, by ID.
+        pub fn nodes(&self) -> Result<Vec<NodeState>, StoreError> {
+            let table = self.txn.open_table(NODES)?;
+            let mut nodes = Vec::new();
+            for entry in table.iter()? {
+                let (_, value) = entry?;
+                nodes.push(decode(NODES_NAME, value.value())?);
+            }
+            Ok(nodes)
+        }
+
+        /// How many jobs the store holds.
+        pub fn job_count(&self) -> Result<u64, StoreError> {
+            use redb::ReadableTableMetadata;
+            Ok(self.txn.open_table(JOBS)?.len()?)
+        }
+    };
+}
+
+/// A consistent read-only snapshot of the store.
+pub struct Reader {
+    txn: ReadTransaction,
+}
+
+impl Reader {
+    read_queries!();
+}
+
+/// The writable view a write closure receives; it also answers every read query.
+pub struct Writer<'t> {
+    txn: &'t WriteTransaction,
+}
+
+impl Writer<'_> {
+    read_queries!();
+
+    /// Stores a job as its latest state, indexing its name and creation time.
+    pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
+        let bytes = encode(job)?;
+        self.txn.open_table(JOBS)?.insert(job.id.as_str(), bytes.as_slice())?;
+        self.txn
+            .open_table(JOB_NAMES)?
+            .insert(name_key(&job.namespace, &job.name).as_str(), job.id.as_str())?;
+        self.txn
+            .open_table(JOBS_BY_CREATE)?
+            .insert((job.create_time, job.id.as_str()), ())?;
+        Ok(())
+    }
+
+    /// Stores a version of a job's spec.
+    pub fn put_job_version(&mut self, job: &Job) -> Result<(), StoreError> {
+        let bytes = encode(job)?;
+        self.txn
+            .open_table(JOB_VERSIONS)?
+            .insert((job.id.as_str(), job.version), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Stores an execution and indexes it under its job.
+    pub fn put_execution(&mut self, execution: &Execution) -> Result<(), StoreError> {
+        let bytes = encode(execution)?;
+        self.txn
+            .open_table(EXECUTIONS)?
+            .insert(execution.id.as_str(), bytes.as_slice())?;
+        self.txn.open_table(JOB_EXECUTIONS)?.insert(
+            child_key(execution.job_id.as_str(), execution.id.as_str()).as_str(),
+            execution.id.as_str(),
+        )?;
+        Ok(())
+    }
+
+    /// Stores a pending evaluation.
+    pub fn put_evaluation(&mut self, evaluation: &Evaluation) -> Result<(), StoreError> {
+        let bytes = encode(evaluation)?;
+        self.txn
+            .open_table(EVALUATIONS)?
+            .insert(evaluation.id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a finished evaluation; evaluations are work items, not history.
+    pub fn delete_evaluation(&mut self, id: &bacalhau_models::EvaluationId) -> Result<(), StoreError> {
+        self.txn.open_table(EVALUATIONS)?.remove(id.as_str())?;
+        Ok(())
+    }
+
+    /// Appends an event to a job's history, giving it the next global sequence number.
+    pub fn add_history(&mut self, mut event: JobHistory) -> Result<u64, StoreError> {
+        let mut meta = self.txn.open_table(META)?;
+        let seq = meta.get(HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
+        meta.insert(HISTORY_SEQ, seq)?;
+        event.seq_num = seq;
+        let bytes = encode(&event)?;
+        self.txn
+            .open_table(HISTORY)?
+            .insert((event.job_id.as_str(), seq), bytes.as_slice())?;
+        Ok(seq)
+    }
+
+    /// Stores a node's state.
+    pub fn put_node(&mut self, node: &NodeState) -> Result<(), StoreError> {
+        let bytes = encode(node)?;
+        self.txn
+            .open_table(NODES)?
+            .insert(node.info.node_id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a node.
+    pub fn delete_node(&mut self, id: &NodeId) -> Result<(), StoreError> {
+        self.txn.open_table(NODES)?.remove(id.as_str())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,52 @@
+//! Table definitions of the store; values are JSON-encoded models.
+
+use redb::{TableDefinition, WriteTransaction};
+
+pub(super) const JOBS_NAME: &str = "jobs";
+pub(super) const JOB_VERSIONS_NAME: &str = "job_versions";
+pub(super) const EXECUTIONS_NAME: &str = "executions";
+pub(super) const EVALUATIONS_NAME: &str = "evaluations";
+pub(super) const HISTORY_NAME: &str = "history";
+pub(super) const NODES_NAME: &str = "nodes";
+
+/// Job ID → latest job.
+pub(super) const JOBS: TableDefinition<&str, &[u8]> = TableDefinition::new(JOBS_NAME);
+/// (job ID, version) → that version's job.
+pub(super) const JOB_VERSIONS: TableDefinition<(&str, u64), &[u8]> =
+    TableDefinition::new(JOB_VERSIONS_NAME);
+/// `namespace \0 name` → job ID.
+pub(super) const JOB_NAMES: TableDefinition<&str, &str> = TableDefinition::new("job_names");
+/// (create time, job ID) → (), for listing in creation order.
+pub(super) const JOBS_BY_CREATE: TableDefinition<(i64, &str), ()> =
+    TableDefinition::new("jobs_by_create");
+/// Execution ID → execution.
+pub(super) const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new(EXECUTIONS_NAME);
+/// `jobID/execID` → execution ID.
+pub(super) const JOB_EXECUTIONS: TableDefinition<&str, &str> =
+    TableDefinition::new("job_executions");
+/// Evaluation ID → pending evaluation.
+pub(super) const EVALUATIONS: TableDefinition<&str, &[u8]> =
+    TableDefinition::new(EVALUATIONS_NAME);
+/// (job ID, global sequence) → history event.
+pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(HISTORY_NAME);
+/// Node ID → node state.
+pub(super) const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new(NODES_NAME);
+/// Counters.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The last history sequence number handed out.
+pub(super) const HISTORY_SEQ: &str = "history_seq";
+
+/// Creates every table so readers never meet a missing one.
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    txn.open_table(JOBS)?;
+    txn.open_table(JOB_VERSIONS)?;
+    txn.open_table(JOB_NAMES)?;
+    txn.open_table(JOBS_BY_CREATE)?;
+    txn.open_table(EXECUTIONS)?;
+    txn.open_table(JOB_EXECUTIONS)?;
+    txn.open_table(EVALUATIONS)?;
+    txn.open_table(HISTORY)?;
+    txn.open_table(NODES)?;
+    txn.open_table(META)?;
+    Ok(())
+}
