@@ -8,4 +8,5 @@
 //! This crate knows no HTTP and no engine; nodes are reached only through messages.
 //! Start at `endpoint.rs` and `scheduler/mod.rs`.
 
+pub mod scheduler;
 pub mod store;

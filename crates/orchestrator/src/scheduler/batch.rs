@@ -1,0 +1,126 @@
+//! Batch and service jobs: keep `Count` partitions placed on distinct nodes; batch jobs complete
+//! when every partition completed, service jobs run until stopped.
+
+use super::common::{Triage, fail_job, triage};
+use super::{Plan, Scheduler, Snapshot, execution_event, new_execution, select_nodes};
+use bacalhau_models::history::topics;
+use bacalhau_models::{
+    Evaluation, ExecutionStateType, JobStateType, State, Timestamp, TriggeredBy, ids::short_id,
+};
+use std::collections::BTreeSet;
+
+/// Places `Count` partitions; `long_running` marks service jobs, which never complete.
+pub struct BatchScheduler {
+    /// Service jobs replace completed executions instead of completing.
+    pub long_running: bool,
+}
+
+impl Scheduler for BatchScheduler {
+    fn plan(&self, eval: &Evaluation, snapshot: &Snapshot, now: Timestamp) -> Plan {
+        let job = &snapshot.job;
+        let mut plan = Plan::new(eval, job);
+        let Triage { live } = match triage(&mut plan, snapshot, self.long_running, now) {
+            Some(t) => t,
+            None => return plan,
+        };
+
+        let count = u64::try_from(job.count).unwrap_or(0);
+        let completed: BTreeSet<u64> = snapshot
+            .executions
+            .iter()
+            .filter(|e| {
+                e.job_version == job.version
+                    && e.compute_state.state_type == ExecutionStateType::Completed
+            })
+            .map(|e| e.partition_index)
+            .collect();
+        if !self.long_running && count > 0 && (0..count).all(|p| completed.contains(&p)) {
+            plan.set_job_state(job, State::new(JobStateType::Completed), now);
+            return plan;
+        }
+        if !self.long_running && count == 0 {
+            // Scaled to zero: nothing to run, nothing left to do.
+            plan.set_job_state(job, State::new(JobStateType::Completed), now);
+            return plan;
+        }
+
+        let active: BTreeSet<u64> = live.iter().map(|e| e.partition_index).collect();
+        let busy_nodes = live.iter().map(|e| e.node_id.clone()).collect();
+        let missing: Vec<u64> = (0..count)
+            .filter(|p| !active.contains(p) && (self.long_running || !completed.contains(p)))
+            .collect();
+        if missing.is_empty() {
+            if matches!(
+                job.state.state_type,
+                JobStateType::Pending | JobStateType::Queued
+            ) {
+                plan.set_job_state(job, State::new(JobStateType::Running), now);
+            }
+            return plan;
+        }
+
+        let selection = select_nodes(job, &snapshot.executions, &snapshot.nodes, &busy_nodes);
+        for (partition, node_id) in missing.iter().zip(&selection.ranked) {
+            let execution = new_execution(job, eval, node_id, *partition, now);
+            plan.events.push(execution_event(
+                job,
+                &execution.id,
+                topics::SCHEDULING,
+                format!("Requested execution on {}", short_id(node_id.as_str())),
+                now,
+            ));
+            plan.create.push(execution);
+        }
+        let placed_all = selection.ranked.len() >= missing.len();
+        if placed_all {
+            plan.set_job_state(job, State::new(JobStateType::Running), now);
+            return plan;
+        }
+
+        // Too few nodes: fail now, or wait until the queue timeout runs out.
+        let reason = selection.not_enough_nodes(missing.len());
+        let queue_timeout = job.task().map_or(0, |t| t.timeouts.queue_timeout);
+        let deadline_passed = eval.triggered_by == TriggeredBy::JobQueue
+            && eval.wait_until > 0
+            && now >= eval.wait_until;
+        if queue_timeout <= 0 || deadline_passed {
+            let mut details = std::collections::BTreeMap::new();
+            details.insert("NodesRequested".into(), missing.len().to_string());
+            details.insert("NodesAvailable".into(), selection.available.to_string());
+            details.insert("NodesSuitable".into(), selection.ranked.len().to_string());
+            fail_job(&mut plan, snapshot, &live, reason, details, now);
+            plan.create.clear();
+            plan.events
+                .retain(|e| e.event.topic != topics::SCHEDULING || e.execution_id.is_none());
+            return plan;
+        }
+        if job.state.state_type == JobStateType::Pending {
+            let mut follow_up = Evaluation::new(
+                job.id.clone(),
+                &job.namespace,
+                &job.r#type,
+                job.priority,
+                TriggeredBy::JobQueue,
+                now,
+            );
+            follow_up.wait_until = now.saturating_add(queue_timeout.saturating_mul(1_000_000_000));
+            plan.follow_ups.push(follow_up);
+        }
+        if plan.create.is_empty() && live.is_empty() {
+            let message = format!("Job queued. {reason}");
+            if job.state.state_type != JobStateType::Queued {
+                plan.events.push(super::job_event(
+                    job,
+                    topics::QUEUEING,
+                    message.clone(),
+                    Default::default(),
+                    now,
+                ));
+            }
+            plan.set_job_state(job, State::with_message(JobStateType::Queued, message), now);
+        } else {
+            plan.set_job_state(job, State::new(JobStateType::Running), now);
+        }
+        plan
+    }
+}

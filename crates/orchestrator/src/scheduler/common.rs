@@ -1,0 +1,99 @@
+//! Steps every scheduler takes first: stop what must stop (terminal job, timeouts, lost nodes,
+//! old versions) and report the executions that remain live.
+
+use super::{Plan, Snapshot, StopReason};
+use bacalhau_models::{Execution, JobStateType, State, Timestamp};
+use std::collections::BTreeMap;
+
+/// What survives triage.
+pub struct Triage<'a> {
+    /// Non-terminal executions of the current version that keep running.
+    pub live: Vec<&'a Execution>,
+}
+
+/// Stops executions that must stop and returns the live ones, or `None` when the job is done
+/// and the plan is complete.
+pub fn triage<'a>(
+    plan: &mut Plan,
+    snapshot: &'a Snapshot,
+    long_running: bool,
+    now: Timestamp,
+) -> Option<Triage<'a>> {
+    let job = &snapshot.job;
+    let running: Vec<&Execution> = snapshot
+        .executions
+        .iter()
+        .filter(|e| !e.is_terminal())
+        .collect();
+
+    // A terminal job keeps nothing running.
+    if job.state.state_type.is_terminal() {
+        for execution in running {
+            plan.stop.push((
+                execution.id.clone(),
+                StopReason::JobTerminal(job.state.state_type),
+            ));
+        }
+        return None;
+    }
+
+    let timeouts = job.task().map(|t| t.timeouts.clone()).unwrap_or_default();
+    // The total timeout bounds queueing, running and retries of batch and ops jobs.
+    if !long_running
+        && timeouts.total_timeout > 0
+        && now >= job.create_time + timeouts.total_timeout.saturating_mul(1_000_000_000)
+    {
+        let reason = format!(
+            "Job timed out. Job took longer than {}s",
+            timeouts.total_timeout
+        );
+        fail_job(plan, snapshot, &running, reason, BTreeMap::new(), now);
+        return None;
+    }
+
+    let mut live = Vec::new();
+    for execution in running {
+        let node = snapshot.nodes.iter().find(|n| n.id() == &execution.node_id);
+        let stop = if execution.job_version != job.version {
+            Some(StopReason::JobUpdated)
+        } else if node.is_none() {
+            Some(StopReason::NodeLost)
+        } else if !long_running
+            && timeouts.execution_timeout > 0
+            && now
+                >= execution.create_time
+                    + timeouts.execution_timeout.saturating_mul(1_000_000_000)
+        {
+            Some(StopReason::TimedOut(timeouts.execution_timeout))
+        } else {
+            None
+        };
+        match stop {
+            Some(reason) => plan.stop.push((execution.id.clone(), reason)),
+            None => live.push(execution),
+        }
+    }
+    Some(Triage { live })
+}
+
+/// Fails the job with `reason` and stops its live executions.
+pub fn fail_job(
+    plan: &mut Plan,
+    snapshot: &Snapshot,
+    live: &[&Execution],
+    reason: String,
+    details: BTreeMap<String, String>,
+    now: Timestamp,
+) {
+    for execution in live {
+        if !plan.stop.iter().any(|(id, _)| id == &execution.id) {
+            plan.stop.push((
+                execution.id.clone(),
+                StopReason::JobTerminal(JobStateType::Failed),
+            ));
+        }
+    }
+    let mut state = State::with_message(JobStateType::Failed, reason);
+    state.details = details;
+    plan.set_job_state(&snapshot.job, state, now);
+}

@@ -1,0 +1,219 @@
+use super::*;
+use bacalhau_models::node::{ComputeNodeInfo, NodeInfo, connection, membership};
+use bacalhau_models::{ExecutionStateType, TriggeredBy, parse_job_spec};
+
+const NOW: Timestamp = 1_000_000_000_000;
+
+fn job(spec: &str) -> Job {
+    let mut job = parse_job_spec(spec).unwrap();
+    job.id = bacalhau_models::JobId::from("j-test");
+    job.version = 1;
+    job.state = State::new(JobStateType::Pending);
+    job.normalize(&Default::default());
+    job
+}
+
+fn noop_job(count: i64, queue_timeout: i64) -> Job {
+    job(&format!(
+        "Type: batch\nCount: {count}\nTasks:\n - Name: main\n   Engine: {{Type: noop}}\n   Timeouts: {{QueueTimeout: {queue_timeout}}}\n"
+    ))
+}
+
+fn node(id: &str, labels: &[(&str, &str)]) -> NodeView {
+    let big = Resources {
+        cpu: 8.0,
+        memory: 16 << 30,
+        disk: 100 << 30,
+        gpu: 0,
+        gpus: vec![],
+    };
+    NodeView::new(NodeState {
+        info: NodeInfo {
+            node_id: NodeId::from(id),
+            node_type: "Compute".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            compute_node_info: ComputeNodeInfo {
+                execution_engines: vec!["noop".into(), "docker".into()],
+                max_capacity: big.clone(),
+                available_capacity: big.clone(),
+                max_job_requirements: big,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        membership: membership::APPROVED.into(),
+        connection: connection::CONNECTED.into(),
+        connection_state: bacalhau_models::node::ConnectionState {
+            status: connection::CONNECTED.into(),
+            ..Default::default()
+        },
+    })
+}
+
+fn eval(job: &Job, triggered_by: TriggeredBy) -> Evaluation {
+    Evaluation::new(job.id.clone(), "default", &job.r#type, 0, triggered_by, NOW)
+}
+
+fn plan(job: Job, executions: Vec<Execution>, nodes: Vec<NodeView>, eval: &Evaluation) -> Plan {
+    let job_type = job.job_type().unwrap();
+    let snapshot = Snapshot {
+        job,
+        executions,
+        nodes,
+    };
+    scheduler_for(job_type).plan(eval, &snapshot, NOW)
+}
+
+fn new_state(plan: &Plan) -> Option<JobStateType> {
+    plan.job_state.as_ref().map(|s| s.state_type)
+}
+
+#[test]
+fn no_nodes_and_no_queue_timeout_fails_with_upstreams_message() {
+    let job = noop_job(1, 0);
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], vec![], &e);
+    let state = plan.job_state.unwrap();
+    assert_eq!(state.state_type, JobStateType::Failed);
+    assert_eq!(
+        state.message,
+        "not enough nodes to run job. requested: 1, available: 0, suitable: 0."
+    );
+    assert!(plan.create.is_empty());
+}
+
+#[test]
+fn no_nodes_with_queue_timeout_queues_and_sets_a_deadline() {
+    let job = noop_job(1, 60);
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], vec![], &e);
+    assert_eq!(new_state(&plan), Some(JobStateType::Queued));
+    assert_eq!(plan.follow_ups.len(), 1);
+    assert_eq!(plan.follow_ups[0].wait_until, NOW + 60_000_000_000);
+    assert_eq!(plan.follow_ups[0].triggered_by, TriggeredBy::JobQueue);
+}
+
+#[test]
+fn queue_deadline_reached_fails_the_job() {
+    let mut job = noop_job(1, 60);
+    job.state = State::new(JobStateType::Queued);
+    let mut e = eval(&job, TriggeredBy::JobQueue);
+    e.wait_until = NOW;
+    let plan = plan(job, vec![], vec![], &e);
+    assert_eq!(new_state(&plan), Some(JobStateType::Failed));
+    assert!(plan.follow_ups.is_empty());
+}
+
+#[test]
+fn count_spreads_over_distinct_nodes() {
+    let job = noop_job(3, 0);
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let nodes = vec![node("a", &[]), node("b", &[]), node("c", &[])];
+    let plan = plan(job, vec![], nodes, &e);
+    let mut chosen: Vec<_> = plan.create.iter().map(|e| e.node_id.as_str()).collect();
+    chosen.sort();
+    assert_eq!(chosen, vec!["a", "b", "c"]);
+    let mut partitions: Vec<_> = plan.create.iter().map(|e| e.partition_index).collect();
+    partitions.sort();
+    assert_eq!(partitions, vec![0, 1, 2]);
+    assert_eq!(new_state(&plan), Some(JobStateType::Running));
+}
+
+#[test]
+fn constraints_reject_nodes_and_the_reason_is_reported() {
+    let mut job = noop_job(1, 0);
+    job.constraints = bacalhau_models::selector::parse_selector("zone=eu").unwrap();
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], vec![node("a", &[("zone", "us")])], &e);
+    let state = plan.job_state.unwrap();
+    assert_eq!(state.state_type, JobStateType::Failed);
+    assert!(
+        state.message.contains("available: 1, suitable: 0")
+            && state.message.contains("Node a: labels don't match"),
+        "{}",
+        state.message
+    );
+}
+
+#[test]
+fn unsupported_engine_is_a_rejection_reason() {
+    let mut job = noop_job(1, 0);
+    job.tasks[0].engine.r#type = "wasm".into();
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], vec![node("a", &[])], &e);
+    assert!(
+        plan.job_state
+            .unwrap()
+            .message
+            .contains("does not support engine wasm")
+    );
+}
+
+#[test]
+fn all_partitions_completed_completes_the_job() {
+    let job = noop_job(2, 0);
+    let e = eval(&job, TriggeredBy::ExecUpdate);
+    let executions: Vec<Execution> = (0..2)
+        .map(|p| {
+            let mut x = new_execution(&job, &e, &NodeId::from("a"), p, NOW);
+            x.compute_state = State::new(ExecutionStateType::Completed);
+            x
+        })
+        .collect();
+    let plan = plan(job, executions, vec![node("a", &[])], &e);
+    assert_eq!(new_state(&plan), Some(JobStateType::Completed));
+    assert!(plan.create.is_empty());
+}
+
+#[test]
+fn a_stopped_job_stops_its_live_executions() {
+    let mut job = noop_job(1, 0);
+    job.state = State::new(JobStateType::Stopped);
+    let e = eval(&job, TriggeredBy::JobCancel);
+    let live = new_execution(&job, &e, &NodeId::from("a"), 0, NOW);
+    let live_id = live.id.clone();
+    let plan = plan(job, vec![live], vec![node("a", &[])], &e);
+    assert_eq!(
+        plan.stop,
+        vec![(live_id, StopReason::JobTerminal(JobStateType::Stopped))]
+    );
+}
+
+#[test]
+fn a_failed_partition_is_retried_on_another_node() {
+    let mut job = noop_job(1, 0);
+    job.state = State::new(JobStateType::Running);
+    let e = eval(&job, TriggeredBy::ExecFailure);
+    let mut failed = new_execution(&job, &e, &NodeId::from("a"), 0, NOW);
+    failed.compute_state = State::new(ExecutionStateType::Failed);
+    let mut failed_again = failed.clone();
+    failed_again.id = ExecutionId::generate();
+    let plan = plan(
+        job,
+        vec![failed, failed_again],
+        vec![node("a", &[]), node("b", &[])],
+        &e,
+    );
+    assert_eq!(plan.create.len(), 1);
+    assert_eq!(plan.create[0].node_id.as_str(), "b");
+}
+
+#[test]
+fn ops_job_without_nodes_fails() {
+    let job = job("Type: ops\nTasks:\n - Name: main\n   Engine: {Type: noop}\n");
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], vec![], &e);
+    assert_eq!(new_state(&plan), Some(JobStateType::Failed));
+}
+
+#[test]
+fn daemon_job_runs_on_every_matching_node() {
+    let job = job("Type: daemon\nTasks:\n - Name: main\n   Engine: {Type: noop}\n");
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], vec![node("a", &[]), node("b", &[])], &e);
+    assert_eq!(plan.create.len(), 2);
+    assert_eq!(new_state(&plan), Some(JobStateType::Running));
+}
