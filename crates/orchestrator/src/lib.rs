@@ -10,3 +10,11 @@
 
 pub mod scheduler;
 pub mod store;
+pub mod broker;
+pub mod planner;
+pub mod endpoint;
+pub mod error;
+pub mod worker;
+
+pub use endpoint::{HistoryQuery, JobQuery, Orchestrator, OrchestratorConfig, Rerun, Submitted};
+pub use error::OrchestratorError;

@@ -1,0 +1,273 @@
+//! The evaluation broker: hands pending evaluations to workers, one at a time per job, by
+//! priority, holding delayed ones until their time.
+//!
+//! The scheduler reads state rather than events, so several evaluations waiting for the same
+//! job are one piece of work: they are coalesced, and the extras handed back for deletion.
+
+use bacalhau_models::{Evaluation, EvaluationId, JobId, Timestamp, time};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
+
+/// Work for one worker: an evaluation and the evaluations of the same job it supersedes.
+#[derive(Debug)]
+pub struct Work {
+    /// The evaluation to schedule.
+    pub evaluation: Evaluation,
+    /// Evaluations of the same job that this one covers; delete them with its plan.
+    pub superseded: Vec<EvaluationId>,
+}
+
+struct Ready {
+    priority: i64,
+    seq: u64,
+    job_id: JobId,
+}
+
+impl PartialEq for Ready {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Ready {}
+impl PartialOrd for Ready {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Ready {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Higher priority first, then first come first served.
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Jobs with waiting evaluations, by priority.
+    ready: BinaryHeap<Ready>,
+    /// Waiting evaluations per job; a job appears in `ready` once while it has any.
+    waiting: HashMap<JobId, Vec<Evaluation>>,
+    /// Jobs a worker holds now; their new evaluations wait until it acks.
+    in_flight: HashSet<JobId>,
+    /// Evaluations whose time has not come, by due time.
+    delayed: BTreeMap<(Timestamp, u64), Evaluation>,
+    seq: u64,
+    closed: bool,
+}
+
+impl Inner {
+    fn make_ready(&mut self, evaluation: Evaluation) {
+        let job_id = evaluation.job_id.clone();
+        let first = !self.waiting.contains_key(&job_id);
+        self.waiting.entry(job_id.clone()).or_default().push(evaluation);
+        if first && !self.in_flight.contains(&job_id) {
+            self.push_ready(job_id);
+        }
+    }
+
+    fn push_ready(&mut self, job_id: JobId) {
+        let priority = self
+            .waiting
+            .get(&job_id)
+            .map_or(0, |evals| evals.iter().map(|e| e.priority).max().unwrap_or(0));
+        self.seq += 1;
+        self.ready.push(Ready {
+            priority,
+            seq: self.seq,
+            job_id,
+        });
+    }
+
+    fn promote_due(&mut self, now: Timestamp) {
+        while let Some(entry) = self.delayed.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let evaluation = entry.remove();
+            self.make_ready(evaluation);
+        }
+    }
+}
+
+/// Hands out evaluations to scheduler workers.
+#[derive(Default)]
+pub struct EvaluationBroker {
+    inner: Mutex<Inner>,
+    wake: Notify,
+}
+
+fn now() -> Timestamp {
+    time::to_nanos(SystemTime::now())
+}
+
+impl EvaluationBroker {
+    /// An empty broker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the queues half-updated in a way that
+        // matters more than stopping all scheduling, so keep going with the data as it is.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds an evaluation; one with a future `WaitUntil` waits until then.
+    pub fn enqueue(&self, evaluation: Evaluation) {
+        let mut inner = self.lock();
+        if evaluation.wait_until > now() {
+            inner.seq += 1;
+            let key = (evaluation.wait_until, inner.seq);
+            inner.delayed.insert(key, evaluation);
+        } else {
+            inner.make_ready(evaluation);
+        }
+        drop(inner);
+        self.wake.notify_waiters();
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next evaluation; `None` once the broker is closed.
+    pub async fn dequeue(&self) -> Option<Work> {
+        loop {
+            let notified = self.wake.notified();
+            let next_due = {
+                let mut inner = self.lock();
+                if inner.closed {
+                    return None;
+                }
+                inner.promote_due(now());
+                while let Some(ready) = inner.ready.pop() {
+                    let Some(mut evaluations) = inner.waiting.remove(&ready.job_id) else {
+                        continue;
+                    };
+                    inner.in_flight.insert(ready.job_id.clone());
+                    // The newest evaluation carries the most recent trigger; the rest are covered.
+                    // A queue deadline is kept: it is what lets a waiting job fail on time.
+                    evaluations.sort_by_key(|e| (e.wait_until > 0, e.create_time));
+                    let Some(evaluation) = evaluations.pop() else {
+                        continue;
+                    };
+                    let superseded = evaluations.into_iter().map(|e| e.id).collect();
+                    return Some(Work {
+                        evaluation,
+                        superseded,
+                    });
+                }
+                inner.delayed.keys().next().map(|(due, _)| *due)
+            };
+            match next_due {
+                Some(due) => {
+                    let wait = u64::try_from(due.saturating_sub(now())).unwrap_or(0);
+                    let _ = tokio::time::timeout(Duration::from_nanos(wait), notified).await;
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// Marks the job's evaluation done, releasing the job's next waiting evaluation.
+    pub fn ack(&self, job_id: &JobId) {
+        let mut inner = self.lock();
+        inner.in_flight.remove(job_id);
+        if inner.waiting.contains_key(job_id) {
+            inner.push_ready(job_id.clone());
+            drop(inner);
+            self.wake.notify_one();
+        }
+    }
+
+    /// Gives an evaluation back after a failed attempt, to retry after `delay`.
+    pub fn nack(&self, mut evaluation: Evaluation, delay: Duration) {
+        let job_id = evaluation.job_id.clone();
+        evaluation.wait_until = now().saturating_add(delay.as_nanos().min(i64::MAX as u128) as i64);
+        self.ack(&job_id);
+        self.enqueue(evaluation);
+    }
+
+    /// Stops handing out work; waiting workers get `None`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.wake.notify_waiters();
+    }
+
+    /// Evaluations waiting or delayed (not in flight).
+    pub fn len(&self) -> usize {
+        let inner = self.lock();
+        inner.waiting.values().map(Vec::len).sum::<usize>() + inner.delayed.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bacalhau_models::TriggeredBy;
+
+    fn eval(job: &str, priority: i64) -> Evaluation {
+        Evaluation::new(
+            JobId::from(job),
+            "default",
+            "batch",
+            priority,
+            TriggeredBy::JobRegister,
+            now(),
+        )
+    }
+
+    #[tokio::test]
+    async fn higher_priority_first_then_fifo() {
+        let broker = EvaluationBroker::new();
+        broker.enqueue(eval("j-low", 0));
+        broker.enqueue(eval("j-high", 5));
+        broker.enqueue(eval("j-low2", 0));
+        let mut order = Vec::new();
+        for _ in 0..3 {
+            let work = broker.dequeue().await.unwrap();
+            order.push(work.evaluation.job_id.to_string());
+        }
+        assert_eq!(order, vec!["j-high", "j-low", "j-low2"]);
+    }
+
+    #[tokio::test]
+    async fn one_evaluation_per_job_in_flight_and_extras_coalesce() {
+        let broker = EvaluationBroker::new();
+        broker.enqueue(eval("j-1", 0));
+        let first = broker.dequeue().await.unwrap();
+        broker.enqueue(eval("j-1", 0));
+        broker.enqueue(eval("j-1", 0));
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), broker.dequeue())
+                .await
+                .is_err(),
+            "a second evaluation of an in-flight job must wait"
+        );
+        broker.ack(&first.evaluation.job_id);
+        let second = broker.dequeue().await.unwrap();
+        assert_eq!(second.superseded.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn delayed_evaluations_wait_for_their_time() {
+        let broker = EvaluationBroker::new();
+        let mut delayed = eval("j-later", 0);
+        delayed.wait_until = now() + 50_000_000;
+        broker.enqueue(delayed);
+        let started = std::time::Instant::now();
+        let work = tokio::time::timeout(Duration::from_secs(5), broker.dequeue())
+            .await
+            .expect("delayed evaluation never came")
+            .unwrap();
+        assert_eq!(work.evaluation.job_id.as_str(), "j-later");
+        assert!(started.elapsed() >= Duration::from_millis(40));
+    }
+}

@@ -1,0 +1,134 @@
+use super::*;
+use bacalhau_models::parse_job_spec;
+use std::time::{Duration, Instant};
+
+async fn start(dir: &std::path::Path) -> Orchestrator {
+    Orchestrator::start(OrchestratorConfig {
+        data_dir: dir.to_path_buf(),
+        job_defaults: JobDefaults::default(),
+        workers: 2,
+    })
+    .await
+    .unwrap()
+}
+
+fn spec(name: &str, queue_timeout: i64) -> Job {
+    parse_job_spec(&format!(
+        "Name: {name}\nType: batch\nTasks:\n - Name: main\n   Engine: {{Type: docker, Params: {{Image: busybox}}}}\n   Timeouts: {{QueueTimeout: {queue_timeout}}}\n"
+    ))
+    .unwrap()
+}
+
+async fn wait_for_state(o: &Orchestrator, id: &str, want: JobStateType) -> Job {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = o.job(id, "").unwrap();
+        if job.state.state_type == want {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} stuck in {:?}, wanted {want:?}",
+            job.state
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_without_nodes_fails_with_not_enough_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    let submitted = o.submit(spec("a", 0), false).await.unwrap();
+    let job = wait_for_state(&o, submitted.job_id.as_str(), JobStateType::Failed).await;
+    assert!(job.state.message.starts_with("not enough nodes to run job"));
+    let (history, _) = o
+        .history(job.id.as_str(), "", &HistoryQuery::default())
+        .unwrap();
+    assert_eq!(history[0].event.message, "Job submitted");
+    assert!(history.iter().any(|e| e.event.message.starts_with("Failed")));
+}
+
+#[tokio::test]
+async fn a_job_with_queue_timeout_is_queued_and_can_be_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    let submitted = o.submit(spec("q", 600), false).await.unwrap();
+    let id = submitted.job_id.to_string();
+    let job = wait_for_state(&o, &id, JobStateType::Queued).await;
+    assert!(job.state.message.starts_with("Job queued."));
+    let short = &id[..10];
+    assert!(o.stop(short, "", "enough").await.unwrap().is_some());
+    let job = wait_for_state(&o, &id, JobStateType::Stopped).await;
+    assert_eq!(job.state.message, "enough");
+    assert!(
+        o.stop(&id, "", "again").await.unwrap().is_none(),
+        "stopping a stopped job is a no-op"
+    );
+}
+
+#[tokio::test]
+async fn resubmitting_a_name_makes_a_new_version_unless_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    let first = o.submit(spec("same", 600), false).await.unwrap();
+    let unchanged = o.submit(spec("same", 600), false).await;
+    assert!(matches!(unchanged, Err(OrchestratorError::Conflict { .. })));
+    let second = o.submit(spec("same", 900), false).await.unwrap();
+    assert_eq!(first.job_id, second.job_id);
+    let versions = o.job_versions("same", "").unwrap();
+    assert_eq!(versions.len(), 2);
+    assert_eq!(o.job("same", "").unwrap().version, 2);
+}
+
+#[tokio::test]
+async fn invalid_specs_are_rejected_before_anything_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    let mut job = spec("bad", 0);
+    job.tasks[0].engine.r#type = "flibble".into();
+    let err = o.submit(job, false).await.unwrap_err();
+    assert!(err.to_string().contains("unknown engine \"flibble\""), "{err}");
+    assert_eq!(o.job_count().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn jobs_and_pending_work_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = {
+        let o = start(dir.path()).await;
+        let submitted = o.submit(spec("keep", 600), false).await.unwrap();
+        wait_for_state(&o, submitted.job_id.as_str(), JobStateType::Queued).await;
+        o.shutdown().await;
+        submitted.job_id
+    };
+    let o = start(dir.path()).await;
+    let job = o.job(id.as_str(), "").unwrap();
+    assert_eq!(job.state.state_type, JobStateType::Queued);
+    let (history, _) = o.history(id.as_str(), "", &HistoryQuery::default()).unwrap();
+    assert!(history.len() >= 2);
+}
+
+#[tokio::test]
+async fn listing_pages_with_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    for i in 0..5 {
+        o.submit(spec(&format!("job-{i}"), 600), false).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut query = JobQuery {
+        limit: 2,
+        ..Default::default()
+    };
+    loop {
+        let (page, token) = o.list_jobs(&query).unwrap();
+        assert!(page.len() <= 2);
+        seen.extend(page.into_iter().map(|j| j.name));
+        match token {
+            Some(t) => query.next_token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec!["job-0", "job-1", "job-2", "job-3", "job-4"]);
+}

@@ -1,0 +1,126 @@
+//! Applies a scheduler's plan: the only writer of jobs and executions after submission, one
+//! transaction per plan, with an optimistic check that the job did not change meanwhile.
+
+use crate::scheduler::Plan;
+use crate::store::{Store, StoreError};
+use bacalhau_models::history::topics;
+use bacalhau_models::{
+    Evaluation, EvaluationId, Execution, ExecutionDesiredStateType, ExecutionStateType, JobId,
+    State, Timestamp,
+};
+
+/// Why a plan was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The job changed after the snapshot was taken; schedule again on fresh state.
+    #[error("job {job_id} changed since the plan was computed (revision {expected} → {found})")]
+    Stale {
+        /// The job.
+        job_id: JobId,
+        /// The revision the plan was based on.
+        expected: u64,
+        /// The revision found.
+        found: u64,
+    },
+    /// The job no longer exists.
+    #[error("job {0} not found")]
+    JobGone(JobId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an applied plan changed, for the caller to act on after the commit.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Executions created: to be sent to their nodes.
+    pub created: Vec<Execution>,
+    /// Executions stopped: their nodes must cancel them.
+    pub stopped: Vec<Execution>,
+    /// Evaluations to hand to the broker.
+    pub follow_ups: Vec<Evaluation>,
+}
+
+/// Writes `plan` atomically, deleting its evaluation and the ones it `superseded`.
+pub async fn apply(
+    store: &Store,
+    plan: Plan,
+    superseded: Vec<EvaluationId>,
+    now: Timestamp,
+) -> Result<Applied, PlanError> {
+    store
+        .write(move |w| {
+            // Checks first: nothing is written unless the plan still holds.
+            let Some(mut job) = w.job(&plan.job_id)? else {
+                return Err(PlanError::JobGone(plan.job_id.clone()));
+            };
+            if job.revision != plan.job_revision {
+                return Err(PlanError::Stale {
+                    job_id: job.id.clone(),
+                    expected: plan.job_revision,
+                    found: job.revision,
+                });
+            }
+            let mut to_stop = Vec::with_capacity(plan.stop.len());
+            for (id, reason) in &plan.stop {
+                if let Some(execution) = w.execution(id)?
+                    && !execution.is_terminal()
+                {
+                    to_stop.push((execution, reason.clone()));
+                }
+            }
+
+            let mut applied = Applied::default();
+            for (mut execution, reason) in to_stop {
+                let state = if reason.fails_execution() {
+                    ExecutionStateType::Failed
+                } else {
+                    ExecutionStateType::Cancelled
+                };
+                execution.desired_state = State::with_message(
+                    ExecutionDesiredStateType::Stopped,
+                    reason.message(),
+                );
+                execution.compute_state = State::with_message(state, reason.message());
+                execution.revision += 1;
+                execution.modify_time = now;
+                w.put_execution(&execution)?;
+                w.add_history(crate::scheduler::execution_event(
+                    &job,
+                    &execution.id,
+                    topics::SCHEDULING,
+                    reason.message(),
+                    now,
+                ))?;
+                applied.stopped.push(execution);
+            }
+            for execution in &plan.create {
+                w.put_execution(execution)?;
+            }
+            if let Some(state) = plan.job_state.clone() {
+                job.state = state;
+            }
+            let job_changed = plan.job_state.is_some()
+                || !plan.create.is_empty()
+                || !applied.stopped.is_empty();
+            if job_changed {
+                job.revision += 1;
+                job.modify_time = now;
+                w.put_job(&job)?;
+            }
+            for event in plan.events {
+                w.add_history(event)?;
+            }
+            for evaluation in &plan.follow_ups {
+                w.put_evaluation(evaluation)?;
+            }
+            w.delete_evaluation(&plan.eval_id)?;
+            for id in &superseded {
+                w.delete_evaluation(id)?;
+            }
+            applied.created = plan.create;
+            applied.follow_ups = plan.follow_ups;
+            Ok(applied)
+        })
+        .await
+}
