@@ -1,0 +1,187 @@
+//! Request and response bodies of the v1 API, field for field as upstream's `apimodels`.
+
+use bacalhau_models::node::BuildVersionInfo;
+use bacalhau_models::{Execution, Job, JobHistory, NodeState, SpecConfig};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `PUT /api/v1/orchestrator/jobs` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PutJobResponse {
+    /// The job's ID.
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    /// The evaluation created.
+    #[serde(rename = "EvaluationID")]
+    pub evaluation_id: String,
+    /// Things the user should know.
+    #[serde(rename = "Warnings", default)]
+    pub warnings: Vec<String>,
+}
+
+/// `PUT /api/v1/orchestrator/jobs` request (the client's side; the server reads it loosely).
+#[derive(Debug, Clone, Serialize)]
+pub struct PutJobRequest<'a> {
+    /// The job spec.
+    #[serde(rename = "Job")]
+    pub job: &'a Job,
+    /// Submit even when the spec did not change.
+    #[serde(rename = "Force")]
+    pub force: bool,
+}
+
+/// `PUT /api/v1/orchestrator/jobs/diff` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DiffJobResponse {
+    /// A unified diff of the stored spec against the new one.
+    #[serde(rename = "Diff")]
+    pub diff: String,
+    /// Things the user should know.
+    #[serde(rename = "Warnings", default)]
+    pub warnings: Vec<String>,
+}
+
+/// A page of items and the token of the next page.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListResponse<T> {
+    /// The items.
+    #[serde(rename = "Items", default = "Vec::new")]
+    pub items: Vec<T>,
+    /// The next page's token; empty on the last page.
+    #[serde(rename = "NextToken", default)]
+    pub next_token: String,
+}
+
+/// `GET /api/v1/orchestrator/jobs/{id}` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetJobResponse {
+    /// The job.
+    #[serde(rename = "Job")]
+    pub job: Job,
+    /// Its history, when `include=history`.
+    #[serde(rename = "History", default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<ListResponse<JobHistory>>,
+    /// Its executions, when `include=executions`.
+    #[serde(rename = "Executions", default, skip_serializing_if = "Option::is_none")]
+    pub executions: Option<ListResponse<Execution>>,
+}
+
+/// `DELETE /api/v1/orchestrator/jobs/{id}` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StopJobResponse {
+    /// The evaluation created; empty when the job was already stopped.
+    #[serde(rename = "EvaluationID")]
+    pub evaluation_id: String,
+}
+
+/// `PUT /api/v1/orchestrator/jobs/{id}/rerun` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RerunJobResponse {
+    /// The job's ID.
+    #[serde(rename = "JobID")]
+    pub job_id: String,
+    /// The new version that runs.
+    #[serde(rename = "JobVersion")]
+    pub job_version: u64,
+    /// The evaluation created.
+    #[serde(rename = "EvaluationID")]
+    pub evaluation_id: String,
+    /// Things the user should know.
+    #[serde(rename = "Warnings", default)]
+    pub warnings: Vec<String>,
+}
+
+/// `GET /api/v1/orchestrator/jobs/{id}/results` response.
+pub type ListJobResultsResponse = ListResponse<SpecConfig>;
+
+/// `GET /api/v1/orchestrator/nodes` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ListNodesResponse {
+    /// The nodes.
+    #[serde(rename = "Nodes", default)]
+    pub nodes: Vec<NodeState>,
+    /// The next page's token; empty on the last page.
+    #[serde(rename = "NextToken", default)]
+    pub next_token: String,
+}
+
+/// `GET /api/v1/orchestrator/nodes/{id}` response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetNodeResponse {
+    /// The node.
+    #[serde(rename = "Node")]
+    pub node: NodeState,
+}
+
+/// `PUT /api/v1/orchestrator/nodes/{id}` request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PutNodeRequest {
+    /// `approve`, `reject` or `delete`.
+    #[serde(rename = "Action", default)]
+    pub action: String,
+    /// Why.
+    #[serde(rename = "Message", default)]
+    pub message: String,
+    /// The node.
+    #[serde(rename = "NodeID", default)]
+    pub node_id: String,
+}
+
+/// `PUT /api/v1/orchestrator/nodes/{id}` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PutNodeResponse {
+    /// Whether the action took effect.
+    #[serde(rename = "Success")]
+    pub success: bool,
+    /// Why not.
+    #[serde(rename = "Error", default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+/// `GET /api/v1/agent/alive` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct IsAliveResponse {
+    /// `OK` when the agent is up.
+    #[serde(rename = "Status")]
+    pub status: String,
+}
+
+/// `GET /api/v1/agent/version` response: the build version, flat.
+pub type GetVersionResponse = BuildVersionInfo;
+
+/// One component's debug report, `GET /api/v1/agent/debug`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DebugInfo {
+    /// The component.
+    #[serde(rename = "component")]
+    pub component: String,
+    /// What it reports.
+    #[serde(rename = "info")]
+    pub info: serde_json::Value,
+}
+
+/// Upstream's error body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    /// The HTTP status.
+    #[serde(rename = "Status", default)]
+    pub status: u16,
+    /// What went wrong.
+    #[serde(rename = "Message", default)]
+    pub message: String,
+    /// The request's ID.
+    #[serde(rename = "RequestID", default)]
+    pub request_id: String,
+    /// A machine-readable code.
+    #[serde(rename = "Code", default)]
+    pub code: String,
+    /// The component that failed.
+    #[serde(rename = "Component", default)]
+    pub component: String,
+    /// What the user can do about it.
+    #[serde(rename = "Hint", default, skip_serializing_if = "String::is_empty")]
+    pub hint: String,
+    /// More details.
+    #[serde(rename = "Details", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub details: BTreeMap<String, String>,
+}

@@ -1,0 +1,338 @@
+//! A typed client of the v1 API, used by the CLI and the tests.
+
+use crate::apimodels::*;
+use bacalhau_models::{Execution, Job, JobHistory, NodeInfo, SpecConfig};
+use reqwest::{Method, RequestBuilder};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// What can go wrong talking to the API.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("cannot reach the Bacalhau API at {url}: {reason}")]
+    Unreachable {
+        /// The server's base URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server answered with an error.
+    #[error("{message}{}", hint.as_ref().map(|h| format!("\nhint: {h}")).unwrap_or_default())]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// The server's message.
+        message: String,
+        /// What the user can do, when the server says.
+        hint: Option<String>,
+    },
+    /// The server's answer could not be read.
+    #[error("unexpected response from {url}: {reason}")]
+    Decode {
+        /// The request's URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one Bacalhau API server.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Query options for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct ListJobsOptions {
+    /// Namespace; empty for the server's default, `*` for all.
+    pub namespace: String,
+    /// Label selector, e.g. `env=prod,tier in (a,b)`.
+    pub labels: String,
+    /// Page size.
+    pub limit: usize,
+    /// Newest first.
+    pub reverse: bool,
+    /// Continue from a previous page.
+    pub next_token: String,
+}
+
+impl ApiClient {
+    /// A client of the server at `base_url` (e.g. `http://127.0.0.1:1234`).
+    pub fn new(base_url: &str) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                url: base_url.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            base: base_url.trim_end_matches('/').to_string(),
+            http,
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            reason: root_cause(&e),
+        })?;
+        let url = response.url().to_string();
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Decode {
+            url: url.clone(),
+            reason: e.to_string(),
+        })?;
+        if !status.is_success() {
+            let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiErrorBody {
+                message: String::from_utf8_lossy(&bytes).trim().to_string(),
+                ..Default::default()
+            });
+            let message = if body.message.is_empty() {
+                format!("server answered {status}")
+            } else {
+                body.message
+            };
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                message,
+                hint: Some(body.hint).filter(|h| !h.is_empty()),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Submits a job (or a new version of the job with the same name).
+    pub async fn put_job(&self, job: &Job, force: bool) -> Result<PutJobResponse, ClientError> {
+        let body = PutJobRequest { job, force };
+        self.send(self.request(Method::PUT, "/api/v1/orchestrator/jobs").json(&body))
+            .await
+    }
+
+    /// Diffs a spec against the stored job of the same name.
+    pub async fn diff_job(&self, job: &Job) -> Result<DiffJobResponse, ClientError> {
+        let body = PutJobRequest { job, force: false };
+        self.send(
+            self.request(Method::PUT, "/api/v1/orchestrator/jobs/diff")
+                .json(&body),
+        )
+        .await
+    }
+
+    /// A job, optionally with its history and executions (`include`).
+    pub async fn get_job(&self, id: &str, include: &str) -> Result<GetJobResponse, ClientError> {
+        let mut request = self.request(Method::GET, &job_path(id, ""));
+        if !include.is_empty() {
+            request = request.query(&[("include", include)]);
+        }
+        self.send(request).await
+    }
+
+    /// A page of jobs.
+    pub async fn list_jobs(
+        &self,
+        options: &ListJobsOptions,
+    ) -> Result<ListResponse<Job>, ClientError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if !options.namespace.is_empty() {
+            query.push(("namespace", options.namespace.clone()));
+        }
+        if !options.labels.is_empty() {
+            query.push(("labels", options.labels.clone()));
+        }
+        if options.limit > 0 {
+            query.push(("limit", options.limit.to_string()));
+        }
+        if options.reverse {
+            query.push(("reverse", "true".into()));
+        }
+        if !options.next_token.is_empty() {
+            query.push(("next_token", options.next_token.clone()));
+        }
+        self.send(
+            self.request(Method::GET, "/api/v1/orchestrator/jobs")
+                .query(&query),
+        )
+        .await
+    }
+
+    /// Stops a job.
+    pub async fn stop_job(&self, id: &str, reason: &str) -> Result<StopJobResponse, ClientError> {
+        self.send(
+            self.request(Method::DELETE, &job_path(id, ""))
+                .query(&[("reason", reason)]),
+        )
+        .await
+    }
+
+    /// Reruns a job (version 0: the latest).
+    pub async fn rerun_job(
+        &self,
+        id: &str,
+        version: u64,
+        reason: &str,
+    ) -> Result<RerunJobResponse, ClientError> {
+        let body = serde_json::json!({"JobVersion": version, "Reason": reason});
+        self.send(self.request(Method::PUT, &job_path(id, "/rerun")).json(&body))
+            .await
+    }
+
+    /// A job's executions.
+    pub async fn job_executions(&self, id: &str) -> Result<ListResponse<Execution>, ClientError> {
+        self.send(self.request(Method::GET, &job_path(id, "/executions")))
+            .await
+    }
+
+    /// A job's history, filtered by `event_type` (`all`, `job`, `execution`) and execution.
+    pub async fn job_history(
+        &self,
+        id: &str,
+        event_type: &str,
+        execution_id: &str,
+        next_token: &str,
+    ) -> Result<ListResponse<JobHistory>, ClientError> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if !event_type.is_empty() {
+            query.push(("event_type", event_type));
+        }
+        if !execution_id.is_empty() {
+            query.push(("execution_id", execution_id));
+        }
+        if !next_token.is_empty() {
+            query.push(("next_token", next_token));
+        }
+        self.send(
+            self.request(Method::GET, &job_path(id, "/history"))
+                .query(&query),
+        )
+        .await
+    }
+
+    /// Every version of a job.
+    pub async fn job_versions(&self, id: &str) -> Result<ListResponse<Job>, ClientError> {
+        self.send(self.request(Method::GET, &job_path(id, "/versions")))
+            .await
+    }
+
+    /// Where a job's results were published.
+    pub async fn job_results(&self, id: &str) -> Result<ListResponse<SpecConfig>, ClientError> {
+        self.send(self.request(Method::GET, &job_path(id, "/results")))
+            .await
+    }
+
+    /// Every node.
+    pub async fn list_nodes(&self) -> Result<ListNodesResponse, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/orchestrator/nodes"))
+            .await
+    }
+
+    /// One node.
+    pub async fn get_node(&self, id: &str) -> Result<GetNodeResponse, ClientError> {
+        self.send(self.request(
+            Method::GET,
+            &format!("/api/v1/orchestrator/nodes/{}", encode(id)),
+        ))
+        .await
+    }
+
+    /// Approves, rejects or deletes a node.
+    pub async fn update_node(
+        &self,
+        id: &str,
+        action: &str,
+        message: &str,
+    ) -> Result<PutNodeResponse, ClientError> {
+        let body = PutNodeRequest {
+            action: action.to_string(),
+            message: message.to_string(),
+            node_id: id.to_string(),
+        };
+        self.send(
+            self.request(
+                Method::PUT,
+                &format!("/api/v1/orchestrator/nodes/{}", encode(id)),
+            )
+            .json(&body),
+        )
+        .await
+    }
+
+    /// Whether the agent is up.
+    pub async fn alive(&self) -> Result<IsAliveResponse, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/agent/alive"))
+            .await
+    }
+
+    /// The server's version.
+    pub async fn version(&self) -> Result<GetVersionResponse, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/agent/version"))
+            .await
+    }
+
+    /// The server's node identity.
+    pub async fn node_info(&self) -> Result<NodeInfo, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/agent/node"))
+            .await
+    }
+
+    /// The server's effective configuration.
+    pub async fn config(&self) -> Result<serde_json::Value, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/agent/config"))
+            .await
+    }
+
+    /// The server's debug information.
+    pub async fn debug(&self) -> Result<Vec<DebugInfo>, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/agent/debug"))
+            .await
+    }
+}
+
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn job_path(id: &str, suffix: &str) -> String {
+    format!("/api/v1/orchestrator/jobs/{}{suffix}", encode(id))
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}

@@ -1,0 +1,78 @@
+//! The one place errors become HTTP: upstream's error JSON with a fitting status.
+
+use crate::apimodels::ApiErrorBody;
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use bacalhau_orchestrator::OrchestratorError;
+
+/// An error answered to an API client.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    hint: Option<String>,
+}
+
+impl ApiError {
+    /// A 400 naming what is wrong with the request.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: "BadRequest",
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+impl From<OrchestratorError> for ApiError {
+    fn from(e: OrchestratorError) -> Self {
+        let (status, code, hint) = match &e {
+            OrchestratorError::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound", None),
+            OrchestratorError::Ambiguous { .. } => {
+                (StatusCode::BAD_REQUEST, "MultipleMatches", None)
+            }
+            OrchestratorError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest", None),
+            OrchestratorError::Conflict { hint, .. } => {
+                (StatusCode::CONFLICT, "Conflict", hint.clone())
+            }
+            OrchestratorError::Store(_) => {
+                tracing::error!(error = %e, "store failure while serving a request");
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None)
+            }
+        };
+        Self {
+            status,
+            code,
+            message: e.to_string(),
+            hint,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ApiErrorBody {
+            status: self.status.as_u16(),
+            message: self.message,
+            request_id: String::new(),
+            code: self.code.to_string(),
+            component: "orchestrator".to_string(),
+            hint: self.hint.unwrap_or_default(),
+            details: Default::default(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Unknown routes get the same error shape as everything else.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        code: "NotFound",
+        message: format!("no such endpoint: {}", uri.path()),
+        hint: None,
+    }
+}

@@ -1,0 +1,277 @@
+//! Job routes: submit, list, get, stop, rerun, diff, and a job's executions, history,
+//! results and versions.
+
+use super::query::Params;
+use super::{ApiError, AppState};
+use crate::apimodels::{
+    DiffJobResponse, GetJobResponse, ListJobResultsResponse, ListResponse, PutJobResponse,
+    RerunJobResponse, StopJobResponse,
+};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use bacalhau_models::spec::{canonicalize_keys, job_from_value};
+use bacalhau_models::{Execution, Job, JobHistory};
+use bacalhau_orchestrator::{HistoryQuery, JobQuery};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Shared = State<Arc<AppState>>;
+type Query_ = Query<HashMap<String, String>>;
+
+/// Reads a JSON request body into canonical-case keys.
+fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Err(ApiError::bad_request("empty request body"));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    match canonicalize_keys(value) {
+        Value::Object(map) => Ok(map),
+        other => Err(ApiError::bad_request(format!(
+            "expected a JSON object, found {other}"
+        ))),
+    }
+}
+
+/// The `Job` of a request body, decoded and checked for shape.
+fn job_of(body: &mut serde_json::Map<String, Value>) -> Result<Job, ApiError> {
+    let value = body
+        .remove("Job")
+        .ok_or_else(|| ApiError::bad_request("missing Job in request body"))?;
+    job_from_value(value).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+pub async fn submit(State(state): Shared, body: Bytes) -> Result<Json<PutJobResponse>, ApiError> {
+    let mut body = body_object(&body)?;
+    let job = job_of(&mut body)?;
+    let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
+    let submitted = state.orchestrator.submit(job, force).await?;
+    Ok(Json(PutJobResponse {
+        job_id: submitted.job_id.to_string(),
+        evaluation_id: submitted.evaluation_id.to_string(),
+        warnings: submitted.warnings,
+    }))
+}
+
+pub async fn diff(State(state): Shared, body: Bytes) -> Result<Json<DiffJobResponse>, ApiError> {
+    let mut body = body_object(&body)?;
+    let job = job_of(&mut body)?;
+    let (diff, warnings) = state.orchestrator.diff(job)?;
+    Ok(Json(DiffJobResponse { diff, warnings }))
+}
+
+pub async fn list(
+    State(state): Shared,
+    Query(params): Query_,
+) -> Result<Json<ListResponse<Job>>, ApiError> {
+    let params = Params(params);
+    let labels = match params.text("labels") {
+        Some(selector) => bacalhau_models::selector::parse_selector(selector)
+            .map_err(|e| ApiError::bad_request(format!("invalid labels selector: {e}")))?,
+        None => Vec::new(),
+    };
+    match params.text("order_by") {
+        None | Some("created_at" | "create_time" | "CreateTime") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unsupported order_by {other:?}: jobs are ordered by created_at"
+            )));
+        }
+    }
+    let query = JobQuery {
+        namespace: params.text("namespace").unwrap_or_default().to_string(),
+        labels,
+        limit: params.number("limit")? as usize,
+        reverse: params.flag("reverse")?,
+        next_token: params.text("next_token").map(str::to_string),
+    };
+    let (items, next) = state.orchestrator.list_jobs(&query)?;
+    Ok(Json(ListResponse {
+        items,
+        next_token: next.unwrap_or_default(),
+    }))
+}
+
+pub async fn get(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<GetJobResponse>, ApiError> {
+    let params = Params(params);
+    let namespace = params.text("namespace").unwrap_or_default();
+    let version = params.number("job_version")?;
+    let job = if version > 0 {
+        state.orchestrator.job_version(&id, namespace, version)?
+    } else {
+        state.orchestrator.job(&id, namespace)?
+    };
+    let include = params.text("include").unwrap_or_default();
+    let limit = params.number("limit")? as usize;
+    let id = job.id.to_string();
+    let mut response = GetJobResponse {
+        job,
+        history: None,
+        executions: None,
+    };
+    for part in include.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "history" => {
+                let query = HistoryQuery {
+                    limit,
+                    ..Default::default()
+                };
+                let (items, next) = state.orchestrator.history(&id, namespace, &query)?;
+                response.history = Some(ListResponse {
+                    items,
+                    next_token: next.unwrap_or_default(),
+                });
+            }
+            "executions" => {
+                let mut items = state.orchestrator.executions(&id, namespace)?;
+                if limit > 0 {
+                    items.truncate(limit);
+                }
+                response.executions = Some(ListResponse {
+                    items,
+                    next_token: String::new(),
+                });
+            }
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid include {other:?}: use history or executions"
+                )));
+            }
+        }
+    }
+    Ok(Json(response))
+}
+
+pub async fn stop(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<StopJobResponse>, ApiError> {
+    let params = Params(params);
+    let evaluation = state
+        .orchestrator
+        .stop(
+            &id,
+            params.text("namespace").unwrap_or_default(),
+            params.text("reason").unwrap_or_default(),
+        )
+        .await?;
+    Ok(Json(StopJobResponse {
+        evaluation_id: evaluation.map(|e| e.to_string()).unwrap_or_default(),
+    }))
+}
+
+pub async fn rerun(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+    body: Bytes,
+) -> Result<Json<RerunJobResponse>, ApiError> {
+    let params = Params(params);
+    let body = if body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        body_object(&body)?
+    };
+    let version = body.get("JobVersion").and_then(Value::as_u64).unwrap_or(0);
+    let reason = body.get("Reason").and_then(Value::as_str).unwrap_or("");
+    let rerun = state
+        .orchestrator
+        .rerun(
+            &id,
+            params.text("namespace").unwrap_or_default(),
+            version,
+            reason,
+        )
+        .await?;
+    Ok(Json(RerunJobResponse {
+        job_id: rerun.job_id.to_string(),
+        job_version: rerun.job_version,
+        evaluation_id: rerun.evaluation_id.to_string(),
+        warnings: Vec::new(),
+    }))
+}
+
+pub async fn executions(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<ListResponse<Execution>>, ApiError> {
+    let params = Params(params);
+    let mut items = state
+        .orchestrator
+        .executions(&id, params.text("namespace").unwrap_or_default())?;
+    if params.flag("reverse")? {
+        items.reverse();
+    }
+    let limit = params.number("limit")? as usize;
+    if limit > 0 {
+        items.truncate(limit);
+    }
+    Ok(Json(ListResponse {
+        items,
+        next_token: String::new(),
+    }))
+}
+
+pub async fn history(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<ListResponse<JobHistory>>, ApiError> {
+    let params = Params(params);
+    let query = HistoryQuery {
+        event_type: params.text("event_type").unwrap_or_default().to_string(),
+        execution_id: params.text("execution_id").map(str::to_string),
+        since: params.number("since")? as i64,
+        limit: params.number("limit")? as usize,
+        next_token: params.text("next_token").map(str::to_string),
+    };
+    let (items, next) =
+        state
+            .orchestrator
+            .history(&id, params.text("namespace").unwrap_or_default(), &query)?;
+    Ok(Json(ListResponse {
+        items,
+        next_token: next.unwrap_or_default(),
+    }))
+}
+
+pub async fn results(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<ListJobResultsResponse>, ApiError> {
+    let params = Params(params);
+    let items = state
+        .orchestrator
+        .results(&id, params.text("namespace").unwrap_or_default())?;
+    Ok(Json(ListResponse {
+        items,
+        next_token: String::new(),
+    }))
+}
+
+pub async fn versions(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<ListResponse<Job>>, ApiError> {
+    let params = Params(params);
+    let mut items = state
+        .orchestrator
+        .job_versions(&id, params.text("namespace").unwrap_or_default())?;
+    if params.flag("reverse")? {
+        items.reverse();
+    }
+    Ok(Json(ListResponse {
+        items,
+        next_token: String::new(),
+    }))
+}

@@ -1,0 +1,125 @@
+//! The API server: upstream's `/api/v1` routes over an orchestrator.
+
+mod agent;
+mod error;
+mod jobs;
+mod nodes;
+mod query;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Uri};
+use axum::routing::{get, put};
+use bacalhau_models::NodeInfo;
+use bacalhau_models::node::BuildVersionInfo;
+use bacalhau_orchestrator::Orchestrator;
+use std::sync::Arc;
+use tower::ServiceExt as _;
+
+pub use error::ApiError;
+
+/// What the handlers share.
+pub struct AppState {
+    /// The orchestrator behind the API.
+    pub orchestrator: Arc<Orchestrator>,
+    /// This node's identity, for `/agent/node`.
+    pub node_info: NodeInfo,
+    /// The effective configuration with secrets removed, for `/agent/config`.
+    pub config: serde_json::Value,
+    /// The build version, for `/agent/version` and response headers.
+    pub version: BuildVersionInfo,
+}
+
+/// Upper bound on request bodies: job specs are small, inline inputs must stay modest.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// The routes, before path normalization.
+pub fn router(state: Arc<AppState>) -> Router {
+    let version = HeaderValue::from_str(&state.version.git_version)
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    let commit = HeaderValue::from_str(&state.version.git_commit)
+        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+    Router::new()
+        .route("/api/v1/agent/alive", get(agent::alive))
+        .route("/api/v1/agent/version", get(agent::version))
+        .route("/api/v1/agent/node", get(agent::node))
+        .route("/api/v1/agent/config", get(agent::config))
+        .route("/api/v1/agent/debug", get(agent::debug))
+        .route(
+            "/api/v1/orchestrator/jobs",
+            get(jobs::list).put(jobs::submit).post(jobs::submit),
+        )
+        .route("/api/v1/orchestrator/jobs/diff", put(jobs::diff))
+        .route(
+            "/api/v1/orchestrator/jobs/{id}",
+            get(jobs::get).delete(jobs::stop),
+        )
+        .route("/api/v1/orchestrator/jobs/{id}/executions", get(jobs::executions))
+        .route("/api/v1/orchestrator/jobs/{id}/history", get(jobs::history))
+        .route("/api/v1/orchestrator/jobs/{id}/results", get(jobs::results))
+        .route("/api/v1/orchestrator/jobs/{id}/versions", get(jobs::versions))
+        .route("/api/v1/orchestrator/jobs/{id}/rerun", put(jobs::rerun))
+        .route(
+            "/api/v1/orchestrator/nodes",
+            get(nodes::list).post(nodes::update_from_body),
+        )
+        .route(
+            "/api/v1/orchestrator/nodes/{id}",
+            get(nodes::get).put(nodes::update),
+        )
+        .fallback(error::not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::map_response(
+            move |mut response: axum::response::Response| {
+                let version = version.clone();
+                let commit = commit.clone();
+                async move {
+                    let headers = response.headers_mut();
+                    headers.insert("X-Bacalhau-Git-Version", version);
+                    headers.insert("X-Bacalhau-Git-Commit", commit);
+                    response
+                }
+            },
+        ))
+        .with_state(state)
+}
+
+/// Collapses repeated slashes (`//api/v1/...`), which some clients send when their base URL
+/// ends in `/`.
+fn normalize_path(mut request: Request) -> Request {
+    let path = request.uri().path();
+    if path.contains("//") {
+        let mut collapsed = String::with_capacity(path.len());
+        for c in path.chars() {
+            if !(c == '/' && collapsed.ends_with('/')) {
+                collapsed.push(c);
+            }
+        }
+        let rebuilt = match request.uri().query() {
+            Some(q) => format!("{collapsed}?{q}"),
+            None => collapsed,
+        };
+        if let Ok(uri) = rebuilt.parse::<Uri>() {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).map_request(normalize_path);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+#[cfg(test)]
+mod tests;
