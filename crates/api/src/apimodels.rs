@@ -62,7 +62,11 @@ pub struct GetJobResponse {
     #[serde(rename = "History", default, skip_serializing_if = "Option::is_none")]
     pub history: Option<ListResponse<JobHistory>>,
     /// Its executions, when `include=executions`.
-    #[serde(rename = "Executions", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "Executions",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub executions: Option<ListResponse<Execution>>,
 }
 
@@ -182,6 +186,10 @@ pub struct ApiErrorBody {
     #[serde(rename = "Hint", default, skip_serializing_if = "String::is_empty")]
     pub hint: String,
     /// More details.
-    #[serde(rename = "Details", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Details",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub details: BTreeMap<String, String>,
 }

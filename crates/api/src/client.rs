@@ -106,10 +106,11 @@ impl ApiClient {
             reason: e.to_string(),
         })?;
         if !status.is_success() {
-            let body: ApiErrorBody = serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiErrorBody {
-                message: String::from_utf8_lossy(&bytes).trim().to_string(),
-                ..Default::default()
-            });
+            let body: ApiErrorBody =
+                serde_json::from_slice(&bytes).unwrap_or_else(|_| ApiErrorBody {
+                    message: String::from_utf8_lossy(&bytes).trim().to_string(),
+                    ..Default::default()
+                });
             let message = if body.message.is_empty() {
                 format!("server answered {status}")
             } else {
@@ -130,8 +131,11 @@ impl ApiClient {
     /// Submits a job (or a new version of the job with the same name).
     pub async fn put_job(&self, job: &Job, force: bool) -> Result<PutJobResponse, ClientError> {
         let body = PutJobRequest { job, force };
-        self.send(self.request(Method::PUT, "/api/v1/orchestrator/jobs").json(&body))
-            .await
+        self.send(
+            self.request(Method::PUT, "/api/v1/orchestrator/jobs")
+                .json(&body),
+        )
+        .await
     }
 
     /// Diffs a spec against the stored job of the same name.
@@ -198,8 +202,11 @@ impl ApiClient {
         reason: &str,
     ) -> Result<RerunJobResponse, ClientError> {
         let body = serde_json::json!({"JobVersion": version, "Reason": reason});
-        self.send(self.request(Method::PUT, &job_path(id, "/rerun")).json(&body))
-            .await
+        self.send(
+            self.request(Method::PUT, &job_path(id, "/rerun"))
+                .json(&body),
+        )
+        .await
     }
 
     /// A job's executions.

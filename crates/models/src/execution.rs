@@ -77,7 +77,11 @@ pub struct Execution {
     #[serde(rename = "ComputeState", default)]
     pub compute_state: State<ExecutionStateType>,
     /// Where its results were published.
-    #[serde(rename = "PublishedResult", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PublishedResult",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub published_result: Option<SpecConfig>,
     /// Its output and exit code.
     #[serde(rename = "RunOutput", default, skip_serializing_if = "Option::is_none")]

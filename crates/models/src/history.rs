@@ -31,7 +31,11 @@ pub struct Event {
     #[serde(rename = "Timestamp", default)]
     pub timestamp: String,
     /// Machine-readable details.
-    #[serde(rename = "Details", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Details",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub details: BTreeMap<String, String>,
 }
 
@@ -51,7 +55,11 @@ pub struct JobHistory {
     #[serde(rename = "JobVersion")]
     pub job_version: u64,
     /// The execution, for execution-level events.
-    #[serde(rename = "ExecutionID", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ExecutionID",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub execution_id: Option<ExecutionId>,
     /// What happened.
     #[serde(rename = "Event")]

@@ -1,6 +1,8 @@
 //! The job: its wire shape, upstream's defaults (`normalize`) and submission checks (`validate`).
 
+use crate::DEFAULT_NAMESPACE;
 use crate::ids::JobId;
+use crate::ids::short_id;
 use crate::resources::ResourcesConfig;
 use crate::selector::{LabelSelectorRequirement, validate_label_key, validate_label_value};
 use crate::state::{JobStateType, State};
@@ -9,12 +11,9 @@ use crate::task::{
     TimeoutConfig,
 };
 use crate::time::Timestamp;
-use crate::DEFAULT_NAMESPACE;
-use crate::ids::short_id;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
-
 
 /// The four job types of upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -363,7 +362,9 @@ impl Job {
         {
             err(
                 "Count",
-                format!("{job_type} jobs cannot specify count > 1 as they run on all matching nodes"),
+                format!(
+                    "{job_type} jobs cannot specify count > 1 as they run on all matching nodes"
+                ),
             );
         }
         for (i, constraint) in self.constraints.iter().enumerate() {

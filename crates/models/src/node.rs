@@ -133,7 +133,11 @@ pub struct ConnectionState {
     #[serde(rename = "DisconnectedSince", default)]
     pub disconnected_since: String,
     /// Why it disconnected last.
-    #[serde(rename = "LastError", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "LastError",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub last_error: String,
 }
 

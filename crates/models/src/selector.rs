@@ -164,7 +164,9 @@ pub fn parse_selector(text: &str) -> Result<Vec<LabelSelectorRequirement>, Strin
             continue;
         }
         let requirement = parse_one(part)?;
-        requirement.validate().map_err(|e| format!("{part:?}: {e}"))?;
+        requirement
+            .validate()
+            .map_err(|e| format!("{part:?}: {e}"))?;
         requirements.push(requirement);
     }
     Ok(requirements)

@@ -165,7 +165,10 @@ Tasks:
     fn parses_upstream_example() {
         let job = parse_job_spec(UPSTREAM_EXAMPLE).unwrap();
         assert_eq!(job.name, "Docker Job with Output");
-        assert_eq!(job.tasks[0].engine.param_str("image"), Some("busybox:1.37.0"));
+        assert_eq!(
+            job.tasks[0].engine.param_str("image"),
+            Some("busybox:1.37.0")
+        );
         assert_eq!(job.tasks[0].result_paths[0].path, "/output_custom");
     }
 

@@ -154,7 +154,11 @@ pub struct State<T> {
     #[serde(rename = "Message", default, skip_serializing_if = "String::is_empty")]
     pub message: String,
     /// Machine-readable details of the state.
-    #[serde(rename = "Details", default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        rename = "Details",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub details: BTreeMap<String, String>,
 }
 

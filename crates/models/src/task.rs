@@ -26,7 +26,11 @@ pub struct SpecConfig {
     #[serde(rename = "Type", default)]
     pub r#type: String,
     /// Parameters for that implementation; their keys are matched case-insensitively.
-    #[serde(rename = "Params", default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[serde(
+        rename = "Params",
+        default,
+        skip_serializing_if = "serde_json::Map::is_empty"
+    )]
     pub params: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -98,7 +102,11 @@ pub struct Port {
     #[serde(rename = "Target", default, skip_serializing_if = "is_zero_u64")]
     pub target: u64,
     /// The host address to bind.
-    #[serde(rename = "HostNetwork", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "HostNetwork",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub host_network: String,
 }
 
@@ -160,7 +168,11 @@ fn network_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Err
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct TimeoutConfig {
     /// Longest time one execution may run.
-    #[serde(rename = "ExecutionTimeout", default, skip_serializing_if = "is_zero_i64")]
+    #[serde(
+        rename = "ExecutionTimeout",
+        default,
+        skip_serializing_if = "is_zero_i64"
+    )]
     pub execution_timeout: i64,
     /// Longest time the job may wait for a node before it fails.
     #[serde(rename = "QueueTimeout", default, skip_serializing_if = "is_zero_i64")]
@@ -187,7 +199,11 @@ pub struct Task {
     #[serde(rename = "Engine", default)]
     pub engine: SpecConfig,
     /// Where the task's results go.
-    #[serde(rename = "Publisher", default, skip_serializing_if = "SpecConfig::is_empty")]
+    #[serde(
+        rename = "Publisher",
+        default,
+        skip_serializing_if = "SpecConfig::is_empty"
+    )]
     pub publisher: SpecConfig,
     /// Environment variables; `env:NAME` values are resolved on the compute node.
     #[serde(rename = "Env", default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -196,7 +212,11 @@ pub struct Task {
     #[serde(rename = "Meta", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub meta: BTreeMap<String, String>,
     /// Data mounted into the task.
-    #[serde(rename = "InputSources", default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "InputSources",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub input_sources: Vec<InputSource>,
     /// Paths published as the task's result.
     #[serde(rename = "ResultPaths", default, skip_serializing_if = "Vec::is_empty")]

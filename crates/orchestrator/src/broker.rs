@@ -64,17 +64,19 @@ impl Inner {
     fn make_ready(&mut self, evaluation: Evaluation) {
         let job_id = evaluation.job_id.clone();
         let first = !self.waiting.contains_key(&job_id);
-        self.waiting.entry(job_id.clone()).or_default().push(evaluation);
+        self.waiting
+            .entry(job_id.clone())
+            .or_default()
+            .push(evaluation);
         if first && !self.in_flight.contains(&job_id) {
             self.push_ready(job_id);
         }
     }
 
     fn push_ready(&mut self, job_id: JobId) {
-        let priority = self
-            .waiting
-            .get(&job_id)
-            .map_or(0, |evals| evals.iter().map(|e| e.priority).max().unwrap_or(0));
+        let priority = self.waiting.get(&job_id).map_or(0, |evals| {
+            evals.iter().map(|e| e.priority).max().unwrap_or(0)
+        });
         self.seq += 1;
         self.ready.push(Ready {
             priority,

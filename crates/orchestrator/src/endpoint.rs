@@ -120,7 +120,10 @@ impl Orchestrator {
         let store = Store::open(&config.data_dir.join("orchestrator.redb"))?;
         let broker = Arc::new(EvaluationBroker::new());
         let pending = store.read()?.pending_evaluations()?;
-        tracing::info!(n_evaluations = pending.len(), "requeued unfinished evaluations");
+        tracing::info!(
+            n_evaluations = pending.len(),
+            "requeued unfinished evaluations"
+        );
         for evaluation in pending {
             broker.enqueue(evaluation);
         }
@@ -387,9 +390,9 @@ impl Orchestrator {
         };
         let since_ns = query.since.saturating_mul(1_000_000_000);
         let offset = match &query.next_token {
-            Some(token) => token.parse::<usize>().map_err(|_| {
-                OrchestratorError::Invalid(format!("invalid next_token {token:?}"))
-            })?,
+            Some(token) => token
+                .parse::<usize>()
+                .map_err(|_| OrchestratorError::Invalid(format!("invalid next_token {token:?}")))?,
             None => 0,
         };
         let events: Vec<JobHistory> = reader
@@ -397,10 +400,11 @@ impl Orchestrator {
             .into_iter()
             .filter(|e| wanted_type.is_none_or(|t| e.r#type == t))
             .filter(|e| {
-                query
-                    .execution_id
-                    .as_deref()
-                    .is_none_or(|x| e.execution_id.as_ref().is_some_and(|id| id.as_str().starts_with(x)))
+                query.execution_id.as_deref().is_none_or(|x| {
+                    e.execution_id
+                        .as_ref()
+                        .is_some_and(|id| id.as_str().starts_with(x))
+                })
             })
             .filter(|e| since_ns == 0 || time::parse_rfc3339(&e.time).unwrap_or(0) >= since_ns)
             .skip(offset)
@@ -534,10 +538,7 @@ impl Orchestrator {
                     JobStateType::Pending | JobStateType::Queued | JobStateType::Undefined
                 ) {
                     return Err(OrchestratorError::Conflict {
-                        message: format!(
-                            "cannot rerun job in state {}",
-                            current.state.state_type
-                        ),
+                        message: format!("cannot rerun job in state {}", current.state.state_type),
                         hint: Some(
                             "try to use the job run command instead of the job rerun command"
                                 .into(),
@@ -673,7 +674,8 @@ fn spec_yaml(job: &Job) -> String {
     spec.revision = 0;
     spec.create_time = 0;
     spec.modify_time = 0;
-    spec.meta.retain(|k, _| !k.starts_with(bacalhau_models::job::SYSTEM_META_PREFIX));
+    spec.meta
+        .retain(|k, _| !k.starts_with(bacalhau_models::job::SYSTEM_META_PREFIX));
     serde_yaml_ng::to_string(&spec).unwrap_or_default()
 }
 
@@ -711,9 +713,7 @@ fn resolve(reader: &Reader, id_or_name: &str, namespace: &str) -> Result<Job, Or
     let matches = reader.job_ids_with_prefix(&prefix, 5)?;
     match matches.as_slice() {
         [] => Err(not_found("job", id_or_name)),
-        [one] => reader
-            .job(one)?
-            .ok_or_else(|| not_found("job", id_or_name)),
+        [one] => reader.job(one)?.ok_or_else(|| not_found("job", id_or_name)),
         many => Err(OrchestratorError::Ambiguous {
             prefix: id_or_name.to_string(),
             matches: many
@@ -736,7 +736,10 @@ fn resolve_node(reader: &Reader, id: &str) -> Result<NodeState, OrchestratorErro
         .collect();
     match matches.len() {
         0 => Err(not_found("node", id)),
-        1 => Ok(matches.into_iter().next().ok_or_else(|| not_found("node", id))?),
+        1 => Ok(matches
+            .into_iter()
+            .next()
+            .ok_or_else(|| not_found("node", id))?),
         _ => Err(OrchestratorError::Ambiguous {
             prefix: id.to_string(),
             matches: matches

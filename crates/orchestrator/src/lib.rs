@@ -8,12 +8,12 @@
 //! This crate knows no HTTP and no engine; nodes are reached only through messages.
 //! Start at `endpoint.rs` and `scheduler/mod.rs`.
 
-pub mod scheduler;
-pub mod store;
 pub mod broker;
-pub mod planner;
 pub mod endpoint;
 pub mod error;
+pub mod planner;
+pub mod scheduler;
+pub mod store;
 pub mod worker;
 
 pub use endpoint::{HistoryQuery, JobQuery, Orchestrator, OrchestratorConfig, Rerun, Submitted};

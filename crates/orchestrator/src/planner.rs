@@ -77,10 +77,8 @@ pub async fn apply(
                 } else {
                     ExecutionStateType::Cancelled
                 };
-                execution.desired_state = State::with_message(
-                    ExecutionDesiredStateType::Stopped,
-                    reason.message(),
-                );
+                execution.desired_state =
+                    State::with_message(ExecutionDesiredStateType::Stopped, reason.message());
                 execution.compute_state = State::with_message(state, reason.message());
                 execution.revision += 1;
                 execution.modify_time = now;
@@ -100,9 +98,8 @@ pub async fn apply(
             if let Some(state) = plan.job_state.clone() {
                 job.state = state;
             }
-            let job_changed = plan.job_state.is_some()
-                || !plan.create.is_empty()
-                || !applied.stopped.is_empty();
+            let job_changed =
+                plan.job_state.is_some() || !plan.create.is_empty() || !applied.stopped.is_empty();
             if job_changed {
                 job.revision += 1;
                 job.modify_time = now;

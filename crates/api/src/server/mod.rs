@@ -54,10 +54,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/orchestrator/jobs/{id}",
             get(jobs::get).delete(jobs::stop),
         )
-        .route("/api/v1/orchestrator/jobs/{id}/executions", get(jobs::executions))
+        .route(
+            "/api/v1/orchestrator/jobs/{id}/executions",
+            get(jobs::executions),
+        )
         .route("/api/v1/orchestrator/jobs/{id}/history", get(jobs::history))
         .route("/api/v1/orchestrator/jobs/{id}/results", get(jobs::results))
-        .route("/api/v1/orchestrator/jobs/{id}/versions", get(jobs::versions))
+        .route(
+            "/api/v1/orchestrator/jobs/{id}/versions",
+            get(jobs::versions),
+        )
         .route("/api/v1/orchestrator/jobs/{id}/rerun", put(jobs::rerun))
         .route(
             "/api/v1/orchestrator/nodes",

@@ -55,7 +55,11 @@ fn parse_request(body: &Bytes) -> Result<PutNodeRequest, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("invalid node request: {e}")))
 }
 
-async fn apply(state: &AppState, id: &str, action: &str) -> Result<Json<PutNodeResponse>, ApiError> {
+async fn apply(
+    state: &AppState,
+    id: &str,
+    action: &str,
+) -> Result<Json<PutNodeResponse>, ApiError> {
     if action.is_empty() {
         return Err(ApiError::bad_request(
             "missing Action: use approve, reject or delete",

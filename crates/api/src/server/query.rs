@@ -9,7 +9,10 @@ pub struct Params(pub HashMap<String, String>);
 impl Params {
     /// A parameter's value, if present and non-empty.
     pub fn text(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A boolean parameter: `true`/`True`/`1` or `false`/`False`/`0`.

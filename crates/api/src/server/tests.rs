@@ -52,7 +52,10 @@ async fn wait_for(client: &ApiClient, id: &str, want: JobStateType) {
         if got == want {
             return;
         }
-        assert!(Instant::now() < deadline, "job {id} is {got}, wanted {want}");
+        assert!(
+            Instant::now() < deadline,
+            "job {id} is {got}, wanted {want}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -63,11 +66,19 @@ async fn submit_get_list_stop_round_trip() {
     let put = h.client.put_job(&job("round-trip"), false).await.unwrap();
     assert!(put.job_id.starts_with("j-"));
     wait_for(&h.client, &put.job_id, JobStateType::Queued).await;
-    let got = h.client.get_job(&put.job_id, "history,executions").await.unwrap();
+    let got = h
+        .client
+        .get_job(&put.job_id, "history,executions")
+        .await
+        .unwrap();
     assert_eq!(got.job.name, "round-trip");
     assert_eq!(got.history.unwrap().items[0].event.message, "Job submitted");
     assert!(got.executions.unwrap().items.is_empty());
-    let listed = h.client.list_jobs(&ListJobsOptions::default()).await.unwrap();
+    let listed = h
+        .client
+        .list_jobs(&ListJobsOptions::default())
+        .await
+        .unwrap();
     assert!(listed.items.iter().any(|j| j.id.as_str() == put.job_id));
     h.client.stop_job(&put.job_id[..10], "test").await.unwrap();
     wait_for(&h.client, &put.job_id, JobStateType::Stopped).await;
@@ -83,7 +94,14 @@ async fn bad_specs_get_400_naming_the_field() {
     assert!(err.to_string().contains("Tasks[0].Engine.Type"), "{err}");
 
     let raw = reqwest::Client::new();
-    for body in ["", "not json", "[]", "{}", "{\"Job\": 5}", "{\"Job\": {\"Count\": \"x\"}}"] {
+    for body in [
+        "",
+        "not json",
+        "[]",
+        "{}",
+        "{\"Job\": 5}",
+        "{\"Job\": {\"Count\": \"x\"}}",
+    ] {
         let response = raw
             .put(format!("{}/api/v1/orchestrator/jobs", h.base))
             .body(body)
@@ -102,7 +120,9 @@ async fn unknown_jobs_and_routes_are_404_in_upstreams_error_shape() {
     let h = start().await;
     let err = h.client.get_job("j-nope", "").await.unwrap_err();
     assert_eq!(err.status(), Some(404));
-    let response = reqwest::get(format!("{}/api/v1/nowhere", h.base)).await.unwrap();
+    let response = reqwest::get(format!("{}/api/v1/nowhere", h.base))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 404);
     let error: crate::apimodels::ApiErrorBody = response.json().await.unwrap();
     assert_eq!(error.code, "NotFound");
@@ -111,7 +131,9 @@ async fn unknown_jobs_and_routes_are_404_in_upstreams_error_shape() {
 #[tokio::test]
 async fn double_slashes_and_capitalized_booleans_are_accepted() {
     let h = start().await;
-    let response = reqwest::get(format!("{}//api/v1/agent/alive", h.base)).await.unwrap();
+    let response = reqwest::get(format!("{}//api/v1/agent/alive", h.base))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers().get("X-Bacalhau-Git-Version").unwrap(),

@@ -69,7 +69,10 @@ fn bad_resources_and_labels_are_rejected() {
     job.tasks[0].resources.memory = "1zb".into();
     job.labels.insert("bad key!".into(), "v".into());
     let errors = fields(&job).join("\n");
-    assert!(errors.contains("Tasks[0].Resources: invalid memory"), "{errors}");
+    assert!(
+        errors.contains("Tasks[0].Resources: invalid memory"),
+        "{errors}"
+    );
     assert!(errors.contains("invalid label key"), "{errors}");
 }
 

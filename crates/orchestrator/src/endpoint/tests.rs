@@ -46,7 +46,11 @@ async fn a_job_without_nodes_fails_with_not_enough_nodes() {
         .history(job.id.as_str(), "", &HistoryQuery::default())
         .unwrap();
     assert_eq!(history[0].event.message, "Job submitted");
-    assert!(history.iter().any(|e| e.event.message.starts_with("Failed")));
+    assert!(
+        history
+            .iter()
+            .any(|e| e.event.message.starts_with("Failed"))
+    );
 }
 
 #[tokio::test]
@@ -88,7 +92,10 @@ async fn invalid_specs_are_rejected_before_anything_is_stored() {
     let mut job = spec("bad", 0);
     job.tasks[0].engine.r#type = "flibble".into();
     let err = o.submit(job, false).await.unwrap_err();
-    assert!(err.to_string().contains("unknown engine \"flibble\""), "{err}");
+    assert!(
+        err.to_string().contains("unknown engine \"flibble\""),
+        "{err}"
+    );
     assert_eq!(o.job_count().unwrap(), 0);
 }
 
@@ -105,7 +112,9 @@ async fn jobs_and_pending_work_survive_a_restart() {
     let o = start(dir.path()).await;
     let job = o.job(id.as_str(), "").unwrap();
     assert_eq!(job.state.state_type, JobStateType::Queued);
-    let (history, _) = o.history(id.as_str(), "", &HistoryQuery::default()).unwrap();
+    let (history, _) = o
+        .history(id.as_str(), "", &HistoryQuery::default())
+        .unwrap();
     assert!(history.len() >= 2);
 }
 
@@ -114,7 +123,9 @@ async fn listing_pages_with_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let o = start(dir.path()).await;
     for i in 0..5 {
-        o.submit(spec(&format!("job-{i}"), 600), false).await.unwrap();
+        o.submit(spec(&format!("job-{i}"), 600), false)
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let mut query = JobQuery {

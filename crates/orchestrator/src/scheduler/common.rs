@@ -61,8 +61,7 @@ pub fn triage<'a>(
         } else if !long_running
             && timeouts.execution_timeout > 0
             && now
-                >= execution.create_time
-                    + timeouts.execution_timeout.saturating_mul(1_000_000_000)
+                >= execution.create_time + timeouts.execution_timeout.saturating_mul(1_000_000_000)
         {
             Some(StopReason::TimedOut(timeouts.execution_timeout))
         } else {

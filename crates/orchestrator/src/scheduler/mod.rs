@@ -7,9 +7,9 @@
 
 pub mod all_nodes;
 pub mod batch;
+mod common;
 pub mod feasible;
 pub mod rank;
-mod common;
 mod select;
 
 use bacalhau_models::history::{Event, topics};
@@ -150,7 +150,8 @@ impl Plan {
         } else {
             format!("{}: {}", state.state_type, state.message)
         };
-        self.events.push(job_event(job, topics::STATE_UPDATE, message, details, now));
+        self.events
+            .push(job_event(job, topics::STATE_UPDATE, message, details, now));
         self.job_state = Some(state);
     }
 }
@@ -203,9 +204,13 @@ pub trait Scheduler: Send + Sync {
 /// The scheduler for a job type.
 pub fn scheduler_for(job_type: JobType) -> &'static dyn Scheduler {
     match job_type {
-        JobType::Batch => &batch::BatchScheduler { long_running: false },
+        JobType::Batch => &batch::BatchScheduler {
+            long_running: false,
+        },
         JobType::Service => &batch::BatchScheduler { long_running: true },
-        JobType::Ops => &all_nodes::AllNodesScheduler { long_running: false },
+        JobType::Ops => &all_nodes::AllNodesScheduler {
+            long_running: false,
+        },
         JobType::Daemon => &all_nodes::AllNodesScheduler { long_running: true },
     }
 }
@@ -228,7 +233,9 @@ pub fn new_execution(
 ) -> Execution {
     let mut allocated = bacalhau_models::AllocatedResources::default();
     if let Some(task) = job.task() {
-        allocated.tasks.insert(task.name.clone(), job_resources(job));
+        allocated
+            .tasks
+            .insert(task.name.clone(), job_resources(job));
     }
     let id = ExecutionId::generate();
     Execution {

@@ -218,9 +218,7 @@ macro_rules! read_queries {
         pub fn job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
             let table = self.txn.open_table(JOBS)?;
             let found = table.get(id.as_str())?;
-            found
-                .map(|v| decode(JOBS_NAME, v.value()))
-                .transpose()
+            found.map(|v| decode(JOBS_NAME, v.value())).transpose()
         }
 
         /// The ID of the job named `name` in `namespace`.
@@ -327,7 +325,14 @@ macro_rules! read_queries {
         ) -> Result<Vec<(i64, JobId)>, StoreError> {
             let table = self.txn.open_table(JOBS_BY_CREATE)?;
             let mut ids = Vec::new();
-            let mut push = |entry: Result<(redb::AccessGuard<'_, (i64, &str)>, redb::AccessGuard<'_, ()>), redb::StorageError>| -> Result<bool, StoreError> {
+            let mut push = |entry: Result<
+                (
+                    redb::AccessGuard<'_, (i64, &str)>,
+                    redb::AccessGuard<'_, ()>,
+                ),
+                redb::StorageError,
+            >|
+             -> Result<bool, StoreError> {
                 let (key, _) = entry?;
                 let (time, id) = key.value();
                 if let Some((after_time, after_id)) = after
@@ -417,10 +422,13 @@ impl Writer<'_> {
     /// Stores a job as its latest state, indexing its name and creation time.
     pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
         let bytes = encode(job)?;
-        self.txn.open_table(JOBS)?.insert(job.id.as_str(), bytes.as_slice())?;
         self.txn
-            .open_table(JOB_NAMES)?
-            .insert(name_key(&job.namespace, &job.name).as_str(), job.id.as_str())?;
+            .open_table(JOBS)?
+            .insert(job.id.as_str(), bytes.as_slice())?;
+        self.txn.open_table(JOB_NAMES)?.insert(
+            name_key(&job.namespace, &job.name).as_str(),
+            job.id.as_str(),
+        )?;
         self.txn
             .open_table(JOBS_BY_CREATE)?
             .insert((job.create_time, job.id.as_str()), ())?;
@@ -459,7 +467,10 @@ impl Writer<'_> {
     }
 
     /// Removes a finished evaluation; evaluations are work items, not history.
-    pub fn delete_evaluation(&mut self, id: &bacalhau_models::EvaluationId) -> Result<(), StoreError> {
+    pub fn delete_evaluation(
+        &mut self,
+        id: &bacalhau_models::EvaluationId,
+    ) -> Result<(), StoreError> {
         self.txn.open_table(EVALUATIONS)?.remove(id.as_str())?;
         Ok(())
     }

@@ -25,8 +25,7 @@ pub(super) const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new
 pub(super) const JOB_EXECUTIONS: TableDefinition<&str, &str> =
     TableDefinition::new("job_executions");
 /// Evaluation ID → pending evaluation.
-pub(super) const EVALUATIONS: TableDefinition<&str, &[u8]> =
-    TableDefinition::new(EVALUATIONS_NAME);
+pub(super) const EVALUATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new(EVALUATIONS_NAME);
 /// (job ID, global sequence) → history event.
 pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(HISTORY_NAME);
 /// Node ID → node state.

@@ -45,7 +45,10 @@ async fn writes_survive_reopening_the_file() {
     }
     let store = Store::open(&path).unwrap();
     let reader = store.read().unwrap();
-    assert_eq!(reader.job(&JobId::from("j-1")).unwrap().unwrap().name, "first");
+    assert_eq!(
+        reader.job(&JobId::from("j-1")).unwrap().unwrap().name,
+        "first"
+    );
     let history = reader.history_of(&JobId::from("j-1")).unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].seq_num, 1);

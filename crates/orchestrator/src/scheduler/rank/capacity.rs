@@ -21,8 +21,8 @@ impl Ranker for FreeCapacity {
         let max = &info.max_capacity;
         let free = &info.available_capacity;
         let queued = &info.queue_used_capacity;
-        let free_share = 0.5 * share(free.cpu, max.cpu)
-            + 0.5 * share(free.memory as f64, max.memory as f64);
+        let free_share =
+            0.5 * share(free.cpu, max.cpu) + 0.5 * share(free.memory as f64, max.memory as f64);
         let queue_share = share(queued.cpu, max.cpu);
         (0.8 * free_share + 0.2 * (1.0 - queue_share)).clamp(0.0, 1.0)
     }

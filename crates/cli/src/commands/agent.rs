@@ -1,0 +1,113 @@
+//! `bacalhau agent ...` and `bacalhau version`: what the node the client talks to says of itself.
+
+use super::Global;
+use crate::output::{self, Format};
+use anyhow::Result;
+use bacalhau_models::node::BuildVersionInfo;
+use clap::{Args, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Check that the agent is up.
+    Alive(FormatArgs),
+    /// The agent's version.
+    Version(FormatArgs),
+    /// The agent's node identity and capabilities.
+    Node(FormatArgs),
+    /// The agent's effective configuration (secrets redacted).
+    Config(FormatArgs),
+    /// The agent's debug information.
+    Debug(FormatArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output format (the default is YAML).
+    #[arg(long, value_enum, default_value_t = Format::Yaml)]
+    output: Format,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// Only the client's version; do not ask the server.
+    #[arg(long)]
+    client_only: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+/// The version this binary was built as.
+pub fn client_version() -> BuildVersionInfo {
+    let version = env!("CARGO_PKG_VERSION");
+    let mut parts = version.split('.');
+    BuildVersionInfo {
+        major: parts.next().unwrap_or_default().to_string(),
+        minor: parts.next().unwrap_or_default().to_string(),
+        git_version: format!("v{version}"),
+        git_commit: option_env!("BACALHAU_GIT_COMMIT").unwrap_or("").to_string(),
+        build_date: String::new(),
+        goos: std::env::consts::OS.to_string(),
+        goarch: match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        }
+        .to_string(),
+    }
+}
+
+pub async fn run(global: &Global, command: AgentCommand) -> Result<ExitCode> {
+    let client = global.client()?;
+    let (value, args) = match command {
+        AgentCommand::Alive(args) => (serde_json::to_value(client.alive().await?)?, args),
+        AgentCommand::Version(args) => (serde_json::to_value(client.version().await?)?, args),
+        AgentCommand::Node(args) => (serde_json::to_value(client.node_info().await?)?, args),
+        AgentCommand::Config(args) => (client.config().await?, args),
+        AgentCommand::Debug(args) => (serde_json::to_value(client.debug().await?)?, args),
+    };
+    let format = if args.output == Format::Table {
+        Format::Yaml
+    } else {
+        args.output
+    };
+    output::print_structured(&value, format, args.pretty)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn version(global: &Global, args: VersionArgs) -> Result<ExitCode> {
+    let client_version = client_version();
+    let server_version = if args.client_only {
+        None
+    } else {
+        match global.client()?.version().await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                eprintln!("Warning: cannot get the server's version: {e}");
+                None
+            }
+        }
+    };
+    if args.output != Format::Table {
+        let value = serde_json::json!({
+            "ClientVersion": client_version,
+            "ServerVersion": server_version,
+        });
+        output::print_structured(&value, args.output, args.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["Client", "Server"]);
+    table.add_row(vec![
+        client_version.git_version,
+        server_version.map(|v| v.git_version).unwrap_or_default(),
+    ]);
+    output::print_table(&table);
+    Ok(ExitCode::SUCCESS)
+}

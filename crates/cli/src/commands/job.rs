@@ -1,0 +1,530 @@
+//! `bacalhau job ...`: run, describe, list, stop, history, executions, versions, rerun.
+
+use super::Global;
+use crate::output::{self, Format};
+use anyhow::{Context, Result, bail};
+use bacalhau_api::ApiClient;
+use bacalhau_api::client::ListJobsOptions;
+use bacalhau_models::ids::short_id;
+use bacalhau_models::{Execution, Job, JobHistory, JobHistoryType, JobStateType, parse_job_spec};
+use clap::{Args, Subcommand};
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Submit a job spec (YAML or JSON) from a file, or `-` for standard input.
+    Run(RunArgs),
+    /// Show a job: its spec summary, executions, history and output.
+    Describe(DescribeArgs),
+    /// List jobs.
+    List(ListArgs),
+    /// Stop a running or queued job.
+    Stop(StopArgs),
+    /// Show a job's history of state changes and events.
+    History(HistoryArgs),
+    /// List a job's executions.
+    Executions(IdArgs),
+    /// List the versions of a job's spec.
+    Versions(IdArgs),
+    /// Run a finished job again, as a new version.
+    Rerun(RerunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The job spec file, or `-` for standard input.
+    file: String,
+    /// Print only the job ID.
+    #[arg(long)]
+    id_only: bool,
+    /// Wait for the job to finish (the default); `--wait=false` returns after submission.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    wait: bool,
+    /// How long to wait, in seconds.
+    #[arg(long, default_value_t = 600)]
+    wait_timeout_secs: u64,
+    /// Check and print the spec without submitting it.
+    #[arg(long)]
+    dry_run: bool,
+    /// Submit even when the spec did not change since the last submission of its name.
+    #[arg(long)]
+    force: bool,
+    /// Print the submitted job as JSON or YAML instead of progress.
+    #[arg(long, value_enum)]
+    output: Option<Format>,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// Print the job as JSON or YAML.
+    #[arg(long, value_enum)]
+    output: Option<Format>,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// How many jobs to show.
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Only jobs whose labels match this selector, e.g. `env=prod,region in (eu,us)`.
+    #[arg(long)]
+    labels: Option<String>,
+    /// Newest first.
+    #[arg(long, alias = "reverse")]
+    order_reversed: bool,
+    /// Continue a previous listing.
+    #[arg(long)]
+    next_token: Option<String>,
+    /// The namespace; `*` for all.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+    /// Show full IDs.
+    #[arg(long)]
+    wide: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// Why the job is stopped (recorded in its history).
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Print nothing on success.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// `all`, `job` or `execution` events.
+    #[arg(long, default_value = "all")]
+    event_type: String,
+    /// Only events of this execution.
+    #[arg(long)]
+    execution_id: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    output: Format,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// The version to run again; the latest by default.
+    #[arg(long, default_value_t = 0)]
+    version: u64,
+    /// Why (recorded in the job's history).
+    #[arg(long, default_value = "")]
+    reason: String,
+}
+
+pub async fn run(global: &Global, command: JobCommand) -> Result<ExitCode> {
+    match command {
+        JobCommand::Run(args) => run_job(global, args).await,
+        JobCommand::Describe(args) => describe(&global.client()?, args).await,
+        JobCommand::List(args) => list(&global.client()?, args).await,
+        JobCommand::Stop(args) => stop(&global.client()?, args).await,
+        JobCommand::History(args) => history(&global.client()?, args).await,
+        JobCommand::Executions(args) => executions(&global.client()?, args).await,
+        JobCommand::Versions(args) => versions(&global.client()?, args).await,
+        JobCommand::Rerun(args) => rerun(&global.client()?, args).await,
+    }
+}
+
+fn read_spec(file: &str) -> Result<Job> {
+    let text = if file == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the job spec from standard input")?;
+        text
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read job spec {file}"))?
+    };
+    Ok(parse_job_spec(&text)?)
+}
+
+async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
+    let job = read_spec(&args.file)?;
+    if args.dry_run {
+        if let Err(errors) = job.validate() {
+            bail!("{}", bacalhau_models::job::describe_errors(&errors));
+        }
+        output::print_structured(&job, args.output.unwrap_or(Format::Yaml), args.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let client = global.client()?;
+    let submitted = client.put_job(&job, args.force).await?;
+    if args.id_only {
+        println!("{}", submitted.job_id);
+    } else if args.output.is_none() {
+        for warning in &submitted.warnings {
+            eprintln!("Warning: {warning}");
+        }
+        println!("Job successfully submitted. Job ID: {}", submitted.job_id);
+    }
+    if !args.wait {
+        if let Some(format) = args.output {
+            let job = client.get_job(&submitted.job_id, "").await?.job;
+            output::print_structured(&job, format, args.pretty)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let quiet = args.id_only || args.output.is_some();
+    if !quiet {
+        println!(
+            "Checking job status... (Enter Ctrl+C to exit at any time, your job will continue running):\n"
+        );
+    }
+    let job = follow(&client, &submitted.job_id, args.wait_timeout_secs, quiet).await?;
+    if let Some(format) = args.output {
+        output::print_structured(&job, format, args.pretty)?;
+    }
+    if !quiet {
+        println!(
+            "\nTo get more details about the run, execute:\n\tbacalhau job describe {}",
+            submitted.job_id
+        );
+    }
+    match job.state.state_type {
+        JobStateType::Failed => {
+            eprintln!("\nError: job failed: {}", job.state.message);
+            Ok(ExitCode::FAILURE)
+        }
+        state if !state.is_terminal() => {
+            eprintln!(
+                "\nStill {state} after {}s; follow it with `bacalhau job describe {}`.",
+                args.wait_timeout_secs, submitted.job_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Prints new history events until the job is terminal or the timeout passes.
+async fn follow(client: &ApiClient, id: &str, timeout_secs: u64, quiet: bool) -> Result<Job> {
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let mut printed = 0u64;
+    let mut delay = Duration::from_millis(20);
+    loop {
+        let response = client.get_job(id, "history").await?;
+        if !quiet {
+            for event in response
+                .history
+                .as_ref()
+                .map(|h| h.items.as_slice())
+                .unwrap_or_default()
+            {
+                if event.seq_num > printed {
+                    printed = event.seq_num;
+                    print_event(event);
+                }
+            }
+        }
+        let job = response.job;
+        if job.state.state_type.is_terminal() || Instant::now() >= deadline {
+            return Ok(job);
+        }
+        tokio::time::sleep(delay).await;
+        // Fast jobs finish in milliseconds; long ones need not be polled that often.
+        delay = (delay * 2).min(Duration::from_millis(500));
+    }
+}
+
+fn print_event(event: &JobHistory) {
+    let time = event.time.get(11..19).unwrap_or(&event.time);
+    let scope = match (&event.r#type, &event.execution_id) {
+        (JobHistoryType::ExecutionLevel, Some(id)) => format!("Execution {}", id.short()),
+        _ => "Job".to_string(),
+    };
+    println!("\t{time}  {scope:<20} {}", event.event.message);
+}
+
+async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
+    let response = client.get_job(&args.id, "history,executions").await?;
+    if let Some(format) = args.output {
+        output::print_structured(&response, format, args.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let job = &response.job;
+    let mut header = vec![
+        ("ID", job.id.to_string()),
+        ("Name", job.name.clone()),
+        ("Namespace", job.namespace.clone()),
+        ("Type", job.r#type.clone()),
+        ("State", job.state.state_type.to_string()),
+        ("Message", job.state.message.clone()),
+    ];
+    if matches!(job.r#type.as_str(), "batch" | "service") {
+        header.push(("Count", job.count.to_string()));
+    }
+    header.push(("Created Time", output::date_time(job.create_time)));
+    header.push(("Modified Time", output::date_time(job.modify_time)));
+    header.push(("Version", job.version.to_string()));
+    output::key_values(&header);
+
+    let executions: Vec<Execution> = response.executions.map(|e| e.items).unwrap_or_default();
+    let history: Vec<JobHistory> = response.history.map(|h| h.items).unwrap_or_default();
+    if !executions.is_empty() {
+        println!("\nSummary");
+        let mut counts = std::collections::BTreeMap::new();
+        for execution in &executions {
+            *counts
+                .entry(execution.compute_state.state_type.to_string())
+                .or_insert(0) += 1;
+        }
+        for (state, n) in counts {
+            println!("{state:<12} = {n}");
+        }
+        println!("\nExecutions");
+        print_executions(&executions, false);
+    }
+    println!("\nJob History");
+    print_history(
+        history
+            .iter()
+            .filter(|e| e.r#type == JobHistoryType::JobLevel),
+    );
+    for execution in &executions {
+        let events: Vec<&JobHistory> = history
+            .iter()
+            .filter(|e| e.execution_id.as_ref() == Some(&execution.id))
+            .collect();
+        if !events.is_empty() {
+            println!("\nExecution {} History", execution.id.short());
+            print_history(events.into_iter());
+        }
+    }
+    let outputs: Vec<(String, String)> = executions
+        .iter()
+        .filter_map(|e| {
+            let run = e.run_output.as_ref()?;
+            let mut text = run.stdout.clone();
+            if !run.stderr.is_empty() {
+                text.push_str(&run.stderr);
+            }
+            if run.stdout_truncated || run.stderr_truncated {
+                text.push_str("\n...\nOutput truncated");
+            }
+            (!text.is_empty()).then(|| (e.id.short().to_string(), text))
+        })
+        .collect();
+    if !outputs.is_empty() {
+        println!("\nStandard Output");
+        for (id, text) in outputs {
+            if executions.len() > 1 {
+                println!("Execution {id}:");
+            }
+            println!("{}", text.trim_end());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_history<'a>(events: impl Iterator<Item = &'a JobHistory>) {
+    let mut table = output::table(&["Time", "Level", "Exec. ID", "Node ID", "Topic", "Event"]);
+    for event in events {
+        let level = match event.r#type {
+            JobHistoryType::ExecutionLevel => "ExecutionLevel",
+            _ => "JobLevel",
+        };
+        table.add_row(vec![
+            event.time.get(11..19).unwrap_or(&event.time).to_string(),
+            level.to_string(),
+            event
+                .execution_id
+                .as_ref()
+                .map(|e| e.short().to_string())
+                .unwrap_or_default(),
+            event
+                .event
+                .details
+                .get("NodeID")
+                .map(|n| short_id(n).to_string())
+                .unwrap_or_default(),
+            event.event.topic.clone(),
+            event.event.message.clone(),
+        ]);
+    }
+    output::print_table(&table);
+}
+
+fn print_executions(executions: &[Execution], wide: bool) {
+    let mut table = output::table(&[
+        "Created", "Modified", "ID", "Node ID", "Rev.", "State", "Desired",
+    ]);
+    for execution in executions {
+        let id = if wide {
+            execution.id.to_string()
+        } else {
+            execution.id.short().to_string()
+        };
+        table.add_row(vec![
+            output::ago(execution.create_time),
+            output::ago(execution.modify_time),
+            id,
+            short_id(execution.node_id.as_str()).to_string(),
+            execution.revision.to_string(),
+            execution.compute_state.state_type.to_string(),
+            execution.desired_state.state_type.to_string(),
+        ]);
+    }
+    output::print_table(&table);
+}
+
+async fn list(client: &ApiClient, args: ListArgs) -> Result<ExitCode> {
+    let options = ListJobsOptions {
+        namespace: args.namespace.unwrap_or_default(),
+        labels: args.labels.unwrap_or_default(),
+        limit: args.limit,
+        reverse: args.order_reversed,
+        next_token: args.next_token.unwrap_or_default(),
+    };
+    let page = client.list_jobs(&options).await?;
+    if args.output != Format::Table {
+        output::print_structured(&page.items, args.output, args.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["Created", "ID", "Name", "Job", "Type", "State"]);
+    for job in &page.items {
+        let id = if args.wide {
+            job.id.to_string()
+        } else {
+            job.short_id().to_string()
+        };
+        table.add_row(vec![
+            output::ago(job.create_time),
+            id,
+            job.name.clone(),
+            job.task()
+                .map(|t| t.engine.r#type.clone())
+                .unwrap_or_default(),
+            job.r#type.clone(),
+            job.state.state_type.to_string(),
+        ]);
+    }
+    output::print_table(&table);
+    if !page.next_token.is_empty() {
+        println!(
+            "\nTo fetch more records use:\n\tbacalhau job list --limit {} --next-token {}",
+            args.limit, page.next_token
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop(client: &ApiClient, args: StopArgs) -> Result<ExitCode> {
+    let response = client.stop_job(&args.id, &args.reason).await?;
+    if !args.quiet {
+        if response.evaluation_id.is_empty() {
+            println!("Job {} was already stopped.", args.id);
+        } else {
+            println!(
+                "Job stop successfully submitted with evaluation ID: {}",
+                response.evaluation_id
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn history(client: &ApiClient, args: HistoryArgs) -> Result<ExitCode> {
+    let mut events = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .job_history(
+                &args.id,
+                &args.event_type,
+                args.execution_id.as_deref().unwrap_or(""),
+                &token,
+            )
+            .await?;
+        events.extend(page.items);
+        if page.next_token.is_empty() {
+            break;
+        }
+        token = page.next_token;
+    }
+    if args.output != Format::Table {
+        output::print_structured(&events, args.output, args.pretty)?;
+    } else {
+        print_history(events.iter());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn executions(client: &ApiClient, args: IdArgs) -> Result<ExitCode> {
+    let page = client.job_executions(&args.id).await?;
+    if args.output != Format::Table {
+        output::print_structured(&page.items, args.output, args.pretty)?;
+    } else {
+        print_executions(&page.items, false);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn versions(client: &ApiClient, args: IdArgs) -> Result<ExitCode> {
+    let page = client.job_versions(&args.id).await?;
+    if args.output != Format::Table {
+        output::print_structured(&page.items, args.output, args.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["Created", "Version", "State"]);
+    for job in &page.items {
+        table.add_row(vec![
+            output::ago(job.modify_time),
+            job.version.to_string(),
+            job.state.state_type.to_string(),
+        ]);
+    }
+    output::print_table(&table);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn rerun(client: &ApiClient, args: RerunArgs) -> Result<ExitCode> {
+    let response = client
+        .rerun_job(&args.id, args.version, &args.reason)
+        .await?;
+    println!(
+        "Job {} rerun as version {} (evaluation {}).",
+        response.job_id, response.job_version, response.evaluation_id
+    );
+    Ok(ExitCode::SUCCESS)
+}

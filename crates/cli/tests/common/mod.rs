@@ -1,0 +1,150 @@
+//! Starts the real `bacalhau` binary on loopback with a temporary data dir, for integration
+//! tests. Server output goes to a log file that is printed when a test fails.
+
+#![allow(dead_code)]
+
+use bacalhau_api::ApiClient;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_bacalhau")
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on loopback")
+}
+
+/// A running `bacalhau serve`.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts an orchestrator on a free port with `data_dir`, and waits until it answers.
+    pub async fn start(data_dir: &Path) -> Server {
+        Self::start_on(data_dir, free_port()).await
+    }
+
+    /// Starts an orchestrator on `port`.
+    pub async fn start_on(data_dir: &Path, port: u16) -> Server {
+        let log = data_dir.with_extension(format!("{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("cannot create server log");
+        let child = Command::new(binary())
+            .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
+            .arg("--api-port")
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("HOME", data_dir)
+            .stdout(Stdio::from(log_file.try_clone().expect("log handle")))
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("cannot start bacalhau serve");
+        let mut server = Server {
+            child,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            log,
+        };
+        server.wait_alive().await;
+        server
+    }
+
+    /// A client of this server.
+    pub fn client(&self) -> ApiClient {
+        ApiClient::new(&format!("http://127.0.0.1:{}", self.port)).expect("client")
+    }
+
+    async fn wait_alive(&mut self) {
+        let client = self.client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if client.alive().await.is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "server exited with {status} before answering:\n{}",
+                    self.logs()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not answer within 30s:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The server's output so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Kills the server with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_stdin(args, None)
+    }
+
+    /// Runs the CLI against this server, feeding `stdin`.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(binary())
+            .args(args)
+            .env("BACALHAU_API_HOST", "127.0.0.1")
+            .env("BACALHAU_API_PORT", self.port.to_string())
+            .env("HOME", &self.data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot run bacalhau");
+        if let Some(text) = stdin
+            && let Some(mut pipe) = child.stdin.take()
+        {
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("bacalhau did not finish")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- server log ({}) ---\n{}",
+                self.log.display(),
+                self.logs()
+            );
+        }
+    }
+}
+
+/// Text of a command's stdout.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Text of a command's stderr.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs besides Rust: a Python venv with upstream's published
+# client (bacalhau-apiclient) for the wire-compatibility test. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+requirements=tests/python/requirements.txt
+stamp=.venv/.requirements-installed
+if [ -x .venv/bin/pytest ] && [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then
+  exit 0
+fi
+if ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "python3 has no venv module; installing Debian's python3-venv" >&2
+  apt-get update -qq && apt-get install -y -qq python3-venv
+fi
+python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r "$requirements"
+cp "$requirements" "$stamp"
