@@ -4,13 +4,14 @@ use crate::broker::EvaluationBroker;
 use crate::error::OrchestratorError;
 use crate::scheduler::job_event;
 use crate::store::{Reader, Store, StoreError};
-use crate::worker::{self, NoListener, PlanListener};
+use crate::nodes::{NodeManager, NodeManagerConfig};
+use crate::worker;
 use bacalhau_models::history::topics;
 use bacalhau_models::job::{JobDefaults, describe_errors};
 use bacalhau_models::selector::LabelSelectorRequirement;
 use bacalhau_models::{
     Evaluation, EvaluationId, Execution, Job, JobHistory, JobHistoryType, JobId, JobStateType,
-    NodeId, NodeState, SpecConfig, State, Timestamp, TriggeredBy, node, time,
+    NodeId, NodeState, SpecConfig, State, Timestamp, TriggeredBy, time,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ pub struct OrchestratorConfig {
     pub job_defaults: JobDefaults,
     /// How many scheduler workers run at once.
     pub workers: usize,
+    /// How compute nodes are admitted and watched.
+    pub nodes: NodeManagerConfig,
 }
 
 /// The answer to a submission.
@@ -87,8 +90,10 @@ pub const DEFAULT_PAGE: usize = 100;
 pub struct Orchestrator {
     store: Store,
     broker: Arc<EvaluationBroker>,
+    nodes: Arc<NodeManager>,
     config: OrchestratorConfig,
     workers: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 fn now() -> Timestamp {
@@ -106,14 +111,6 @@ impl Orchestrator {
     /// Opens the store under `config.data_dir`, requeues unfinished evaluations and starts the
     /// scheduler workers.
     pub async fn start(config: OrchestratorConfig) -> Result<Self, OrchestratorError> {
-        Self::start_with_listener(config, Arc::new(NoListener)).await
-    }
-
-    /// Like [`Orchestrator::start`], telling `listener` about every applied plan.
-    pub async fn start_with_listener(
-        config: OrchestratorConfig,
-        listener: Arc<dyn PlanListener>,
-    ) -> Result<Self, OrchestratorError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
@@ -127,27 +124,39 @@ impl Orchestrator {
         for evaluation in pending {
             broker.enqueue(evaluation);
         }
-        let workers = (0..config.workers.max(1))
+        let nodes = Arc::new(NodeManager::new(
+            store.clone(),
+            Arc::clone(&broker),
+            config.nodes.clone(),
+        )?);
+        let mut workers: Vec<_> = (0..config.workers.max(1))
             .map(|i| {
                 tokio::spawn(worker::run(
                     format!("scheduler-worker-{i}"),
                     store.clone(),
                     Arc::clone(&broker),
-                    Arc::clone(&listener),
+                    Arc::clone(&nodes),
                 ))
             })
             .collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        workers.push(tokio::spawn(
+            Arc::clone(&nodes).run_heartbeat_checker(stopped),
+        ));
         Ok(Self {
             store,
             broker,
+            nodes,
             config,
             workers,
+            stop,
         })
     }
 
     /// Stops the workers and waits for them; pending evaluations stay stored for next time.
     pub async fn shutdown(self) {
         self.broker.close();
+        let _ = self.stop.send(true);
         for worker in self.workers {
             let _ = worker.await;
         }
@@ -161,6 +170,11 @@ impl Orchestrator {
     /// The broker, for components that create evaluations (node joins, execution updates).
     pub fn broker(&self) -> &Arc<EvaluationBroker> {
         &self.broker
+    }
+
+    /// The node manager, which serves node connections.
+    pub fn node_manager(&self) -> &Arc<NodeManager> {
+        &self.nodes
     }
 
     /// Checks, normalizes and stores a job (or a new version of the job of the same name) with
@@ -597,8 +611,9 @@ impl Orchestrator {
         membership: Option<&str>,
         status: Option<&str>,
     ) -> Result<Vec<NodeState>, OrchestratorError> {
-        let nodes = self.store.read()?.nodes()?;
-        Ok(nodes
+        Ok(self
+            .nodes
+            .states()
             .into_iter()
             .filter(|n| membership.is_none_or(|m| n.membership.eq_ignore_ascii_case(m)))
             .filter(|n| status.is_none_or(|s| n.connection_state.status.eq_ignore_ascii_case(s)))
@@ -607,50 +622,33 @@ impl Orchestrator {
 
     /// A node by full ID or unique prefix.
     pub fn node(&self, id: &str) -> Result<NodeState, OrchestratorError> {
-        let reader = self.store.read()?;
-        resolve_node(&reader, id)
+        let states = self.nodes.states();
+        if let Some(exact) = states.iter().find(|n| n.info.node_id.as_str() == id) {
+            return Ok(exact.clone());
+        }
+        let matches: Vec<NodeState> = states
+            .into_iter()
+            .filter(|n| n.info.node_id.as_str().starts_with(id))
+            .collect();
+        match matches.len() {
+            0 => Err(not_found("node", id)),
+            1 => Ok(matches.into_iter().next().ok_or_else(|| not_found("node", id))?),
+            _ => Err(OrchestratorError::Ambiguous {
+                prefix: id.to_string(),
+                matches: matches
+                    .iter()
+                    .map(|n| n.info.node_id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
     }
 
     /// Approves, rejects or deletes a node (`approve`, `reject`, `delete`).
     pub async fn update_node(&self, id: &str, action: &str) -> Result<(), OrchestratorError> {
-        let node = self.node(id)?;
-        let action = action.to_ascii_lowercase();
-        let node_id: NodeId = node.info.node_id.clone();
-        self.store
-            .write(move |w| {
-                let Some(mut node) = w.node(&node_id)? else {
-                    return Err(not_found("node", node_id.to_string()));
-                };
-                match action.as_str() {
-                    "approve" => {
-                        if node.membership == node::membership::APPROVED {
-                            return Err(OrchestratorError::Conflict {
-                                message: format!("node {node_id} is already approved"),
-                                hint: None,
-                            });
-                        }
-                        node.membership = node::membership::APPROVED.into();
-                        w.put_node(&node)?;
-                    }
-                    "reject" => {
-                        if node.membership == node::membership::REJECTED {
-                            return Err(OrchestratorError::Conflict {
-                                message: format!("node {node_id} is already rejected"),
-                                hint: None,
-                            });
-                        }
-                        node.membership = node::membership::REJECTED.into();
-                        w.put_node(&node)?;
-                    }
-                    "delete" => w.delete_node(&node_id)?,
-                    other => {
-                        return Err(OrchestratorError::Invalid(format!(
-                            "unknown node action {other:?}: use approve, reject or delete"
-                        )));
-                    }
-                }
-                Ok(())
-            })
+        let node_id: NodeId = self.node(id)?.info.node_id;
+        self.nodes
+            .update_membership(&node_id, &action.to_ascii_lowercase())
             .await
     }
 
@@ -719,32 +717,6 @@ fn resolve(reader: &Reader, id_or_name: &str, namespace: &str) -> Result<Job, Or
             matches: many
                 .iter()
                 .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-        }),
-    }
-}
-
-fn resolve_node(reader: &Reader, id: &str) -> Result<NodeState, OrchestratorError> {
-    if let Some(node) = reader.node(&NodeId::from(id))? {
-        return Ok(node);
-    }
-    let matches: Vec<NodeState> = reader
-        .nodes()?
-        .into_iter()
-        .filter(|n| n.info.node_id.as_str().starts_with(id))
-        .collect();
-    match matches.len() {
-        0 => Err(not_found("node", id)),
-        1 => Ok(matches
-            .into_iter()
-            .next()
-            .ok_or_else(|| not_found("node", id))?),
-        _ => Err(OrchestratorError::Ambiguous {
-            prefix: id.to_string(),
-            matches: matches
-                .iter()
-                .map(|n| n.info.node_id.to_string())
                 .collect::<Vec<_>>()
                 .join(", "),
         }),

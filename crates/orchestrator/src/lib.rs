@@ -11,6 +11,7 @@
 pub mod broker;
 pub mod endpoint;
 pub mod error;
+pub mod nodes;
 pub mod planner;
 pub mod scheduler;
 pub mod store;

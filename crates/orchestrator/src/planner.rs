@@ -4,6 +4,7 @@
 use crate::scheduler::Plan;
 use crate::store::{Store, StoreError};
 use bacalhau_models::history::topics;
+use bacalhau_protocol::Message;
 use bacalhau_models::{
     Evaluation, EvaluationId, Execution, ExecutionDesiredStateType, ExecutionStateType, JobId,
     State, Timestamp,
@@ -83,6 +84,13 @@ pub async fn apply(
                 execution.revision += 1;
                 execution.modify_time = now;
                 w.put_execution(&execution)?;
+                w.enqueue_message(
+                    &execution.node_id,
+                    &Message::CancelExecution {
+                        execution_id: execution.id.clone(),
+                        reason: reason.message(),
+                    },
+                )?;
                 w.add_history(crate::scheduler::execution_event(
                     &job,
                     &execution.id,
@@ -92,11 +100,19 @@ pub async fn apply(
                 ))?;
                 applied.stopped.push(execution);
             }
-            for execution in &plan.create {
-                w.put_execution(execution)?;
-            }
             if let Some(state) = plan.job_state.clone() {
                 job.state = state;
+            }
+            for execution in &plan.create {
+                w.put_execution(execution)?;
+                let mut with_job = execution.clone();
+                with_job.job = Some(Box::new(job.clone()));
+                w.enqueue_message(
+                    &execution.node_id,
+                    &Message::RunExecution {
+                        execution: Box::new(with_job),
+                    },
+                )?;
             }
             let job_changed =
                 plan.job_state.is_some() || !plan.create.is_empty() || !applied.stopped.is_empty();

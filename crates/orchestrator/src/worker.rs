@@ -2,39 +2,27 @@
 
 use crate::broker::{EvaluationBroker, Work};
 use crate::planner::{self, Applied, PlanError};
-use crate::scheduler::{NodeView, Snapshot, scheduler_for};
+use crate::nodes::NodeManager;
+use crate::scheduler::{Snapshot, scheduler_for};
 use crate::store::{Store, StoreError};
 use bacalhau_models::{Evaluation, time};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
-
-/// Receives what each applied plan changed, e.g. to send executions to their nodes.
-pub trait PlanListener: Send + Sync {
-    /// Called after a plan is durably applied.
-    fn applied(&self, applied: &Applied);
-}
-
-/// A listener that does nothing, for an orchestrator without compute nodes.
-pub struct NoListener;
-
-impl PlanListener for NoListener {
-    fn applied(&self, _: &Applied) {}
-}
 
 /// Runs the `scheduler-worker` loop until the broker closes.
 pub async fn run(
     name: String,
     store: Store,
     broker: Arc<EvaluationBroker>,
-    listener: Arc<dyn PlanListener>,
+    nodes: Arc<NodeManager>,
 ) {
     tracing::debug!(worker = %name, "scheduler worker started");
     while let Some(work) = broker.dequeue().await {
         let job_id = work.evaluation.job_id.clone();
         let evaluation = work.evaluation.clone();
-        match process(&store, work).await {
+        match process(&store, &nodes, work).await {
             Ok(Some(applied)) => {
-                listener.applied(&applied);
+                nodes.plan_applied(&applied);
                 for follow_up in applied.follow_ups {
                     broker.enqueue(follow_up);
                 }
@@ -62,11 +50,16 @@ enum ProcessError {
     Store(#[from] StoreError),
 }
 
-async fn process(store: &Store, work: Work) -> Result<Option<Applied>, ProcessError> {
+async fn process(
+    store: &Store,
+    nodes: &NodeManager,
+    work: Work,
+) -> Result<Option<Applied>, ProcessError> {
     let Work {
         evaluation,
         superseded,
     } = work;
+    let now = time::to_nanos(SystemTime::now());
     let snapshot = {
         let reader = store.read()?;
         let Some(job) = reader.job(&evaluation.job_id)? else {
@@ -76,7 +69,7 @@ async fn process(store: &Store, work: Work) -> Result<Option<Applied>, ProcessEr
         };
         Snapshot {
             executions: reader.executions_of(&job.id)?,
-            nodes: reader.nodes()?.into_iter().map(NodeView::new).collect(),
+            nodes: nodes.views(now),
             job,
         }
     };
@@ -85,7 +78,6 @@ async fn process(store: &Store, work: Work) -> Result<Option<Applied>, ProcessEr
         forget(store, &evaluation, superseded).await?;
         return Ok(None);
     };
-    let now = time::to_nanos(SystemTime::now());
     let plan = scheduler_for(job_type).plan(&evaluation, &snapshot, now);
     let applied = planner::apply(store, plan, superseded, now).await?;
     tracing::trace!(job = %snapshot.job.id, created = applied.created.len(), "plan applied");

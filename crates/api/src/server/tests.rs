@@ -16,6 +16,7 @@ async fn start() -> Harness {
         data_dir: dir.path().to_path_buf(),
         job_defaults: Default::default(),
         workers: 2,
+        nodes: Default::default(),
     })
     .await
     .unwrap();

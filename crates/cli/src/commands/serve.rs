@@ -71,6 +71,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
         data_dir: data_dir.join("orchestrator"),
         job_defaults: config.job_defaults()?,
         workers,
+        nodes: Default::default(),
     })
     .await
     .context("cannot start the orchestrator")?;

@@ -7,6 +7,7 @@ async fn start(dir: &std::path::Path) -> Orchestrator {
         data_dir: dir.to_path_buf(),
         job_defaults: JobDefaults::default(),
         workers: 2,
+        nodes: Default::default(),
     })
     .await
     .unwrap()

@@ -56,7 +56,7 @@ pub fn triage<'a>(
         let node = snapshot.nodes.iter().find(|n| n.id() == &execution.node_id);
         let stop = if execution.job_version != job.version {
             Some(StopReason::JobUpdated)
-        } else if node.is_none() {
+        } else if node.is_none_or(|n| n.lost) {
             Some(StopReason::NodeLost)
         } else if !long_running
             && timeouts.execution_timeout > 0

@@ -28,6 +28,8 @@ pub struct NodeView {
     pub state: NodeState,
     /// Whether the node's connection is up.
     pub connected: bool,
+    /// Whether the node has been gone past the grace period: its executions are given up.
+    pub lost: bool,
 }
 
 impl NodeView {
@@ -39,7 +41,11 @@ impl NodeView {
     /// Builds a view from a stored node.
     pub fn new(state: NodeState) -> Self {
         let connected = state.connection_state.status == node::connection::CONNECTED;
-        Self { state, connected }
+        Self {
+            state,
+            connected,
+            lost: false,
+        }
     }
 }
 

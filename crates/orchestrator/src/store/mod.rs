@@ -394,12 +394,65 @@ macro_rules! read_queries {
             Ok(nodes)
         }
 
+        /// IDs of jobs not in a terminal state.
+        pub fn active_job_ids(&self) -> Result<Vec<JobId>, StoreError> {
+            let table = self.txn.open_table(ACTIVE_JOBS)?;
+            let mut ids = Vec::new();
+            for entry in table.iter()? {
+                let (key, _) = entry?;
+                ids.push(JobId::from(key.value()));
+            }
+            Ok(ids)
+        }
+
+        /// Messages for `node` with a sequence above `after`, oldest first, at most `limit`.
+        pub fn outbox_after(
+            &self,
+            node: &NodeId,
+            after: u64,
+            limit: usize,
+        ) -> Result<Vec<(u64, bacalhau_protocol::Message)>, StoreError> {
+            let table = self.txn.open_table(OUTBOX)?;
+            let mut messages = Vec::new();
+            let range = (node.as_str(), after.saturating_add(1))..=(node.as_str(), u64::MAX);
+            for entry in table.range(range)?.take(limit) {
+                let (key, value) = entry?;
+                messages.push((key.value().1, decode(OUTBOX_NAME, value.value())?));
+            }
+            Ok(messages)
+        }
+
+        /// The last sequence applied from `node` (`in`) or assigned to it (`out`).
+        pub fn sequence(&self, direction: Direction, node: &NodeId) -> Result<u64, StoreError> {
+            let table = self.txn.open_table(SEQUENCES)?;
+            let found = table.get((direction.key(), node.as_str()))?;
+            Ok(found.map(|v| v.value()).unwrap_or(0))
+        }
+
         /// How many jobs the store holds.
         pub fn job_count(&self) -> Result<u64, StoreError> {
             use redb::ReadableTableMetadata;
             Ok(self.txn.open_table(JOBS)?.len()?)
         }
     };
+}
+
+/// Which way a sequence number counts on a node channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Messages from the node, applied here.
+    In,
+    /// Messages to the node, assigned here.
+    Out,
+}
+
+impl Direction {
+    fn key(self) -> &'static str {
+        match self {
+            Self::In => "in",
+            Self::Out => "out",
+        }
+    }
 }
 
 /// A consistent read-only snapshot of the store.
@@ -419,9 +472,15 @@ pub struct Writer<'t> {
 impl Writer<'_> {
     read_queries!();
 
-    /// Stores a job as its latest state, indexing its name and creation time.
+    /// Stores a job as its latest state, indexing its name, creation time and activity.
     pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
         let bytes = encode(job)?;
+        let mut active = self.txn.open_table(ACTIVE_JOBS)?;
+        if job.state.state_type.is_terminal() {
+            active.remove(job.id.as_str())?;
+        } else {
+            active.insert(job.id.as_str(), ())?;
+        }
         self.txn
             .open_table(JOBS)?
             .insert(job.id.as_str(), bytes.as_slice())?;
@@ -486,6 +545,47 @@ impl Writer<'_> {
             .open_table(HISTORY)?
             .insert((event.job_id.as_str(), seq), bytes.as_slice())?;
         Ok(seq)
+    }
+
+    /// Queues a message for `node`, giving it the node's next sequence number.
+    pub fn enqueue_message(
+        &mut self,
+        node: &NodeId,
+        message: &bacalhau_protocol::Message,
+    ) -> Result<u64, StoreError> {
+        let seq = self.sequence(Direction::Out, node)? + 1;
+        self.set_sequence(Direction::Out, node, seq)?;
+        let bytes = encode(message)?;
+        self.txn
+            .open_table(OUTBOX)?
+            .insert((node.as_str(), seq), bytes.as_slice())?;
+        Ok(seq)
+    }
+
+    /// Drops the messages for `node` up to `seq`, which the node has applied.
+    pub fn trim_outbox(&mut self, node: &NodeId, seq: u64) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(OUTBOX)?;
+        let acknowledged: Vec<u64> = table
+            .range((node.as_str(), 0u64)..=(node.as_str(), seq))?
+            .map(|entry| entry.map(|(key, _)| key.value().1))
+            .collect::<Result<_, _>>()?;
+        for s in acknowledged {
+            table.remove((node.as_str(), s))?;
+        }
+        Ok(())
+    }
+
+    /// Records a sequence number (see [`Reader::sequence`]).
+    pub fn set_sequence(
+        &mut self,
+        direction: Direction,
+        node: &NodeId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        self.txn
+            .open_table(SEQUENCES)?
+            .insert((direction.key(), node.as_str()), seq)?;
+        Ok(())
     }
 
     /// Stores a node's state.

@@ -30,6 +30,14 @@ pub(super) const EVALUATIONS: TableDefinition<&str, &[u8]> = TableDefinition::ne
 pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(HISTORY_NAME);
 /// Node ID → node state.
 pub(super) const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new(NODES_NAME);
+/// Job ID → (), for jobs not in a terminal state: what node joins and capacity re-evaluate.
+pub(super) const ACTIVE_JOBS: TableDefinition<&str, ()> = TableDefinition::new("active_jobs");
+/// (node ID, sequence) → message waiting for the node's acknowledgement.
+pub(super) const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(OUTBOX_NAME);
+pub(super) const OUTBOX_NAME: &str = "outbox";
+/// (direction, node ID) → sequence: `out` the last assigned to the node, `in` the last
+/// applied from it.
+pub(super) const SEQUENCES: TableDefinition<(&str, &str), u64> = TableDefinition::new("sequences");
 /// Counters.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last history sequence number handed out.
@@ -47,5 +55,8 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(HISTORY)?;
     txn.open_table(NODES)?;
     txn.open_table(META)?;
+    txn.open_table(ACTIVE_JOBS)?;
+    txn.open_table(OUTBOX)?;
+    txn.open_table(SEQUENCES)?;
     Ok(())
 }

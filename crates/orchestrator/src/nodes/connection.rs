@@ -1,0 +1,178 @@
+//! The orchestrator's side of one node channel: handshake, outbox delivery, acknowledgements,
+//! heartbeats and the node's execution updates.
+
+use super::{NodeManager, updates};
+use bacalhau_protocol::{Frame, Message, Welcome};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Messages sent per outbox read; bounds memory when a node comes back to a long backlog.
+const SEND_BATCH: usize = 256;
+
+/// Serves one node connection until it closes; frames arrive on `incoming` and leave on
+/// `outgoing` (the API crate bridges them to a WebSocket).
+pub async fn serve_connection(
+    manager: Arc<NodeManager>,
+    mut incoming: mpsc::Receiver<Frame>,
+    outgoing: mpsc::Sender<Frame>,
+) {
+    let hello = match tokio::time::timeout(Duration::from_secs(10), incoming.recv()).await {
+        Ok(Some(Frame::Hello(hello))) => hello,
+        Ok(Some(other)) => {
+            tracing::warn!(frame = ?other, "node channel opened without a handshake");
+            return;
+        }
+        _ => return,
+    };
+    let id = hello.node_info.node_id.clone();
+    let (welcome, wake, generation) = match manager.handshake(&hello).await {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            let _ = outgoing
+                .send(Frame::Welcome(Welcome {
+                    accepted: false,
+                    reason: refusal.to_string(),
+                    last_applied: 0,
+                    heartbeat_interval_ms: 0,
+                }))
+                .await;
+            return;
+        }
+    };
+    if outgoing.send(Frame::Welcome(welcome)).await.is_err() {
+        manager.disconnected(&id, generation, "connection closed").await;
+        return;
+    }
+    let reason = run_session(&manager, &id, generation, hello.last_applied, &wake, &mut incoming, &outgoing).await;
+    manager.disconnected(&id, generation, &reason).await;
+}
+
+async fn run_session(
+    manager: &Arc<NodeManager>,
+    id: &bacalhau_models::NodeId,
+    generation: u64,
+    node_applied: u64,
+    wake: &tokio::sync::Notify,
+    incoming: &mut mpsc::Receiver<Frame>,
+    outgoing: &mpsc::Sender<Frame>,
+) -> String {
+    // The node says what it applied: drop that from the outbox, replay the rest.
+    if let Err(e) = trim(manager, id, node_applied).await {
+        return format!("store failure: {e}");
+    }
+    let mut sent_up_to = node_applied;
+    let idle = manager.config.disconnect_timeout;
+    loop {
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        // Register for wake-ups before reading the outbox, so none is missed in between.
+        notified.as_mut().enable();
+        if !manager.is_current(id, generation) {
+            return "replaced, rejected or deleted".into();
+        }
+        let pending = match manager
+            .store()
+            .read()
+            .and_then(|r| r.outbox_after(id, sent_up_to, SEND_BATCH))
+        {
+            Ok(pending) => pending,
+            Err(e) => return format!("store failure: {e}"),
+        };
+        let full_batch = pending.len() == SEND_BATCH;
+        for (seq, body) in pending {
+            if outgoing.send(Frame::Message { seq, body }).await.is_err() {
+                return "connection closed".into();
+            }
+            sent_up_to = seq;
+        }
+        if full_batch {
+            continue;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            frame = incoming.recv() => {
+                let Some(frame) = frame else {
+                    return "connection closed".into();
+                };
+                if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing).await {
+                    return reason;
+                }
+            }
+            _ = tokio::time::sleep(idle) => {
+                return "heartbeat timeout".into();
+            }
+        }
+    }
+}
+
+async fn handle_frame(
+    manager: &Arc<NodeManager>,
+    id: &bacalhau_models::NodeId,
+    frame: Frame,
+    incoming: &mut mpsc::Receiver<Frame>,
+    outgoing: &mpsc::Sender<Frame>,
+) -> Result<(), String> {
+    match frame {
+        Frame::Heartbeat(heartbeat) => manager.heartbeat(id, &heartbeat),
+        Frame::Ack { seq } => trim(manager, id, seq)
+            .await
+            .map_err(|e| format!("store failure: {e}"))?,
+        Frame::Message { seq, body } => {
+            // Apply every message already waiting in one transaction: one fsync for a burst.
+            let mut batch = vec![(seq, body)];
+            let mut others = Vec::new();
+            while batch.len() < SEND_BATCH {
+                match incoming.try_recv() {
+                    Ok(Frame::Message { seq, body }) => batch.push((seq, body)),
+                    Ok(other) => {
+                        others.push(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            let updates: Vec<(u64, bacalhau_protocol::ExecutionUpdate)> = batch
+                .into_iter()
+                .filter_map(|(seq, body)| match body {
+                    Message::ExecutionUpdate(update) => Some((seq, update)),
+                    other => {
+                        tracing::warn!(node = %id, message = ?other, "unexpected message from a node");
+                        None
+                    }
+                })
+                .collect();
+            let highest = updates.iter().map(|(s, _)| *s).max().unwrap_or(seq).max(seq);
+            let evaluations = updates::apply(manager.store(), id, updates, highest)
+                .await
+                .map_err(|e| format!("store failure: {e}"))?;
+            for evaluation in evaluations {
+                manager.broker().enqueue(evaluation);
+            }
+            outgoing
+                .send(Frame::Ack { seq: highest })
+                .await
+                .map_err(|_| "connection closed".to_string())?;
+            for other in others {
+                Box::pin(handle_frame(manager, id, other, incoming, outgoing)).await?;
+            }
+        }
+        other => tracing::warn!(node = %id, frame = ?other, "unexpected frame from a node"),
+    }
+    Ok(())
+}
+
+async fn trim(
+    manager: &NodeManager,
+    id: &bacalhau_models::NodeId,
+    seq: u64,
+) -> Result<(), crate::store::StoreError> {
+    if seq == 0 {
+        return Ok(());
+    }
+    let node = id.clone();
+    manager
+        .store()
+        .write(move |w| w.trim_outbox(&node, seq))
+        .await
+}

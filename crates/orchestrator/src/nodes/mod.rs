@@ -1,0 +1,471 @@
+//! The node manager: compute nodes' membership, connections, heartbeats and messages.
+//!
+//! Live node state (capacity, last heartbeat) is kept in memory and persisted only when
+//! membership or connection changes, so heartbeats from many nodes cost no disk writes.
+//! Messages to nodes are written to the store's outbox by the planner; `connection.rs`
+//! delivers them and applies the nodes' updates (`updates.rs`).
+
+mod connection;
+mod updates;
+
+pub use connection::serve_connection;
+
+use crate::broker::EvaluationBroker;
+use crate::planner::Applied;
+use crate::scheduler::NodeView;
+use crate::store::{Store, StoreError};
+use bacalhau_models::node::{ConnectionState, connection as conn, membership};
+use bacalhau_models::{
+    Evaluation, NodeId, NodeState, Timestamp, TriggeredBy, time,
+};
+use bacalhau_protocol::{Heartbeat, Hello, Welcome};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
+
+/// How the node manager treats nodes.
+#[derive(Debug, Clone)]
+pub struct NodeManagerConfig {
+    /// The join token nodes must present; empty for none.
+    pub token: String,
+    /// New nodes wait as PENDING until approved.
+    pub manual_approval: bool,
+    /// How often nodes send heartbeats.
+    pub heartbeat_interval: Duration,
+    /// A node silent this long is DISCONNECTED.
+    pub disconnect_timeout: Duration,
+    /// A node disconnected this long is lost: its executions are rescheduled.
+    pub reschedule_grace: Duration,
+}
+
+impl Default for NodeManagerConfig {
+    fn default() -> Self {
+        Self {
+            token: String::new(),
+            manual_approval: false,
+            heartbeat_interval: Duration::from_secs(5),
+            disconnect_timeout: Duration::from_secs(30),
+            reschedule_grace: Duration::from_secs(60),
+        }
+    }
+}
+
+struct LiveNode {
+    state: NodeState,
+    last_heartbeat: Timestamp,
+    disconnected_at: Option<Timestamp>,
+    /// Set once the node's loss has been evaluated, so it is evaluated once per loss.
+    loss_evaluated: bool,
+    /// Wakes the node's connection: new messages, or a membership change.
+    wake: Arc<Notify>,
+    /// Bumped on every handshake; a connection whose generation is stale closes.
+    generation: u64,
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// Wrong or missing join token.
+    #[error("node {0} presented an invalid join token")]
+    BadToken(NodeId),
+    /// The node was rejected by an operator.
+    #[error("node {0} has been rejected")]
+    Rejected(NodeId),
+    /// Not a compute node.
+    #[error("node {0} is not a compute node")]
+    NotCompute(NodeId),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Tracks nodes and their connections.
+pub struct NodeManager {
+    store: Store,
+    broker: Arc<EvaluationBroker>,
+    config: NodeManagerConfig,
+    nodes: RwLock<HashMap<NodeId, LiveNode>>,
+}
+
+fn now() -> Timestamp {
+    time::to_nanos(SystemTime::now())
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Compares secrets in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+impl NodeManager {
+    /// Loads stored nodes (all disconnected until they dial in again).
+    pub fn new(
+        store: Store,
+        broker: Arc<EvaluationBroker>,
+        config: NodeManagerConfig,
+    ) -> Result<Self, StoreError> {
+        let now = now();
+        let mut nodes = HashMap::new();
+        for mut state in store.read()?.nodes()? {
+            state.connection_state.status = conn::DISCONNECTED.into();
+            state.connection = conn::DISCONNECTED.into();
+            nodes.insert(
+                state.info.node_id.clone(),
+                LiveNode {
+                    state,
+                    last_heartbeat: 0,
+                    // A restarted orchestrator gives every node a fresh grace period.
+                    disconnected_at: Some(now),
+                    loss_evaluated: false,
+                    wake: Arc::new(Notify::new()),
+                    generation: 0,
+                },
+            );
+        }
+        Ok(Self {
+            store,
+            broker,
+            config,
+            nodes: RwLock::new(nodes),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NodeId, LiveNode>> {
+        self.nodes.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<NodeId, LiveNode>> {
+        self.nodes.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The nodes as the scheduler sees them at `now`.
+    pub fn views(&self, now: Timestamp) -> Vec<NodeView> {
+        let grace = nanos(self.config.reschedule_grace);
+        self.read()
+            .values()
+            .map(|n| {
+                let mut view = NodeView::new(n.state.clone());
+                view.lost = n
+                    .disconnected_at
+                    .is_some_and(|since| now.saturating_sub(since) >= grace);
+                view
+            })
+            .collect()
+    }
+
+    /// Every node's state, by ID.
+    pub fn states(&self) -> Vec<NodeState> {
+        let mut states: Vec<NodeState> = self.read().values().map(|n| n.state.clone()).collect();
+        states.sort_by(|a, b| a.info.node_id.cmp(&b.info.node_id));
+        states
+    }
+
+    /// Accepts or refuses a node's handshake; on acceptance returns the answer, the node's
+    /// wake-up signal and the connection's generation.
+    pub async fn handshake(&self, hello: &Hello) -> Result<(Welcome, Arc<Notify>, u64), Refusal> {
+        let id = hello.node_info.node_id.clone();
+        if !same_secret(&hello.token, &self.config.token) {
+            tracing::warn!(node = %id, "node refused: invalid join token");
+            return Err(Refusal::BadToken(id));
+        }
+        if hello.node_info.node_type != "Compute" {
+            return Err(Refusal::NotCompute(id));
+        }
+        let now = now();
+        let (state, wake, generation, is_new) = {
+            let mut nodes = self.write();
+            let existing = nodes.get(&id);
+            if existing.is_some_and(|n| n.state.membership == membership::REJECTED) {
+                return Err(Refusal::Rejected(id));
+            }
+            let is_new = existing.is_none();
+            let membership_state = existing.map(|n| n.state.membership.clone()).unwrap_or_else(|| {
+                if self.config.manual_approval {
+                    membership::PENDING.into()
+                } else {
+                    membership::APPROVED.into()
+                }
+            });
+            let stamp = time::rfc3339(now);
+            let state = NodeState {
+                info: hello.node_info.clone(),
+                membership: membership_state,
+                connection: conn::CONNECTED.into(),
+                connection_state: ConnectionState {
+                    status: conn::CONNECTED.into(),
+                    last_heartbeat: stamp.clone(),
+                    connected_since: stamp,
+                    ..Default::default()
+                },
+            };
+            let entry = nodes.entry(id.clone()).or_insert_with(|| LiveNode {
+                state: state.clone(),
+                last_heartbeat: now,
+                disconnected_at: None,
+                loss_evaluated: false,
+                wake: Arc::new(Notify::new()),
+                generation: 0,
+            });
+            entry.state = state.clone();
+            entry.last_heartbeat = now;
+            entry.disconnected_at = None;
+            entry.loss_evaluated = false;
+            entry.generation += 1;
+            // A previous connection of the same node must stop sending.
+            entry.wake.notify_waiters();
+            (state, Arc::clone(&entry.wake), entry.generation, is_new)
+        };
+        let stored = state.clone();
+        let node_id = id.clone();
+        let last_applied = self
+            .store
+            .write(move |w| {
+                w.put_node(&stored)?;
+                w.sequence(crate::store::Direction::In, &node_id)
+            })
+            .await?;
+        tracing::info!(node = %id, new = is_new, "node connected");
+        self.evaluate_active_jobs(TriggeredBy::NodeJoin).await?;
+        Ok((
+            Welcome {
+                accepted: true,
+                reason: if is_new {
+                    "node registered".into()
+                } else {
+                    "node reconnected".into()
+                },
+                last_applied,
+                heartbeat_interval_ms: u64::try_from(self.config.heartbeat_interval.as_millis())
+                    .unwrap_or(u64::MAX),
+            },
+            wake,
+            generation,
+        ))
+    }
+
+    /// Whether `generation` is still the node's current connection and the node is welcome.
+    pub fn is_current(&self, id: &NodeId, generation: u64) -> bool {
+        self.read().get(id).is_some_and(|n| {
+            n.generation == generation && n.state.membership != membership::REJECTED
+        })
+    }
+
+    /// Records a heartbeat.
+    pub fn heartbeat(&self, id: &NodeId, heartbeat: &Heartbeat) {
+        let now = now();
+        if let Some(node) = self.write().get_mut(id) {
+            let info = &mut node.state.info.compute_node_info;
+            info.available_capacity = heartbeat.available.clone();
+            info.queue_used_capacity = heartbeat.queued.clone();
+            info.running_executions = heartbeat.running;
+            info.enqueued_executions = heartbeat.enqueued;
+            node.last_heartbeat = now;
+            node.state.connection_state.last_heartbeat = time::rfc3339(now);
+        }
+    }
+
+    /// Marks a node's connection closed (if `generation` is still its current connection).
+    pub async fn disconnected(&self, id: &NodeId, generation: u64, reason: &str) {
+        let now = now();
+        let state = {
+            let mut nodes = self.write();
+            let Some(node) = nodes.get_mut(id) else {
+                return;
+            };
+            if node.generation != generation || node.disconnected_at.is_some() {
+                return;
+            }
+            node.disconnected_at = Some(now);
+            node.state.connection = conn::DISCONNECTED.into();
+            node.state.connection_state.status = conn::DISCONNECTED.into();
+            node.state.connection_state.disconnected_since = time::rfc3339(now);
+            node.state.connection_state.last_error = reason.to_string();
+            node.state.clone()
+        };
+        tracing::info!(node = %id, reason, "node disconnected");
+        if let Err(e) = self.store.write(move |w| w.put_node(&state)).await {
+            tracing::error!(node = %id, error = %e, "cannot record disconnection");
+        }
+    }
+
+    /// Approves, rejects or deletes a node.
+    pub async fn update_membership(
+        &self,
+        id: &NodeId,
+        action: &str,
+    ) -> Result<(), crate::OrchestratorError> {
+        use crate::OrchestratorError;
+        let conflict = |message: String| OrchestratorError::Conflict {
+            message,
+            hint: None,
+        };
+        let (state, wake) = {
+            let mut nodes = self.write();
+            let Some(node) = nodes.get_mut(id) else {
+                return Err(OrchestratorError::NotFound {
+                    kind: "node",
+                    id: id.to_string(),
+                });
+            };
+            match action {
+                "approve" if node.state.membership == membership::APPROVED => {
+                    return Err(conflict(format!("node {id} is already approved")));
+                }
+                "approve" => node.state.membership = membership::APPROVED.into(),
+                "reject" if node.state.membership == membership::REJECTED => {
+                    return Err(conflict(format!("node {id} is already rejected")));
+                }
+                "reject" => node.state.membership = membership::REJECTED.into(),
+                "delete" => {}
+                other => {
+                    return Err(OrchestratorError::Invalid(format!(
+                        "unknown node action {other:?}: use approve, reject or delete"
+                    )));
+                }
+            }
+            let wake = Arc::clone(&node.wake);
+            let state = node.state.clone();
+            if action == "delete" {
+                nodes.remove(id);
+            }
+            (state, wake)
+        };
+        let node_id = id.clone();
+        let delete = action == "delete";
+        self.store
+            .write(move |w| {
+                if delete {
+                    w.delete_node(&node_id)
+                } else {
+                    w.put_node(&state)
+                }
+            })
+            .await?;
+        // A rejected or deleted node's connection closes; an approved node may take work.
+        wake.notify_waiters();
+        if action == "approve" {
+            self.evaluate_active_jobs(TriggeredBy::NodeJoin).await?;
+        } else {
+            self.evaluate_active_jobs(TriggeredBy::NodeLeave).await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the connections of nodes that have new messages after a plan.
+    pub fn plan_applied(&self, applied: &Applied) {
+        let nodes = self.read();
+        let targets: BTreeSet<&NodeId> = applied
+            .created
+            .iter()
+            .chain(&applied.stopped)
+            .map(|e| &e.node_id)
+            .collect();
+        for id in targets {
+            if let Some(node) = nodes.get(id) {
+                node.wake.notify_waiters();
+            }
+        }
+    }
+
+    /// Creates an evaluation for every job not in a terminal state: what a node join,
+    /// leave or freed capacity may change.
+    pub async fn evaluate_active_jobs(&self, trigger: TriggeredBy) -> Result<(), StoreError> {
+        let now = now();
+        let evaluations = self
+            .store
+            .write(move |w| {
+                let mut evaluations = Vec::new();
+                for id in w.active_job_ids()? {
+                    let Some(job) = w.job(&id)? else { continue };
+                    let evaluation = Evaluation::new(
+                        job.id.clone(),
+                        &job.namespace,
+                        &job.r#type,
+                        job.priority,
+                        trigger,
+                        now,
+                    );
+                    w.put_evaluation(&evaluation)?;
+                    evaluations.push(evaluation);
+                }
+                Ok::<_, StoreError>(evaluations)
+            })
+            .await?;
+        for evaluation in evaluations {
+            self.broker.enqueue(evaluation);
+        }
+        Ok(())
+    }
+
+    /// The `heartbeat-checker` loop: marks silent nodes disconnected and, after the grace
+    /// period, has their jobs rescheduled. Runs until `stop` fires.
+    pub async fn run_heartbeat_checker(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let period = (self.config.disconnect_timeout / 4).clamp(
+            Duration::from_millis(50),
+            Duration::from_secs(5),
+        );
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = stop.changed() => return,
+            }
+            let now = now();
+            let silent: Vec<(NodeId, u64)> = self
+                .read()
+                .iter()
+                .filter(|(_, n)| {
+                    n.disconnected_at.is_none()
+                        && now.saturating_sub(n.last_heartbeat) > nanos(self.config.disconnect_timeout)
+                })
+                .map(|(id, n)| (id.clone(), n.generation))
+                .collect();
+            for (id, generation) in silent {
+                self.disconnected(&id, generation, "heartbeat timeout").await;
+                if let Some(node) = self.read().get(&id) {
+                    node.wake.notify_waiters();
+                }
+            }
+            let lost: Vec<NodeId> = {
+                let mut nodes = self.write();
+                nodes
+                    .iter_mut()
+                    .filter(|(_, n)| {
+                        !n.loss_evaluated
+                            && n.disconnected_at.is_some_and(|since| {
+                                now.saturating_sub(since) >= nanos(self.config.reschedule_grace)
+                            })
+                    })
+                    .map(|(id, n)| {
+                        n.loss_evaluated = true;
+                        id.clone()
+                    })
+                    .collect()
+            };
+            if !lost.is_empty() {
+                tracing::warn!(nodes = ?lost, "nodes lost: rescheduling their executions");
+                if let Err(e) = self.evaluate_active_jobs(TriggeredBy::NodeLeave).await {
+                    tracing::error!(error = %e, "cannot evaluate jobs of lost nodes");
+                }
+            }
+        }
+    }
+
+    /// The store, for the connection loop.
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The broker, for the connection loop.
+    fn broker(&self) -> &Arc<EvaluationBroker> {
+        &self.broker
+    }
+}

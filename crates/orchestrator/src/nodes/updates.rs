@@ -1,0 +1,123 @@
+//! Applies compute nodes' execution updates to the store: idempotent, forward-only, one
+//! transaction per batch together with the sequence number that makes replays harmless.
+
+use crate::scheduler::execution_event;
+use crate::store::{Direction, Store, StoreError};
+use bacalhau_models::history::topics;
+use bacalhau_models::{
+    Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, TriggeredBy, time,
+};
+use bacalhau_protocol::ExecutionUpdate;
+use std::time::SystemTime;
+
+/// Where a state sits in an execution's life; updates never move an execution backwards.
+fn progress(state: ExecutionStateType) -> u8 {
+    match state {
+        ExecutionStateType::Undefined => 0,
+        ExecutionStateType::New | ExecutionStateType::AskForBid => 1,
+        ExecutionStateType::AskForBidAccepted | ExecutionStateType::BidAccepted => 2,
+        ExecutionStateType::Running => 3,
+        ExecutionStateType::Publishing => 4,
+        _ => 5,
+    }
+}
+
+fn describe(update: &ExecutionUpdate) -> String {
+    let base = match update.state {
+        ExecutionStateType::BidAccepted => "Accepted by the node",
+        ExecutionStateType::AskForBidRejected | ExecutionStateType::BidRejected => {
+            "Rejected by the node"
+        }
+        ExecutionStateType::Running => "Running",
+        ExecutionStateType::Publishing => "Publishing results",
+        ExecutionStateType::Completed => "Completed successfully",
+        ExecutionStateType::Failed => "Failed",
+        ExecutionStateType::Cancelled => "Cancelled",
+        other => other.as_str(),
+    };
+    if update.message.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}: {}", update.message)
+    }
+}
+
+/// Applies `updates` from `node` (skipping those at or below the last applied sequence) and
+/// records `highest` as applied; returns the evaluations to schedule.
+pub async fn apply(
+    store: &Store,
+    node: &NodeId,
+    updates: Vec<(u64, ExecutionUpdate)>,
+    highest: u64,
+) -> Result<Vec<Evaluation>, StoreError> {
+    let node = node.clone();
+    let now = time::to_nanos(SystemTime::now());
+    store
+        .write(move |w| {
+            let applied = w.sequence(Direction::In, &node)?;
+            let mut evaluations = Vec::new();
+            for (seq, update) in updates {
+                if seq <= applied {
+                    continue;
+                }
+                let Some(mut execution) = w.execution(&update.execution_id)? else {
+                    tracing::warn!(execution = %update.execution_id, "update for an unknown execution");
+                    continue;
+                };
+                // A node can only speak for its own executions; a terminal execution (stopped
+                // or given up on by the orchestrator) stays as it is, so nothing completes twice.
+                if execution.node_id != node
+                    || execution.is_terminal()
+                    || progress(update.state) <= progress(execution.compute_state.state_type)
+                {
+                    continue;
+                }
+                let Some(job) = w.job(&execution.job_id)? else {
+                    continue;
+                };
+                execution.compute_state = State::with_message(update.state, update.message.clone());
+                if update.state.is_terminal() {
+                    execution.desired_state =
+                        State::new(ExecutionDesiredStateType::Stopped);
+                }
+                if update.run_output.is_some() {
+                    execution.run_output = update.run_output.clone();
+                }
+                if update.published_result.is_some() {
+                    execution.published_result = update.published_result.clone();
+                }
+                execution.revision += 1;
+                execution.modify_time = now;
+                w.put_execution(&execution)?;
+                w.add_history(execution_event(
+                    &job,
+                    &execution.id,
+                    topics::EXECUTION,
+                    describe(&update),
+                    now,
+                ))?;
+                if update.state.is_terminal() {
+                    let trigger = if update.state == ExecutionStateType::Failed {
+                        TriggeredBy::ExecFailure
+                    } else {
+                        TriggeredBy::ExecUpdate
+                    };
+                    let evaluation = Evaluation::new(
+                        job.id.clone(),
+                        &job.namespace,
+                        &job.r#type,
+                        job.priority,
+                        trigger,
+                        now,
+                    );
+                    w.put_evaluation(&evaluation)?;
+                    evaluations.push(evaluation);
+                }
+            }
+            if highest > applied {
+                w.set_sequence(Direction::In, &node, highest)?;
+            }
+            Ok(evaluations)
+        })
+        .await
+}

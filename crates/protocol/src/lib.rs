@@ -1,0 +1,182 @@
+//! The orchestrator ↔ compute node protocol: frames on one long-lived connection.
+//!
+//! A compute node dials out and opens with [`Frame::Hello`]; the orchestrator answers
+//! [`Frame::Welcome`] (or refuses). After that both sides send [`Frame::Message`]s, each with a
+//! per-direction sequence number, written to the sender's durable outbox before it is sent.
+//! The receiver applies a message and its effects in one transaction with the sequence number,
+//! so a replayed message is recognised and skipped, then answers [`Frame::Ack`] with the
+//! highest sequence it has durably applied; the sender trims its outbox up to there. On
+//! reconnect each side's handshake says what it last applied, and the sender replays the rest.
+//! Heartbeats carry the node's free capacity. This crate defines the frames; it does no I/O.
+
+use bacalhau_models::{
+    Execution, ExecutionId, ExecutionStateType, JobId, NodeInfo, Resources, RunCommandResult,
+    SpecConfig,
+};
+use serde::{Deserialize, Serialize};
+
+/// The path of the node channel on the orchestrator's API port.
+pub const CONNECT_PATH: &str = "/api/v1/compute/connect";
+
+/// The protocol's name, advertised in `NodeInfo.SupportedProtocols`.
+pub const PROTOCOL: &str = "bacalhau-ws/v1";
+
+/// One frame on the node channel, JSON-encoded in a WebSocket text message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "Type")]
+pub enum Frame {
+    /// Node → orchestrator, first frame: who the node is and what it last applied.
+    Hello(Hello),
+    /// Orchestrator → node: the handshake's answer.
+    Welcome(Welcome),
+    /// Node → orchestrator: the node is alive, with its current load.
+    Heartbeat(Heartbeat),
+    /// Either way: a reliable message.
+    Message {
+        /// The sender's sequence number for this direction, from 1.
+        #[serde(rename = "Seq")]
+        seq: u64,
+        /// The message.
+        #[serde(rename = "Body")]
+        body: Message,
+    },
+    /// Either way: every message up to `seq` is durably applied.
+    Ack {
+        /// The highest applied sequence number.
+        #[serde(rename = "Seq")]
+        seq: u64,
+    },
+}
+
+/// The node's opening frame.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Identity, labels, engines, capacity.
+    #[serde(rename = "NodeInfo")]
+    pub node_info: NodeInfo,
+    /// The join token (`Compute.Auth.Token`); empty when none is configured.
+    #[serde(rename = "Token", default)]
+    pub token: String,
+    /// The highest orchestrator → node sequence the node has applied.
+    #[serde(rename = "LastAppliedFromOrchestrator")]
+    pub last_applied: u64,
+}
+
+/// The orchestrator's answer to [`Hello`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// Whether the node may stay connected.
+    #[serde(rename = "Accepted")]
+    pub accepted: bool,
+    /// Why not, or a note such as "node registered".
+    #[serde(rename = "Reason", default)]
+    pub reason: String,
+    /// The highest node → orchestrator sequence the orchestrator has applied.
+    #[serde(rename = "LastAppliedFromCompute")]
+    pub last_applied: u64,
+    /// How often the node must send heartbeats, in milliseconds.
+    #[serde(rename = "HeartbeatIntervalMs")]
+    pub heartbeat_interval_ms: u64,
+}
+
+/// A node's liveness report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// Resources free now.
+    #[serde(rename = "AvailableCapacity")]
+    pub available: Resources,
+    /// Resources taken by executions waiting on the node.
+    #[serde(rename = "QueueUsedCapacity")]
+    pub queued: Resources,
+    /// Executions running.
+    #[serde(rename = "RunningExecutions")]
+    pub running: u64,
+    /// Executions waiting.
+    #[serde(rename = "EnqueuedExecutions")]
+    pub enqueued: u64,
+}
+
+/// A reliable message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "Kind")]
+pub enum Message {
+    /// Orchestrator → node: run this execution (it carries its job).
+    RunExecution {
+        /// The execution, with `Job` set.
+        #[serde(rename = "Execution")]
+        execution: Box<Execution>,
+    },
+    /// Orchestrator → node: stop this execution.
+    CancelExecution {
+        /// The execution.
+        #[serde(rename = "ExecutionID")]
+        execution_id: ExecutionId,
+        /// Why.
+        #[serde(rename = "Reason")]
+        reason: String,
+    },
+    /// Node → orchestrator: an execution changed state.
+    ExecutionUpdate(ExecutionUpdate),
+}
+
+/// A change of an execution's state on its node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionUpdate {
+    /// The execution.
+    #[serde(rename = "ExecutionID")]
+    pub execution_id: ExecutionId,
+    /// Its job.
+    #[serde(rename = "JobID")]
+    pub job_id: JobId,
+    /// The new state: BidAccepted, AskForBidRejected, Running, Publishing, Completed, Failed,
+    /// Cancelled.
+    #[serde(rename = "State")]
+    pub state: ExecutionStateType,
+    /// Why, for people.
+    #[serde(rename = "Message", default)]
+    pub message: String,
+    /// Output and exit code, once finished.
+    #[serde(rename = "RunOutput", default, skip_serializing_if = "Option::is_none")]
+    pub run_output: Option<RunCommandResult>,
+    /// Where results went, once published.
+    #[serde(rename = "PublishedResult", default, skip_serializing_if = "Option::is_none")]
+    pub published_result: Option<SpecConfig>,
+}
+
+/// A frame that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid frame: {0}")]
+pub struct FrameError(String);
+
+impl Frame {
+    /// Encodes the frame as JSON text.
+    pub fn encode(&self) -> String {
+        // Frames hold only strings, numbers and maps: encoding cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Decodes a frame from JSON text.
+    pub fn decode(text: &str) -> Result<Self, FrameError> {
+        serde_json::from_str(text).map_err(|e| FrameError(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_through_json() {
+        let frame = Frame::Message {
+            seq: 7,
+            body: Message::CancelExecution {
+                execution_id: ExecutionId::from("e-1"),
+                reason: "job stopped".into(),
+            },
+        };
+        let text = frame.encode();
+        assert!(text.contains("\"Type\":\"Message\""), "{text}");
+        assert_eq!(Frame::decode(&text).unwrap(), frame);
+        assert!(Frame::decode("{\"Type\":\"Bogus\"}").is_err());
+    }
+}
