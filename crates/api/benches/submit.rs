@@ -44,9 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client = ApiClient::new(&base)?;
     // No compute node: each job is stored, evaluated and failed by the scheduler, so the
     // whole orchestrator path runs (submit transaction, broker, plan, plan transaction).
-    let job = parse_job_spec(
-        "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n",
-    )?;
+    let job = parse_job_spec("Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n")?;
 
     let mut latencies = Vec::with_capacity(500);
     for _ in 0..500 {
@@ -90,8 +88,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| submit latency p50 (sequential) | {:.2} ms |", percentile(&latencies, 0.5).as_secs_f64() * 1e3);
-    println!("| submit latency p99 (sequential) | {:.2} ms |", percentile(&latencies, 0.99).as_secs_f64() * 1e3);
+    println!(
+        "| submit latency p50 (sequential) | {:.2} ms |",
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3
+    );
+    println!(
+        "| submit latency p99 (sequential) | {:.2} ms |",
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
     println!(
         "| submits/s ({n_jobs} jobs, {concurrency} clients) | {:.0} |",
         n_jobs as f64 / submit_elapsed.as_secs_f64()

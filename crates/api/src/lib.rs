@@ -8,6 +8,7 @@
 
 pub mod apimodels;
 pub mod client;
+pub mod node_channel;
 pub mod server;
 
 pub use client::{ApiClient, ClientError};

@@ -27,7 +27,7 @@ pub fn defaults() -> Value {
             "Port": 4222,
             "Advertise": "",
             "Auth": { "Token": "" },
-            "NodeManager": { "DisconnectTimeout": "1m", "ManualApproval": false },
+            "NodeManager": { "DisconnectTimeout": "30s", "ManualApproval": false, "RescheduleGracePeriod": "1m" },
             "Scheduler": { "WorkerCount": 4, "QueueBackoff": "1m", "HousekeepingInterval": "30s", "HousekeepingTimeout": "2m" },
             "EvaluationBroker": { "VisibilityTimeout": "1m", "MaxRetryCount": 10 }
         },
@@ -35,7 +35,7 @@ pub fn defaults() -> Value {
             "Enabled": false,
             "Orchestrators": ["127.0.0.1:1234"],
             "Auth": { "Token": "" },
-            "Heartbeat": { "Interval": "15s", "InfoUpdateInterval": "1m" },
+            "Heartbeat": { "Interval": "5s", "InfoUpdateInterval": "1m" },
             "AllocatedCapacity": { "CPU": "80%", "Memory": "80%", "Disk": "80%", "GPU": "100%" },
             "AllowListedLocalPaths": [],
             "Env": { "AllowList": [] }
@@ -146,6 +146,28 @@ impl Config {
             default_data_dir()
         } else {
             PathBuf::from(configured)
+        }
+    }
+
+    /// A duration such as `30s`, `1m` or `500ms`.
+    pub fn duration(&self, path: &str) -> Result<std::time::Duration> {
+        let text = self.string(path);
+        humantime::parse_duration(text.trim()).with_context(|| {
+            format!("config {path}: invalid duration {text:?} (use e.g. 30s, 1m, 500ms)")
+        })
+    }
+
+    /// A list of strings (a YAML list, or a comma-separated string).
+    pub fn strings(&self, path: &str) -> Vec<String> {
+        match self.get(path) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(Value::String(s)) if !s.is_empty() => {
+                s.split(',').map(|p| p.trim().to_string()).collect()
+            }
+            _ => Vec::new(),
         }
     }
 

@@ -1,8 +1,25 @@
 //! The `bacalhau` binary: parses the command line and hands each command to its module.
 //! Only wiring lives here; behaviour lives in the library crates.
 
+/// Prints a line to stdout; a closed pipe (`bacalhau job list | head`) is not an error.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Prints to stdout without a newline; a closed pipe is not an error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod commands;
 mod config;
+mod host;
 mod output;
 
 use clap::Parser;

@@ -22,9 +22,9 @@ pub enum Format {
 /// Prints `value` as JSON or YAML.
 pub fn print_structured<T: Serialize>(value: &T, format: Format, pretty: bool) -> Result<()> {
     match format {
-        Format::Yaml => print!("{}", serde_yaml_ng::to_string(value)?),
-        Format::Json if pretty => println!("{}", serde_json::to_string_pretty(value)?),
-        _ => println!("{}", serde_json::to_string(value)?),
+        Format::Yaml => out!("{}", serde_yaml_ng::to_string(value)?),
+        Format::Json if pretty => outln!("{}", serde_json::to_string_pretty(value)?),
+        _ => outln!("{}", serde_json::to_string(value)?),
     }
     Ok(())
 }
@@ -46,7 +46,7 @@ pub fn print_table(table: &Table) {
         column.set_padding((0, 2));
     }
     for line in table.to_string().lines() {
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
 }
 
@@ -80,7 +80,11 @@ pub fn ago(ns: Timestamp) -> String {
 pub fn key_values(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     for (key, value) in pairs {
-        println!("{key:<width$} = {value}");
+        if value.is_empty() {
+            outln!("{key:<width$} =");
+        } else {
+            outln!("{key:<width$} = {value}");
+        }
     }
 }
 

@@ -148,19 +148,3 @@ async fn nodes_agent_and_config_commands() {
         stderr(&bad_key)
     );
 }
-
-#[test]
-fn serve_refuses_the_compute_role_it_does_not_have() {
-    let dir = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(common::binary())
-        .args(["serve", "--compute", "--data-dir"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr(&output).contains("compute role is not available"),
-        "{}",
-        stderr(&output)
-    );
-}

@@ -2,9 +2,9 @@
 
 use crate::broker::EvaluationBroker;
 use crate::error::OrchestratorError;
+use crate::nodes::{NodeManager, NodeManagerConfig};
 use crate::scheduler::job_event;
 use crate::store::{Reader, Store, StoreError};
-use crate::nodes::{NodeManager, NodeManagerConfig};
 use crate::worker;
 use bacalhau_models::history::topics;
 use bacalhau_models::job::{JobDefaults, describe_errors};
@@ -632,7 +632,10 @@ impl Orchestrator {
             .collect();
         match matches.len() {
             0 => Err(not_found("node", id)),
-            1 => Ok(matches.into_iter().next().ok_or_else(|| not_found("node", id))?),
+            1 => Ok(matches
+                .into_iter()
+                .next()
+                .ok_or_else(|| not_found("node", id))?),
             _ => Err(OrchestratorError::Ambiguous {
                 prefix: id.to_string(),
                 matches: matches

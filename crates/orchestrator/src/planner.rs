@@ -4,11 +4,11 @@
 use crate::scheduler::Plan;
 use crate::store::{Store, StoreError};
 use bacalhau_models::history::topics;
-use bacalhau_protocol::Message;
 use bacalhau_models::{
     Evaluation, EvaluationId, Execution, ExecutionDesiredStateType, ExecutionStateType, JobId,
     State, Timestamp,
 };
+use bacalhau_protocol::Message;
 
 /// Why a plan was not applied.
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! Scheduler workers: take an evaluation from the broker, snapshot the job, plan, apply.
 
 use crate::broker::{EvaluationBroker, Work};
-use crate::planner::{self, Applied, PlanError};
 use crate::nodes::NodeManager;
+use crate::planner::{self, Applied, PlanError};
 use crate::scheduler::{Snapshot, scheduler_for};
 use crate::store::{Store, StoreError};
 use bacalhau_models::{Evaluation, time};

@@ -26,7 +26,7 @@ pub const PROTOCOL: &str = "bacalhau-ws/v1";
 #[serde(tag = "Type")]
 pub enum Frame {
     /// Node → orchestrator, first frame: who the node is and what it last applied.
-    Hello(Hello),
+    Hello(Box<Hello>),
     /// Orchestrator → node: the handshake's answer.
     Welcome(Welcome),
     /// Node → orchestrator: the node is alive, with its current load.
@@ -139,7 +139,11 @@ pub struct ExecutionUpdate {
     #[serde(rename = "RunOutput", default, skip_serializing_if = "Option::is_none")]
     pub run_output: Option<RunCommandResult>,
     /// Where results went, once published.
-    #[serde(rename = "PublishedResult", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "PublishedResult",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub published_result: Option<SpecConfig>,
 }
 

@@ -65,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(jobs::versions),
         )
         .route("/api/v1/orchestrator/jobs/{id}/rerun", put(jobs::rerun))
+        .route(bacalhau_protocol::CONNECT_PATH, get(node_connect))
         .route(
             "/api/v1/orchestrator/nodes",
             get(nodes::list).post(nodes::update_from_body),
@@ -88,6 +89,17 @@ pub fn router(state: Arc<AppState>) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// Upgrades a compute node's connection to the node channel.
+async fn node_connect(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> axum::response::Response {
+    let manager = Arc::clone(state.orchestrator.node_manager());
+    upgrade
+        .max_message_size(MAX_BODY_BYTES)
+        .on_upgrade(move |socket| crate::node_channel::serve_socket(socket, manager))
 }
 
 /// Collapses repeated slashes (`//api/v1/...`), which some clients send when their base URL

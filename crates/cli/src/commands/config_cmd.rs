@@ -48,7 +48,7 @@ pub fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
             let config = global.config()?;
             let value = args.value.join(",");
             write_setting(&config.write_path, &args.key, &value)?;
-            println!("Set {} in {}", args.key, config.write_path.display());
+            outln!("Set {} in {}", args.key, config.write_path.display());
         }
     }
     Ok(ExitCode::SUCCESS)

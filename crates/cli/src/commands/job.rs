@@ -191,12 +191,12 @@ async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
     let client = global.client()?;
     let submitted = client.put_job(&job, args.force).await?;
     if args.id_only {
-        println!("{}", submitted.job_id);
+        outln!("{}", submitted.job_id);
     } else if args.output.is_none() {
         for warning in &submitted.warnings {
             eprintln!("Warning: {warning}");
         }
-        println!("Job successfully submitted. Job ID: {}", submitted.job_id);
+        outln!("Job successfully submitted. Job ID: {}", submitted.job_id);
     }
     if !args.wait {
         if let Some(format) = args.output {
@@ -207,7 +207,7 @@ async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
     }
     let quiet = args.id_only || args.output.is_some();
     if !quiet {
-        println!(
+        outln!(
             "Checking job status... (Enter Ctrl+C to exit at any time, your job will continue running):\n"
         );
     }
@@ -216,7 +216,7 @@ async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
         output::print_structured(&job, format, args.pretty)?;
     }
     if !quiet {
-        println!(
+        outln!(
             "\nTo get more details about the run, execute:\n\tbacalhau job describe {}",
             submitted.job_id
         );
@@ -273,7 +273,7 @@ fn print_event(event: &JobHistory) {
         (JobHistoryType::ExecutionLevel, Some(id)) => format!("Execution {}", id.short()),
         _ => "Job".to_string(),
     };
-    println!("\t{time}  {scope:<20} {}", event.event.message);
+    outln!("\t{time}  {scope:<20} {}", event.event.message);
 }
 
 async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
@@ -302,7 +302,7 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
     let executions: Vec<Execution> = response.executions.map(|e| e.items).unwrap_or_default();
     let history: Vec<JobHistory> = response.history.map(|h| h.items).unwrap_or_default();
     if !executions.is_empty() {
-        println!("\nSummary");
+        outln!("\nSummary");
         let mut counts = std::collections::BTreeMap::new();
         for execution in &executions {
             *counts
@@ -310,12 +310,12 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
                 .or_insert(0) += 1;
         }
         for (state, n) in counts {
-            println!("{state:<12} = {n}");
+            outln!("{state:<12} = {n}");
         }
-        println!("\nExecutions");
+        outln!("\nExecutions");
         print_executions(&executions, false);
     }
-    println!("\nJob History");
+    outln!("\nJob History");
     print_history(
         history
             .iter()
@@ -327,7 +327,7 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
             .filter(|e| e.execution_id.as_ref() == Some(&execution.id))
             .collect();
         if !events.is_empty() {
-            println!("\nExecution {} History", execution.id.short());
+            outln!("\nExecution {} History", execution.id.short());
             print_history(events.into_iter());
         }
     }
@@ -346,12 +346,12 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
         })
         .collect();
     if !outputs.is_empty() {
-        println!("\nStandard Output");
+        outln!("\nStandard Output");
         for (id, text) in outputs {
             if executions.len() > 1 {
-                println!("Execution {id}:");
+                outln!("Execution {id}:");
             }
-            println!("{}", text.trim_end());
+            outln!("{}", text.trim_end());
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -441,9 +441,10 @@ async fn list(client: &ApiClient, args: ListArgs) -> Result<ExitCode> {
     }
     output::print_table(&table);
     if !page.next_token.is_empty() {
-        println!(
+        outln!(
             "\nTo fetch more records use:\n\tbacalhau job list --limit {} --next-token {}",
-            args.limit, page.next_token
+            args.limit,
+            page.next_token
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -453,9 +454,9 @@ async fn stop(client: &ApiClient, args: StopArgs) -> Result<ExitCode> {
     let response = client.stop_job(&args.id, &args.reason).await?;
     if !args.quiet {
         if response.evaluation_id.is_empty() {
-            println!("Job {} was already stopped.", args.id);
+            outln!("Job {} was already stopped.", args.id);
         } else {
-            println!(
+            outln!(
                 "Job stop successfully submitted with evaluation ID: {}",
                 response.evaluation_id
             );
@@ -522,9 +523,11 @@ async fn rerun(client: &ApiClient, args: RerunArgs) -> Result<ExitCode> {
     let response = client
         .rerun_job(&args.id, args.version, &args.reason)
         .await?;
-    println!(
+    outln!(
         "Job {} rerun as version {} (evaluation {}).",
-        response.job_id, response.job_version, response.evaluation_id
+        response.job_id,
+        response.job_version,
+        response.evaluation_id
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -26,7 +26,7 @@ pub struct Cli {
 impl Cli {
     /// Whether this is a long-running server command (it logs at info level by default).
     pub fn is_serve(&self) -> bool {
-        matches!(self.command, Command::Serve(_))
+        matches!(self.command, Command::Serve(_) | Command::Devstack(_))
     }
 }
 
@@ -103,6 +103,8 @@ pub fn api_url(host: &str, port: &str) -> String {
 enum Command {
     /// Start a Bacalhau node: an orchestrator, a compute node, or both.
     Serve(serve::ServeArgs),
+    /// Start an orchestrator and N compute nodes in one process, for demos and tests.
+    Devstack(serve::DevstackArgs),
     /// Submit and manage jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -124,6 +126,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = cli.global;
     match cli.command {
         Command::Serve(args) => serve::run(&global, args).await,
+        Command::Devstack(args) => serve::devstack(&global, args).await,
         Command::Job(command) => job::run(&global, command).await,
         Command::Node(command) => node::run(&global, command).await,
         Command::Agent(command) => agent::run(&global, command).await,

@@ -87,7 +87,7 @@ async fn act(
     done: &str,
 ) -> Result<()> {
     client.update_node(&args.id, action, &args.message).await?;
-    println!("Node {} {done}.", args.id);
+    outln!("Node {} {done}.", args.id);
     Ok(())
 }
 

@@ -1,22 +1,28 @@
-//! `bacalhau serve`: starts the node's roles and the API server until interrupted.
+//! `bacalhau serve` and `bacalhau devstack`: start the node's roles until interrupted.
 
 use super::Global;
 use crate::config::{Config, set_path};
 use anyhow::{Context, Result, bail};
+use bacalhau_api::node_channel::{in_process_connector, websocket_connector};
 use bacalhau_api::server::{self, AppState};
+use bacalhau_compute::{ComputeConfig, ComputeNode, Connector};
 use bacalhau_models::{NodeId, NodeInfo};
+use bacalhau_orchestrator::nodes::NodeManagerConfig;
 use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
 use clap::Args;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Run the orchestrator role: the API, the job store and the schedulers.
+    /// Run the orchestrator role: the API, the job store and the schedulers. With neither
+    /// role given, the node runs both (hybrid).
     #[arg(long)]
     orchestrator: bool,
-    /// Run the compute role: execute jobs for an orchestrator.
+    /// Run the compute role: execute jobs for the orchestrators in `--orchestrators`.
     #[arg(long)]
     compute: bool,
     /// The node's name; by default a generated `n-<uuid>` kept in the data directory.
@@ -25,13 +31,23 @@ pub struct ServeArgs {
     /// Same as --api-port.
     #[arg(long, value_name = "PORT")]
     port: Option<u16>,
-    /// Orchestrators a compute node connects to, `host:port` (same as
+    /// Orchestrators a compute node connects to, `host:port` of their API (same as
     /// `-c Compute.Orchestrators=...`).
     #[arg(long, value_delimiter = ',', value_name = "HOST:PORT")]
     orchestrators: Vec<String>,
     /// Labels of this node, `key=value`, comma-separated or repeated.
     #[arg(long, value_delimiter = ',', value_name = "KEY=VALUE")]
     labels: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DevstackArgs {
+    /// How many compute nodes to start beside the orchestrator.
+    #[arg(long, default_value_t = 3)]
+    compute_nodes: usize,
+    /// Same as --api-port.
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
 }
 
 pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
@@ -46,78 +62,236 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             &args.orchestrators.join(","),
         )?;
     }
-    let orchestrator = args.orchestrator || config.flag("Orchestrator.Enabled");
-    let compute = args.compute || config.flag("Compute.Enabled");
-    if compute {
-        bail!(
-            "the compute role is not available in this build yet: `serve --orchestrator` runs \
-             an orchestrator, which stores, schedules and queues jobs, but no node runs them"
-        );
+    let mut orchestrator = args.orchestrator || config.flag("Orchestrator.Enabled");
+    let mut compute = args.compute || config.flag("Compute.Enabled");
+    if !orchestrator && !compute {
+        orchestrator = true;
+        compute = true;
     }
-    if !orchestrator {
-        tracing::warn!(
-            "no role given: starting the orchestrator role only (compute nodes are not available in this build yet)"
-        );
-    }
-
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let name = node_name(&data_dir, args.name.as_deref())?;
     let labels = parse_labels(&config, &args.labels)?;
-    let workers = config.number("Orchestrator.Scheduler.WorkerCount")?.max(1) as usize;
+    let (stop, stopped) = watch::channel(false);
 
-    let orchestrator = Orchestrator::start(OrchestratorConfig {
-        data_dir: data_dir.join("orchestrator"),
-        job_defaults: config.job_defaults()?,
-        workers,
-        nodes: Default::default(),
-    })
-    .await
-    .context("cannot start the orchestrator")?;
-
-    let version = super::agent::client_version();
-    let node_info = NodeInfo {
-        node_id: NodeId::from(name.as_str()),
-        node_type: "Requester".into(),
-        labels,
-        supported_protocols: vec!["ws/v1".into()],
-        bacalhau_version: version.clone(),
-        ..Default::default()
+    let mut cluster = Cluster::default();
+    if orchestrator {
+        cluster
+            .start_orchestrator(&config, &data_dir, &name, &labels)
+            .await?;
+    }
+    if compute {
+        let connector = match &cluster.orchestrator {
+            Some(o) => in_process_connector(Arc::clone(o.node_manager())),
+            None => remote_connector(&config)?,
+        };
+        let node = start_compute(&config, &data_dir.join("compute"), &name, labels.clone()).await?;
+        cluster
+            .nodes
+            .push(tokio::spawn(node.run(connector, stopped.clone())));
+    }
+    let roles = match (orchestrator, compute) {
+        (true, true) => "hybrid node (orchestrator + compute)",
+        (true, false) => "orchestrator",
+        _ => "compute node",
     };
-    let host = config.string("API.Host");
-    let port = config.number("API.Port")?;
-    let address = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host });
-    let listener = tokio::net::TcpListener::bind(&address)
-        .await
-        .with_context(|| format!("cannot listen on {address}"))?;
-    let local = listener.local_addr()?;
-    let orchestrator = Arc::new(orchestrator);
-    let state = Arc::new(AppState {
-        orchestrator: Arc::clone(&orchestrator),
-        node_info,
-        config: config.redacted(),
-        version,
-    });
-
-    println!(
-        "Bacalhau orchestrator {name} is listening on {local} (data in {})",
+    outln!(
+        "Bacalhau {roles} {name} started (data in {})",
         data_dir.display()
     );
-    println!(
-        "To connect to this node from the client, run:\n\texport BACALHAU_API_HOST={}\n\texport BACALHAU_API_PORT={}",
-        client_host(&host),
-        local.port()
-    );
-    server::serve(listener, state, shutdown_signal())
-        .await
-        .context("API server failed")?;
-    tracing::info!("shutting down");
-    match Arc::try_unwrap(orchestrator) {
-        Ok(orchestrator) => orchestrator.shutdown().await,
-        Err(_) => tracing::warn!("API connections still open at shutdown"),
+    cluster.serve_until_signal(&config, stop).await
+}
+
+pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
+    let mut config = global.config()?;
+    if let Some(port) = args.port {
+        set_path(&mut config.tree, "API.Port", &port.to_string())?;
     }
-    Ok(ExitCode::SUCCESS)
+    let data_dir = config.data_dir().join("devstack");
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut cluster = Cluster::default();
+    cluster
+        .start_orchestrator(&config, &data_dir, "orchestrator", &BTreeMap::new())
+        .await?;
+    let manager = cluster
+        .orchestrator
+        .as_ref()
+        .map(|o| Arc::clone(o.node_manager()))
+        .context("orchestrator did not start")?;
+    for i in 0..args.compute_nodes {
+        let name = format!("node-{i}");
+        let labels = BTreeMap::from([("name".to_string(), name.clone())]);
+        let node = start_compute(&config, &data_dir.join(&name), &name, labels).await?;
+        let connector = in_process_connector(Arc::clone(&manager));
+        cluster
+            .nodes
+            .push(tokio::spawn(node.run(connector, stopped.clone())));
+    }
+    outln!(
+        "Devstack: 1 orchestrator and {} compute nodes (data in {})",
+        args.compute_nodes,
+        data_dir.display()
+    );
+    cluster.serve_until_signal(&config, stop).await
+}
+
+/// The roles running in this process.
+#[derive(Default)]
+struct Cluster {
+    orchestrator: Option<Arc<Orchestrator>>,
+    node_info: NodeInfo,
+    nodes: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    async fn start_orchestrator(
+        &mut self,
+        config: &Config,
+        data_dir: &Path,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<()> {
+        let orchestrator = Orchestrator::start(OrchestratorConfig {
+            data_dir: data_dir.join("orchestrator"),
+            job_defaults: config.job_defaults()?,
+            workers: config.number("Orchestrator.Scheduler.WorkerCount")?.max(1) as usize,
+            nodes: NodeManagerConfig {
+                token: config.string("Orchestrator.Auth.Token"),
+                manual_approval: config.flag("Orchestrator.NodeManager.ManualApproval"),
+                heartbeat_interval: config.duration("Compute.Heartbeat.Interval")?,
+                disconnect_timeout: config
+                    .duration("Orchestrator.NodeManager.DisconnectTimeout")?,
+                reschedule_grace: config
+                    .duration("Orchestrator.NodeManager.RescheduleGracePeriod")?,
+            },
+        })
+        .await
+        .context("cannot start the orchestrator")?;
+        self.node_info = NodeInfo {
+            node_id: NodeId::from(name),
+            node_type: "Requester".into(),
+            labels: labels.clone(),
+            supported_protocols: vec![bacalhau_protocol::PROTOCOL.into()],
+            bacalhau_version: super::agent::client_version(),
+            ..Default::default()
+        };
+        self.orchestrator = Some(Arc::new(orchestrator));
+        Ok(())
+    }
+
+    /// Serves the API (when this process orchestrates) until SIGINT/SIGTERM, then stops
+    /// every role.
+    async fn serve_until_signal(
+        self,
+        config: &Config,
+        stop: watch::Sender<bool>,
+    ) -> Result<ExitCode> {
+        match &self.orchestrator {
+            Some(orchestrator) => {
+                let host = config.string("API.Host");
+                let port = config.number("API.Port")?;
+                let address = format!("{}:{port}", if host.is_empty() { "0.0.0.0" } else { &host });
+                let listener = tokio::net::TcpListener::bind(&address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address}"))?;
+                let local = listener.local_addr()?;
+                let state = Arc::new(AppState {
+                    orchestrator: Arc::clone(orchestrator),
+                    node_info: self.node_info.clone(),
+                    config: config.redacted(),
+                    version: super::agent::client_version(),
+                });
+                outln!("API listening on {local}");
+                outln!(
+                    "To connect to this node from the client, run:\n\texport BACALHAU_API_HOST={}\n\texport BACALHAU_API_PORT={}",
+                    client_host(&host),
+                    local.port()
+                );
+                server::serve(listener, state, shutdown_signal())
+                    .await
+                    .context("API server failed")?;
+            }
+            None => shutdown_signal().await,
+        }
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        for node in self.nodes {
+            let _ = node.await;
+        }
+        if let Some(orchestrator) = self.orchestrator {
+            match Arc::try_unwrap(orchestrator) {
+                Ok(orchestrator) => orchestrator.shutdown().await,
+                Err(_) => tracing::debug!("orchestrator still referenced at shutdown"),
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn start_compute(
+    config: &Config,
+    data_dir: &Path,
+    name: &str,
+    labels: BTreeMap<String, String>,
+) -> Result<Arc<ComputeNode>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let host = crate::host::detect(data_dir);
+    let capacity = crate::host::allocate(
+        &host,
+        &config.string("Compute.AllocatedCapacity.CPU"),
+        &config.string("Compute.AllocatedCapacity.Memory"),
+        &config.string("Compute.AllocatedCapacity.Disk"),
+        &config.string("Compute.AllocatedCapacity.GPU"),
+    )?;
+    ComputeNode::start(
+        ComputeConfig {
+            node_id: NodeId::from(name),
+            labels,
+            data_dir: data_dir.to_path_buf(),
+            token: config.string("Compute.Auth.Token"),
+            capacity,
+            publishers: vec!["noop".into()],
+            storage_sources: Vec::new(),
+        },
+        bacalhau_executors::all(),
+    )
+    .await
+    .context("cannot start the compute node")
+}
+
+/// Dials the configured orchestrators in turn, one per session.
+fn remote_connector(config: &Config) -> Result<Connector> {
+    let orchestrators = config.strings("Compute.Orchestrators");
+    if orchestrators.is_empty() {
+        bail!("a compute node needs an orchestrator: --orchestrators HOST:PORT");
+    }
+    let urls: Vec<String> = orchestrators.iter().map(|o| channel_url(o)).collect();
+    let connectors: Vec<Connector> = urls.into_iter().map(websocket_connector).collect();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    Ok(Arc::new(move || {
+        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % connectors.len();
+        connectors[i]()
+    }))
+}
+
+/// The node channel's URL on an orchestrator given as `host:port` or a URL.
+fn channel_url(orchestrator: &str) -> String {
+    let (scheme, rest) = match orchestrator.split_once("://") {
+        Some(("https" | "wss", rest)) => ("wss", rest),
+        Some((_, rest)) => ("ws", rest),
+        None => ("ws", orchestrator),
+    };
+    let host_port = rest.split('/').next().unwrap_or(rest);
+    let host_port = if host_port.contains(':') {
+        host_port.to_string()
+    } else {
+        format!("{host_port}:1234")
+    };
+    format!("{scheme}://{host_port}{}", bacalhau_protocol::CONNECT_PATH)
 }
 
 fn client_host(host: &str) -> &str {
@@ -147,11 +321,8 @@ fn node_name(data_dir: &Path, flag: Option<&str>) -> Result<String> {
     Ok(name)
 }
 
-fn parse_labels(
-    config: &Config,
-    flags: &[String],
-) -> Result<std::collections::BTreeMap<String, String>> {
-    let mut labels = std::collections::BTreeMap::new();
+fn parse_labels(config: &Config, flags: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut labels = BTreeMap::new();
     if let Some(serde_json::Value::Object(configured)) = config.get("Labels") {
         for (k, v) in configured {
             labels.insert(k.clone(), v.as_str().unwrap_or_default().to_string());
@@ -168,24 +339,38 @@ fn parse_labels(
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                    let _ = interrupt.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
-        }
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_urls_from_upstream_style_addresses() {
+        assert_eq!(
+            channel_url("10.0.0.1:1234"),
+            "ws://10.0.0.1:1234/api/v1/compute/connect"
+        );
+        assert_eq!(
+            channel_url("nats://h:4222"),
+            "ws://h:4222/api/v1/compute/connect"
+        );
+        assert_eq!(
+            channel_url("https://h"),
+            "wss://h:1234/api/v1/compute/connect"
+        );
     }
 }

@@ -21,6 +21,94 @@ pub fn free_port() -> u16 {
         .expect("no free port on loopback")
 }
 
+/// Settings that make node loss visible in about a second, for tests.
+pub const FAST_HEARTBEATS: &[&str] = &[
+    "-c",
+    "Compute.Heartbeat.Interval=100ms",
+    "-c",
+    "Orchestrator.NodeManager.DisconnectTimeout=1s",
+    "-c",
+    "Orchestrator.NodeManager.RescheduleGracePeriod=2s",
+];
+
+fn spawn_logged(command: &mut Command, log: &Path) -> Child {
+    let log_file = std::fs::File::create(log).expect("cannot create log");
+    command
+        .stdout(Stdio::from(log_file.try_clone().expect("log handle")))
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("cannot start bacalhau")
+}
+
+/// A compute-only node process dialing an orchestrator.
+pub struct ComputeProcess {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl ComputeProcess {
+    /// Starts `bacalhau serve --compute --name NAME` against `orchestrator` (`host:port`).
+    pub fn start(data_dir: &Path, name: &str, orchestrator: &str, extra: &[&str]) -> Self {
+        let log = data_dir.with_extension("compute.log");
+        let child = spawn_logged(
+            Command::new(binary())
+                .args(FAST_HEARTBEATS)
+                .args([
+                    "serve",
+                    "--compute",
+                    "--name",
+                    name,
+                    "--orchestrators",
+                    orchestrator,
+                ])
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(extra)
+                .env("HOME", data_dir),
+            &log,
+        );
+        Self { child, log }
+    }
+
+    /// Kills the node with SIGKILL.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ComputeProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- compute log ({}) ---\n{}",
+                self.log.display(),
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing loudly after `seconds`.
+pub async fn eventually<T, F, Fut>(seconds: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 /// A running `bacalhau serve`.
 pub struct Server {
     pub child: Child,
@@ -37,19 +125,25 @@ impl Server {
 
     /// Starts an orchestrator on `port`.
     pub async fn start_on(data_dir: &Path, port: u16) -> Server {
+        Self::start_with(data_dir, port, &["serve", "--orchestrator"]).await
+    }
+
+    /// Starts `bacalhau ARGS...` listening on `port`, e.g. a devstack or a hybrid node, with
+    /// fast heartbeats so node loss is noticed within seconds.
+    pub async fn start_with(data_dir: &Path, port: u16, args: &[&str]) -> Server {
         let log = data_dir.with_extension(format!("{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("cannot create server log");
-        let child = Command::new(binary())
-            .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
-            .arg("--api-port")
-            .arg(port.to_string())
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("HOME", data_dir)
-            .stdout(Stdio::from(log_file.try_clone().expect("log handle")))
-            .stderr(Stdio::from(log_file))
-            .spawn()
-            .expect("cannot start bacalhau serve");
+        let child = spawn_logged(
+            Command::new(binary())
+                // Global settings first, so `-c` pairs in `args` override them.
+                .args(FAST_HEARTBEATS)
+                .args(args)
+                .args(["--api-host", "127.0.0.1", "--api-port"])
+                .arg(port.to_string())
+                .arg("--data-dir")
+                .arg(data_dir)
+                .env("HOME", data_dir),
+            &log,
+        );
         let mut server = Server {
             child,
             port,

@@ -41,10 +41,21 @@ pub async fn serve_connection(
         }
     };
     if outgoing.send(Frame::Welcome(welcome)).await.is_err() {
-        manager.disconnected(&id, generation, "connection closed").await;
+        manager
+            .disconnected(&id, generation, "connection closed")
+            .await;
         return;
     }
-    let reason = run_session(&manager, &id, generation, hello.last_applied, &wake, &mut incoming, &outgoing).await;
+    let reason = run_session(
+        &manager,
+        &id,
+        generation,
+        hello.last_applied,
+        &wake,
+        &mut incoming,
+        &outgoing,
+    )
+    .await;
     manager.disconnected(&id, generation, &reason).await;
 }
 
@@ -142,7 +153,12 @@ async fn handle_frame(
                     }
                 })
                 .collect();
-            let highest = updates.iter().map(|(s, _)| *s).max().unwrap_or(seq).max(seq);
+            let highest = updates
+                .iter()
+                .map(|(s, _)| *s)
+                .max()
+                .unwrap_or(seq)
+                .max(seq);
             let evaluations = updates::apply(manager.store(), id, updates, highest)
                 .await
                 .map_err(|e| format!("store failure: {e}"))?;

@@ -15,9 +15,7 @@ use crate::planner::Applied;
 use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
 use bacalhau_models::node::{ConnectionState, connection as conn, membership};
-use bacalhau_models::{
-    Evaluation, NodeId, NodeState, Timestamp, TriggeredBy, time,
-};
+use bacalhau_models::{Evaluation, NodeId, NodeState, Timestamp, TriggeredBy, time};
 use bacalhau_protocol::{Heartbeat, Hello, Welcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -188,13 +186,16 @@ impl NodeManager {
                 return Err(Refusal::Rejected(id));
             }
             let is_new = existing.is_none();
-            let membership_state = existing.map(|n| n.state.membership.clone()).unwrap_or_else(|| {
-                if self.config.manual_approval {
-                    membership::PENDING.into()
-                } else {
-                    membership::APPROVED.into()
-                }
-            });
+            let membership_state =
+                existing
+                    .map(|n| n.state.membership.clone())
+                    .unwrap_or_else(|| {
+                        if self.config.manual_approval {
+                            membership::PENDING.into()
+                        } else {
+                            membership::APPROVED.into()
+                        }
+                    });
             let stamp = time::rfc3339(now);
             let state = NodeState {
                 info: hello.node_info.clone(),
@@ -408,11 +409,12 @@ impl NodeManager {
 
     /// The `heartbeat-checker` loop: marks silent nodes disconnected and, after the grace
     /// period, has their jobs rescheduled. Runs until `stop` fires.
-    pub async fn run_heartbeat_checker(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let period = (self.config.disconnect_timeout / 4).clamp(
-            Duration::from_millis(50),
-            Duration::from_secs(5),
-        );
+    pub async fn run_heartbeat_checker(
+        self: Arc<Self>,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let period = (self.config.disconnect_timeout / 4)
+            .clamp(Duration::from_millis(50), Duration::from_secs(5));
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
@@ -424,12 +426,14 @@ impl NodeManager {
                 .iter()
                 .filter(|(_, n)| {
                     n.disconnected_at.is_none()
-                        && now.saturating_sub(n.last_heartbeat) > nanos(self.config.disconnect_timeout)
+                        && now.saturating_sub(n.last_heartbeat)
+                            > nanos(self.config.disconnect_timeout)
                 })
                 .map(|(id, n)| (id.clone(), n.generation))
                 .collect();
             for (id, generation) in silent {
-                self.disconnected(&id, generation, "heartbeat timeout").await;
+                self.disconnected(&id, generation, "heartbeat timeout")
+                    .await;
                 if let Some(node) = self.read().get(&id) {
                     node.wake.notify_waiters();
                 }

@@ -1,0 +1,43 @@
+//! The executor role: runs one execution of one engine and returns its output.
+
+use bacalhau_models::{Execution, RunCommandResult};
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::watch;
+
+/// What an executor gets to run an execution.
+pub struct ExecutionContext {
+    /// The execution, with its job.
+    pub execution: Execution,
+    /// Turns `true` when the execution must stop (job stopped, timeout).
+    pub cancel: watch::Receiver<bool>,
+}
+
+/// Why an execution did not produce a result.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// The execution was cancelled.
+    #[error("execution cancelled")]
+    Cancelled,
+    /// The spec cannot run on this engine (bad params).
+    #[error("invalid engine parameters: {0}")]
+    InvalidSpec(String),
+    /// The engine failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A boxed future, so executors can be chosen at run time.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs executions of one engine type.
+pub trait Executor: Send + Sync {
+    /// The engine's name as jobs write it: `docker`, `wasm`, `noop`.
+    fn engine(&self) -> &'static str;
+
+    /// Runs the execution to its end. A non-zero exit code is a result, not an error.
+    fn run(
+        &self,
+        context: ExecutionContext,
+    ) -> BoxFuture<'_, Result<RunCommandResult, ExecutorError>>;
+}

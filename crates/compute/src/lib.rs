@@ -1,0 +1,17 @@
+//! Runs executions on this compute node.
+//!
+//! [`ComputeNode`] keeps one connection to the orchestrator (through a [`Connector`] the
+//! binary provides), accepts or rejects each `RunExecution`, queues accepted executions until
+//! the [`capacity::CapacityTracker`] has room, runs them on an [`Executor`] and reports every
+//! state change back as a `protocol` message written first to its durable outbox
+//! ([`store::NodeStore`]). This crate owns the `Executor` trait; `executors` implements it.
+//! It never speaks HTTP and never reads the orchestrator's store. Start at `node.rs`.
+
+pub mod capacity;
+pub mod executor;
+mod node;
+mod session;
+pub mod store;
+
+pub use executor::{ExecutionContext, Executor, ExecutorError};
+pub use node::{ComputeConfig, ComputeNode, Connector, Link};

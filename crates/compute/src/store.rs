@@ -1,0 +1,228 @@
+//! The compute node's durable store: its executions, its outbox to the orchestrator and the
+//! sequence numbers of both directions, in redb. Every state change is one transaction.
+
+use bacalhau_models::{Execution, ExecutionStateType};
+use bacalhau_protocol::Message;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
+const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The last sequence number given to an outgoing message.
+const OUT_SEQ: &str = "out_seq";
+/// The last orchestrator → node sequence number applied.
+const APPLIED_IN: &str = "applied_in";
+
+/// What can go wrong in the node's store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("compute store I/O: {0}")]
+    Db(String),
+    /// A record could not be decoded.
+    #[error("corrupt record in the compute store: {0}")]
+    Corrupt(String),
+}
+
+macro_rules! db_errors {
+    ($($t:ty),+) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )+};
+}
+db_errors!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// An execution as this node knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalExecution {
+    /// The execution with its job.
+    pub execution: Execution,
+    /// Its state on this node.
+    pub state: ExecutionStateType,
+    /// Why it is in that state.
+    pub message: String,
+}
+
+/// The node's store.
+#[derive(Clone)]
+pub struct NodeStore {
+    db: Arc<Database>,
+}
+
+impl NodeStore {
+    /// Opens or creates the store at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(EXECUTIONS)?;
+        txn.open_table(OUTBOX)?;
+        txn.open_table(META)?;
+        txn.commit()?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// Runs `f` in one durable write transaction, off the async threads.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut NodeTxn<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_write()?;
+            let result = f(&mut NodeTxn { txn: &txn })?;
+            txn.commit()?;
+            Ok(result)
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("store task failed: {e}")))?
+    }
+
+    /// The last orchestrator → node sequence applied.
+    pub fn applied_in(&self) -> Result<u64, StoreError> {
+        let txn = self.db.begin_read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(APPLIED_IN)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Outgoing messages above `after`, oldest first, at most `limit`.
+    pub fn outbox_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, Message)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut messages = Vec::new();
+        for entry in table.range(after.saturating_add(1)..)?.take(limit) {
+            let (key, value) = entry?;
+            let message = serde_json::from_slice(value.value())
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            messages.push((key.value(), message));
+        }
+        Ok(messages)
+    }
+
+    /// Every execution this node knows.
+    pub fn executions(&self) -> Result<Vec<LocalExecution>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EXECUTIONS)?;
+        let mut executions = Vec::new();
+        for entry in table.iter()? {
+            let (_, value) = entry?;
+            executions.push(
+                serde_json::from_slice(value.value())
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        Ok(executions)
+    }
+}
+
+/// The operations of one write transaction.
+pub struct NodeTxn<'t> {
+    txn: &'t WriteTransaction,
+}
+
+impl NodeTxn<'_> {
+    /// An execution by ID.
+    pub fn execution(&self, id: &str) -> Result<Option<LocalExecution>, StoreError> {
+        let table = self.txn.open_table(EXECUTIONS)?;
+        let found = table.get(id)?;
+        found
+            .map(|v| {
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Stores an execution.
+    pub fn put_execution(&mut self, local: &LocalExecution) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(local).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.txn
+            .open_table(EXECUTIONS)?
+            .insert(local.execution.id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Queues a message for the orchestrator; returns its sequence number.
+    pub fn enqueue(&mut self, message: &Message) -> Result<u64, StoreError> {
+        let mut meta = self.txn.open_table(META)?;
+        let seq = meta.get(OUT_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
+        meta.insert(OUT_SEQ, seq)?;
+        let bytes = serde_json::to_vec(message).map_err(|e| StoreError::Db(e.to_string()))?;
+        self.txn.open_table(OUTBOX)?.insert(seq, bytes.as_slice())?;
+        Ok(seq)
+    }
+
+    /// Drops outgoing messages up to `seq`, which the orchestrator applied.
+    pub fn trim(&mut self, seq: u64) -> Result<(), StoreError> {
+        let mut table = self.txn.open_table(OUTBOX)?;
+        let acknowledged: Vec<u64> = table
+            .range(..=seq)?
+            .map(|entry| entry.map(|(key, _)| key.value()))
+            .collect::<Result<_, _>>()?;
+        for s in acknowledged {
+            table.remove(s)?;
+        }
+        Ok(())
+    }
+
+    /// The last orchestrator → node sequence applied.
+    pub fn applied_in(&self) -> Result<u64, StoreError> {
+        let meta = self.txn.open_table(META)?;
+        Ok(meta.get(APPLIED_IN)?.map(|v| v.value()).unwrap_or(0))
+    }
+
+    /// Records the last orchestrator → node sequence applied.
+    pub fn set_applied_in(&mut self, seq: u64) -> Result<(), StoreError> {
+        self.txn.open_table(META)?.insert(APPLIED_IN, seq)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bacalhau_models::ExecutionId;
+
+    #[tokio::test]
+    async fn outbox_survives_reopen_and_trims_on_ack() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compute.redb");
+        {
+            let store = NodeStore::open(&path).unwrap();
+            store
+                .write(|t| {
+                    for i in 0..3 {
+                        t.enqueue(&Message::CancelExecution {
+                            execution_id: ExecutionId::from(format!("e-{i}")),
+                            reason: String::new(),
+                        })?;
+                    }
+                    t.set_applied_in(9)
+                })
+                .await
+                .unwrap();
+        }
+        let store = NodeStore::open(&path).unwrap();
+        assert_eq!(store.applied_in().unwrap(), 9);
+        assert_eq!(store.outbox_after(0, 10).unwrap().len(), 3);
+        store.write(|t| t.trim(2)).await.unwrap();
+        let left = store.outbox_after(0, 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].0, 3);
+    }
+}
