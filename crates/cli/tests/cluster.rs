@@ -307,3 +307,45 @@ async fn the_job_completes_after_the_orchestrator_is_killed_and_restarted() {
         ExecutionStateType::Completed
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_manual_approval_a_node_waits_until_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("orchestrator"),
+        free_port(),
+        &[
+            "-c",
+            "Orchestrator.NodeManager.ManualApproval=true",
+            "serve",
+            "--orchestrator",
+        ],
+    )
+    .await;
+    let client = server.client();
+    let address = format!("127.0.0.1:{}", server.port);
+    let _node = ComputeProcess::start(&dir.path().join("new"), "new-node", &address, &[]);
+    eventually(20, "the node to be pending", || async {
+        let node = client.get_node("new-node").await.ok()?.node;
+        (node.membership == "PENDING" && node.connection_state.status == "CONNECTED").then_some(())
+    })
+    .await;
+    let put = client
+        .put_job(&noop_job("needs-approval", 1, "0s", ""), false)
+        .await
+        .unwrap();
+    wait_state(&client, &put.job_id, JobStateType::Queued, 20).await;
+
+    let approve = server.cli(&["node", "approve", "new-node"]);
+    assert!(approve.status.success(), "{}", common::stderr(&approve));
+    wait_state(&client, &put.job_id, JobStateType::Completed, 20).await;
+
+    let reject = server.cli(&["node", "reject", "new-node"]);
+    assert!(reject.status.success(), "{}", common::stderr(&reject));
+    eventually(20, "the rejected node to be refused", || async {
+        let node = client.get_node("new-node").await.ok()?.node;
+        (node.membership == "REJECTED" && node.connection_state.status == "DISCONNECTED")
+            .then_some(())
+    })
+    .await;
+}

@@ -2,7 +2,7 @@
 //! old versions) and report the executions that remain live.
 
 use super::{Plan, Snapshot, StopReason};
-use bacalhau_models::{Execution, JobStateType, State, Timestamp};
+use bacalhau_models::{Evaluation, Execution, JobStateType, State, Timestamp, TriggeredBy};
 use std::collections::BTreeMap;
 
 /// What survives triage.
@@ -49,6 +49,24 @@ pub fn triage<'a>(
         );
         fail_job(plan, snapshot, &running, reason, BTreeMap::new(), now);
         return None;
+    }
+
+    // A fresh job gets an evaluation at its total-timeout deadline, so it fails on time even
+    // when nothing else happens to it.
+    if !long_running && timeouts.total_timeout > 0 && job.state.state_type == JobStateType::Pending
+    {
+        let mut deadline = Evaluation::new(
+            job.id.clone(),
+            &job.namespace,
+            &job.r#type,
+            job.priority,
+            TriggeredBy::JobTimeout,
+            now,
+        );
+        deadline.wait_until = job
+            .create_time
+            .saturating_add(timeouts.total_timeout.saturating_mul(1_000_000_000));
+        plan.follow_ups.push(deadline);
     }
 
     let mut live = Vec::new();

@@ -217,3 +217,29 @@ fn daemon_job_runs_on_every_matching_node() {
     assert_eq!(plan.create.len(), 2);
     assert_eq!(new_state(&plan), Some(JobStateType::Running));
 }
+
+#[test]
+fn total_timeout_schedules_a_deadline_and_fails_the_job_past_it() {
+    let mut job = noop_job(1, 0);
+    job.tasks[0].timeouts.total_timeout = 10;
+    job.create_time = NOW;
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let first = plan(job.clone(), vec![], vec![node("a", &[])], &e);
+    let deadline = first
+        .follow_ups
+        .iter()
+        .find(|f| f.triggered_by == TriggeredBy::JobTimeout)
+        .expect("a deadline evaluation");
+    assert_eq!(deadline.wait_until, NOW + 10_000_000_000);
+
+    job.create_time = NOW - 11_000_000_000;
+    job.state = State::new(JobStateType::Running);
+    let late = plan(job, vec![], vec![node("a", &[])], &e);
+    let state = late.job_state.unwrap();
+    assert_eq!(state.state_type, JobStateType::Failed);
+    assert!(
+        state.message.contains("Job took longer than 10s"),
+        "{}",
+        state.message
+    );
+}
