@@ -158,3 +158,49 @@ async fn unchanged_resubmission_conflicts_and_force_makes_a_new_version() {
     let versions = h.client.job_versions("same").await.unwrap();
     assert_eq!(versions.items.len(), 2);
 }
+
+#[tokio::test]
+async fn diff_shows_what_a_resubmission_would_change() {
+    let h = start().await;
+    h.client.put_job(&job("diffed"), false).await.unwrap();
+    let mut changed = job("diffed");
+    changed.tasks[0].timeouts.queue_timeout = 900;
+    let diff = h.client.diff_job(&changed).await.unwrap().diff;
+    assert!(diff.contains("-      QueueTimeout: 300"), "{diff}");
+    assert!(diff.contains("+      QueueTimeout: 900"), "{diff}");
+    let same = h.client.diff_job(&job("diffed")).await.unwrap().diff;
+    assert!(same.is_empty(), "{same}");
+}
+
+#[tokio::test]
+async fn rerun_makes_a_new_version_of_a_finished_job_only() {
+    let h = start().await;
+    let put = h.client.put_job(&job("again"), false).await.unwrap();
+    wait_for(&h.client, &put.job_id, JobStateType::Queued).await;
+    let err = h
+        .client
+        .rerun_job(&put.job_id, 0, "too soon")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(409));
+    h.client.stop_job(&put.job_id, "").await.unwrap();
+    wait_for(&h.client, &put.job_id, JobStateType::Stopped).await;
+    let rerun = h
+        .client
+        .rerun_job(&put.job_id, 1, "once more")
+        .await
+        .unwrap();
+    assert_eq!(rerun.job_version, 2);
+    wait_for(&h.client, &put.job_id, JobStateType::Queued).await;
+    let history = h
+        .client
+        .job_history(&put.job_id, "job", "", "")
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        history
+            .iter()
+            .any(|e| e.event.message == "Job rerun requested")
+    );
+}
