@@ -666,18 +666,26 @@ fn same_spec(a: &Job, b: &Job) -> bool {
     spec_yaml(a) == spec_yaml(b)
 }
 
-/// The user-controlled part of a job as YAML, for comparisons and diffs.
+/// The user-controlled part of a job as YAML, for comparisons and diffs: the fields the
+/// server sets (ID, state, versions, times, system meta) are left out.
 fn spec_yaml(job: &Job) -> String {
-    let mut spec = job.clone();
-    spec.id = JobId::default();
-    spec.state = State::default();
-    spec.version = 0;
-    spec.revision = 0;
-    spec.create_time = 0;
-    spec.modify_time = 0;
-    spec.meta
-        .retain(|k, _| !k.starts_with(bacalhau_models::job::SYSTEM_META_PREFIX));
-    serde_yaml_ng::to_string(&spec).unwrap_or_default()
+    let mut value = serde_json::to_value(job).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        for key in [
+            "ID",
+            "State",
+            "Version",
+            "Revision",
+            "CreateTime",
+            "ModifyTime",
+        ] {
+            map.remove(key);
+        }
+        if let Some(meta) = map.get_mut("Meta").and_then(|m| m.as_object_mut()) {
+            meta.retain(|k, _| !k.starts_with(bacalhau_models::job::SYSTEM_META_PREFIX));
+        }
+    }
+    serde_yaml_ng::to_string(&value).unwrap_or_default()
 }
 
 fn parse_job_token(token: &str) -> Result<(i64, String), OrchestratorError> {
