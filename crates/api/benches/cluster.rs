@@ -68,8 +68,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 },
                 publishers: vec!["noop".into()],
                 storage_sources: vec![],
+                accept_networked_jobs: false,
             },
-            bacalhau_executors::all(),
+            bacalhau_executors::builtin(),
         )
         .await?;
         let connector = in_process_connector(Arc::clone(orchestrator.node_manager()));

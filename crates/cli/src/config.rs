@@ -40,6 +40,7 @@ pub fn defaults() -> Value {
             "AllowListedLocalPaths": [],
             "Env": { "AllowList": [] }
         },
+        "JobAdmissionControl": { "AcceptNetworkedJobs": false, "RejectStatelessJobs": false },
         "JobDefaults": serde_json::to_value(JobDefaults::default()).unwrap_or(Value::Null),
         "Logging": { "Level": "info", "Mode": "default" },
         "WebUI": { "Enabled": false, "Listen": "0.0.0.0:8438" },

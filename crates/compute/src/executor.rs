@@ -2,6 +2,7 @@
 
 use bacalhau_models::{Execution, RunCommandResult};
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use tokio::sync::watch;
 
@@ -11,6 +12,9 @@ pub struct ExecutionContext {
     pub execution: Execution,
     /// Turns `true` when the execution must stop (job stopped, timeout).
     pub cancel: watch::Receiver<bool>,
+    /// A directory of this execution's own on the node: logs (`stdout`, `stderr`) and
+    /// results go here. It outlives the run so logs can be read afterwards.
+    pub work_dir: PathBuf,
 }
 
 /// Why an execution did not produce a result.
@@ -19,12 +23,23 @@ pub enum ExecutorError {
     /// The execution was cancelled.
     #[error("execution cancelled")]
     Cancelled,
-    /// The spec cannot run on this engine (bad params).
-    #[error("invalid engine parameters: {0}")]
+    /// The spec cannot run on this engine (bad params, missing image): retrying elsewhere
+    /// would fail the same way.
+    #[error("{0}")]
     InvalidSpec(String),
-    /// The engine failed.
+    /// The job's own doing (out of memory, timed out): not retried.
+    #[error("{0}")]
+    JobFault(String),
+    /// The engine failed; another attempt may succeed.
     #[error("{0}")]
     Failed(String),
+}
+
+impl ExecutorError {
+    /// Whether another attempt could succeed.
+    pub fn retryable(&self) -> bool {
+        matches!(self, Self::Failed(_))
+    }
 }
 
 /// A boxed future, so executors can be chosen at run time.

@@ -7,7 +7,7 @@ use bacalhau_models::node::ComputeNodeInfo;
 use bacalhau_models::{
     Execution, ExecutionId, ExecutionStateType, NodeId, NodeInfo, Resources, RunCommandResult,
 };
-use bacalhau_protocol::{ExecutionUpdate, Frame, Heartbeat, Message};
+use bacalhau_protocol::{ExecutionUpdate, Frame, Heartbeat, Message, RETRYABLE};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,8 @@ pub struct ComputeConfig {
     pub publishers: Vec<String>,
     /// Input source types the node can fetch.
     pub storage_sources: Vec<String>,
+    /// Whether jobs may ask for network access (`JobAdmissionControl.AcceptNetworkedJobs`).
+    pub accept_networked_jobs: bool,
 }
 
 #[derive(Default)]
@@ -218,6 +220,19 @@ impl ComputeNode {
         if !self.executors.contains_key(engine.as_str()) {
             return Err(format!("this node does not support engine {engine:?}"));
         }
+        let network = execution
+            .job
+            .as_ref()
+            .and_then(|j| j.task())
+            .map(|t| t.network.r#type.clone())
+            .unwrap_or_default();
+        if !matches!(network.as_str(), "" | "Default" | "None")
+            && !self.config.accept_networked_jobs
+        {
+            return Err(format!(
+                "this node does not accept networked jobs (network {network}); see JobAdmissionControl.AcceptNetworkedJobs"
+            ));
+        }
         if !self.lock_capacity().could_fit(&needs(execution)) {
             return Err("this node does not have enough capacity to ever run the job".into());
         }
@@ -311,6 +326,19 @@ impl ComputeNode {
         message: String,
         run_output: Option<RunCommandResult>,
     ) -> Result<(), StoreError> {
+        self.report_with(execution, state, message, run_output, BTreeMap::new())
+            .await
+    }
+
+    /// [`ComputeNode::report`] with machine-readable details.
+    async fn report_with(
+        &self,
+        execution: &Execution,
+        state: ExecutionStateType,
+        message: String,
+        run_output: Option<RunCommandResult>,
+        details: BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
         let execution = execution.clone();
         self.store
             .write(move |t| {
@@ -327,7 +355,11 @@ impl ComputeNode {
                 local.state = state;
                 local.message = message.clone();
                 t.put_execution(&local)?;
-                t.enqueue(&update(&execution, state, message, run_output))?;
+                let mut message = update(&execution, state, message, run_output);
+                if let Message::ExecutionUpdate(u) = &mut message {
+                    u.details = details;
+                }
+                t.enqueue(&message)?;
                 Ok(())
             })
             .await?;
@@ -377,22 +409,36 @@ impl ComputeNode {
             Some(cancel) => self.run_execution(&execution, cancel).await,
             None => Err(ExecutorError::Cancelled),
         };
+        let mut details = BTreeMap::new();
         let (state, message, output) = match outcome {
-            Ok(output) => (ExecutionStateType::Completed, String::new(), Some(output)),
+            Ok(output) if output.exit_code == 0 => {
+                (ExecutionStateType::Completed, String::new(), Some(output))
+            }
+            Ok(output) => {
+                // The program itself failed: another attempt would fail the same way.
+                details.insert(RETRYABLE.to_string(), "false".to_string());
+                let message = format!("exited with code {}", output.exit_code);
+                (ExecutionStateType::Failed, message, Some(output))
+            }
             Err(ExecutorError::Cancelled) => (
                 ExecutionStateType::Cancelled,
                 "execution cancelled".to_string(),
                 None,
             ),
-            Err(e) => (ExecutionStateType::Failed, e.to_string(), None),
+            Err(e) => {
+                details.insert(RETRYABLE.to_string(), e.retryable().to_string());
+                let message = e.to_string();
+                let output = RunCommandResult {
+                    error_msg: message.clone(),
+                    ..Default::default()
+                };
+                (ExecutionStateType::Failed, message, Some(output))
+            }
         };
-        let output = output.or_else(|| {
-            (state == ExecutionStateType::Failed).then(|| RunCommandResult {
-                error_msg: message.clone(),
-                ..Default::default()
-            })
-        });
-        if let Err(e) = self.report(&execution, state, message, output).await {
+        if let Err(e) = self
+            .report_with(&execution, state, message, output, details)
+            .await
+        {
             tracing::error!(execution = %execution.id, error = %e, "cannot record the end of an execution");
         }
         self.lock_queue().running.remove(&execution.id);
@@ -419,9 +465,18 @@ impl ComputeNode {
             .await
             .map_err(|e| ExecutorError::Failed(e.to_string()))?;
         let timeout_secs = task.map_or(0, |t| t.timeouts.execution_timeout);
+        let work_dir = self
+            .config
+            .data_dir
+            .join("executions")
+            .join(execution.id.as_str());
+        std::fs::create_dir_all(&work_dir).map_err(|e| {
+            ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
+        })?;
         let context = ExecutionContext {
             execution: execution.clone(),
             cancel: cancel.clone(),
+            work_dir,
         };
         let run = executor.run(context);
         tokio::pin!(run);
@@ -438,7 +493,7 @@ impl ComputeNode {
                 }
                 let _ = cancel.changed().await;
                 let _ = run.await;
-                Err(ExecutorError::Failed(format!(
+                Err(ExecutorError::JobFault(format!(
                     "execution timed out: it took longer than {timeout_secs}s"
                 )))
             }
@@ -459,5 +514,6 @@ fn update(
         message,
         run_output,
         published_result: None,
+        details: BTreeMap::new(),
     })
 }

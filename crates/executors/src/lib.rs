@@ -1,14 +1,27 @@
 //! Engines that run executions, one module each, implementing `compute`'s [`Executor`].
 //!
-//! Only `noop` exists so far; Docker and WebAssembly are to come. An engine never talks to
-//! the orchestrator: it gets an execution and a cancel signal, and returns the run's output.
+//! `docker` runs containers on the local Docker engine, `noop` runs nothing; WebAssembly is to
+//! come. An engine never talks to the orchestrator: it gets an execution, a cancel signal and
+//! a directory, and returns the run's output.
 
+pub mod docker;
 pub mod noop;
 
 use bacalhau_compute::Executor;
 use std::sync::Arc;
 
-/// Every engine this build has.
-pub fn all() -> Vec<Arc<dyn Executor>> {
+/// The engines that need nothing from the host.
+pub fn builtin() -> Vec<Arc<dyn Executor>> {
     vec![Arc::new(noop::NoopExecutor)]
+}
+
+/// Every engine available on this host for node `node_id`: the built-in ones, plus Docker when
+/// a Docker engine answers (after removing containers an earlier run of this node left).
+pub async fn available(node_id: &str) -> Vec<Arc<dyn Executor>> {
+    let mut executors = builtin();
+    if let Some(docker) = docker::DockerExecutor::connect(node_id).await {
+        docker.reap_orphans().await;
+        executors.push(Arc::new(docker));
+    }
+    executors
 }

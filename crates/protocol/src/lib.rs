@@ -14,6 +14,7 @@ use bacalhau_models::{
     SpecConfig,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The path of the node channel on the orchestrator's API port.
 pub const CONNECT_PATH: &str = "/api/v1/compute/connect";
@@ -145,7 +146,18 @@ pub struct ExecutionUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub published_result: Option<SpecConfig>,
+    /// Machine-readable details, e.g. `Retryable: false` for a failure that another attempt
+    /// would repeat.
+    #[serde(
+        rename = "Details",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub details: BTreeMap<String, String>,
 }
+
+/// The detail key saying whether a failed execution is worth another attempt.
+pub const RETRYABLE: &str = "Retryable";
 
 /// A frame that could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -36,6 +36,13 @@ pub enum JobCommand {
 pub struct RunArgs {
     /// The job spec file, or `-` for standard input.
     file: String,
+    #[command(flatten)]
+    flags: RunFlags,
+}
+
+/// How a submitted job is followed: shared by `job run`, `docker run` and `wasm run`.
+#[derive(Debug, Args)]
+pub struct RunFlags {
     /// Print only the job ID.
     #[arg(long)]
     id_only: bool,
@@ -181,41 +188,47 @@ fn read_spec(file: &str) -> Result<Job> {
 
 async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
     let job = read_spec(&args.file)?;
-    if args.dry_run {
+    submit(global, &job, &args.flags).await
+}
+
+/// Submits `job` and follows it as `flags` say; the exit code is 1 when the job failed.
+pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<ExitCode> {
+    if flags.dry_run {
         if let Err(errors) = job.validate() {
             bail!("{}", bacalhau_models::job::describe_errors(&errors));
         }
-        output::print_structured(&job, args.output.unwrap_or(Format::Yaml), args.pretty)?;
+        output::print_structured(job, flags.output.unwrap_or(Format::Yaml), flags.pretty)?;
         return Ok(ExitCode::SUCCESS);
     }
     let client = global.client()?;
-    let submitted = client.put_job(&job, args.force).await?;
-    if args.id_only {
+    let submitted = client.put_job(job, flags.force).await?;
+    if flags.id_only {
         outln!("{}", submitted.job_id);
-    } else if args.output.is_none() {
+    } else if flags.output.is_none() {
         for warning in &submitted.warnings {
             eprintln!("Warning: {warning}");
         }
         outln!("Job successfully submitted. Job ID: {}", submitted.job_id);
     }
-    if !args.wait {
-        if let Some(format) = args.output {
+    if !flags.wait {
+        if let Some(format) = flags.output {
             let job = client.get_job(&submitted.job_id, "").await?.job;
-            output::print_structured(&job, format, args.pretty)?;
+            output::print_structured(&job, format, flags.pretty)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let quiet = args.id_only || args.output.is_some();
+    let quiet = flags.id_only || flags.output.is_some();
     if !quiet {
         outln!(
             "Checking job status... (Enter Ctrl+C to exit at any time, your job will continue running):\n"
         );
     }
-    let job = follow(&client, &submitted.job_id, args.wait_timeout_secs, quiet).await?;
-    if let Some(format) = args.output {
-        output::print_structured(&job, format, args.pretty)?;
+    let job = follow(&client, &submitted.job_id, flags.wait_timeout_secs, quiet).await?;
+    if let Some(format) = flags.output {
+        output::print_structured(&job, format, flags.pretty)?;
     }
     if !quiet {
+        print_outputs(&client, &submitted.job_id).await?;
         outln!(
             "\nTo get more details about the run, execute:\n\tbacalhau job describe {}",
             submitted.job_id
@@ -229,12 +242,41 @@ async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
         state if !state.is_terminal() => {
             eprintln!(
                 "\nStill {state} after {}s; follow it with `bacalhau job describe {}`.",
-                args.wait_timeout_secs, submitted.job_id
+                flags.wait_timeout_secs, submitted.job_id
             );
             Ok(ExitCode::SUCCESS)
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Prints what the job's finished executions wrote: stdout to stdout, stderr to stderr.
+async fn print_outputs(client: &ApiClient, id: &str) -> Result<()> {
+    let executions = client.job_executions(id).await?.items;
+    let finished: Vec<_> = executions
+        .iter()
+        .filter(|e| {
+            e.run_output
+                .as_ref()
+                .is_some_and(|r| !r.stdout.is_empty() || !r.stderr.is_empty())
+        })
+        .collect();
+    for execution in &finished {
+        let Some(run) = &execution.run_output else {
+            continue;
+        };
+        if finished.len() > 1 {
+            outln!("\nExecution {}:", execution.id.short());
+        } else {
+            outln!();
+        }
+        out!("{}", run.stdout);
+        if run.stdout_truncated {
+            outln!("\n... output truncated: `bacalhau job logs {id}` has all of it");
+        }
+        eprint!("{}", run.stderr);
+    }
+    Ok(())
 }
 
 /// Prints new history events until the job is terminal or the timeout passes.

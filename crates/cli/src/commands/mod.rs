@@ -5,6 +5,7 @@ mod agent;
 mod config_cmd;
 mod job;
 mod node;
+mod run;
 mod serve;
 
 use crate::config::Config;
@@ -105,6 +106,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Start an orchestrator and N compute nodes in one process, for demos and tests.
     Devstack(serve::DevstackArgs),
+    /// Run Docker containers as jobs.
+    #[command(subcommand)]
+    Docker(run::DockerCommand),
     /// Submit and manage jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -128,6 +132,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(&global, args).await,
         Command::Devstack(args) => serve::devstack(&global, args).await,
         Command::Job(command) => job::run(&global, command).await,
+        Command::Docker(command) => run::docker(&global, command).await,
         Command::Node(command) => node::run(&global, command).await,
         Command::Agent(command) => agent::run(&global, command).await,
         Command::Config(command) => config_cmd::run(&global, command),

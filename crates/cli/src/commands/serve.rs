@@ -256,8 +256,9 @@ async fn start_compute(
             capacity,
             publishers: vec!["noop".into()],
             storage_sources: Vec::new(),
+            accept_networked_jobs: config.flag("JobAdmissionControl.AcceptNetworkedJobs"),
         },
-        bacalhau_executors::all(),
+        bacalhau_executors::available(name).await,
     )
     .await
     .context("cannot start the compute node")

@@ -76,6 +76,7 @@ pub async fn apply(
                     continue;
                 };
                 execution.compute_state = State::with_message(update.state, update.message.clone());
+                execution.compute_state.details = update.details.clone();
                 if update.state.is_terminal() {
                     execution.desired_state =
                         State::new(ExecutionDesiredStateType::Stopped);

@@ -78,7 +78,25 @@ impl Scheduler for BatchScheduler {
         }
 
         // Too few nodes: fail now, or wait until the queue timeout runs out.
-        let reason = selection.not_enough_nodes(missing.len());
+        let mut reason = selection.not_enough_nodes(missing.len());
+        // Say why the last attempt failed: it is usually why no node is left.
+        if let Some(last) = snapshot
+            .executions
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.compute_state.state_type,
+                    ExecutionStateType::Failed | ExecutionStateType::AskForBidRejected
+                )
+            })
+            .max_by_key(|e| e.modify_time)
+        {
+            reason.push_str(&format!(
+                "\n• last failure, execution {}: {}",
+                last.id.short(),
+                last.compute_state.message
+            ));
+        }
         let queue_timeout = job.task().map_or(0, |t| t.timeouts.queue_timeout);
         let deadline_passed = eval.triggered_by == TriggeredBy::JobQueue
             && eval.wait_until > 0

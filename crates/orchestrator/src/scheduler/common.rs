@@ -51,6 +51,27 @@ pub fn triage<'a>(
         return None;
     }
 
+    // A failure another attempt would repeat (the program's exit code, a missing image, out
+    // of memory) fails the job at once, with the execution's own reason.
+    if let Some(fatal) = snapshot.executions.iter().find(|e| {
+        e.job_version == job.version
+            && e.compute_state.state_type == bacalhau_models::ExecutionStateType::Failed
+            && e.compute_state
+                .details
+                .get(bacalhau_protocol::RETRYABLE)
+                .map(String::as_str)
+                == Some("false")
+    }) {
+        let reason = format!(
+            "execution {} failed: {}",
+            fatal.id.short(),
+            fatal.compute_state.message
+        );
+        let live: Vec<&Execution> = running.clone();
+        fail_job(plan, snapshot, &live, reason, BTreeMap::new(), now);
+        return None;
+    }
+
     // A fresh job gets an evaluation at its total-timeout deadline, so it fails on time even
     // when nothing else happens to it.
     if !long_running && timeouts.total_timeout > 0 && job.state.state_type == JobStateType::Pending

@@ -1,0 +1,183 @@
+//! `bacalhau docker run` and (to come) `bacalhau wasm run`: build a one-task job from flags, as
+//! upstream's commands do, and submit it like `job run`.
+
+use super::Global;
+use super::job::{RunFlags, submit};
+use anyhow::{Result, bail};
+use bacalhau_models::selector::{parse_selector, validate_label_key, validate_label_value};
+use bacalhau_models::{Job, NetworkConfig, ResourcesConfig, SpecConfig, Task, TimeoutConfig};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+/// Job-level flags shared by the run commands.
+#[derive(Debug, Args)]
+pub struct JobFlags {
+    /// The job's name (a resubmission with the same name updates the job).
+    #[arg(long)]
+    name: Option<String>,
+    /// The namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Scheduling priority.
+    #[arg(long, default_value_t = 0)]
+    priority: i64,
+    /// Labels of the job, `key=value`, repeated or comma-separated.
+    #[arg(short = 'l', long = "labels", value_delimiter = ',')]
+    labels: Vec<String>,
+    /// How many nodes run the job.
+    #[arg(long, default_value_t = 1)]
+    count: i64,
+    /// Node label requirements, e.g. `zone=eu,gpu in (a100)`.
+    #[arg(long, alias = "constraints", short = 's')]
+    selector: Option<String>,
+    /// Environment variables of the task, `NAME=value`, repeated or comma-separated.
+    #[arg(short = 'e', long = "env", value_delimiter = ',')]
+    env: Vec<String>,
+    /// CPU cores, e.g. `500m` or `2`.
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory, e.g. `512mb` or `2Gi`.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Disk, e.g. `10gb`.
+    #[arg(long)]
+    disk: Option<String>,
+    /// GPUs.
+    #[arg(long)]
+    gpu: Option<String>,
+    /// Network access: None (the default), Host, Full, HTTP or Bridge.
+    #[arg(long)]
+    network: Option<String>,
+    /// Seconds the execution may run; 0 for no limit.
+    #[arg(long, default_value_t = 0)]
+    timeout: i64,
+    /// Seconds the job may wait for a node before failing; 0 fails at once.
+    #[arg(long, default_value_t = 0)]
+    queue_timeout: i64,
+    #[command(flatten)]
+    run: RunFlags,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DockerCommand {
+    /// Run a Docker container as a job: `bacalhau docker run [flags] IMAGE [-- CMD ARGS...]`.
+    Run(Box<DockerRunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct DockerRunArgs {
+    /// Overrides the image's ENTRYPOINT (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    entrypoint: Vec<String>,
+    /// The working directory inside the container.
+    #[arg(short = 'w', long)]
+    workdir: Option<String>,
+    #[command(flatten)]
+    job: JobFlags,
+    /// The image, e.g. `busybox:1.37.0`.
+    image: String,
+    /// The command and its arguments (after `--` when they start with `-`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+pub async fn docker(global: &Global, command: DockerCommand) -> Result<ExitCode> {
+    match command {
+        DockerCommand::Run(args) => {
+            let mut params = serde_json::Map::new();
+            params.insert("Image".into(), json!(args.image));
+            if !args.entrypoint.is_empty() {
+                params.insert("Entrypoint".into(), json!(args.entrypoint));
+            }
+            if !args.command.is_empty() {
+                params.insert("Parameters".into(), json!(args.command));
+            }
+            if let Some(dir) = args.workdir {
+                params.insert("WorkingDirectory".into(), Value::String(dir));
+            }
+            let job = build_job(&args.job, "docker", params)?;
+            submit(global, &job, &args.job.run).await
+        }
+    }
+}
+
+/// A one-task batch job from the shared flags and an engine.
+fn build_job(
+    flags: &JobFlags,
+    engine: &str,
+    params: serde_json::Map<String, Value>,
+) -> Result<Job> {
+    let mut labels = std::collections::BTreeMap::new();
+    for label in flags.labels.iter().filter(|l| !l.is_empty()) {
+        let (key, value) = label.split_once('=').unwrap_or((label.as_str(), ""));
+        validate_label_key(key).map_err(anyhow::Error::msg)?;
+        validate_label_value(value).map_err(anyhow::Error::msg)?;
+        labels.insert(key.to_string(), value.to_string());
+    }
+    let mut env = std::collections::BTreeMap::new();
+    for pair in flags.env.iter().filter(|p| !p.is_empty()) {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("invalid --env {pair:?}: use NAME=value");
+        };
+        env.insert(name.to_string(), value.to_string());
+    }
+    let constraints = match &flags.selector {
+        Some(selector) => {
+            parse_selector(selector).map_err(|e| anyhow::anyhow!("invalid --selector: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    Ok(Job {
+        name: flags.name.clone().unwrap_or_default(),
+        namespace: flags.namespace.clone().unwrap_or_default(),
+        r#type: "batch".into(),
+        priority: flags.priority,
+        count: flags.count,
+        constraints,
+        labels,
+        tasks: vec![Task {
+            name: "main".into(),
+            engine: SpecConfig {
+                r#type: engine.into(),
+                params,
+            },
+            env,
+            resources: ResourcesConfig {
+                cpu: flags.cpu.clone().unwrap_or_default(),
+                memory: flags.memory.clone().unwrap_or_default(),
+                disk: flags.disk.clone().unwrap_or_default(),
+                gpu: flags.gpu.clone().unwrap_or_default(),
+            },
+            network: NetworkConfig {
+                r#type: flags
+                    .network
+                    .as_deref()
+                    .map(canonical_network)
+                    .transpose()?
+                    .unwrap_or_default(),
+                ..Default::default()
+            },
+            timeouts: TimeoutConfig {
+                execution_timeout: flags.timeout,
+                queue_timeout: flags.queue_timeout,
+                total_timeout: 0,
+            },
+            ..Default::default()
+        }],
+        ..Default::default()
+    })
+}
+
+fn canonical_network(text: &str) -> Result<String> {
+    bacalhau_models::task::NETWORK_TYPES
+        .iter()
+        .find(|t| t.eq_ignore_ascii_case(text))
+        .map(|t| t.to_string())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --network {text:?}: use one of {}",
+                bacalhau_models::task::NETWORK_TYPES.join(", ")
+            )
+        })
+}

@@ -1,0 +1,477 @@
+//! The `docker` engine: one container per execution on the local Docker engine.
+//!
+//! Params as upstream's: `Image`, `Entrypoint`, `Parameters`, `EnvironmentVariables`,
+//! `WorkingDirectory`. Containers get no network unless the task asks, CPU and memory limits
+//! from its resources, `no-new-privileges`, and labels naming the node and the execution, so a
+//! restarted node can remove what it left behind. Output goes to `stdout`/`stderr` files in the
+//! execution's directory; the first 2 KiB of each go back in the run output, as upstream's.
+
+use bacalhau_compute::executor::BoxFuture;
+use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
+use bacalhau_models::{Execution, RunCommandResult, Task};
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
+    LogsOptions, RemoveContainerOptions, WaitContainerOptions,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::path::Path;
+use tokio::io::AsyncWriteExt;
+
+/// How much of stdout and of stderr the run output keeps (the files keep everything).
+pub const MAX_RETURNED_OUTPUT: usize = 2048;
+
+const LABEL_NODE: &str = "bacalhau.org/node-id";
+const LABEL_EXECUTION: &str = "bacalhau.org/execution-id";
+const LABEL_JOB: &str = "bacalhau.org/job-id";
+
+/// Runs executions as Docker containers.
+pub struct DockerExecutor {
+    docker: Docker,
+    node_id: String,
+}
+
+impl DockerExecutor {
+    /// Connects to the local Docker engine and agrees on an API version with it; `None` (with
+    /// the reason logged) when no engine answers.
+    pub async fn connect(node_id: &str) -> Option<Self> {
+        let docker = match Docker::connect_with_local_defaults() {
+            Ok(docker) => docker,
+            Err(e) => {
+                tracing::warn!(error = %e, "no Docker engine: the docker engine is disabled");
+                return None;
+            }
+        };
+        match docker.negotiate_version().await {
+            Ok(docker) => Some(Self {
+                docker,
+                node_id: node_id.to_string(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the Docker engine does not answer: the docker engine is disabled");
+                None
+            }
+        }
+    }
+
+    /// Removes containers this node left behind (a crash or kill -9 mid-run).
+    pub async fn reap_orphans(&self) {
+        let filters = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{LABEL_NODE}={}", self.node_id)],
+        )]);
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(filters),
+            ..Default::default()
+        };
+        let Ok(containers) = self.docker.list_containers(Some(options)).await else {
+            return;
+        };
+        for container in containers {
+            if let Some(id) = container.id {
+                tracing::info!(container = %id, "removing a container left by an earlier run");
+                let _ = self.remove(&id).await;
+            }
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
+        self.docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+    }
+
+    /// Makes sure the image is here, pulling it if a registry answers.
+    async fn ensure_image(&self, image: &str) -> Result<(), ExecutorError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let options = CreateImageOptions {
+            from_image: Some(image.to_string()),
+            ..Default::default()
+        };
+        let mut pull = self.docker.create_image(Some(options), None, None);
+        while let Some(progress) = pull.next().await {
+            if let Err(e) = progress {
+                return Err(ExecutorError::InvalidSpec(format!(
+                    "image not found: {image} is not on this node and pulling it failed: {e}"
+                )));
+            }
+        }
+        self.docker
+            .inspect_image(image)
+            .await
+            .map(|_| ())
+            .map_err(|e| ExecutorError::InvalidSpec(format!("image not found: {image}: {e}")))
+    }
+
+    async fn run_container(
+        &self,
+        context: ExecutionContext,
+    ) -> Result<RunCommandResult, ExecutorError> {
+        let ExecutionContext {
+            execution,
+            mut cancel,
+            work_dir,
+        } = context;
+        let task = execution
+            .job
+            .as_ref()
+            .and_then(|j| j.task())
+            .cloned()
+            .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
+        let params = DockerParams::read(&task)?;
+        self.ensure_image(&params.image).await?;
+        let body = container_body(&execution, &task, &params, &self.node_id)?;
+        let name = format!("bacalhau-{}", execution.id);
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot create the container: {e}")))?;
+        let id = created.id;
+        let result = self.supervise(&id, &mut cancel, &work_dir, &task).await;
+        if let Err(e) = self.remove(&id).await {
+            tracing::warn!(container = %id, error = %e, "cannot remove a finished container");
+        }
+        result
+    }
+
+    async fn supervise(
+        &self,
+        id: &str,
+        cancel: &mut tokio::sync::watch::Receiver<bool>,
+        work_dir: &Path,
+        task: &Task,
+    ) -> Result<RunCommandResult, ExecutorError> {
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot start the container: {e}")))?;
+        let logs = self.docker.logs(
+            id,
+            Some(LogsOptions {
+                follow: true,
+                stdout: true,
+                stderr: true,
+                ..Default::default()
+            }),
+        );
+        let capture = tokio::spawn(capture_logs(logs, work_dir.to_path_buf()));
+        let mut wait = self.docker.wait_container(id, None::<WaitContainerOptions>);
+        let cancelled = tokio::select! {
+            _ = wait.next() => false,
+            _ = cancel.wait_for(|stop| *stop) => true,
+        };
+        if cancelled {
+            let _ = self
+                .docker
+                .kill_container(
+                    id,
+                    Some(KillContainerOptions {
+                        signal: "KILL".into(),
+                    }),
+                )
+                .await;
+        }
+        let (stdout, stdout_truncated, stderr, stderr_truncated) = capture
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("log capture failed: {e}")))??;
+        if cancelled {
+            return Err(ExecutorError::Cancelled);
+        }
+        let inspected = self
+            .docker
+            .inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot inspect the container: {e}")))?;
+        let state = inspected.state.unwrap_or_default();
+        if state.oom_killed == Some(true) {
+            return Err(ExecutorError::JobFault(format!(
+                "memory limit exceeded: the container was killed for using more than the {} it asked for",
+                if task.resources.memory.is_empty() {
+                    "memory"
+                } else {
+                    task.resources.memory.as_str()
+                }
+            )));
+        }
+        Ok(RunCommandResult {
+            stdout,
+            stdout_truncated,
+            stderr,
+            stderr_truncated,
+            exit_code: state.exit_code.unwrap_or(-1),
+            error_msg: state.error.unwrap_or_default(),
+        })
+    }
+}
+
+type Captured = (String, bool, String, bool);
+
+/// Writes the container's output to `stdout` and `stderr` files, keeping the start of each.
+async fn capture_logs(
+    mut logs: impl futures_util::Stream<
+        Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
+    > + Unpin,
+    dir: std::path::PathBuf,
+) -> Result<Captured, ExecutorError> {
+    let open = |name: &str| {
+        let path = dir.join(name);
+        async move {
+            tokio::fs::File::create(&path).await.map_err(|e| {
+                ExecutorError::Failed(format!("cannot create {}: {e}", path.display()))
+            })
+        }
+    };
+    let mut out_file = open("stdout").await?;
+    let mut err_file = open("stderr").await?;
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let (mut out_total, mut err_total) = (0usize, 0usize);
+    while let Some(chunk) = logs.next().await {
+        let Ok(chunk) = chunk else { break };
+        let (file, kept, total, bytes) = match chunk {
+            bollard::container::LogOutput::StdErr { message } => {
+                (&mut err_file, &mut err, &mut err_total, message)
+            }
+            bollard::container::LogOutput::StdOut { message }
+            | bollard::container::LogOutput::Console { message } => {
+                (&mut out_file, &mut out, &mut out_total, message)
+            }
+            bollard::container::LogOutput::StdIn { .. } => continue,
+        };
+        file.write_all(&bytes)
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot write logs: {e}")))?;
+        let room = MAX_RETURNED_OUTPUT.saturating_sub(kept.len());
+        kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
+        *total += bytes.len();
+    }
+    let _ = out_file.flush().await;
+    let _ = err_file.flush().await;
+    Ok((
+        String::from_utf8_lossy(&out).into_owned(),
+        out_total > MAX_RETURNED_OUTPUT,
+        String::from_utf8_lossy(&err).into_owned(),
+        err_total > MAX_RETURNED_OUTPUT,
+    ))
+}
+
+/// The `docker` engine's params.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerParams {
+    /// The image, e.g. `busybox:1.37.0`.
+    pub image: String,
+    /// Replaces the image's entrypoint.
+    pub entrypoint: Vec<String>,
+    /// The command's arguments (the image's CMD when there is no entrypoint).
+    pub parameters: Vec<String>,
+    /// `NAME=value` pairs.
+    pub environment: Vec<String>,
+    /// The working directory inside the container.
+    pub working_directory: String,
+}
+
+fn strings(task: &Task, key: &str) -> Result<Vec<String>, ExecutorError> {
+    match task.engine.param(key) {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                other => Ok(other.to_string()),
+            })
+            .collect(),
+        Some(other) => Err(ExecutorError::InvalidSpec(format!(
+            "Engine.Params.{key} must be a list of strings, found {other}"
+        ))),
+    }
+}
+
+impl DockerParams {
+    /// Reads the params of a task's `docker` engine.
+    pub fn read(task: &Task) -> Result<Self, ExecutorError> {
+        let image = task
+            .engine
+            .param_str("Image")
+            .filter(|i| !i.trim().is_empty())
+            .ok_or_else(|| ExecutorError::InvalidSpec("Engine.Params.Image is required".into()))?
+            .to_string();
+        Ok(Self {
+            image,
+            entrypoint: strings(task, "Entrypoint")?,
+            parameters: strings(task, "Parameters")?,
+            environment: strings(task, "EnvironmentVariables")?,
+            working_directory: task
+                .engine
+                .param_str("WorkingDirectory")
+                .unwrap_or("")
+                .to_string(),
+        })
+    }
+}
+
+/// The container's configuration for an execution.
+fn container_body(
+    execution: &Execution,
+    task: &Task,
+    params: &DockerParams,
+    node_id: &str,
+) -> Result<ContainerCreateBody, ExecutorError> {
+    let resources = task
+        .resources
+        .to_resources()
+        .map_err(|e| ExecutorError::InvalidSpec(e.to_string()))?;
+    let network_mode = match task.network.r#type.as_str() {
+        "" | "Default" | "None" => "none",
+        "Host" => "host",
+        "Full" | "Bridge" => "bridge",
+        "HTTP" => {
+            return Err(ExecutorError::InvalidSpec(
+                "HTTP networking (a domain allow-list) is not supported by this node yet; use Full or None".into(),
+            ));
+        }
+        other => {
+            return Err(ExecutorError::InvalidSpec(format!(
+                "unknown network type {other:?}"
+            )));
+        }
+    };
+    let mut env = params.environment.clone();
+    for (name, value) in &task.env {
+        env.push(format!("{name}={value}"));
+    }
+    let job = execution.job.as_deref();
+    env.extend([
+        format!("BACALHAU_EXECUTION_ID={}", execution.id),
+        format!("BACALHAU_JOB_ID={}", execution.job_id),
+        format!(
+            "BACALHAU_JOB_TYPE={}",
+            job.map(|j| j.r#type.as_str()).unwrap_or("")
+        ),
+        format!("BACALHAU_PARTITION_INDEX={}", execution.partition_index),
+        format!(
+            "BACALHAU_PARTITION_COUNT={}",
+            job.map_or(1, |j| j.count.max(1))
+        ),
+    ]);
+    let memory = i64::try_from(resources.memory).unwrap_or(i64::MAX);
+    let host_config = HostConfig {
+        memory: (memory > 0).then_some(memory),
+        // No swap beyond the memory limit, so the limit is the limit.
+        memory_swap: (memory > 0).then_some(memory),
+        nano_cpus: (resources.cpu > 0.0).then_some((resources.cpu * 1e9) as i64),
+        network_mode: Some(network_mode.to_string()),
+        security_opt: Some(vec!["no-new-privileges".to_string()]),
+        device_requests: (resources.gpu > 0).then(|| {
+            vec![DeviceRequest {
+                driver: Some("nvidia".into()),
+                count: Some(i64::try_from(resources.gpu).unwrap_or(1)),
+                capabilities: Some(vec![vec!["gpu".into()]]),
+                ..Default::default()
+            }]
+        }),
+        ..Default::default()
+    };
+    let labels = HashMap::from([
+        (LABEL_NODE.to_string(), node_id.to_string()),
+        (LABEL_EXECUTION.to_string(), execution.id.to_string()),
+        (LABEL_JOB.to_string(), execution.job_id.to_string()),
+    ]);
+    Ok(ContainerCreateBody {
+        image: Some(params.image.clone()),
+        entrypoint: (!params.entrypoint.is_empty()).then(|| params.entrypoint.clone()),
+        cmd: (!params.parameters.is_empty()).then(|| params.parameters.clone()),
+        env: Some(env),
+        working_dir: (!params.working_directory.is_empty())
+            .then(|| params.working_directory.clone()),
+        labels: Some(labels),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        tty: Some(false),
+        network_disabled: Some(network_mode == "none"),
+        host_config: Some(host_config),
+        ..Default::default()
+    })
+}
+
+impl Executor for DockerExecutor {
+    fn engine(&self) -> &'static str {
+        "docker"
+    }
+
+    fn run(
+        &self,
+        context: ExecutionContext,
+    ) -> BoxFuture<'_, Result<RunCommandResult, ExecutorError>> {
+        Box::pin(self.run_container(context))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bacalhau_models::parse_job_spec;
+
+    fn task(spec: &str) -> Task {
+        parse_job_spec(spec).unwrap().tasks.remove(0)
+    }
+
+    #[test]
+    fn params_read_upstreams_names_case_insensitively() {
+        let t = task(
+            "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {image: busybox, Entrypoint: [sh, -c], parameters: [echo hi], EnvironmentVariables: [A=1], WorkingDirectory: /tmp}}\n",
+        );
+        let params = DockerParams::read(&t).unwrap();
+        assert_eq!(params.image, "busybox");
+        assert_eq!(params.entrypoint, vec!["sh", "-c"]);
+        assert_eq!(params.parameters, vec!["echo hi"]);
+        assert_eq!(params.environment, vec!["A=1"]);
+        assert_eq!(params.working_directory, "/tmp");
+    }
+
+    #[test]
+    fn a_missing_image_is_a_spec_error() {
+        let t = task("Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker}\n");
+        assert!(matches!(
+            DockerParams::read(&t),
+            Err(ExecutorError::InvalidSpec(_))
+        ));
+    }
+
+    #[test]
+    fn containers_have_no_network_and_limits_by_default() {
+        let t = task(
+            "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox}}\n   Resources: {CPU: 500m, Memory: 64mb}\n",
+        );
+        let params = DockerParams::read(&t).unwrap();
+        let body = container_body(&Execution::default(), &t, &params, "n1").unwrap();
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.memory, Some(64_000_000));
+        assert_eq!(host.nano_cpus, Some(500_000_000));
+        assert_eq!(
+            body.labels.unwrap().get(LABEL_NODE).map(String::as_str),
+            Some("n1")
+        );
+    }
+}
