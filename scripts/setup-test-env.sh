@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs besides Rust: a Python venv with upstream's published
-# client (bacalhau-apiclient) for the wire-compatibility test. Safe to run again.
+# Installs what the test suite needs besides Rust: the busybox test images (no registry is
+# reachable, so they are built locally) and a Python venv with upstream's published client
+# (bacalhau-apiclient) for the wire-compatibility test. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scripts/build-test-images.sh
 
 requirements=tests/python/requirements.txt
 stamp=.venv/.requirements-installed

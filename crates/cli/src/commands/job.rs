@@ -445,6 +445,12 @@ fn print_executions(executions: &[Execution], wide: bool) {
             execution.revision.to_string(),
             execution.compute_state.state_type.to_string(),
             execution.desired_state.state_type.to_string(),
+            execution
+                .run_output
+                .as_ref()
+                .filter(|r| r.error_msg.is_empty() || r.exit_code != 0)
+                .map(|r| r.exit_code.to_string())
+                .unwrap_or_default(),
         ]);
     }
     output::print_table(&table);

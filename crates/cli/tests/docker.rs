@@ -1,0 +1,227 @@
+//! The Docker engine against the real Docker engine: output, exit codes, memory limits,
+//! timeouts, no network by default, stop, and cleanup. Needs the busybox test images
+//! (`scripts/build-test-images.sh`, run by `scripts/test.sh`).
+
+mod common;
+
+use bacalhau_models::{ExecutionStateType, JobStateType};
+use common::{Server, eventually, free_port, stderr, stdout};
+use std::process::Command;
+
+async fn hybrid(dir: &std::path::Path, name: &str) -> Server {
+    assert!(
+        Command::new("docker")
+            .args(["image", "inspect", "busybox:1.37.0"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "busybox:1.37.0 is missing: run scripts/build-test-images.sh"
+    );
+    Server::start_with(&dir.join(name), free_port(), &["serve", "--name", name]).await
+}
+
+fn containers_with_label(label: &str) -> String {
+    let output = Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label={label}")])
+        .output()
+        .expect("docker ps");
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_world_prints_and_completes_with_exit_code_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "docker-hello").await;
+    let run = server.cli(&[
+        "docker",
+        "run",
+        "busybox:1.37.0",
+        "--",
+        "echo",
+        "Hello World",
+    ]);
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert!(stdout(&run).contains("\nHello World\n"), "{}", stdout(&run));
+    let jobs = server
+        .client()
+        .list_jobs(&Default::default())
+        .await
+        .unwrap()
+        .items;
+    let job = &jobs[0];
+    assert_eq!(job.state.state_type, JobStateType::Completed);
+    let executions = server
+        .client()
+        .job_executions(job.id.as_str())
+        .await
+        .unwrap()
+        .items;
+    let output = executions[0].run_output.clone().unwrap();
+    assert_eq!(output.exit_code, 0);
+    assert_eq!(output.stdout, "Hello World\n");
+    assert!(
+        containers_with_label(&format!("bacalhau.org/execution-id={}", executions[0].id))
+            .is_empty(),
+        "the container was not removed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_zero_exit_fails_the_job_with_the_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "docker-exit").await;
+    let run = server.cli(&[
+        "docker",
+        "run",
+        "--id-only",
+        "busybox:1.37.0",
+        "--",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(run.status.code(), Some(1));
+    let id = stdout(&run).trim().to_string();
+    assert!(
+        stderr(&run).contains("exited with code 3"),
+        "{}",
+        stderr(&run)
+    );
+    let describe = stdout(&server.cli(&["job", "describe", &id]));
+    assert!(describe.contains("State         = Failed"), "{describe}");
+    assert!(describe.contains("exited with code 3"), "{describe}");
+    let executions = server.client().job_executions(&id).await.unwrap().items;
+    assert_eq!(
+        executions.len(),
+        1,
+        "a program's own failure is not retried"
+    );
+    assert_eq!(executions[0].run_output.as_ref().unwrap().exit_code, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_limit_and_timeout_stop_the_container_and_say_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "docker-limits").await;
+    let hog = server.cli(&[
+        "docker",
+        "run",
+        "--memory",
+        "64mb",
+        "busybox:1.37.0",
+        "--",
+        "sh",
+        "-c",
+        "x=aaaaaaaaaaaaaaaa; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(hog.status.code(), Some(1));
+    assert!(
+        stderr(&hog).contains("memory limit exceeded"),
+        "{}",
+        stderr(&hog)
+    );
+
+    let sleeper = server.cli(&[
+        "docker",
+        "run",
+        "--timeout",
+        "2",
+        "busybox:1.37.0",
+        "--",
+        "sleep",
+        "30",
+    ]);
+    assert_eq!(sleeper.status.code(), Some(1));
+    assert!(
+        stderr(&sleeper).contains("timed out"),
+        "{}",
+        stderr(&sleeper)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_have_no_network_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "docker-net").await;
+    // Only the loopback interface exists: nothing can leave the container.
+    let run = server.cli(&[
+        "docker",
+        "run",
+        "busybox:1.37.0",
+        "--",
+        "cat",
+        "/proc/net/dev",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let text = stdout(&run);
+    assert!(text.contains("lo:"), "{text}");
+    assert!(!text.contains("eth0"), "{text}");
+    let refused = server.cli(&[
+        "docker",
+        "run",
+        "--network",
+        "full",
+        "busybox:1.37.0",
+        "--",
+        "true",
+    ]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("does not accept networked jobs"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_kills_the_container_and_orphans_are_reaped_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let orphan = Command::new("docker")
+        .args([
+            "create",
+            "--label",
+            "bacalhau.org/node-id=docker-stop",
+            "busybox:1.37.0",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    assert!(orphan.status.success());
+    let server = hybrid(dir.path(), "docker-stop").await;
+    eventually(20, "the orphan to be removed", || async {
+        containers_with_label("bacalhau.org/node-id=docker-stop")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+
+    let run = server.cli(&[
+        "docker",
+        "run",
+        "--id-only",
+        "--wait=false",
+        "busybox:1.37.0",
+        "--",
+        "sleep",
+        "60",
+    ]);
+    let id = stdout(&run).trim().to_string();
+    let client = server.client();
+    eventually(20, "the container to run", || async {
+        let executions = client.job_executions(&id).await.ok()?.items;
+        executions
+            .iter()
+            .any(|e| e.compute_state.state_type == ExecutionStateType::Running)
+            .then_some(())
+    })
+    .await;
+    let stop = server.cli(&["job", "stop", &id]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    eventually(20, "the container to be gone", || async {
+        containers_with_label("bacalhau.org/node-id=docker-stop")
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let job = client.get_job(&id, "").await.unwrap().job;
+    assert_eq!(job.state.state_type, JobStateType::Stopped);
+}
