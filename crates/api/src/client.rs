@@ -252,6 +252,63 @@ impl ApiClient {
             .await
     }
 
+    /// Streams an execution's log: `(1 stdout | 2 stderr, text)` pieces, or an error, until the
+    /// stream ends. `tail` keeps the last N lines of what exists; `follow` waits for more.
+    pub async fn logs(
+        &self,
+        id: &str,
+        execution_id: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<tokio::sync::mpsc::Receiver<Result<(u8, String), String>>, ClientError> {
+        use futures_util::StreamExt;
+        use tokio_tungstenite::tungstenite::Message as WsMessage;
+        let mut url = format!("{}{}", self.base, job_path(id, "/logs"))
+            .replacen("http://", "ws://", 1)
+            .replacen("https://", "wss://", 1);
+        url.push_str(&format!("?follow={follow}"));
+        if let Some(n) = tail {
+            url.push_str(&format!("&tail={n}"));
+        }
+        if !execution_id.is_empty() {
+            url.push_str(&format!("&execution_id={}", encode(execution_id)));
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: url.clone(),
+                reason: e.to_string(),
+            })?;
+        let (_, mut stream) = socket.split();
+        let (sender, receiver) = tokio::sync::mpsc::channel(256);
+        tokio::spawn(async move {
+            while let Some(message) = stream.next().await {
+                let text = match message {
+                    Ok(WsMessage::Text(text)) => text,
+                    Ok(WsMessage::Close(_)) | Err(_) => break,
+                    Ok(_) => continue,
+                };
+                let item = match serde_json::from_str::<serde_json::Value>(text.as_str()) {
+                    Ok(value) => match value.get("error").and_then(|e| e.as_str()) {
+                        Some(error) if !error.is_empty() => Err(error.to_string()),
+                        _ => Ok((
+                            value["value"]["Type"].as_u64().unwrap_or(1) as u8,
+                            value["value"]["Line"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_string(),
+                        )),
+                    },
+                    Err(e) => Err(format!("unreadable log frame: {e}")),
+                };
+                if sender.send(item).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(receiver)
+    }
+
     /// Every node.
     pub async fn list_nodes(&self) -> Result<ListNodesResponse, ClientError> {
         self.send(self.request(Method::GET, "/api/v1/orchestrator/nodes"))

@@ -225,3 +225,50 @@ async fn stop_kills_the_container_and_orphans_are_reaped_at_start() {
     let job = client.get_job(&id, "").await.unwrap().job;
     assert_eq!(job.state.state_type, JobStateType::Stopped);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_shows_lines_while_the_job_runs() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "docker-logs").await;
+    let run = server.cli(&[
+        "docker",
+        "run",
+        "--id-only",
+        "--wait=false",
+        "busybox:1.37.0",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4; do echo line $i; sleep 1; done; echo done >&2",
+    ]);
+    let id = stdout(&run).trim().to_string();
+    let mut follower = Command::new(common::binary())
+        .args(["job", "logs", "--follow", &id])
+        .env("BACALHAU_API_HOST", "127.0.0.1")
+        .env("BACALHAU_API_PORT", server.port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first = tokio::task::spawn_blocking(move || {
+        let first = lines.next();
+        (first, lines)
+    })
+    .await
+    .unwrap();
+    let (first, lines) = first;
+    assert_eq!(first.unwrap().unwrap(), "line 1");
+    // The first line arrived while the job was still running.
+    let job = server.client().get_job(&id, "").await.unwrap().job;
+    assert_eq!(job.state.state_type, JobStateType::Running);
+    let rest: Vec<String> =
+        tokio::task::spawn_blocking(move || lines.map_while(Result::ok).collect())
+            .await
+            .unwrap();
+    assert_eq!(rest, vec!["line 2", "line 3", "line 4", "done"]);
+    assert!(follower.wait().unwrap().success());
+
+    let tail = server.cli(&["job", "logs", "--tail", "2", &id]);
+    assert_eq!(stdout(&tail), "line 4\ndone\n");
+}

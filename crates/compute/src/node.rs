@@ -169,6 +169,19 @@ impl ComputeNode {
         }
     }
 
+    /// Where an execution's files (logs, results) live on this node.
+    pub fn execution_dir(&self, id: &str) -> PathBuf {
+        self.config.data_dir.join("executions").join(id)
+    }
+
+    /// Whether an execution is over (or unknown here): its log will not grow any more.
+    pub fn execution_finished(&self, id: &str) -> bool {
+        match self.store.execution(id) {
+            Ok(Some(local)) => local.state.is_terminal(),
+            _ => true,
+        }
+    }
+
     /// The join token.
     pub(crate) fn token(&self) -> &str {
         &self.config.token

@@ -2,10 +2,12 @@
 //! orchestrator's messages and acknowledging them; reconnects with backoff when it drops.
 
 use crate::node::{ComputeNode, Connector, Link};
+use bacalhau_protocol::LogRequest;
 use bacalhau_protocol::{Frame, Hello};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 const SEND_BATCH: usize = 256;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -83,6 +85,8 @@ async fn session(
     let mut sent_up_to = applied;
     let mut heartbeat =
         tokio::time::interval(Duration::from_millis(welcome.heartbeat_interval_ms.max(50)));
+    // Log streams of this connection; they end with it.
+    let mut streams = Streams::default();
     loop {
         let notified = node.outbox_wake.notified();
         tokio::pin!(notified);
@@ -122,9 +126,66 @@ async fn session(
                 Some(Frame::Ack { seq }) => {
                     node.store().write(move |t| t.trim(seq)).await.map_err(store_error)?;
                 }
+                Some(Frame::LogRequest(request)) => {
+                    streams.0.retain(|_, task| !task.is_finished());
+                    let id = request.stream_id;
+                    streams.0.insert(id, tokio::spawn(stream_log(Arc::clone(node), request, outgoing.clone())));
+                }
+                Some(Frame::LogCancel { stream_id }) => {
+                    if let Some(task) = streams.0.remove(&stream_id) {
+                        task.abort();
+                    }
+                }
                 Some(other) => tracing::warn!(frame = ?other, "unexpected frame from the orchestrator"),
             },
             _ = stop.changed() => return Ok(()),
         }
     }
+}
+
+/// A session's log streams; dropping it (the session ended, however) aborts them all.
+#[derive(Default)]
+struct Streams(HashMap<u64, tokio::task::JoinHandle<()>>);
+
+impl Drop for Streams {
+    fn drop(&mut self) {
+        for (_, task) in self.0.drain() {
+            task.abort();
+        }
+    }
+}
+
+/// Sends an execution's log to the orchestrator, then a `LogEnd`.
+async fn stream_log(node: Arc<ComputeNode>, request: LogRequest, outgoing: mpsc::Sender<Frame>) {
+    let id = request.execution_id.to_string();
+    let stream_id = request.stream_id;
+    // Unbounded: the reader's callback cannot wait, and a line must never be dropped.
+    let (lines, mut from_reader) = mpsc::unbounded_channel();
+    let dir = node.execution_dir(&id);
+    let finished_node = Arc::clone(&node);
+    let finished_id = id.clone();
+    let reader = tokio::spawn(crate::logs::read(
+        dir,
+        request.tail,
+        request.follow,
+        move || finished_node.execution_finished(&finished_id),
+        move |line| lines.send(line).is_ok(),
+    ));
+    while let Some(line) = from_reader.recv().await {
+        let frame = Frame::LogData {
+            stream_id,
+            kind: line.stream as u8,
+            line: line.text,
+        };
+        if outgoing.send(frame).await.is_err() {
+            reader.abort();
+            return;
+        }
+    }
+    let error = match reader.await {
+        Ok(Ok(())) => String::new(),
+        Ok(Err(e)) => format!("cannot read the log of {id}: {e}"),
+        Err(e) => format!("log reader failed: {e}"),
+    };
+    let _ = outgoing.send(Frame::LogEnd { stream_id, error }).await;
 }

@@ -115,6 +115,18 @@ impl NodeStore {
         Ok(messages)
     }
 
+    /// One execution this node knows.
+    pub fn execution(&self, id: &str) -> Result<Option<LocalExecution>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EXECUTIONS)?;
+        let found = table.get(id)?;
+        found
+            .map(|v| {
+                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))
+            })
+            .transpose()
+    }
+
     /// Every execution this node knows.
     pub fn executions(&self) -> Result<Vec<LocalExecution>, StoreError> {
         let txn = self.db.begin_read()?;

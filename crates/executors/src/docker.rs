@@ -3,10 +3,11 @@
 //! Params as upstream's: `Image`, `Entrypoint`, `Parameters`, `EnvironmentVariables`,
 //! `WorkingDirectory`. Containers get no network unless the task asks, CPU and memory limits
 //! from its resources, `no-new-privileges`, and labels naming the node and the execution, so a
-//! restarted node can remove what it left behind. Output goes to `stdout`/`stderr` files in the
-//! execution's directory; the first 2 KiB of each go back in the run output, as upstream's.
+//! restarted node can remove what it left behind. Output goes to the execution's log
+//! (`compute::logs`); the first 2 KiB of each stream go back in the run output, as upstream's.
 
 use bacalhau_compute::executor::BoxFuture;
+use bacalhau_compute::logs::{LogWriter, Stream};
 use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
 use bacalhau_models::{Execution, RunCommandResult, Task};
 use bollard::Docker;
@@ -18,7 +19,6 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::Path;
-use tokio::io::AsyncWriteExt;
 
 /// How much of stdout and of stderr the run output keeps (the files keep everything).
 pub const MAX_RETURNED_OUTPUT: usize = 2048;
@@ -228,52 +228,61 @@ impl DockerExecutor {
 
 type Captured = (String, bool, String, bool);
 
-/// Writes the container's output to `stdout` and `stderr` files, keeping the start of each.
+/// Writes the container's output to the execution's log, keeping the start of each stream.
 async fn capture_logs(
     mut logs: impl futures_util::Stream<
         Item = Result<bollard::container::LogOutput, bollard::errors::Error>,
     > + Unpin,
     dir: std::path::PathBuf,
 ) -> Result<Captured, ExecutorError> {
-    let open = |name: &str| {
-        let path = dir.join(name);
-        async move {
-            tokio::fs::File::create(&path).await.map_err(|e| {
-                ExecutorError::Failed(format!("cannot create {}: {e}", path.display()))
-            })
-        }
-    };
-    let mut out_file = open("stdout").await?;
-    let mut err_file = open("stderr").await?;
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let (mut out_total, mut err_total) = (0usize, 0usize);
+    let io = |e: std::io::Error| ExecutorError::Failed(format!("cannot write the log: {e}"));
+    let mut writer = LogWriter::create(&dir).await.map_err(io)?;
+    let mut kept = OutputHead::default();
     while let Some(chunk) = logs.next().await {
         let Ok(chunk) = chunk else { break };
-        let (file, kept, total, bytes) = match chunk {
-            bollard::container::LogOutput::StdErr { message } => {
-                (&mut err_file, &mut err, &mut err_total, message)
-            }
+        let (stream, bytes) = match chunk {
+            bollard::container::LogOutput::StdErr { message } => (Stream::Stderr, message),
             bollard::container::LogOutput::StdOut { message }
-            | bollard::container::LogOutput::Console { message } => {
-                (&mut out_file, &mut out, &mut out_total, message)
-            }
+            | bollard::container::LogOutput::Console { message } => (Stream::Stdout, message),
             bollard::container::LogOutput::StdIn { .. } => continue,
         };
-        file.write_all(&bytes)
-            .await
-            .map_err(|e| ExecutorError::Failed(format!("cannot write logs: {e}")))?;
+        writer.write(stream, &bytes).await.map_err(io)?;
+        kept.add(stream, &bytes);
+    }
+    writer.finish().await.map_err(io)?;
+    Ok(kept.into_parts())
+}
+
+/// The first [`MAX_RETURNED_OUTPUT`] bytes of stdout and of stderr, for the run output.
+#[derive(Default)]
+pub struct OutputHead {
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    stdout_total: usize,
+    stderr_total: usize,
+}
+
+impl OutputHead {
+    /// Notes a chunk of output.
+    pub fn add(&mut self, stream: Stream, bytes: &[u8]) {
+        let (kept, total) = match stream {
+            Stream::Stdout => (&mut self.stdout, &mut self.stdout_total),
+            Stream::Stderr => (&mut self.stderr, &mut self.stderr_total),
+        };
         let room = MAX_RETURNED_OUTPUT.saturating_sub(kept.len());
         kept.extend_from_slice(&bytes[..bytes.len().min(room)]);
         *total += bytes.len();
     }
-    let _ = out_file.flush().await;
-    let _ = err_file.flush().await;
-    Ok((
-        String::from_utf8_lossy(&out).into_owned(),
-        out_total > MAX_RETURNED_OUTPUT,
-        String::from_utf8_lossy(&err).into_owned(),
-        err_total > MAX_RETURNED_OUTPUT,
-    ))
+
+    /// Stdout, whether it was cut, stderr, whether it was cut.
+    pub fn into_parts(self) -> Captured {
+        (
+            String::from_utf8_lossy(&self.stdout).into_owned(),
+            self.stdout_total > MAX_RETURNED_OUTPUT,
+            String::from_utf8_lossy(&self.stderr).into_owned(),
+            self.stderr_total > MAX_RETURNED_OUTPUT,
+        )
+    }
 }
 
 /// The `docker` engine's params.

@@ -605,6 +605,48 @@ impl Orchestrator {
         Ok(rerun)
     }
 
+    /// Streams the log of one of a job's executions: the one named (ID or prefix), else the
+    /// most recently changed one that did not fail to start.
+    pub async fn logs(
+        &self,
+        id_or_name: &str,
+        namespace: &str,
+        execution_id: Option<&str>,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<crate::nodes::LogEvent>, OrchestratorError>
+    {
+        let job = self.job(id_or_name, namespace)?;
+        let executions = self.store.read()?.executions_of(&job.id)?;
+        let execution = match execution_id {
+            Some(wanted) => executions
+                .iter()
+                .find(|e| e.id.as_str() == wanted || e.id.as_str().starts_with(wanted))
+                .ok_or_else(|| not_found("execution", wanted))?,
+            None => executions
+                .iter()
+                .filter(|e| {
+                    !matches!(
+                        e.compute_state.state_type,
+                        bacalhau_models::ExecutionStateType::AskForBidRejected
+                            | bacalhau_models::ExecutionStateType::BidRejected
+                    )
+                })
+                .max_by_key(|e| e.modify_time)
+                .ok_or_else(|| OrchestratorError::Conflict {
+                    message: format!("no executions found for job {}", job.id),
+                    hint: Some("the job has not been scheduled on a node yet".into()),
+                })?,
+        };
+        self.nodes
+            .stream_log(&execution.node_id, &execution.id, tail, follow)
+            .await
+            .map_err(|message| OrchestratorError::Conflict {
+                message,
+                hint: None,
+            })
+    }
+
     /// Every node, by ID, optionally filtered by membership and connection status.
     pub fn nodes(
         &self,

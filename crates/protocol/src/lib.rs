@@ -47,6 +47,53 @@ pub enum Frame {
         #[serde(rename = "Seq")]
         seq: u64,
     },
+    /// Orchestrator → node: stream an execution's log. Log frames are not durable: a stream
+    /// ends with its connection, and the reader asks again.
+    LogRequest(LogRequest),
+    /// Node → orchestrator: one piece of an execution's output.
+    LogData {
+        /// The stream it belongs to.
+        #[serde(rename = "StreamID")]
+        stream_id: u64,
+        /// 1 for stdout, 2 for stderr (upstream's `ExecutionLogType`).
+        #[serde(rename = "Stream")]
+        kind: u8,
+        /// The text, normally one line with its newline.
+        #[serde(rename = "Line")]
+        line: String,
+    },
+    /// Node → orchestrator: the stream is over; `error` says why when it failed.
+    LogEnd {
+        /// The stream.
+        #[serde(rename = "StreamID")]
+        stream_id: u64,
+        /// Why it failed, or empty.
+        #[serde(rename = "Error", default)]
+        error: String,
+    },
+    /// Orchestrator → node: the reader went away; stop the stream.
+    LogCancel {
+        /// The stream.
+        #[serde(rename = "StreamID")]
+        stream_id: u64,
+    },
+}
+
+/// A request for an execution's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRequest {
+    /// Chosen by the orchestrator; tags every frame of the stream.
+    #[serde(rename = "StreamID")]
+    pub stream_id: u64,
+    /// The execution.
+    #[serde(rename = "ExecutionID")]
+    pub execution_id: ExecutionId,
+    /// Only the last this many records of what is already written; all when absent.
+    #[serde(rename = "Tail", default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<usize>,
+    /// Keep streaming new output until the execution ends.
+    #[serde(rename = "Follow", default)]
+    pub follow: bool,
 }
 
 /// The node's opening frame.

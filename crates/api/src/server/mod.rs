@@ -3,6 +3,7 @@
 mod agent;
 mod error;
 mod jobs;
+mod logs;
 mod nodes;
 mod query;
 
@@ -65,6 +66,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(jobs::versions),
         )
         .route("/api/v1/orchestrator/jobs/{id}/rerun", put(jobs::rerun))
+        .route("/api/v1/orchestrator/jobs/{id}/logs", get(logs::stream))
         .route(bacalhau_protocol::CONNECT_PATH, get(node_connect))
         .route(
             "/api/v1/orchestrator/nodes",

@@ -30,6 +30,8 @@ pub enum JobCommand {
     Versions(IdArgs),
     /// Run a finished job again, as a new version.
     Rerun(RerunArgs),
+    /// Show (or follow) the output of a job's execution.
+    Logs(LogsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -64,6 +66,24 @@ pub struct RunFlags {
     /// Pretty-print JSON.
     #[arg(long)]
     pretty: bool,
+    /// Stream the job's output while it runs, instead of its progress events.
+    #[arg(short = 'f', long)]
+    follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// Keep streaming new output until the execution ends.
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Show only the last N lines of what was written so far.
+    #[arg(short = 't', long, value_name = "N")]
+    tail: Option<usize>,
+    /// Which execution (ID or prefix); by default the most recent one.
+    #[arg(short = 'e', long)]
+    execution_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +190,7 @@ pub async fn run(global: &Global, command: JobCommand) -> Result<ExitCode> {
         JobCommand::Executions(args) => executions(&global.client()?, args).await,
         JobCommand::Versions(args) => versions(&global.client()?, args).await,
         JobCommand::Rerun(args) => rerun(&global.client()?, args).await,
+        JobCommand::Logs(args) => logs(&global.client()?, args).await,
     }
 }
 
@@ -218,6 +239,12 @@ pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     let quiet = flags.id_only || flags.output.is_some();
+    if flags.follow && !quiet {
+        outln!(
+            "Waiting for logs... (Enter Ctrl+C to exit at any time, your job will continue running):\n"
+        );
+        return follow_logs(&client, &submitted.job_id, flags.wait_timeout_secs).await;
+    }
     if !quiet {
         outln!(
             "Checking job status... (Enter Ctrl+C to exit at any time, your job will continue running):\n"
@@ -248,6 +275,66 @@ pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<Exit
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// Streams a just-submitted job's output once it has an execution, then reports its end.
+async fn follow_logs(client: &ApiClient, id: &str, timeout_secs: u64) -> Result<ExitCode> {
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    loop {
+        let response = client.get_job(id, "executions").await?;
+        let started = response.executions.is_some_and(|e| !e.items.is_empty());
+        if started || response.job.state.state_type.is_terminal() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("job {id} did not start within {timeout_secs}s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let job = client.get_job(id, "").await?.job;
+    if job.state.state_type != JobStateType::Failed {
+        print_log(client, id, "", None, true).await?;
+    }
+    let job = follow(client, id, timeout_secs, true).await?;
+    if job.state.state_type == JobStateType::Failed {
+        eprintln!("\nError: job failed: {}", job.state.message);
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints an execution's log as it arrives, all of it to stdout as upstream's `job logs`.
+async fn print_log(
+    client: &ApiClient,
+    id: &str,
+    execution_id: &str,
+    tail: Option<usize>,
+    follow: bool,
+) -> Result<()> {
+    let mut lines = client.logs(id, execution_id, tail, follow).await?;
+    while let Some(item) = lines.recv().await {
+        match item {
+            Ok((_, text)) => {
+                out!("{text}");
+                use std::io::Write as _;
+                let _ = std::io::stdout().flush();
+            }
+            Err(error) => bail!("{error}"),
+        }
+    }
+    Ok(())
+}
+
+async fn logs(client: &ApiClient, args: LogsArgs) -> Result<ExitCode> {
+    print_log(
+        client,
+        &args.id,
+        args.execution_id.as_deref().unwrap_or(""),
+        args.tail,
+        args.follow,
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints what the job's finished executions wrote: stdout to stdout, stderr to stderr.

@@ -46,6 +46,7 @@ pub async fn serve_connection(
             .await;
         return;
     }
+    manager.attach(&id, generation, outgoing.clone());
     let reason = run_session(
         &manager,
         &id,
@@ -173,6 +174,7 @@ async fn handle_frame(
                 Box::pin(handle_frame(manager, id, other, incoming, outgoing)).await?;
             }
         }
+        log @ (Frame::LogData { .. } | Frame::LogEnd { .. }) => manager.route_log(id, log),
         other => tracing::warn!(node = %id, frame = ?other, "unexpected frame from a node"),
     }
     Ok(())

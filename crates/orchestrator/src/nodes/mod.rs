@@ -16,11 +16,11 @@ use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
 use bacalhau_models::node::{ConnectionState, connection as conn, membership};
 use bacalhau_models::{Evaluation, NodeId, NodeState, Timestamp, TriggeredBy, time};
-use bacalhau_protocol::{Heartbeat, Hello, Welcome};
+use bacalhau_protocol::{Frame, Heartbeat, Hello, Welcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
 /// How the node manager treats nodes.
 #[derive(Debug, Clone)]
@@ -59,7 +59,28 @@ struct LiveNode {
     wake: Arc<Notify>,
     /// Bumped on every handshake; a connection whose generation is stale closes.
     generation: u64,
+    /// The current connection's outgoing frames, for requests that bypass the outbox (logs).
+    control: Option<mpsc::Sender<Frame>>,
 }
+
+/// One event of a log stream from a node.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogEvent {
+    /// A piece of output: `kind` 1 is stdout, 2 is stderr.
+    Line {
+        /// 1 stdout, 2 stderr.
+        kind: u8,
+        /// The text.
+        text: String,
+    },
+    /// The stream ended; `error` is empty when it ended normally.
+    End {
+        /// Why it failed, if it did.
+        error: String,
+    },
+}
+
+type LogStreams = HashMap<u64, (NodeId, mpsc::UnboundedSender<LogEvent>)>;
 
 /// Why a handshake was refused.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +105,8 @@ pub struct NodeManager {
     broker: Arc<EvaluationBroker>,
     config: NodeManagerConfig,
     nodes: RwLock<HashMap<NodeId, LiveNode>>,
+    log_streams: std::sync::Mutex<LogStreams>,
+    next_stream: std::sync::atomic::AtomicU64,
 }
 
 fn now() -> Timestamp {
@@ -126,6 +149,7 @@ impl NodeManager {
                     loss_evaluated: false,
                     wake: Arc::new(Notify::new()),
                     generation: 0,
+                    control: None,
                 },
             );
         }
@@ -134,6 +158,8 @@ impl NodeManager {
             broker,
             config,
             nodes: RwLock::new(nodes),
+            log_streams: std::sync::Mutex::new(HashMap::new()),
+            next_stream: std::sync::atomic::AtomicU64::new(1),
         })
     }
 
@@ -215,12 +241,14 @@ impl NodeManager {
                 loss_evaluated: false,
                 wake: Arc::new(Notify::new()),
                 generation: 0,
+                control: None,
             });
             entry.state = state.clone();
             entry.last_heartbeat = now;
             entry.disconnected_at = None;
             entry.loss_evaluated = false;
             entry.generation += 1;
+            entry.control = None;
             // A previous connection of the same node must stop sending.
             entry.wake.notify_waiters();
             (state, Arc::clone(&entry.wake), entry.generation, is_new)
@@ -260,6 +288,95 @@ impl NodeManager {
         })
     }
 
+    /// Gives the node's current connection a way to send frames outside the outbox.
+    pub fn attach(&self, id: &NodeId, generation: u64, outgoing: mpsc::Sender<Frame>) {
+        if let Some(node) = self.write().get_mut(id)
+            && node.generation == generation
+        {
+            node.control = Some(outgoing);
+        }
+    }
+
+    fn lock_streams(&self) -> std::sync::MutexGuard<'_, LogStreams> {
+        self.log_streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks `node` for an execution's log; events arrive on the returned receiver until an
+    /// `End`. Dropping the receiver cancels the stream on the node.
+    pub async fn stream_log(
+        &self,
+        node: &NodeId,
+        execution_id: &bacalhau_models::ExecutionId,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<mpsc::UnboundedReceiver<LogEvent>, String> {
+        let control = self
+            .read()
+            .get(node)
+            .filter(|n| n.disconnected_at.is_none())
+            .and_then(|n| n.control.clone())
+            .ok_or_else(|| format!("node {node} is not connected: its logs cannot be read now"))?;
+        let stream_id = self
+            .next_stream
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (events, receiver) = mpsc::unbounded_channel();
+        self.lock_streams()
+            .insert(stream_id, (node.clone(), events));
+        let request = Frame::LogRequest(bacalhau_protocol::LogRequest {
+            stream_id,
+            execution_id: execution_id.clone(),
+            tail,
+            follow,
+        });
+        if control.send(request).await.is_err() {
+            self.lock_streams().remove(&stream_id);
+            return Err(format!("the connection to node {node} closed"));
+        }
+        Ok(receiver)
+    }
+
+    /// Delivers a node's log frame to its reader.
+    pub(crate) fn route_log(&self, node: &NodeId, frame: Frame) {
+        let (stream_id, event) = match frame {
+            Frame::LogData {
+                stream_id,
+                kind,
+                line,
+            } => (stream_id, LogEvent::Line { kind, text: line }),
+            Frame::LogEnd { stream_id, error } => (stream_id, LogEvent::End { error }),
+            _ => return,
+        };
+        let ended = matches!(event, LogEvent::End { .. });
+        let mut streams = self.lock_streams();
+        let Some((owner, sender)) = streams.get(&stream_id) else {
+            return;
+        };
+        if owner != node {
+            return;
+        }
+        if sender.send(event).is_err() || ended {
+            streams.remove(&stream_id);
+            if !ended && let Some(control) = self.read().get(node).and_then(|n| n.control.clone()) {
+                // The reader went away: the node can stop reading.
+                let _ = control.try_send(Frame::LogCancel { stream_id });
+            }
+        }
+    }
+
+    /// Ends every log stream of a node whose connection dropped.
+    fn end_log_streams(&self, node: &NodeId) {
+        self.lock_streams().retain(|_, (owner, sender)| {
+            if owner == node {
+                let _ = sender.send(LogEvent::End {
+                    error: format!("the connection to node {node} was lost"),
+                });
+                false
+            } else {
+                true
+            }
+        });
+    }
+
     /// Records a heartbeat.
     pub fn heartbeat(&self, id: &NodeId, heartbeat: &Heartbeat) {
         let now = now();
@@ -286,6 +403,7 @@ impl NodeManager {
                 return;
             }
             node.disconnected_at = Some(now);
+            node.control = None;
             node.state.connection = conn::DISCONNECTED.into();
             node.state.connection_state.status = conn::DISCONNECTED.into();
             node.state.connection_state.disconnected_since = time::rfc3339(now);
@@ -293,6 +411,7 @@ impl NodeManager {
             node.state.clone()
         };
         tracing::info!(node = %id, reason, "node disconnected");
+        self.end_log_streams(id);
         if let Err(e) = self.store.write(move |w| w.put_node(&state)).await {
             tracing::error!(node = %id, error = %e, "cannot record disconnection");
         }
