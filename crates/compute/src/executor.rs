@@ -15,6 +15,8 @@ pub struct ExecutionContext {
     /// A directory of this execution's own on the node: logs (`stdout`, `stderr`) and
     /// results go here. It outlives the run so logs can be read afterwards.
     pub work_dir: PathBuf,
+    /// The task's inputs, already on the node; engines mount them read-only at their targets.
+    pub inputs: Vec<crate::inputs::PreparedInput>,
 }
 
 /// Why an execution did not produce a result.

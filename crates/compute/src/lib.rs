@@ -9,6 +9,7 @@
 
 pub mod capacity;
 pub mod executor;
+pub mod inputs;
 pub mod logs;
 mod node;
 mod session;

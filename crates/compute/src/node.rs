@@ -477,7 +477,7 @@ impl ComputeNode {
         self.report(execution, ExecutionStateType::Running, String::new(), None)
             .await
             .map_err(|e| ExecutorError::Failed(e.to_string()))?;
-        let timeout_secs = task.map_or(0, |t| t.timeouts.execution_timeout);
+        let timeout_secs = task.as_ref().map_or(0, |t| t.timeouts.execution_timeout);
         let work_dir = self
             .config
             .data_dir
@@ -486,10 +486,17 @@ impl ComputeNode {
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
         })?;
+        let inputs = match &task {
+            Some(task) => crate::inputs::prepare(task, &work_dir)
+                .await
+                .map_err(|e| ExecutorError::InvalidSpec(e.to_string()))?,
+            None => Vec::new(),
+        };
         let context = ExecutionContext {
             execution: execution.clone(),
             cancel: cancel.clone(),
             work_dir,
+            inputs,
         };
         let run = executor.run(context);
         tokio::pin!(run);

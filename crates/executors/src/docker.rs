@@ -123,6 +123,7 @@ impl DockerExecutor {
             execution,
             mut cancel,
             work_dir,
+            inputs,
         } = context;
         let task = execution
             .job
@@ -132,7 +133,15 @@ impl DockerExecutor {
             .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
         let params = DockerParams::read(&task)?;
         self.ensure_image(&params.image).await?;
-        let body = container_body(&execution, &task, &params, &self.node_id)?;
+        let mut body = container_body(&execution, &task, &params, &self.node_id)?;
+        if let Some(host) = body.host_config.as_mut() {
+            host.binds = Some(
+                inputs
+                    .iter()
+                    .map(|i| format!("{}:{}:ro", i.host_path.display(), i.target))
+                    .collect(),
+            );
+        }
         let name = format!("bacalhau-{}", execution.id);
         let created = self
             .docker

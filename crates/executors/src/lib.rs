@@ -1,18 +1,24 @@
 //! Engines that run executions, one module each, implementing `compute`'s [`Executor`].
 //!
-//! `docker` runs containers on the local Docker engine, `noop` runs nothing; WebAssembly is to
-//! come. An engine never talks to the orchestrator: it gets an execution, a cancel signal and
+//! `docker` runs containers on the local Docker engine, `wasm` runs WASI modules in process
+//! with wasmtime, `noop` runs nothing. An engine never talks to the orchestrator: it gets an execution, a cancel signal and
 //! a directory, and returns the run's output.
 
 pub mod docker;
 pub mod noop;
+pub mod wasm;
 
 use bacalhau_compute::Executor;
 use std::sync::Arc;
 
-/// The engines that need nothing from the host.
+/// The engines that need nothing from the host: noop, and wasm when wasmtime starts.
 pub fn builtin() -> Vec<Arc<dyn Executor>> {
-    vec![Arc::new(noop::NoopExecutor)]
+    let mut executors: Vec<Arc<dyn Executor>> = vec![Arc::new(noop::NoopExecutor)];
+    match wasm::WasmExecutor::new() {
+        Ok(wasm) => executors.push(Arc::new(wasm)),
+        Err(e) => tracing::warn!(error = %e, "the wasm engine is disabled"),
+    }
+    executors
 }
 
 /// Every engine available on this host for node `node_id`: the built-in ones, plus Docker when

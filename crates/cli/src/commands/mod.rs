@@ -109,6 +109,9 @@ enum Command {
     /// Run Docker containers as jobs.
     #[command(subcommand)]
     Docker(run::DockerCommand),
+    /// Run WebAssembly modules as jobs.
+    #[command(subcommand)]
+    Wasm(run::WasmCommand),
     /// Submit and manage jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
@@ -133,6 +136,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Devstack(args) => serve::devstack(&global, args).await,
         Command::Job(command) => job::run(&global, command).await,
         Command::Docker(command) => run::docker(&global, command).await,
+        Command::Wasm(command) => run::wasm(&global, command).await,
         Command::Node(command) => node::run(&global, command).await,
         Command::Agent(command) => agent::run(&global, command).await,
         Command::Config(command) => config_cmd::run(&global, command),

@@ -82,6 +82,73 @@ pub struct DockerRunArgs {
     command: Vec<String>,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum WasmCommand {
+    /// Run a WebAssembly (WASI) module as a job: `bacalhau wasm run [flags] MODULE [ARGS...]`.
+    Run(Box<WasmRunArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct WasmRunArgs {
+    /// The function to call.
+    #[arg(long, default_value = "_start")]
+    entry_point: String,
+    #[command(flatten)]
+    job: JobFlags,
+    /// The module: a local `.wasm` file, sent inline with the job.
+    module: std::path::PathBuf,
+    /// The module's arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// Largest module `wasm run` sends inline.
+const MAX_INLINE_MODULE: u64 = 16 * 1024 * 1024;
+
+pub async fn wasm(global: &Global, command: WasmCommand) -> Result<ExitCode> {
+    use base64::Engine as _;
+    let WasmCommand::Run(args) = command;
+    let size = std::fs::metadata(&args.module)
+        .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", args.module.display()))?
+        .len();
+    if size > MAX_INLINE_MODULE {
+        bail!(
+            "module {} is {size} bytes; modules sent inline may be at most {MAX_INLINE_MODULE}",
+            args.module.display()
+        );
+    }
+    let bytes = std::fs::read(&args.module)
+        .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", args.module.display()))?;
+    let name = args
+        .module
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "main.wasm".into());
+    let mut params = serde_json::Map::new();
+    params.insert("EntryModule".into(), json!(name));
+    params.insert("Entrypoint".into(), json!(args.entry_point));
+    if !args.args.is_empty() {
+        params.insert("Parameters".into(), json!(args.args));
+    }
+    let mut job = build_job(&args.job, "wasm", params)?;
+    let url = format!(
+        "data:application/wasm;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    );
+    if let Some(task) = job.tasks.first_mut() {
+        task.input_sources.push(bacalhau_models::InputSource {
+            source: SpecConfig {
+                r#type: "inline".into(),
+                params: serde_json::Map::from_iter([("URL".to_string(), Value::String(url))]),
+            },
+            alias: String::new(),
+            target: format!("/{name}"),
+        });
+    }
+    submit(global, &job, &args.job.run).await
+}
+
 pub async fn docker(global: &Global, command: DockerCommand) -> Result<ExitCode> {
     match command {
         DockerCommand::Run(args) => {

@@ -255,7 +255,10 @@ async fn start_compute(
             token: config.string("Compute.Auth.Token"),
             capacity,
             publishers: vec!["noop".into()],
-            storage_sources: Vec::new(),
+            storage_sources: bacalhau_compute::inputs::SUPPORTED
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             accept_networked_jobs: config.flag("JobAdmissionControl.AcceptNetworkedJobs"),
         },
         bacalhau_executors::available(name).await,

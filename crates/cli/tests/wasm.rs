@@ -1,0 +1,102 @@
+//! The WASM engine against real wasmtime, with the WASI test modules of `shared/testdata/wasm`.
+
+mod common;
+
+use base64::Engine as _;
+use common::{Server, free_port, stderr, stdout};
+use std::path::PathBuf;
+
+fn module(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/wasm")
+        .join(name);
+    assert!(path.exists(), "{} is missing", path.display());
+    path.to_string_lossy().into_owned()
+}
+
+async fn hybrid(dir: &std::path::Path, name: &str) -> Server {
+    Server::start_with(&dir.join(name), free_port(), &["serve", "--name", name]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modules_print_see_env_and_report_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "wasm-basics").await;
+
+    let hello = server.cli(&["wasm", "run", &module("noop.wasm")]);
+    assert!(hello.status.success(), "{}", stderr(&hello));
+    assert!(
+        stdout(&hello).contains("Hello, world!"),
+        "{}",
+        stdout(&hello)
+    );
+
+    let env = server.cli(&["wasm", "run", "-e", "GREETING=hola", &module("env.wasm")]);
+    assert!(env.status.success(), "{}", stderr(&env));
+    assert!(stdout(&env).contains("GREETING=hola"), "{}", stdout(&env));
+
+    let exit = server.cli(&[
+        "wasm",
+        "run",
+        "--id-only",
+        "-e",
+        "EXIT_CODE=5",
+        &module("exit_code.wasm"),
+    ]);
+    assert_eq!(exit.status.code(), Some(1));
+    let id = stdout(&exit).trim().to_string();
+    let executions = server.client().job_executions(&id).await.unwrap().items;
+    assert_eq!(executions[0].run_output.as_ref().unwrap().exit_code, 5);
+    assert!(
+        stderr(&exit).contains("exited with code 5"),
+        "{}",
+        stderr(&exit)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cat_reads_a_file_from_an_input_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "wasm-cat").await;
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let wasm = std::fs::read(module("cat.wasm")).unwrap();
+    let spec = format!(
+        r#"
+Name: cat-input
+Type: batch
+Tasks:
+  - Name: main
+    Engine:
+      Type: wasm
+      Params:
+        EntryModule: cat.wasm
+        Parameters: [/inputs/greeting.txt]
+    InputSources:
+      - Target: /cat.wasm
+        Source: {{Type: inline, Params: {{URL: "data:application/wasm;base64,{}"}}}}
+      - Target: /inputs/greeting.txt
+        Source: {{Type: inline, Params: {{URL: "data:text/plain;base64,{}"}}}}
+"#,
+        encode(&wasm),
+        encode(b"from the input mount\n")
+    );
+    let run = server.cli_with_stdin(&["job", "run", "-"], Some(&spec));
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert!(
+        stdout(&run).contains("from the input mount"),
+        "{}",
+        stdout(&run)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spinning_module_is_stopped_by_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "wasm-spin").await;
+    // WAT text: wasmtime compiles it like a binary module.
+    let spin = dir.path().join("spin.wasm");
+    std::fs::write(&spin, r#"(module (func (export "_start") (loop br 0)))"#).unwrap();
+    let run = server.cli(&["wasm", "run", "--timeout", "1", spin.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("timed out"), "{}", stderr(&run));
+}

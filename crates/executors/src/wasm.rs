@@ -1,0 +1,293 @@
+//! The `wasm` engine: WebAssembly modules with WASI preview 1 on wasmtime, in process.
+//!
+//! Params as upstream's: `EntryModule` (the target of the input source holding the module),
+//! `Entrypoint` (default `_start`), `Parameters` (the arguments). The task's env is the module's
+//! environment; its inputs are one read-only tree preopened at `/`; nothing else of the host is
+//! visible. Memory is capped by the task's resources; a cancel or timeout interrupts a spinning
+//! module through epoch interruption. Compiled modules are cached by content hash.
+//! Output is captured in memory and written to the execution's log when the module ends, so
+//! `logs --follow` of a WASM job shows its output at the end, not line by line.
+
+use bacalhau_compute::executor::BoxFuture;
+use bacalhau_compute::logs::{LogWriter, Stream};
+use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
+use bacalhau_models::{RunCommandResult, Task};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::{
+    Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
+};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use crate::docker::OutputHead;
+
+/// How often the engine's epoch advances: the granularity of cancels and timeouts.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Most output captured per stream.
+const MAX_CAPTURE: usize = 64 * 1024 * 1024;
+/// Modules kept compiled.
+const CACHE_SIZE: usize = 64;
+
+struct State {
+    wasi: WasiP1Ctx,
+    limits: StoreLimits,
+}
+
+/// Runs WASI modules. Clones share the engine and the module cache.
+#[derive(Clone)]
+pub struct WasmExecutor {
+    engine: Engine,
+    cache: Arc<Mutex<HashMap<[u8; 32], Module>>>,
+}
+
+impl WasmExecutor {
+    /// A WASM engine with epoch interruption, ticking on a thread of its own.
+    pub fn new() -> Result<Self, ExecutorError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)
+            .map_err(|e| ExecutorError::Failed(format!("cannot start wasmtime: {e}")))?;
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|e| ExecutorError::Failed(format!("cannot start the epoch thread: {e}")))?;
+        Ok(Self {
+            engine,
+            cache: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The compiled module for `bytes`, compiling it once per distinct content.
+    fn module(&self, bytes: &[u8]) -> Result<Module, ExecutorError> {
+        let key: [u8; 32] = Sha256::digest(bytes).into();
+        if let Some(module) = self.lock_cache().get(&key) {
+            return Ok(module.clone());
+        }
+        let module = Module::new(&self.engine, bytes).map_err(|e| {
+            ExecutorError::InvalidSpec(format!("invalid WebAssembly module: {e:#}"))
+        })?;
+        let mut cache = self.lock_cache();
+        if cache.len() >= CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(key, module.clone());
+        Ok(module)
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Module>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn run_blocking(
+        &self,
+        context: &ExecutionContext,
+    ) -> Result<(i64, MemoryOutputPipe, MemoryOutputPipe), ExecutorError> {
+        let task = context
+            .execution
+            .job
+            .as_ref()
+            .and_then(|j| j.task())
+            .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
+        let params = WasmParams::read(task)?;
+        let entry = context
+            .inputs
+            .iter()
+            .find(|i| {
+                i.target.trim_start_matches('/') == params.entry_module.trim_start_matches('/')
+            })
+            .ok_or_else(|| {
+                ExecutorError::InvalidSpec(format!(
+                    "EntryModule {:?} names no input source target",
+                    params.entry_module
+                ))
+            })?;
+        let bytes = std::fs::read(&entry.host_path).map_err(|e| {
+            ExecutorError::Failed(format!("cannot read {}: {e}", entry.host_path.display()))
+        })?;
+        let module = self.module(&bytes)?;
+
+        let stdout = MemoryOutputPipe::new(MAX_CAPTURE);
+        let stderr = MemoryOutputPipe::new(MAX_CAPTURE);
+        let mut builder = WasiCtxBuilder::new();
+        let program = params.entry_module.trim_start_matches('/').to_string();
+        builder.arg(&program).args(&params.parameters);
+        for (name, value) in &task.env {
+            builder.env(name, value);
+        }
+        let execution = &context.execution;
+        builder
+            .env("BACALHAU_EXECUTION_ID", execution.id.as_str())
+            .env("BACALHAU_JOB_ID", execution.job_id.as_str())
+            .env(
+                "BACALHAU_PARTITION_INDEX",
+                execution.partition_index.to_string(),
+            );
+        builder.stdout(stdout.clone()).stderr(stderr.clone());
+        if !context.inputs.is_empty() {
+            let root = bacalhau_compute::inputs::root(&context.work_dir);
+            builder
+                .preopened_dir(&root, "/", FsPerms::ReadOnly)
+                .map_err(|e| ExecutorError::Failed(format!("cannot mount the inputs: {e}")))?;
+        }
+        let memory = task.resources.to_resources().map(|r| r.memory).unwrap_or(0);
+        let mut limits = StoreLimitsBuilder::new();
+        if memory > 0 {
+            limits = limits.memory_size(usize::try_from(memory).unwrap_or(usize::MAX));
+        }
+        let mut store = Store::new(
+            &self.engine,
+            State {
+                wasi: builder.build_p1(),
+                limits: limits.build(),
+            },
+        );
+        store.limiter(|state| &mut state.limits);
+        let cancel = context.cancel.clone();
+        store.epoch_deadline_callback(move |_| {
+            if *cancel.borrow() {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Continue(1))
+            }
+        });
+        store.set_epoch_deadline(1);
+        let mut linker: Linker<State> = Linker::new(&self.engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut State| &mut state.wasi)
+            .map_err(|e| ExecutorError::Failed(format!("cannot link WASI: {e}")))?;
+        let instance = linker.instantiate(&mut store, &module).map_err(|e| {
+            ExecutorError::InvalidSpec(format!("cannot instantiate the module: {e:#}"))
+        })?;
+        let function = instance
+            .get_typed_func::<(), ()>(&mut store, &params.entrypoint)
+            .map_err(|e| {
+                ExecutorError::InvalidSpec(format!(
+                    "the module has no function {:?} taking and returning nothing: {e}",
+                    params.entrypoint
+                ))
+            })?;
+        let exit_code = match function.call(&mut store, ()) {
+            Ok(()) => 0,
+            Err(e) => {
+                if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                    i64::from(exit.0)
+                } else if *context.cancel.borrow() {
+                    return Err(ExecutorError::Cancelled);
+                } else {
+                    return Err(ExecutorError::JobFault(format!(
+                        "the module trapped: {e:#}"
+                    )));
+                }
+            }
+        };
+        drop(store);
+        Ok((exit_code, stdout, stderr))
+    }
+}
+
+/// The `wasm` engine's params.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WasmParams {
+    /// The target of the input source with the module.
+    pub entry_module: String,
+    /// The function to call.
+    pub entrypoint: String,
+    /// The program's arguments.
+    pub parameters: Vec<String>,
+}
+
+impl WasmParams {
+    /// Reads the params of a task's `wasm` engine.
+    pub fn read(task: &Task) -> Result<Self, ExecutorError> {
+        let entry_module = task
+            .engine
+            .param_str("EntryModule")
+            .filter(|m| !m.trim().is_empty())
+            .ok_or_else(|| {
+                ExecutorError::InvalidSpec("Engine.Params.EntryModule is required".into())
+            })?
+            .to_string();
+        let entrypoint = task
+            .engine
+            .param_str("Entrypoint")
+            .filter(|e| !e.is_empty())
+            .unwrap_or("_start")
+            .to_string();
+        let parameters = match task.engine.param("Parameters") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string())
+                })
+                .collect(),
+            Some(other) => {
+                return Err(ExecutorError::InvalidSpec(format!(
+                    "Engine.Params.Parameters must be a list of strings, found {other}"
+                )));
+            }
+        };
+        Ok(Self {
+            entry_module,
+            entrypoint,
+            parameters,
+        })
+    }
+}
+
+impl Executor for WasmExecutor {
+    fn engine(&self) -> &'static str {
+        "wasm"
+    }
+
+    fn run(
+        &self,
+        context: ExecutionContext,
+    ) -> BoxFuture<'_, Result<RunCommandResult, ExecutorError>> {
+        Box::pin(async move {
+            let context = Arc::new(context);
+            let shared = Arc::clone(&context);
+            // Module code runs on a blocking thread so it never stalls the async workers.
+            let this = self.clone();
+            let (exit_code, stdout, stderr) =
+                tokio::task::spawn_blocking(move || this.run_blocking(&shared))
+                    .await
+                    .map_err(|e| ExecutorError::Failed(format!("the WASM thread failed: {e}")))??;
+            let io =
+                |e: std::io::Error| ExecutorError::Failed(format!("cannot write the log: {e}"));
+            let mut writer = LogWriter::create(&context.work_dir).await.map_err(io)?;
+            let mut head = OutputHead::default();
+            for (stream, bytes) in [
+                (Stream::Stdout, stdout.contents()),
+                (Stream::Stderr, stderr.contents()),
+            ] {
+                if !bytes.is_empty() {
+                    writer.write(stream, &bytes).await.map_err(io)?;
+                    head.add(stream, &bytes);
+                }
+            }
+            writer.finish().await.map_err(io)?;
+            let (stdout, stdout_truncated, stderr, stderr_truncated) = head.into_parts();
+            Ok(RunCommandResult {
+                stdout,
+                stdout_truncated,
+                stderr,
+                stderr_truncated,
+                exit_code,
+                error_msg: String::new(),
+            })
+        })
+    }
+}
