@@ -349,3 +349,43 @@ async fn with_manual_approval_a_node_waits_until_approved() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_job_runs_on_every_node_including_nodes_that_join_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("orchestrator")).await;
+    let client = server.client();
+    let address = format!("127.0.0.1:{}", server.port);
+    let _first = ComputeProcess::start(&dir.path().join("first"), "first-node", &address, &[]);
+    wait_nodes(&client, 1).await;
+    let daemon = parse_job_spec(
+        "Name: everywhere\nType: daemon\nTasks:\n - Name: main\n   Engine: {Type: noop, Params: {Duration: 60s}}\n",
+    )
+    .unwrap();
+    let put = client.put_job(&daemon, false).await.unwrap();
+    wait_state(&client, &put.job_id, JobStateType::Running, 20).await;
+    let _second = ComputeProcess::start(&dir.path().join("second"), "second-node", &address, &[]);
+    let nodes = eventually(20, "executions on both nodes", || async {
+        let nodes: BTreeSet<String> = executions(&client, &put.job_id)
+            .await
+            .iter()
+            .filter(|e| e.compute_state.state_type == ExecutionStateType::Running)
+            .map(|e| e.node_id.to_string())
+            .collect();
+        (nodes.len() == 2).then_some(nodes)
+    })
+    .await;
+    assert_eq!(
+        nodes,
+        BTreeSet::from(["first-node".to_string(), "second-node".to_string()])
+    );
+    client.stop_job(&put.job_id, "done").await.unwrap();
+    eventually(20, "every daemon execution to be cancelled", || async {
+        executions(&client, &put.job_id)
+            .await
+            .iter()
+            .all(|e| e.compute_state.state_type == ExecutionStateType::Cancelled)
+            .then_some(())
+    })
+    .await;
+}

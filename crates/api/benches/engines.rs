@@ -1,0 +1,188 @@
+//! Engine overhead: submit → Completed through the HTTP API on an in-process hybrid node,
+//! against the floors measured in the same run: a raw `docker run --rm` of the same image, and
+//! the same WASM module run in process with wasmtime (compiled once).
+//!
+//! `cargo bench -p bacalhau-api --bench engines [-- DOCKER_RUNS WASM_RUNS]`
+//! Needs the busybox test image (`scripts/build-test-images.sh`).
+
+use bacalhau_api::ApiClient;
+use bacalhau_api::node_channel::in_process_connector;
+use bacalhau_api::server::{AppState, serve};
+use bacalhau_compute::{ComputeConfig, ComputeNode};
+use bacalhau_models::{Job, JobStateType, NodeId, Resources, parse_job_spec};
+use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
+use base64::Engine as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn run_to_completion(client: &ApiClient, job: &Job) -> Result<Duration, BoxError> {
+    let started = Instant::now();
+    let put = client.put_job(job, true).await?;
+    loop {
+        let state = client.get_job(&put.job_id, "").await?.job.state;
+        match state.state_type {
+            JobStateType::Completed => return Ok(started.elapsed()),
+            JobStateType::Failed | JobStateType::Stopped => {
+                return Err(format!("job ended {}: {}", state.state_type, state.message).into());
+            }
+            _ => tokio::time::sleep(Duration::from_micros(200)).await,
+        }
+    }
+}
+
+fn wasm_floor(module_bytes: &[u8], runs: usize) -> Result<Duration, BoxError> {
+    use wasmtime::{Engine, Linker, Module, Store};
+    use wasmtime_wasi::p1::WasiP1Ctx;
+    use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+    let engine = Engine::default();
+    let module = Module::new(&engine, module_bytes)?;
+    let mut linker: Linker<WasiP1Ctx> = Linker::new(&engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |ctx| ctx)?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let stdout = MemoryOutputPipe::new(1 << 20);
+        let wasi = wasmtime_wasi::WasiCtxBuilder::new()
+            .arg("noop.wasm")
+            .stdout(stdout.clone())
+            .build_p1();
+        let mut store = Store::new(&engine, wasi);
+        let instance = linker.instantiate(&mut store, &module)?;
+        instance
+            .get_typed_func::<(), ()>(&mut store, "_start")?
+            .call(&mut store, ())?;
+        assert!(!stdout.contents().is_empty());
+        samples.push(started.elapsed());
+    }
+    Ok(median(samples))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
+    let docker_runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
+    let wasm_runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
+
+    let dir = tempfile::tempdir()?;
+    let orchestrator = Arc::new(
+        Orchestrator::start(OrchestratorConfig {
+            data_dir: dir.path().join("orchestrator"),
+            job_defaults: Default::default(),
+            workers: 4,
+            nodes: Default::default(),
+        })
+        .await?,
+    );
+    let node = ComputeNode::start(
+        ComputeConfig {
+            node_id: NodeId::from("bench-node"),
+            labels: Default::default(),
+            data_dir: dir.path().join("node"),
+            token: String::new(),
+            capacity: Resources {
+                cpu: 64.0,
+                memory: 256 << 30,
+                disk: 1 << 40,
+                gpu: 0,
+                gpus: vec![],
+            },
+            publishers: vec!["noop".into()],
+            storage_sources: vec!["inline".into()],
+            accept_networked_jobs: false,
+        },
+        bacalhau_executors::available("bench-node").await,
+    )
+    .await?;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(node.run(
+        in_process_connector(Arc::clone(orchestrator.node_manager())),
+        stopped,
+    ));
+    let state = Arc::new(AppState {
+        orchestrator: Arc::clone(&orchestrator),
+        node_info: Default::default(),
+        config: serde_json::json!({}),
+        version: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    let client = ApiClient::new(&base)?;
+    while client.list_nodes().await?.nodes.is_empty() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Docker: the same container both ways.
+    let mut raw = Vec::with_capacity(docker_runs);
+    for _ in 0..docker_runs {
+        let started = Instant::now();
+        let status = std::process::Command::new("docker")
+            .args([
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "busybox:1.37.0",
+                "echo",
+                "hi",
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            return Err("raw docker run failed: is busybox:1.37.0 built?".into());
+        }
+        raw.push(started.elapsed());
+    }
+    let docker_job = parse_job_spec(
+        "Name: bench-docker\nType: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0, Parameters: [echo, hi]}}\n",
+    )?;
+    let mut ours = Vec::with_capacity(docker_runs);
+    for _ in 0..docker_runs {
+        ours.push(run_to_completion(&client, &docker_job).await?);
+    }
+    let (raw_docker, our_docker) = (median(raw), median(ours));
+
+    // WASM: the same module both ways; the first job compiles it, so it is left out.
+    let module_path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/wasm/noop.wasm");
+    let module_bytes = std::fs::read(&module_path)?;
+    let floor = wasm_floor(&module_bytes, wasm_runs)?;
+    let wasm_job = parse_job_spec(&format!(
+        "Name: bench-wasm\nType: batch\nTasks:\n - Name: main\n   Engine: {{Type: wasm, Params: {{EntryModule: noop.wasm}}}}\n   InputSources:\n    - Target: /noop.wasm\n      Source: {{Type: inline, Params: {{URL: \"data:application/wasm;base64,{}\"}}}}\n",
+        base64::engine::general_purpose::STANDARD.encode(&module_bytes)
+    ))?;
+    run_to_completion(&client, &wasm_job).await?;
+    let mut wasm = Vec::with_capacity(wasm_runs);
+    for _ in 0..wasm_runs {
+        wasm.push(run_to_completion(&client, &wasm_job).await?);
+    }
+    let our_wasm = median(wasm);
+
+    println!("| metric | ours | floor | overhead |");
+    println!("|---|---|---|---|");
+    println!(
+        "| Docker busybox echo, submit → Completed vs raw `docker run --rm` (median of {docker_runs}) | {:.1} ms | {:.1} ms | {:+.1} % |",
+        ms(our_docker),
+        ms(raw_docker),
+        (our_docker.as_secs_f64() / raw_docker.as_secs_f64() - 1.0) * 100.0
+    );
+    println!(
+        "| WASM noop.wasm, submit → Completed vs in-process wasmtime (median of {wasm_runs}) | {:.2} ms | {:.3} ms | {:+.2} ms |",
+        ms(our_wasm),
+        ms(floor),
+        ms(our_wasm) - ms(floor)
+    );
+    Ok(())
+}
