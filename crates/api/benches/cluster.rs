@@ -69,6 +69,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
                 publishers: vec!["noop".into()],
                 storage_sources: vec![],
                 accept_networked_jobs: false,
+                allowed_local_paths: Default::default(),
             },
             bacalhau_executors::builtin(),
         )

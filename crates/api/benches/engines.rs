@@ -101,6 +101,7 @@ async fn main() -> Result<(), BoxError> {
             publishers: vec!["noop".into()],
             storage_sources: vec!["inline".into()],
             accept_networked_jobs: false,
+            allowed_local_paths: Default::default(),
         },
         bacalhau_executors::available("bench-node").await,
     )

@@ -272,3 +272,61 @@ async fn logs_follow_shows_lines_while_the_job_runs() {
     let tail = server.cli(&["job", "logs", "--tail", "2", &id]);
     assert_eq!(stdout(&tail), "line 4\ndone\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_inputs_mount_only_allow_listed_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shared-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("hello.txt"), "from the host\n").unwrap();
+    let allow = format!("Compute.AllowListedLocalPaths={}", data.display());
+    let server = Server::start_with(
+        &dir.path().join("docker-local"),
+        free_port(),
+        &["-c", &allow, "serve", "--name", "docker-local"],
+    )
+    .await;
+    let mount = format!("file://{}:/data", data.display());
+    let run = server.cli(&[
+        "docker",
+        "run",
+        "-i",
+        &mount,
+        "busybox:1.37.0",
+        "--",
+        "cat",
+        "/data/hello.txt",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stdout(&run).contains("from the host"), "{}", stdout(&run));
+    // The mount is read-only.
+    let write = server.cli(&[
+        "docker",
+        "run",
+        "-i",
+        &mount,
+        "busybox:1.37.0",
+        "--",
+        "touch",
+        "/data/new",
+    ]);
+    assert_eq!(write.status.code(), Some(1));
+    assert!(!data.join("new").exists());
+
+    let outside = server.cli(&[
+        "docker",
+        "run",
+        "-i",
+        "file:///etc:/data",
+        "busybox:1.37.0",
+        "--",
+        "ls",
+        "/data",
+    ]);
+    assert_eq!(outside.status.code(), Some(1));
+    assert!(
+        stderr(&outside).contains("not allowed on this node"),
+        "{}",
+        stderr(&outside)
+    );
+}

@@ -100,3 +100,33 @@ async fn a_spinning_module_is_stopped_by_its_timeout() {
     assert_eq!(run.status.code(), Some(1));
     assert!(stderr(&run).contains("timed out"), "{}", stderr(&run));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cat_reads_an_allow_listed_local_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("wasm-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("note.txt"), "local to the node\n").unwrap();
+    let allow = format!("Compute.AllowListedLocalPaths={}", data.display());
+    let server = Server::start_with(
+        &dir.path().join("wasm-local"),
+        free_port(),
+        &["-c", &allow, "serve", "--name", "wasm-local"],
+    )
+    .await;
+    let mount = format!("file://{}:/data", data.display());
+    let run = server.cli(&[
+        "wasm",
+        "run",
+        "-i",
+        &mount,
+        &module("cat.wasm"),
+        "/data/note.txt",
+    ]);
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert!(
+        stdout(&run).contains("local to the node"),
+        "{}",
+        stdout(&run)
+    );
+}

@@ -44,6 +44,8 @@ pub struct ComputeConfig {
     pub storage_sources: Vec<String>,
     /// Whether jobs may ask for network access (`JobAdmissionControl.AcceptNetworkedJobs`).
     pub accept_networked_jobs: bool,
+    /// Host paths jobs may mount (`Compute.AllowListedLocalPaths`).
+    pub allowed_local_paths: crate::inputs::AllowList,
 }
 
 #[derive(Default)]
@@ -487,7 +489,7 @@ impl ComputeNode {
             ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
         })?;
         let inputs = match &task {
-            Some(task) => crate::inputs::prepare(task, &work_dir)
+            Some(task) => crate::inputs::prepare(task, &work_dir, &self.config.allowed_local_paths)
                 .await
                 .map_err(|e| ExecutorError::InvalidSpec(e.to_string()))?,
             None => Vec::new(),

@@ -138,7 +138,10 @@ impl DockerExecutor {
             host.binds = Some(
                 inputs
                     .iter()
-                    .map(|i| format!("{}:{}:ro", i.host_path.display(), i.target))
+                    .map(|i| {
+                        let mode = if i.read_write { "rw" } else { "ro" };
+                        format!("{}:{}:{mode}", i.host_path.display(), i.target)
+                    })
                     .collect(),
             );
         }

@@ -134,11 +134,30 @@ impl WasmExecutor {
                 execution.partition_index.to_string(),
             );
         builder.stdout(stdout.clone()).stderr(stderr.clone());
-        if !context.inputs.is_empty() {
+        if context.inputs.iter().any(|i| i.in_tree) {
             let root = bacalhau_compute::inputs::root(&context.work_dir);
             builder
                 .preopened_dir(&root, "/", FsPerms::ReadOnly)
                 .map_err(|e| ExecutorError::Failed(format!("cannot mount the inputs: {e}")))?;
+        }
+        // Local directories are mounted where they are; WASI mounts directories only.
+        for input in context.inputs.iter().filter(|i| !i.in_tree) {
+            if !input.host_path.is_dir() {
+                return Err(ExecutorError::InvalidSpec(format!(
+                    "local input {} must be a directory for a WASM job",
+                    input.host_path.display()
+                )));
+            }
+            let perms = if input.read_write {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            builder
+                .preopened_dir(&input.host_path, &input.target, perms)
+                .map_err(|e| {
+                    ExecutorError::Failed(format!("cannot mount {}: {e}", input.target))
+                })?;
         }
         let memory = task.resources.to_resources().map(|r| r.memory).unwrap_or(0);
         let mut limits = StoreLimitsBuilder::new();

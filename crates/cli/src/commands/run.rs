@@ -49,6 +49,11 @@ pub struct JobFlags {
     /// Network access: None (the default), Host, Full, HTTP or Bridge.
     #[arg(long)]
     network: Option<String>,
+    /// An input, as upstream writes it: `URI[:DST]` or `src=URI,dst=DST[,opt=rw]`, where URI is
+    /// `file:///host/path` (a path the node allow-lists), `https://...`, `s3://bucket/key` or
+    /// `ipfs://CID`. Repeatable.
+    #[arg(short = 'i', long = "input")]
+    inputs: Vec<String>,
     /// Seconds the execution may run; 0 for no limit.
     #[arg(long, default_value_t = 0)]
     timeout: i64,
@@ -195,6 +200,11 @@ fn build_job(
         }
         None => Vec::new(),
     };
+    let input_sources = flags
+        .inputs
+        .iter()
+        .map(|i| parse_input(i))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Job {
         name: flags.name.clone().unwrap_or_default(),
         namespace: flags.namespace.clone().unwrap_or_default(),
@@ -210,6 +220,7 @@ fn build_job(
                 params,
             },
             env,
+            input_sources,
             resources: ResourcesConfig {
                 cpu: flags.cpu.clone().unwrap_or_default(),
                 memory: flags.memory.clone().unwrap_or_default(),
@@ -247,4 +258,94 @@ fn canonical_network(text: &str) -> Result<String> {
                 bacalhau_models::task::NETWORK_TYPES.join(", ")
             )
         })
+}
+
+/// Parses `-i`: `URI[:DST]` or `src=URI,dst=DST[,opt=rw]`.
+fn parse_input(text: &str) -> Result<bacalhau_models::InputSource> {
+    let (uri, dst, read_write) = if text.contains("src=") {
+        let mut uri = None;
+        let mut dst = None;
+        let mut rw = false;
+        for part in text.split(',') {
+            match part.split_once('=') {
+                Some(("src" | "source", value)) => uri = Some(value.to_string()),
+                Some(("dst" | "target", value)) => dst = Some(value.to_string()),
+                Some(("opt" | "options", value)) => rw = value.contains("rw"),
+                _ => bail!("invalid --input {text:?}: use src=URI,dst=PATH[,opt=rw]"),
+            }
+        }
+        let uri = uri.ok_or_else(|| anyhow::anyhow!("invalid --input {text:?}: no src="))?;
+        (uri, dst, rw)
+    } else {
+        match text.rsplit_once(':') {
+            Some((uri, dst)) if uri.contains("://") && dst.starts_with('/') => {
+                (uri.to_string(), Some(dst.to_string()), false)
+            }
+            _ => (text.to_string(), None, false),
+        }
+    };
+    let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+        anyhow::anyhow!("invalid --input {text:?}: expected a URI such as file:///data")
+    })?;
+    let mut params = serde_json::Map::new();
+    let (kind, default_target) = match scheme {
+        "file" => {
+            params.insert("SourcePath".into(), json!(rest));
+            if read_write {
+                params.insert("ReadWrite".into(), json!(true));
+            }
+            ("local", rest.to_string())
+        }
+        "http" | "https" => {
+            params.insert("URL".into(), json!(uri));
+            let name = rest
+                .rsplit('/')
+                .next()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("input");
+            ("urlDownload", format!("/inputs/{name}"))
+        }
+        "s3" => {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            params.insert("Bucket".into(), json!(bucket));
+            params.insert("Key".into(), json!(key));
+            ("s3", "/inputs".to_string())
+        }
+        "ipfs" => {
+            params.insert("CID".into(), json!(rest));
+            ("ipfs", "/inputs".to_string())
+        }
+        other => bail!("invalid --input {text:?}: unknown scheme {other}://"),
+    };
+    Ok(bacalhau_models::InputSource {
+        source: SpecConfig {
+            r#type: kind.into(),
+            params,
+        },
+        alias: String::new(),
+        target: dst.unwrap_or(default_target),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_in_upstreams_short_and_long_forms() {
+        let local = parse_input("file:///data/in:/inputs").unwrap();
+        assert_eq!(local.source.r#type, "local");
+        assert_eq!(local.source.param_str("SourcePath"), Some("/data/in"));
+        assert_eq!(local.target, "/inputs");
+        let url = parse_input("https://example.org:8080/files/a.csv").unwrap();
+        assert_eq!(url.source.r#type, "urlDownload");
+        assert_eq!(url.target, "/inputs/a.csv");
+        let s3 = parse_input("src=s3://bucket/prefix/,dst=/data").unwrap();
+        assert_eq!(s3.source.param_str("Bucket"), Some("bucket"));
+        assert_eq!(s3.target, "/data");
+        let rw = parse_input("src=file:///scratch,dst=/out,opt=rw").unwrap();
+        assert_eq!(rw.source.param("ReadWrite"), Some(&json!(true)));
+        assert!(parse_input("just-a-path").is_err());
+        assert!(parse_input("ftp://x/y").is_err());
+    }
 }

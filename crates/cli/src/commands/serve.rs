@@ -260,6 +260,9 @@ async fn start_compute(
                 .map(|s| s.to_string())
                 .collect(),
             accept_networked_jobs: config.flag("JobAdmissionControl.AcceptNetworkedJobs"),
+            allowed_local_paths: bacalhau_compute::inputs::AllowList::new(
+                &config.strings("Compute.AllowListedLocalPaths"),
+            ),
         },
         bacalhau_executors::available(name).await,
     )
