@@ -95,6 +95,18 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// A pending evaluation of `job`, to run at once.
+    pub fn for_job(job: &crate::Job, triggered_by: TriggeredBy, now: Timestamp) -> Self {
+        Self::new(
+            job.id.clone(),
+            &job.namespace,
+            &job.r#type,
+            job.priority,
+            triggered_by,
+            now,
+        )
+    }
+
     /// A pending evaluation of `job_id`, to run at once.
     pub fn new(
         job_id: JobId,

@@ -223,14 +223,7 @@ impl Orchestrator {
                 let mut job = job;
                 job.state = State::new(JobStateType::Pending);
                 job.modify_time = now;
-                let evaluation = Evaluation::new(
-                    job.id.clone(),
-                    &job.namespace,
-                    &job.r#type,
-                    job.priority,
-                    trigger,
-                    now,
-                );
+                let evaluation = Evaluation::for_job(&job, trigger, now);
                 w.put_job(&job)?;
                 w.put_job_version(&job)?;
                 w.add_history(job_event(
@@ -504,14 +497,7 @@ impl Orchestrator {
                     state_details,
                     now,
                 );
-                let evaluation = Evaluation::new(
-                    job.id.clone(),
-                    &job.namespace,
-                    &job.r#type,
-                    job.priority,
-                    TriggeredBy::JobCancel,
-                    now,
-                );
+                let evaluation = Evaluation::for_job(&job, TriggeredBy::JobCancel, now);
                 w.put_job(&job)?;
                 w.add_history(stop_event)?;
                 w.add_history(state_event)?;
@@ -573,14 +559,7 @@ impl Orchestrator {
                 job.state = State::with_message(JobStateType::Pending, "job rerun");
                 let mut details = BTreeMap::new();
                 details.insert("Reason".to_string(), reason.clone());
-                let evaluation = Evaluation::new(
-                    job.id.clone(),
-                    &job.namespace,
-                    &job.r#type,
-                    job.priority,
-                    TriggeredBy::JobRerun,
-                    now,
-                );
+                let evaluation = Evaluation::for_job(&job, TriggeredBy::JobRerun, now);
                 w.put_job(&job)?;
                 w.put_job_version(&job)?;
                 w.add_history(job_event(

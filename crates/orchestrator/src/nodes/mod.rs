@@ -506,14 +506,7 @@ impl NodeManager {
                 let mut evaluations = Vec::new();
                 for id in w.active_job_ids()? {
                     let Some(job) = w.job(&id)? else { continue };
-                    let evaluation = Evaluation::new(
-                        job.id.clone(),
-                        &job.namespace,
-                        &job.r#type,
-                        job.priority,
-                        trigger,
-                        now,
-                    );
+                    let evaluation = Evaluation::for_job(&job, trigger, now);
                     w.put_evaluation(&evaluation)?;
                     evaluations.push(evaluation);
                 }

@@ -103,14 +103,7 @@ pub async fn apply(
                     } else {
                         TriggeredBy::ExecUpdate
                     };
-                    let evaluation = Evaluation::new(
-                        job.id.clone(),
-                        &job.namespace,
-                        &job.r#type,
-                        job.priority,
-                        trigger,
-                        now,
-                    );
+                    let evaluation = Evaluation::for_job(&job, trigger, now);
                     w.put_evaluation(&evaluation)?;
                     evaluations.push(evaluation);
                 }
