@@ -113,7 +113,7 @@ impl Scheduler for BatchScheduler {
             return plan;
         }
         if job.state.state_type == JobStateType::Pending {
-            let mut follow_up = Evaluation::for_job(&job, TriggeredBy::JobQueue, now);
+            let mut follow_up = Evaluation::for_job(job, TriggeredBy::JobQueue, now);
             follow_up.wait_until = now.saturating_add(queue_timeout.saturating_mul(1_000_000_000));
             plan.follow_ups.push(follow_up);
         }

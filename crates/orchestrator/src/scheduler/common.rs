@@ -76,7 +76,7 @@ pub fn triage<'a>(
     // when nothing else happens to it.
     if !long_running && timeouts.total_timeout > 0 && job.state.state_type == JobStateType::Pending
     {
-        let mut deadline = Evaluation::for_job(&job, TriggeredBy::JobTimeout, now);
+        let mut deadline = Evaluation::for_job(job, TriggeredBy::JobTimeout, now);
         deadline.wait_until = job
             .create_time
             .saturating_add(timeouts.total_timeout.saturating_mul(1_000_000_000));
