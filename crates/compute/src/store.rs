@@ -1,12 +1,13 @@
 //! The compute node's durable store: its executions, its outbox to the orchestrator and the
-//! sequence numbers of both directions, in redb. Every state change is one transaction.
+//! sequence numbers of both directions, in redb. Every state change is one write, and writes
+//! made at the same time share a commit (`bacalhau-durable`'s group commit).
 
+use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::{Execution, ExecutionStateType};
 use bacalhau_protocol::Message;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use std::sync::Arc;
 
 const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
@@ -36,13 +37,7 @@ macro_rules! db_errors {
         }
     )+};
 }
-db_errors!(
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::DatabaseError
-);
+db_errors!(redb::StorageError, redb::TableError, DurableError);
 
 /// An execution as this node knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,41 +53,33 @@ pub struct LocalExecution {
 /// The node's store.
 #[derive(Clone)]
 pub struct NodeStore {
-    db: Arc<Database>,
+    durable: Durable,
 }
 
 impl NodeStore {
     /// Opens or creates the store at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path)?;
-        let txn = db.begin_write()?;
-        txn.open_table(EXECUTIONS)?;
-        txn.open_table(OUTBOX)?;
-        txn.open_table(META)?;
-        txn.commit()?;
-        Ok(Self { db: Arc::new(db) })
+        let durable = Durable::open(path, "compute-store", |txn| {
+            txn.open_table(EXECUTIONS)?;
+            txn.open_table(OUTBOX)?;
+            txn.open_table(META)?;
+            Ok(())
+        })?;
+        Ok(Self { durable })
     }
 
-    /// Runs `f` in one durable write transaction, off the async threads.
+    /// Runs `f` in a durable write, sharing a commit with writes made at the same time.
     pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut NodeTxn<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || {
-            let txn = db.begin_write()?;
-            let result = f(&mut NodeTxn { txn: &txn })?;
-            txn.commit()?;
-            Ok(result)
-        })
-        .await
-        .map_err(|e| StoreError::Db(format!("store task failed: {e}")))?
+        self.durable.write(move |txn| f(&mut NodeTxn { txn })).await
     }
 
     /// The last orchestrator → node sequence applied.
     pub fn applied_in(&self) -> Result<u64, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.durable.read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(APPLIED_IN)?.map(|v| v.value()).unwrap_or(0))
     }
@@ -103,7 +90,7 @@ impl NodeStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Message)>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.durable.read()?;
         let table = txn.open_table(OUTBOX)?;
         let mut messages = Vec::new();
         for entry in table.range(after.saturating_add(1)..)?.take(limit) {
@@ -117,7 +104,7 @@ impl NodeStore {
 
     /// One execution this node knows.
     pub fn execution(&self, id: &str) -> Result<Option<LocalExecution>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.durable.read()?;
         let table = txn.open_table(EXECUTIONS)?;
         let found = table.get(id)?;
         found
@@ -129,7 +116,7 @@ impl NodeStore {
 
     /// Every execution this node knows.
     pub fn executions(&self) -> Result<Vec<LocalExecution>, StoreError> {
-        let txn = self.db.begin_read()?;
+        let txn = self.durable.read()?;
         let table = txn.open_table(EXECUTIONS)?;
         let mut executions = Vec::new();
         for entry in table.iter()? {

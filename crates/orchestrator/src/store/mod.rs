@@ -1,24 +1,20 @@
-//! The durable store: jobs, their versions, executions, evaluations, history and nodes in redb.
-//!
-//! Writes go through one writer thread that commits every write queued while the previous
-//! commit ran in a single transaction (group commit): many submissions share one fsync, and
-//! each caller is answered only after its data is durable.
+//! The durable store: jobs, their versions, executions, evaluations, history, nodes and the
+//! per-node outboxes in redb, written with group commit (`bacalhau-durable`): many submissions
+//! share one fsync, and each caller is answered only after its data is durable.
 //! **Invariant:** a write closure makes all its checks before its first write, so a closure
 //! that fails leaves nothing behind in the shared transaction.
 
 mod tables;
 
+use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobId, NodeId, NodeState,
 };
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::mpsc;
 use tables::*;
-use tokio::sync::oneshot;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +35,15 @@ pub enum StoreError {
     Closed,
 }
 
+impl From<DurableError> for StoreError {
+    fn from(e: DurableError) -> Self {
+        match e {
+            DurableError::Db(message) => Self::Db(message),
+            DurableError::Closed => Self::Closed,
+        }
+    }
+}
+
 macro_rules! db_errors {
     ($($t:ty),+) => {$(
         impl From<$t> for StoreError {
@@ -48,71 +53,19 @@ macro_rules! db_errors {
         }
     )+};
 }
-db_errors!(
-    redb::Error,
-    redb::StorageError,
-    redb::TableError,
-    redb::TransactionError,
-    redb::CommitError,
-    redb::DatabaseError
-);
-
-type Finisher = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type WriteOp = Box<dyn FnOnce(&WriteTransaction) -> Finisher + Send>;
-
-/// Upper bound on writes sharing one commit, so one commit's latency stays bounded.
-const MAX_GROUP: usize = 512;
+db_errors!(redb::StorageError, redb::TableError);
 
 /// The orchestrator's durable store.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
-    writer: Arc<WriterHandle>,
-}
-
-/// Owns the writer thread: when the last [`Store`] clone goes, the thread drains its queue,
-/// exits and releases the database file, so the store can be reopened at once.
-struct WriterHandle {
-    sender: Option<mpsc::SyncSender<WriteOp>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl WriterHandle {
-    fn sender(&self) -> Result<&mpsc::SyncSender<WriteOp>, StoreError> {
-        self.sender.as_ref().ok_or(StoreError::Closed)
-    }
-}
-
-impl Drop for WriterHandle {
-    fn drop(&mut self) {
-        drop(self.sender.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+    durable: Durable,
 }
 
 impl Store {
     /// Opens (or creates) the store file at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Arc::new(Database::create(path)?);
-        {
-            let txn = db.begin_write()?;
-            create_tables(&txn)?;
-            txn.commit()?;
-        }
-        let (sender, ops) = mpsc::sync_channel::<WriteOp>(4096);
-        let writer_db = Arc::clone(&db);
-        let thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || run_writer(&writer_db, &ops))
-            .map_err(|e| StoreError::Db(format!("cannot start store writer: {e}")))?;
         Ok(Self {
-            db,
-            writer: Arc::new(WriterHandle {
-                sender: Some(sender),
-                thread: Some(thread),
-            }),
+            durable: Durable::open(path, "store-writer", create_tables)?,
         })
     }
 
@@ -124,66 +77,32 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut Writer<'_>) -> Result<T, E> + Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
-        let op: WriteOp = Box::new(move |txn| {
-            let result = f(&mut Writer { txn });
-            Box::new(move |committed: Result<(), StoreError>| {
-                let outcome = match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(E::from(e)),
-                };
-                let _ = reply.send(outcome);
+        self.durable
+            .write(move |txn| f(&mut Writer { txn }).map_err(Wrapped::Inner))
+            .await
+            .map_err(|wrapped| match wrapped {
+                Wrapped::Inner(e) => e,
+                Wrapped::Durable(e) => E::from(StoreError::from(e)),
             })
-        });
-        let sender = self.writer.sender().map_err(E::from)?;
-        match sender.try_send(op) {
-            Ok(()) => {}
-            Err(mpsc::TrySendError::Full(op)) => {
-                // A full queue must not block the async runtime's thread.
-                let sender = sender.clone();
-                tokio::task::spawn_blocking(move || sender.send(op))
-                    .await
-                    .map_err(|_| E::from(StoreError::Closed))?
-                    .map_err(|_| E::from(StoreError::Closed))?;
-            }
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(E::from(StoreError::Closed)),
-        }
-        answer.await.map_err(|_| E::from(StoreError::Closed))?
     }
 
     /// A consistent read-only view of the store.
     pub fn read(&self) -> Result<Reader, StoreError> {
         Ok(Reader {
-            txn: self.db.begin_read()?,
+            txn: self.durable.read()?,
         })
     }
 }
 
-fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
-    while let Ok(first) = ops.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP {
-            match ops.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        let txn = match db.begin_write() {
-            Ok(txn) => txn,
-            Err(e) => {
-                // Dropping the ops drops their reply channels: each caller gets `Closed`.
-                tracing::error!(error = %e, n_writes = batch.len(), "cannot begin write transaction");
-                continue;
-            }
-        };
-        let finishers: Vec<Finisher> = batch.into_iter().map(|op| op(&txn)).collect();
-        let committed = txn.commit().map_err(|e| e.to_string());
-        if let Err(e) = &committed {
-            tracing::error!(error = %e, n_writes = finishers.len(), "store commit failed");
-        }
-        for finish in finishers {
-            finish(committed.clone().map_err(StoreError::Db));
-        }
+/// A caller's error or the database's, through the durable layer.
+enum Wrapped<E> {
+    Inner(E),
+    Durable(DurableError),
+}
+
+impl<E> From<DurableError> for Wrapped<E> {
+    fn from(e: DurableError) -> Self {
+        Self::Durable(e)
     }
 }
 
