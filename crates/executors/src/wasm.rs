@@ -140,8 +140,13 @@ impl WasmExecutor {
                 .preopened_dir(&root, "/", FsPerms::ReadOnly)
                 .map_err(|e| ExecutorError::Failed(format!("cannot mount the inputs: {e}")))?;
         }
-        // Local directories are mounted where they are; WASI mounts directories only.
-        for input in context.inputs.iter().filter(|i| !i.in_tree) {
+        // Local directories are mounted where they are; WASI mounts directories only. The entry
+        // module itself may be a local file: it is read, not mounted.
+        for input in context
+            .inputs
+            .iter()
+            .filter(|i| !i.in_tree && i.host_path != entry.host_path)
+        {
             if !input.host_path.is_dir() {
                 return Err(ExecutorError::InvalidSpec(format!(
                     "local input {} must be a directory for a WASM job",
