@@ -178,8 +178,8 @@ impl ComputeNode {
 
     /// Whether an execution is over (or unknown here): its log will not grow any more.
     pub fn execution_finished(&self, id: &str) -> bool {
-        match self.store.execution(id) {
-            Ok(Some(local)) => local.state.is_terminal(),
+        match self.store.state(id) {
+            Ok(Some(state)) => state.is_terminal(),
             _ => true,
         }
     }
@@ -309,15 +309,13 @@ impl ComputeNode {
                     return Ok(false);
                 }
                 t.set_applied_in(seq)?;
-                let Some(mut local) = t.execution(id.as_str())? else {
+                let Some(local) = t.execution(id.as_str())? else {
                     return Ok(false);
                 };
                 if local.state.is_terminal() || !was_waiting {
                     return Ok(false);
                 }
-                local.state = ExecutionStateType::Cancelled;
-                local.message = reason.clone();
-                t.put_execution(&local)?;
+                t.put_state(id.as_str(), ExecutionStateType::Cancelled, &reason)?;
                 t.enqueue(&update(
                     &local.execution,
                     ExecutionStateType::Cancelled,
@@ -357,19 +355,15 @@ impl ComputeNode {
         let execution = execution.clone();
         self.store
             .write(move |t| {
-                let mut local = t
-                    .execution(execution.id.as_str())?
-                    .unwrap_or(LocalExecution {
+                match t.state(execution.id.as_str())? {
+                    Some((current, _)) if current.is_terminal() => return Ok(()),
+                    Some(_) => t.put_state(execution.id.as_str(), state, &message)?,
+                    None => t.put_execution(&LocalExecution {
                         execution: execution.clone(),
                         state,
-                        message: String::new(),
-                    });
-                if local.state.is_terminal() {
-                    return Ok(());
+                        message: message.clone(),
+                    })?,
                 }
-                local.state = state;
-                local.message = message.clone();
-                t.put_execution(&local)?;
                 let mut message = update(&execution, state, message, run_output);
                 if let Message::ExecutionUpdate(u) = &mut message {
                     u.details = details;

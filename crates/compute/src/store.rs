@@ -9,7 +9,10 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// Execution ID → the execution with its job, written once: jobs can be large (inline data).
 const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
+/// Execution ID → its state on this node, rewritten on every change.
+const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("execution_states");
 const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last sequence number given to an outgoing message.
@@ -50,6 +53,42 @@ pub struct LocalExecution {
     pub message: String,
 }
 
+/// An execution's state on this node, stored apart from the (possibly large) execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct StateRecord {
+    state: ExecutionStateType,
+    message: String,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Db(e.to_string()))
+}
+
+/// Joins an execution with its state record.
+fn join(
+    executions: &impl ReadableTable<&'static str, &'static [u8]>,
+    states: &impl ReadableTable<&'static str, &'static [u8]>,
+    id: &str,
+) -> Result<Option<LocalExecution>, StoreError> {
+    let Some(execution) = executions.get(id)? else {
+        return Ok(None);
+    };
+    let execution: Execution = decode(execution.value())?;
+    let record: StateRecord = match states.get(id)? {
+        Some(bytes) => decode(bytes.value())?,
+        None => return Ok(None),
+    };
+    Ok(Some(LocalExecution {
+        execution,
+        state: record.state,
+        message: record.message,
+    }))
+}
+
 /// The node's store.
 #[derive(Clone)]
 pub struct NodeStore {
@@ -61,6 +100,7 @@ impl NodeStore {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let durable = Durable::open(path, "compute-store", |txn| {
             txn.open_table(EXECUTIONS)?;
+            txn.open_table(STATES)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(META)?;
             Ok(())
@@ -105,28 +145,33 @@ impl NodeStore {
     /// One execution this node knows.
     pub fn execution(&self, id: &str) -> Result<Option<LocalExecution>, StoreError> {
         let txn = self.durable.read()?;
-        let table = txn.open_table(EXECUTIONS)?;
-        let found = table.get(id)?;
-        found
-            .map(|v| {
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        join(&txn.open_table(EXECUTIONS)?, &txn.open_table(STATES)?, id)
+    }
+
+    /// An execution's state alone: cheap, for frequent checks.
+    pub fn state(&self, id: &str) -> Result<Option<ExecutionStateType>, StoreError> {
+        let txn = self.durable.read()?;
+        let states = txn.open_table(STATES)?;
+        let found = states.get(id)?;
+        Ok(found
+            .map(|bytes| decode::<StateRecord>(bytes.value()))
+            .transpose()?
+            .map(|r| r.state))
     }
 
     /// Every execution this node knows.
     pub fn executions(&self) -> Result<Vec<LocalExecution>, StoreError> {
         let txn = self.durable.read()?;
-        let table = txn.open_table(EXECUTIONS)?;
-        let mut executions = Vec::new();
-        for entry in table.iter()? {
-            let (_, value) = entry?;
-            executions.push(
-                serde_json::from_slice(value.value())
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
+        let executions = txn.open_table(EXECUTIONS)?;
+        let states = txn.open_table(STATES)?;
+        let mut found = Vec::new();
+        for entry in executions.iter()? {
+            let (key, _) = entry?;
+            if let Some(local) = join(&executions, &states, key.value())? {
+                found.push(local);
+            }
         }
-        Ok(executions)
+        Ok(found)
     }
 }
 
@@ -138,21 +183,46 @@ pub struct NodeTxn<'t> {
 impl NodeTxn<'_> {
     /// An execution by ID.
     pub fn execution(&self, id: &str) -> Result<Option<LocalExecution>, StoreError> {
-        let table = self.txn.open_table(EXECUTIONS)?;
-        let found = table.get(id)?;
-        found
-            .map(|v| {
-                serde_json::from_slice(v.value()).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+        join(
+            &self.txn.open_table(EXECUTIONS)?,
+            &self.txn.open_table(STATES)?,
+            id,
+        )
     }
 
-    /// Stores an execution.
+    /// An execution's state and message alone.
+    pub fn state(&self, id: &str) -> Result<Option<(ExecutionStateType, String)>, StoreError> {
+        let states = self.txn.open_table(STATES)?;
+        let found = states.get(id)?;
+        Ok(found
+            .map(|bytes| decode::<StateRecord>(bytes.value()))
+            .transpose()?
+            .map(|r| (r.state, r.message)))
+    }
+
+    /// Stores an execution and its state.
     pub fn put_execution(&mut self, local: &LocalExecution) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(local).map_err(|e| StoreError::Db(e.to_string()))?;
+        let id = local.execution.id.as_str();
         self.txn
             .open_table(EXECUTIONS)?
-            .insert(local.execution.id.as_str(), bytes.as_slice())?;
+            .insert(id, encode(&local.execution)?.as_slice())?;
+        self.put_state(id, local.state, &local.message)
+    }
+
+    /// Records an execution's new state without rewriting the execution.
+    pub fn put_state(
+        &mut self,
+        id: &str,
+        state: ExecutionStateType,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let record = StateRecord {
+            state,
+            message: message.to_string(),
+        };
+        self.txn
+            .open_table(STATES)?
+            .insert(id, encode(&record)?.as_slice())?;
         Ok(())
     }
 

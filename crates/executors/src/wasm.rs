@@ -41,6 +41,7 @@ struct State {
 #[derive(Clone)]
 pub struct WasmExecutor {
     engine: Engine,
+    linker: Arc<Linker<State>>,
     cache: Arc<Mutex<HashMap<[u8; 32], Module>>>,
 }
 
@@ -62,8 +63,12 @@ impl WasmExecutor {
                 }
             })
             .map_err(|e| ExecutorError::Failed(format!("cannot start the epoch thread: {e}")))?;
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut State| &mut state.wasi)
+            .map_err(|e| ExecutorError::Failed(format!("cannot link WASI: {e}")))?;
         Ok(Self {
             engine,
+            linker: Arc::new(linker),
             cache: Arc::new(Mutex::new(HashMap::new())),
         })
     }
@@ -186,10 +191,7 @@ impl WasmExecutor {
             }
         });
         store.set_epoch_deadline(1);
-        let mut linker: Linker<State> = Linker::new(&self.engine);
-        wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut State| &mut state.wasi)
-            .map_err(|e| ExecutorError::Failed(format!("cannot link WASI: {e}")))?;
-        let instance = linker.instantiate(&mut store, &module).map_err(|e| {
+        let instance = self.linker.instantiate(&mut store, &module).map_err(|e| {
             ExecutorError::InvalidSpec(format!("cannot instantiate the module: {e:#}"))
         })?;
         let function = instance
