@@ -4,24 +4,14 @@
 //!
 //! `cargo bench -p bacalhau-api --bench cluster [-- NODES LATENCY_JOBS THROUGHPUT_JOBS]`
 
+mod common;
+
 use bacalhau_api::ApiClient;
-use bacalhau_api::node_channel::in_process_connector;
-use bacalhau_api::server::{AppState, serve};
-use bacalhau_compute::{ComputeConfig, ComputeNode};
-use bacalhau_models::{JobStateType, NodeId, Resources, parse_job_spec};
-use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
-use std::sync::Arc;
+use bacalhau_models::{JobStateType, parse_job_spec};
+use common::{BoxError, arg, percentile};
 use std::time::{Duration, Instant};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-async fn wait_completed(
-    client: &ApiClient,
-    id: &str,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn wait_completed(client: &ApiClient, id: &str) -> Result<(), BoxError> {
     loop {
         let state = client.get_job(id, "").await?.job.state.state_type;
         match state {
@@ -35,61 +25,15 @@ async fn wait_completed(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
-    let n_nodes: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(3);
-    let latency_jobs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let throughput_jobs: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2000);
-
-    let dir = tempfile::tempdir()?;
-    let orchestrator = Arc::new(
-        Orchestrator::start(OrchestratorConfig {
-            data_dir: dir.path().join("orchestrator"),
-            job_defaults: Default::default(),
-            workers: 4,
-            nodes: Default::default(),
-        })
-        .await?,
-    );
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    for i in 0..n_nodes {
-        let node = ComputeNode::start(
-            ComputeConfig {
-                node_id: NodeId::from(format!("node-{i}")),
-                labels: Default::default(),
-                data_dir: dir.path().join(format!("node-{i}")),
-                token: String::new(),
-                capacity: Resources {
-                    cpu: 64.0,
-                    memory: 256 << 30,
-                    disk: 1 << 40,
-                    gpu: 0,
-                    gpus: vec![],
-                },
-                publishers: vec!["noop".into()],
-                storage_sources: vec![],
-                accept_networked_jobs: false,
-                allowed_local_paths: Default::default(),
-            },
-            bacalhau_executors::builtin(),
-        )
-        .await?;
-        let connector = in_process_connector(Arc::clone(orchestrator.node_manager()));
-        tokio::spawn(node.run(connector, stopped.clone()));
-    }
-    let state = Arc::new(AppState {
-        orchestrator: Arc::clone(&orchestrator),
-        node_info: Default::default(),
-        config: serde_json::json!({}),
-        version: Default::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(serve(listener, state, std::future::pending()));
-    let client = ApiClient::new(&base)?;
-    while client.list_nodes().await?.nodes.len() < n_nodes {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn main() -> Result<(), BoxError> {
+    let n_nodes = arg(1, 3);
+    let latency_jobs = arg(2, 1000);
+    let throughput_jobs = arg(3, 2000);
+    let nodes = (0..n_nodes)
+        .map(|i| (format!("node-{i}"), bacalhau_executors::builtin()))
+        .collect();
+    let cluster = common::start(nodes).await?;
+    let client = cluster.client.clone();
     let job = parse_job_spec("Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n")?;
 
     let mut latencies = Vec::with_capacity(latency_jobs);
@@ -117,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
             for id in ids {
                 wait_completed(&client, &id).await?;
             }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
+            Ok::<_, BoxError>(())
         }));
     }
     for task in tasks {

@@ -5,27 +5,14 @@
 //! `cargo bench -p bacalhau-api --bench engines [-- DOCKER_RUNS WASM_RUNS]`
 //! Needs the busybox test image (`scripts/build-test-images.sh`).
 
+mod common;
+
 use bacalhau_api::ApiClient;
-use bacalhau_api::node_channel::in_process_connector;
-use bacalhau_api::server::{AppState, serve};
-use bacalhau_compute::{ComputeConfig, ComputeNode};
-use bacalhau_models::{Job, JobStateType, NodeId, Resources, parse_job_spec};
-use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
+use bacalhau_models::{Job, JobStateType, parse_job_spec};
 use base64::Engine as _;
+use common::{BoxError, arg, median, ms};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 /// Submits `job` and waits until its history says it ended. The job-level history is polled
 /// rather than the job, whose inline module would make every poll ~100 KiB.
@@ -85,59 +72,11 @@ fn wasm_floor(module_bytes: &[u8], runs: usize) -> Result<Duration, BoxError> {
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
-    let docker_runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20);
-    let wasm_runs: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(100);
-
-    let dir = tempfile::tempdir()?;
-    let orchestrator = Arc::new(
-        Orchestrator::start(OrchestratorConfig {
-            data_dir: dir.path().join("orchestrator"),
-            job_defaults: Default::default(),
-            workers: 4,
-            nodes: Default::default(),
-        })
-        .await?,
-    );
-    let node = ComputeNode::start(
-        ComputeConfig {
-            node_id: NodeId::from("bench-node"),
-            labels: Default::default(),
-            data_dir: dir.path().join("node"),
-            token: String::new(),
-            capacity: Resources {
-                cpu: 64.0,
-                memory: 256 << 30,
-                disk: 1 << 40,
-                gpu: 0,
-                gpus: vec![],
-            },
-            publishers: vec!["noop".into()],
-            storage_sources: vec!["inline".into()],
-            accept_networked_jobs: false,
-            allowed_local_paths: Default::default(),
-        },
-        bacalhau_executors::available("bench-node").await,
-    )
-    .await?;
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    tokio::spawn(node.run(
-        in_process_connector(Arc::clone(orchestrator.node_manager())),
-        stopped,
-    ));
-    let state = Arc::new(AppState {
-        orchestrator: Arc::clone(&orchestrator),
-        node_info: Default::default(),
-        config: serde_json::json!({}),
-        version: Default::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(serve(listener, state, std::future::pending()));
-    let client = ApiClient::new(&base)?;
-    while client.list_nodes().await?.nodes.is_empty() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let docker_runs = arg(1, 20);
+    let wasm_runs = arg(2, 100);
+    let engines = bacalhau_executors::available("bench-node").await;
+    let cluster = common::start(vec![("bench-node".into(), engines)]).await?;
+    let client = cluster.client.clone();
 
     // Docker: the same container both ways.
     let mut raw = Vec::with_capacity(docker_runs);

@@ -4,44 +4,19 @@
 //!
 //! `cargo bench -p bacalhau-api --bench submit [-- JOBS CONCURRENCY]`
 
-use bacalhau_api::ApiClient;
-use bacalhau_api::server::{AppState, serve};
+mod common;
+
 use bacalhau_models::{JobStateType, parse_job_spec};
-use bacalhau_orchestrator::{JobQuery, Orchestrator, OrchestratorConfig};
-use std::sync::Arc;
+use bacalhau_orchestrator::JobQuery;
+use common::{BoxError, arg, percentile};
 use std::time::{Duration, Instant};
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
-    let n_jobs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
-    let concurrency: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(64);
-
-    let dir = tempfile::tempdir()?;
-    let orchestrator = Arc::new(
-        Orchestrator::start(OrchestratorConfig {
-            data_dir: dir.path().to_path_buf(),
-            job_defaults: Default::default(),
-            workers: 4,
-            nodes: Default::default(),
-        })
-        .await?,
-    );
-    let state = Arc::new(AppState {
-        orchestrator: Arc::clone(&orchestrator),
-        node_info: Default::default(),
-        config: serde_json::json!({}),
-        version: Default::default(),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(serve(listener, state, std::future::pending()));
-    let client = ApiClient::new(&base)?;
+async fn main() -> Result<(), BoxError> {
+    let n_jobs = arg(1, 10_000);
+    let concurrency = arg(2, 64);
+    let cluster = common::start(Vec::new()).await?;
+    let (client, orchestrator) = (cluster.client.clone(), cluster.orchestrator.clone());
     // No compute node: each job is stored, evaluated and failed by the scheduler, so the
     // whole orchestrator path runs (submit transaction, broker, plan, plan transaction).
     let job = parse_job_spec("Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n")?;
@@ -83,7 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         })?
         .0;
     let settled_elapsed = started.elapsed();
-    let store_bytes = std::fs::metadata(dir.path().join("orchestrator.redb"))?.len();
+    let store_bytes = orchestrator.store_size()?;
     let total_jobs = orchestrator.job_count()?;
 
     println!("| metric | value |");

@@ -83,6 +83,9 @@ pub struct HistoryQuery {
     pub next_token: Option<String>,
 }
 
+/// The store's file name in the orchestrator's data directory.
+const STORE_FILE: &str = "orchestrator.redb";
+
 /// The page size of job listings when none is asked for.
 pub const DEFAULT_PAGE: usize = 100;
 
@@ -114,7 +117,7 @@ impl Orchestrator {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let store = Store::open(&config.data_dir.join("orchestrator.redb"))?;
+        let store = Store::open(&config.data_dir.join(STORE_FILE))?;
         let broker = Arc::new(EvaluationBroker::new());
         let pending = store.read()?.pending_evaluations()?;
         tracing::info!(
@@ -674,6 +677,14 @@ impl Orchestrator {
         self.nodes
             .update_membership(&node_id, &action.to_ascii_lowercase())
             .await
+    }
+
+    /// The store file's size in bytes.
+    pub fn store_size(&self) -> Result<u64, OrchestratorError> {
+        let path = self.config.data_dir.join(STORE_FILE);
+        std::fs::metadata(&path)
+            .map(|m| m.len())
+            .map_err(|e| StoreError::Db(format!("cannot read {}: {e}", path.display())).into())
     }
 
     /// How many jobs are stored.

@@ -30,11 +30,13 @@ pub async fn config(State(state): Shared) -> Json<serde_json::Value> {
 pub async fn debug(State(state): Shared) -> Result<Json<Vec<DebugInfo>>, ApiError> {
     let jobs = state.orchestrator.job_count()?;
     let pending = state.orchestrator.broker().len();
+    let store_bytes = state.orchestrator.store_size()?;
     Ok(Json(vec![DebugInfo {
         component: "orchestrator".into(),
         info: serde_json::json!({
             "Jobs": jobs,
             "PendingEvaluations": pending,
+            "StoreBytes": store_bytes,
         }),
     }]))
 }

@@ -1,0 +1,113 @@
+//! What the benchmarks share: an in-process cluster (orchestrator, compute nodes speaking the
+//! real node protocol over channels, the HTTP API on loopback) and small statistics helpers.
+
+#![allow(dead_code)]
+
+use bacalhau_api::ApiClient;
+use bacalhau_api::node_channel::in_process_connector;
+use bacalhau_api::server::{AppState, serve};
+use bacalhau_compute::{ComputeConfig, ComputeNode, Executor};
+use bacalhau_models::{NodeId, Resources};
+use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Any error, across tasks.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The `index`th positional argument after `--`, or `default`.
+pub fn arg(index: usize, default: usize) -> usize {
+    std::env::args()
+        .filter(|a| !a.starts_with("--"))
+        .nth(index)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0.0..=1.0) of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// The median of samples.
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Milliseconds.
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A running in-process cluster; dropping it stops everything and removes its data.
+pub struct Cluster {
+    /// A client of its API.
+    pub client: ApiClient,
+    /// The orchestrator.
+    pub orchestrator: Arc<Orchestrator>,
+    _stop: tokio::sync::watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts an orchestrator and one compute node per entry of `nodes` (its name and engines),
+/// and waits until every node is connected.
+pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Cluster, BoxError> {
+    let dir = tempfile::tempdir()?;
+    let orchestrator = Arc::new(
+        Orchestrator::start(OrchestratorConfig {
+            data_dir: dir.path().join("orchestrator"),
+            job_defaults: Default::default(),
+            workers: 4,
+            nodes: Default::default(),
+        })
+        .await?,
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let n_nodes = nodes.len();
+    for (name, executors) in nodes {
+        let node = ComputeNode::start(
+            ComputeConfig {
+                node_id: NodeId::from(name.as_str()),
+                labels: Default::default(),
+                data_dir: dir.path().join(&name),
+                token: String::new(),
+                capacity: Resources {
+                    cpu: 64.0,
+                    memory: 256 << 30,
+                    disk: 1 << 40,
+                    gpu: 0,
+                    gpus: vec![],
+                },
+                publishers: vec!["noop".into()],
+                storage_sources: vec!["inline".into()],
+                accept_networked_jobs: false,
+                allowed_local_paths: Default::default(),
+            },
+            executors,
+        )
+        .await?;
+        let connector = in_process_connector(Arc::clone(orchestrator.node_manager()));
+        tokio::spawn(node.run(connector, stopped.clone()));
+    }
+    let state = Arc::new(AppState {
+        orchestrator: Arc::clone(&orchestrator),
+        node_info: Default::default(),
+        config: serde_json::json!({}),
+        version: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(serve(listener, state, std::future::pending()));
+    let client = ApiClient::new(&base)?;
+    while client.list_nodes().await?.nodes.len() < n_nodes {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(Cluster {
+        client,
+        orchestrator,
+        _stop: stop,
+        _dir: dir,
+    })
+}
