@@ -3,12 +3,14 @@
 //! [`server::router`] maps upstream's `/api/v1` routes onto an
 //! [`Orchestrator`](bacalhau_orchestrator::Orchestrator); [`client::ApiClient`] speaks the same
 //! wire format for the CLI and tests. [`apimodels`] holds the request and response bodies.
-//! Only this crate knows HTTP: errors become upstream's error JSON in one place
+//! [`results`] serves a compute node's locally published results.
+//! Only this crate serves HTTP: errors become upstream's error JSON in one place
 //! (`server/error.rs`). Start at `server/mod.rs`.
 
 pub mod apimodels;
 pub mod client;
 pub mod node_channel;
+pub mod results;
 pub mod server;
 
 pub use client::{ApiClient, ClientError};

@@ -38,7 +38,13 @@ pub fn defaults() -> Value {
             "Heartbeat": { "Interval": "5s", "InfoUpdateInterval": "1m" },
             "AllocatedCapacity": { "CPU": "80%", "Memory": "80%", "Disk": "80%", "GPU": "100%" },
             "AllowListedLocalPaths": [],
+            "DataLocality": { "S3": [] },
             "Env": { "AllowList": [] }
+        },
+        "InputSources": { "ReadTimeout": "5m", "MaxRetryCount": 3, "MaxSize": "10GB" },
+        "Publishers": {
+            "MaxResultSize": "10GB",
+            "Types": { "Local": { "Address": "127.0.0.1", "Port": 6001 } }
         },
         "JobAdmissionControl": { "AcceptNetworkedJobs": false, "RejectStatelessJobs": false },
         "JobDefaults": serde_json::to_value(JobDefaults::default()).unwrap_or(Value::Null),
@@ -111,6 +117,16 @@ impl Config {
                 .map(|(_, v)| v)?;
         }
         Some(node)
+    }
+
+    /// A size such as `10GB`; 0 when unset.
+    pub fn bytes(&self, path: &str) -> Result<u64> {
+        let text = self.string(path);
+        if text.is_empty() {
+            return Ok(0);
+        }
+        bacalhau_models::resources::parse_bytes("size", &text)
+            .map_err(|e| anyhow!("config {path}: {e}"))
     }
 
     /// A string value; empty when unset.

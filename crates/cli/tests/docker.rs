@@ -325,7 +325,7 @@ async fn local_inputs_mount_only_allow_listed_paths() {
     ]);
     assert_eq!(outside.status.code(), Some(1));
     assert!(
-        stderr(&outside).contains("not allowed on this node"),
+        stderr(&outside).contains("does not allow-list local path /etc"),
         "{}",
         stderr(&outside)
     );

@@ -17,6 +17,9 @@ pub struct ExecutionContext {
     pub work_dir: PathBuf,
     /// The task's inputs, already on the node; engines mount them read-only at their targets.
     pub inputs: Vec<crate::inputs::PreparedInput>,
+    /// The task's result paths, each a host directory the engine mounts writable at its
+    /// target; empty when the task publishes nothing.
+    pub results: Vec<crate::publisher::ResultMount>,
 }
 
 /// Why an execution did not produce a result.

@@ -4,7 +4,10 @@
 //! binary provides), accepts or rejects each `RunExecution`, queues accepted executions until
 //! the [`capacity::CapacityTracker`] has room, runs them on an [`Executor`] and reports every
 //! state change back as a `protocol` message written first to its durable outbox
-//! ([`store::NodeStore`]). This crate owns the `Executor` trait; `executors` implements it.
+//! ([`store::NodeStore`]). Before a run it fetches the task's inputs through an
+//! [`InputStorage`]; after it, hands the results to a [`Publisher`]. This crate owns the
+//! `Executor`, `InputStorage` and `Publisher` traits; `executors`, `storage` and `publishers`
+//! implement them.
 //! It never speaks HTTP and never reads the orchestrator's store. Start at `node.rs`.
 
 pub mod capacity;
@@ -12,8 +15,11 @@ pub mod executor;
 pub mod inputs;
 pub mod logs;
 mod node;
+pub mod publisher;
 mod session;
 pub mod store;
 
 pub use executor::{ExecutionContext, Executor, ExecutorError};
-pub use node::{ComputeConfig, ComputeNode, Connector, Link};
+pub use inputs::{InputError, InputRequest, InputStorage, Partition, PreparedInput, Storages};
+pub use node::{ComputeConfig, ComputeNode, Connector, Link, Providers};
+pub use publisher::{PublishError, PublishRequest, Published, Publisher, Publishers};

@@ -95,6 +95,21 @@ impl LogWriter {
     }
 }
 
+/// Copies the run's plain `stdout` and `stderr` files from `dir` into `dest` (empty files
+/// where the engine wrote none), as a published result holds them.
+pub async fn write_streams(dir: &Path, dest: &Path) -> std::io::Result<()> {
+    for name in ["stdout", "stderr"] {
+        match tokio::fs::copy(dir.join(name), dest.join(name)).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                tokio::fs::write(dest.join(name), b"").await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Reads an execution's log: the last `tail` records (all when `None`), then, when `follow`,
 /// new records as they are written until `finished` says the execution is over and the file
 /// is drained. Each record goes to `send`; reading stops when `send` returns false.

@@ -2,10 +2,13 @@
 
 use crate::capacity::CapacityTracker;
 use crate::executor::{BoxFuture, ExecutionContext, Executor, ExecutorError};
+use crate::inputs::{InputError, Partition, Storages};
+use crate::publisher::{PublishError, PublishRequest, Published, Publishers};
 use crate::store::{LocalExecution, NodeStore, StoreError};
-use bacalhau_models::node::ComputeNodeInfo;
+use bacalhau_models::node::{ComputeNodeInfo, DataLocality};
 use bacalhau_models::{
     Execution, ExecutionId, ExecutionStateType, NodeId, NodeInfo, Resources, RunCommandResult,
+    SpecConfig, Task,
 };
 use bacalhau_protocol::{ExecutionUpdate, Frame, Heartbeat, Message, RETRYABLE};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -38,14 +41,48 @@ pub struct ComputeConfig {
     pub token: String,
     /// Resources the node offers to jobs.
     pub capacity: Resources,
-    /// Publishers the node supports.
-    pub publishers: Vec<String>,
-    /// Input source types the node can fetch.
-    pub storage_sources: Vec<String>,
     /// Whether jobs may ask for network access (`JobAdmissionControl.AcceptNetworkedJobs`).
     pub accept_networked_jobs: bool,
-    /// Host paths jobs may mount (`Compute.AllowListedLocalPaths`).
-    pub allowed_local_paths: crate::inputs::AllowList,
+    /// The largest result an execution may publish, in bytes (0: no limit).
+    pub max_result_bytes: u64,
+    /// The data the node holds, advertised so the scheduler can place jobs next to it.
+    pub data_locality: DataLocality,
+}
+
+/// What a node runs executions with: engines, input storages and publishers.
+#[derive(Clone, Default)]
+pub struct Providers {
+    /// The engines.
+    pub executors: Vec<Arc<dyn Executor>>,
+    /// The input sources.
+    pub storages: Storages,
+    /// The publishers.
+    pub publishers: Publishers,
+}
+
+/// How an execution that ran to an exit code ended.
+struct Finished {
+    output: RunCommandResult,
+    published: Option<Published>,
+    input_bytes: Vec<(String, u64)>,
+}
+
+/// What a state change reports besides the state.
+#[derive(Default)]
+struct Report {
+    message: String,
+    run_output: Option<RunCommandResult>,
+    published_result: Option<SpecConfig>,
+    details: BTreeMap<String, String>,
+}
+
+impl Report {
+    fn message(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -59,6 +96,8 @@ pub struct ComputeNode {
     config: ComputeConfig,
     store: NodeStore,
     executors: HashMap<&'static str, Arc<dyn Executor>>,
+    storages: Storages,
+    publishers: Publishers,
     capacity: Mutex<CapacityTracker>,
     queue: Mutex<Queue>,
     /// Wakes the session when the outbox has new messages.
@@ -78,7 +117,7 @@ impl ComputeNode {
     /// Opens the node's store and recovers executions interrupted by a restart.
     pub async fn start(
         config: ComputeConfig,
-        executors: Vec<Arc<dyn Executor>>,
+        providers: Providers,
     ) -> Result<Arc<Self>, StoreError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
@@ -86,7 +125,13 @@ impl ComputeNode {
         let store = NodeStore::open(&config.data_dir.join("compute.redb"))?;
         let node = Arc::new(Self {
             capacity: Mutex::new(CapacityTracker::new(config.capacity.clone())),
-            executors: executors.into_iter().map(|e| (e.engine(), e)).collect(),
+            executors: providers
+                .executors
+                .into_iter()
+                .map(|e| (e.engine(), e))
+                .collect(),
+            storages: providers.storages,
+            publishers: providers.publishers,
             config,
             store,
             queue: Mutex::new(Queue::default()),
@@ -109,8 +154,9 @@ impl ComputeNode {
                     self.report(
                         &local.execution,
                         ExecutionStateType::Failed,
-                        "the compute node restarted while the execution was running".into(),
-                        None,
+                        Report::message(
+                            "the compute node restarted while the execution was running",
+                        ),
                     )
                     .await?;
                 }
@@ -145,11 +191,12 @@ impl ComputeNode {
             supported_protocols: vec![bacalhau_protocol::PROTOCOL.into()],
             compute_node_info: ComputeNodeInfo {
                 execution_engines: engines,
-                publishers: self.config.publishers.clone(),
-                storage_sources: self.config.storage_sources.clone(),
+                publishers: self.publishers.types(),
+                storage_sources: self.storages.types(),
                 max_capacity: capacity.total().clone(),
                 available_capacity: capacity.available(),
                 max_job_requirements: capacity.total().clone(),
+                data_locality: self.config.data_locality.clone(),
                 ..Default::default()
             },
             ..Default::default()
@@ -224,23 +271,19 @@ impl ComputeNode {
         }
     }
 
-    /// Decides whether this node runs `execution`: the engine must exist and the job must fit.
+    /// Decides whether this node runs `execution`: the engine must exist, the node must be
+    /// able to fetch the inputs and publish the results, and the job must fit.
     fn bid(&self, execution: &Execution) -> Result<(), String> {
-        let engine = execution
-            .job
-            .as_ref()
-            .and_then(|j| j.task())
-            .map(|t| t.engine.r#type.clone())
-            .unwrap_or_default();
+        let Some(task) = execution.job.as_ref().and_then(|j| j.task()) else {
+            return Err("the execution carries no task".into());
+        };
+        let engine = &task.engine.r#type;
         if !self.executors.contains_key(engine.as_str()) {
             return Err(format!("this node does not support engine {engine:?}"));
         }
-        let network = execution
-            .job
-            .as_ref()
-            .and_then(|j| j.task())
-            .map(|t| t.network.r#type.clone())
-            .unwrap_or_default();
+        self.storages.check(task).map_err(|e| e.to_string())?;
+        self.publishers.check(task).map_err(|e| e.to_string())?;
+        let network = &task.network.r#type;
         if !matches!(network.as_str(), "" | "Default" | "None")
             && !self.config.accept_networked_jobs
         {
@@ -276,7 +319,7 @@ impl ComputeNode {
                     state,
                     message: message.clone(),
                 })?;
-                t.enqueue(&update(&execution, state, message, None))?;
+                t.enqueue(&update(&execution, state, Report::message(message)))?;
                 t.set_applied_in(seq)?;
                 Ok(true)
             })
@@ -319,8 +362,7 @@ impl ComputeNode {
                 t.enqueue(&update(
                     &local.execution,
                     ExecutionStateType::Cancelled,
-                    reason,
-                    None,
+                    Report::message(reason),
                 ))?;
                 Ok(true)
             })
@@ -336,39 +378,21 @@ impl ComputeNode {
         &self,
         execution: &Execution,
         state: ExecutionStateType,
-        message: String,
-        run_output: Option<RunCommandResult>,
-    ) -> Result<(), StoreError> {
-        self.report_with(execution, state, message, run_output, BTreeMap::new())
-            .await
-    }
-
-    /// [`ComputeNode::report`] with machine-readable details.
-    async fn report_with(
-        &self,
-        execution: &Execution,
-        state: ExecutionStateType,
-        message: String,
-        run_output: Option<RunCommandResult>,
-        details: BTreeMap<String, String>,
+        report: Report,
     ) -> Result<(), StoreError> {
         let execution = execution.clone();
         self.store
             .write(move |t| {
                 match t.state(execution.id.as_str())? {
                     Some((current, _)) if current.is_terminal() => return Ok(()),
-                    Some(_) => t.put_state(execution.id.as_str(), state, &message)?,
+                    Some(_) => t.put_state(execution.id.as_str(), state, &report.message)?,
                     None => t.put_execution(&LocalExecution {
                         execution: execution.clone(),
                         state,
-                        message: message.clone(),
+                        message: report.message.clone(),
                     })?,
                 }
-                let mut message = update(&execution, state, message, run_output);
-                if let Message::ExecutionUpdate(u) = &mut message {
-                    u.details = details;
-                }
-                t.enqueue(&message)?;
+                t.enqueue(&update(&execution, state, report))?;
                 Ok(())
             })
             .await?;
@@ -418,36 +442,48 @@ impl ComputeNode {
             Some(cancel) => self.run_execution(&execution, cancel).await,
             None => Err(ExecutorError::Cancelled),
         };
-        let mut details = BTreeMap::new();
-        let (state, message, output) = match outcome {
-            Ok(output) if output.exit_code == 0 => {
-                (ExecutionStateType::Completed, String::new(), Some(output))
-            }
-            Ok(output) => {
-                // The program itself failed: another attempt would fail the same way.
-                details.insert(RETRYABLE.to_string(), "false".to_string());
-                let message = format!("exited with code {}", output.exit_code);
-                (ExecutionStateType::Failed, message, Some(output))
+        let (state, report) = match outcome {
+            Ok(finished) => {
+                let mut report = Report::default();
+                for (target, bytes) in &finished.input_bytes {
+                    report
+                        .details
+                        .insert(format!("InputBytes:{target}"), bytes.to_string());
+                }
+                if let Some(published) = finished.published {
+                    report
+                        .details
+                        .insert("PublishedBytes".into(), published.bytes.to_string());
+                    report.published_result = published.result;
+                }
+                let exit_code = finished.output.exit_code;
+                report.run_output = Some(finished.output);
+                if exit_code == 0 {
+                    (ExecutionStateType::Completed, report)
+                } else {
+                    // The program itself failed: another attempt would fail the same way.
+                    report.details.insert(RETRYABLE.into(), "false".into());
+                    report.message = format!("exited with code {exit_code}");
+                    (ExecutionStateType::Failed, report)
+                }
             }
             Err(ExecutorError::Cancelled) => (
                 ExecutionStateType::Cancelled,
-                "execution cancelled".to_string(),
-                None,
+                Report::message("execution cancelled"),
             ),
             Err(e) => {
-                details.insert(RETRYABLE.to_string(), e.retryable().to_string());
-                let message = e.to_string();
-                let output = RunCommandResult {
-                    error_msg: message.clone(),
+                let mut report = Report::message(e.to_string());
+                report
+                    .details
+                    .insert(RETRYABLE.into(), e.retryable().to_string());
+                report.run_output = Some(RunCommandResult {
+                    error_msg: report.message.clone(),
                     ..Default::default()
-                };
-                (ExecutionStateType::Failed, message, Some(output))
+                });
+                (ExecutionStateType::Failed, report)
             }
         };
-        if let Err(e) = self
-            .report_with(&execution, state, message, output, details)
-            .await
-        {
+        if let Err(e) = self.report(&execution, state, report).await {
             tracing::error!(execution = %execution.id, error = %e, "cannot record the end of an execution");
         }
         self.lock_queue().running.remove(&execution.id);
@@ -458,43 +494,87 @@ impl ComputeNode {
     async fn run_execution(
         &self,
         execution: &Execution,
-        mut cancel: watch::Receiver<bool>,
-    ) -> Result<RunCommandResult, ExecutorError> {
-        let task = execution.job.as_ref().and_then(|j| j.task()).cloned();
-        let engine = task
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Finished, ExecutorError> {
+        let task = execution
+            .job
             .as_ref()
-            .map(|t| t.engine.r#type.clone())
-            .unwrap_or_default();
+            .and_then(|j| j.task())
+            .cloned()
+            .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
+        let engine = task.engine.r#type.clone();
         let executor = self
             .executors
             .get(engine.as_str())
             .cloned()
             .ok_or_else(|| ExecutorError::Failed(format!("no executor for engine {engine:?}")))?;
-        self.report(execution, ExecutionStateType::Running, String::new(), None)
+        self.report(execution, ExecutionStateType::Running, Report::default())
             .await
             .map_err(|e| ExecutorError::Failed(e.to_string()))?;
-        let timeout_secs = task.as_ref().map_or(0, |t| t.timeouts.execution_timeout);
-        let work_dir = self
-            .config
-            .data_dir
-            .join("executions")
-            .join(execution.id.as_str());
+        let work_dir = self.execution_dir(execution.id.as_str());
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
         })?;
-        let inputs = match &task {
-            Some(task) => crate::inputs::prepare(task, &work_dir, &self.config.allowed_local_paths)
-                .await
-                .map_err(|e| ExecutorError::InvalidSpec(e.to_string()))?,
-            None => Vec::new(),
+        let partition = Partition {
+            index: execution.partition_index,
+            count: execution
+                .job
+                .as_ref()
+                .map_or(1, |j| u64::try_from(j.count).unwrap_or(1).max(1)),
+        };
+        let inputs = self
+            .storages
+            .prepare(&task, &work_dir, partition)
+            .await
+            .map_err(|e| match e {
+                InputError::Invalid(reason) => ExecutorError::InvalidSpec(reason),
+                other => ExecutorError::Failed(other.to_string()),
+            })?;
+        let input_bytes = inputs
+            .iter()
+            .filter(|i| i.in_tree)
+            .map(|i| (i.target.clone(), i.bytes_read))
+            .collect();
+        let publishing = !task.publisher.is_empty();
+        let results = if publishing {
+            crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
+        } else {
+            Vec::new()
         };
         let context = ExecutionContext {
             execution: execution.clone(),
             cancel: cancel.clone(),
-            work_dir,
+            work_dir: work_dir.clone(),
             inputs,
+            results,
         };
-        let run = executor.run(context);
+        let output = self
+            .run_with_timeout(execution, &task, executor.run(context), cancel)
+            .await;
+        // Inputs fetched onto the node are not needed once the run is over.
+        let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+        let output = output?;
+        let published = if publishing {
+            Some(self.publish(execution, &task, &work_dir, &output).await?)
+        } else {
+            None
+        };
+        Ok(Finished {
+            output,
+            published,
+            input_bytes,
+        })
+    }
+
+    /// Runs an executor's future, stopping it when the task's execution timeout passes.
+    async fn run_with_timeout(
+        &self,
+        execution: &Execution,
+        task: &Task,
+        run: BoxFuture<'_, Result<RunCommandResult, ExecutorError>>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<RunCommandResult, ExecutorError> {
+        let timeout_secs = task.timeouts.execution_timeout;
         tokio::pin!(run);
         if timeout_secs <= 0 {
             return run.await;
@@ -515,21 +595,69 @@ impl ComputeNode {
             }
         }
     }
+
+    /// Writes the run's `stdout`, `stderr` and `exitCode` beside its result paths and hands
+    /// the directory to the task's publisher.
+    async fn publish(
+        &self,
+        execution: &Execution,
+        task: &Task,
+        work_dir: &std::path::Path,
+        output: &RunCommandResult,
+    ) -> Result<Published, ExecutorError> {
+        self.report(execution, ExecutionStateType::Publishing, Report::default())
+            .await
+            .map_err(|e| ExecutorError::Failed(e.to_string()))?;
+        let results_dir = crate::publisher::results_dir(work_dir);
+        crate::logs::write_streams(work_dir, &results_dir)
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot write the run's output: {e}")))?;
+        tokio::fs::write(results_dir.join("exitCode"), output.exit_code.to_string())
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot write the exit code: {e}")))?;
+        let limit = self.config.max_result_bytes;
+        if limit > 0 {
+            let size = crate::publisher::dir_size(&results_dir)
+                .map_err(|e| ExecutorError::Failed(format!("cannot size the results: {e}")))?;
+            if size > limit {
+                return Err(ExecutorError::JobFault(format!(
+                    "the results are {size} bytes, more than this node publishes ({limit} bytes)"
+                )));
+            }
+        }
+        let publisher = self
+            .publishers
+            .get(&task.publisher)
+            .map_err(publish_error)?;
+        let published = publisher
+            .publish(PublishRequest {
+                execution,
+                spec: &task.publisher,
+                results_dir: &results_dir,
+            })
+            .await
+            .map_err(publish_error)?;
+        // The publisher has its own copy now (an archive, an upload).
+        let _ = tokio::fs::remove_dir_all(&results_dir).await;
+        Ok(published)
+    }
 }
 
-fn update(
-    execution: &Execution,
-    state: ExecutionStateType,
-    message: String,
-    run_output: Option<RunCommandResult>,
-) -> Message {
+fn publish_error(e: PublishError) -> ExecutorError {
+    match e {
+        PublishError::Invalid(reason) => ExecutorError::InvalidSpec(reason),
+        other => ExecutorError::Failed(other.to_string()),
+    }
+}
+
+fn update(execution: &Execution, state: ExecutionStateType, report: Report) -> Message {
     Message::ExecutionUpdate(ExecutionUpdate {
         execution_id: execution.id.clone(),
         job_id: execution.job_id.clone(),
         state,
-        message,
-        run_output,
-        published_result: None,
-        details: BTreeMap::new(),
+        message: report.message,
+        run_output: report.run_output,
+        published_result: report.published_result,
+        details: report.details,
     })
 }

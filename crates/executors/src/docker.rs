@@ -124,6 +124,7 @@ impl DockerExecutor {
             mut cancel,
             work_dir,
             inputs,
+            results,
         } = context;
         let task = execution
             .job
@@ -135,15 +136,14 @@ impl DockerExecutor {
         self.ensure_image(&params.image).await?;
         let mut body = container_body(&execution, &task, &params, &self.node_id)?;
         if let Some(host) = body.host_config.as_mut() {
-            host.binds = Some(
-                inputs
-                    .iter()
-                    .map(|i| {
-                        let mode = if i.read_write { "rw" } else { "ro" };
-                        format!("{}:{}:{mode}", i.host_path.display(), i.target)
-                    })
-                    .collect(),
-            );
+            let inputs = inputs.iter().map(|i| {
+                let mode = if i.read_write { "rw" } else { "ro" };
+                format!("{}:{}:{mode}", i.host_path.display(), i.target)
+            });
+            let results = results
+                .iter()
+                .map(|r| format!("{}:{}:rw", r.host_path.display(), r.target));
+            host.binds = Some(inputs.chain(results).collect());
         }
         let name = format!("bacalhau-{}", execution.id);
         let created = self

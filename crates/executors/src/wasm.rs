@@ -10,10 +10,11 @@
 
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::logs::{LogWriter, Stream};
-use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
+use bacalhau_compute::{ExecutionContext, Executor, ExecutorError, PreparedInput};
 use bacalhau_models::{RunCommandResult, Task};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::{
@@ -105,20 +106,9 @@ impl WasmExecutor {
             .and_then(|j| j.task())
             .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
         let params = WasmParams::read(task)?;
-        let entry = context
-            .inputs
-            .iter()
-            .find(|i| {
-                i.target.trim_start_matches('/') == params.entry_module.trim_start_matches('/')
-            })
-            .ok_or_else(|| {
-                ExecutorError::InvalidSpec(format!(
-                    "EntryModule {:?} names no input source target",
-                    params.entry_module
-                ))
-            })?;
-        let bytes = std::fs::read(&entry.host_path).map_err(|e| {
-            ExecutorError::Failed(format!("cannot read {}: {e}", entry.host_path.display()))
+        let entry_path = entry_module(&context.inputs, &params.entry_module)?;
+        let bytes = std::fs::read(&entry_path).map_err(|e| {
+            ExecutorError::Failed(format!("cannot read {}: {e}", entry_path.display()))
         })?;
         let module = self.module(&bytes)?;
 
@@ -150,7 +140,7 @@ impl WasmExecutor {
         for input in context
             .inputs
             .iter()
-            .filter(|i| !i.in_tree && i.host_path != entry.host_path)
+            .filter(|i| !i.in_tree && i.host_path != entry_path)
         {
             if !input.host_path.is_dir() {
                 return Err(ExecutorError::InvalidSpec(format!(
@@ -167,6 +157,13 @@ impl WasmExecutor {
                 .preopened_dir(&input.host_path, &input.target, perms)
                 .map_err(|e| {
                     ExecutorError::Failed(format!("cannot mount {}: {e}", input.target))
+                })?;
+        }
+        for result in &context.results {
+            builder
+                .preopened_dir(&result.host_path, &result.target, FsPerms::ReadWrite)
+                .map_err(|e| {
+                    ExecutorError::Failed(format!("cannot mount {}: {e}", result.target))
                 })?;
         }
         let memory = task.resources.to_resources().map(|r| r.memory).unwrap_or(0);
@@ -316,4 +313,42 @@ impl Executor for WasmExecutor {
             })
         })
     }
+}
+
+/// `path` itself, or the one file in it when it is a directory holding just that (where a
+/// downloaded module lands).
+fn lone_file(path: &Path) -> PathBuf {
+    let mut files = std::fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path());
+    match (files.next(), files.next()) {
+        (Some(file), None) => file,
+        _ => path.to_path_buf(),
+    }
+}
+
+/// The entry module's file on the host. `EntryModule` is
+/// the module's path as the task sees it: an input's target, or a file inside an input
+/// directory (a `urlDownload` input puts its file there), or such a directory holding one file.
+fn entry_module(inputs: &[PreparedInput], entry_module: &str) -> Result<PathBuf, ExecutorError> {
+    let wanted = Path::new("/").join(entry_module.trim_start_matches('/'));
+    inputs
+        .iter()
+        .filter_map(|input| {
+            let rest = wanted.strip_prefix(&input.target).ok()?;
+            let path = if rest.as_os_str().is_empty() {
+                lone_file(&input.host_path)
+            } else {
+                input.host_path.join(rest)
+            };
+            path.is_file().then_some(path)
+        })
+        .next()
+        .ok_or_else(|| {
+            ExecutorError::InvalidSpec(format!(
+                "EntryModule {entry_module:?} is no file of the task's input sources"
+            ))
+        })
 }

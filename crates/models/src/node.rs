@@ -82,6 +82,75 @@ pub struct ComputeNodeInfo {
     /// The address it is reachable at, if any.
     #[serde(rename = "address", default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+    /// The data it holds (ours, beyond upstream), so jobs can be placed next to their inputs.
+    #[serde(
+        rename = "DataLocality",
+        default,
+        skip_serializing_if = "DataLocality::is_empty"
+    )]
+    pub data_locality: DataLocality,
+}
+
+/// The data a compute node holds: host paths jobs may mount (its allow-list) and S3 buckets or
+/// prefixes it is close to (a cache, the same site).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DataLocality {
+    /// `Compute.AllowListedLocalPaths` entries: a path, optionally with `/*` and `:rw`/`:ro`.
+    #[serde(rename = "LocalPaths", default, skip_serializing_if = "Vec::is_empty")]
+    pub local_paths: Vec<String>,
+    /// `bucket` or `bucket/prefix` entries.
+    #[serde(rename = "S3", default, skip_serializing_if = "Vec::is_empty")]
+    pub s3: Vec<String>,
+}
+
+/// Whether `path` is `base` or lies under it, comparing whole components.
+fn under(path: &str, base: &str) -> bool {
+    let base = base.trim_end_matches('/');
+    base.is_empty()
+        || path == base
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+impl DataLocality {
+    /// Whether nothing is advertised.
+    pub fn is_empty(&self) -> bool {
+        self.local_paths.is_empty() && self.s3.is_empty()
+    }
+
+    /// Whether a local path lies under one of the allow-listed paths. Lexical only: the node
+    /// resolves symlinks itself before it mounts anything.
+    pub fn allows_local(&self, path: &str) -> bool {
+        self.local_paths.iter().any(|entry| {
+            let entry = entry
+                .strip_suffix(":rw")
+                .or_else(|| entry.strip_suffix(":ro"))
+                .unwrap_or(entry);
+            under(path, entry.trim_end_matches('*'))
+        })
+    }
+
+    /// Whether the node holds the input: a local path it allow-lists, or an S3 object under a
+    /// bucket or prefix it names.
+    pub fn holds(&self, input: &crate::InputSource) -> bool {
+        match input.source.r#type.as_str() {
+            "local" | "localDirectory" => input
+                .source
+                .param_str("SourcePath")
+                .is_some_and(|path| self.allows_local(path)),
+            "s3" => {
+                let bucket = input.source.param_str("Bucket").unwrap_or_default();
+                let key = input.source.param_str("Key").unwrap_or_default();
+                let key = key.trim_start_matches('/').trim_end_matches('*');
+                self.s3.iter().any(|entry| {
+                    let (held_bucket, prefix) = entry.split_once('/').unwrap_or((entry, ""));
+                    held_bucket == bucket && key.starts_with(prefix)
+                })
+            }
+            _ => false,
+        }
+    }
 }
 
 /// A node's identity and capabilities.
@@ -160,4 +229,37 @@ pub struct NodeState {
     /// The connection's state.
     #[serde(rename = "ConnectionState", default)]
     pub connection_state: ConnectionState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{InputSource, SpecConfig};
+
+    fn input(kind: &str, params: &[(&str, &str)]) -> InputSource {
+        let mut source = SpecConfig::of_type(kind);
+        for (k, v) in params {
+            source.params.insert(k.to_string(), (*v).into());
+        }
+        InputSource {
+            source,
+            alias: String::new(),
+            target: "/inputs".into(),
+        }
+    }
+
+    #[test]
+    fn locality_matches_whole_components_and_prefixes() {
+        let held = DataLocality {
+            local_paths: vec!["/data/*".into(), "/scratch:rw".into()],
+            s3: vec!["logs/2024/".into(), "images".into()],
+        };
+        assert!(held.holds(&input("local", &[("SourcePath", "/data/a")])));
+        assert!(held.holds(&input("localDirectory", &[("SourcePath", "/scratch")])));
+        assert!(!held.holds(&input("local", &[("SourcePath", "/database")])));
+        assert!(held.holds(&input("s3", &[("Bucket", "logs"), ("Key", "2024/01/x")])));
+        assert!(!held.holds(&input("s3", &[("Bucket", "logs"), ("Key", "2023/x")])));
+        assert!(held.holds(&input("s3", &[("Bucket", "images"), ("Key", "")])));
+        assert!(!held.holds(&input("urlDownload", &[("URL", "http://x/y")])));
+    }
 }

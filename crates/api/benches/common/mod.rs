@@ -6,7 +6,7 @@
 use bacalhau_api::ApiClient;
 use bacalhau_api::node_channel::in_process_connector;
 use bacalhau_api::server::{AppState, serve};
-use bacalhau_compute::{ComputeConfig, ComputeNode, Executor};
+use bacalhau_compute::{ComputeConfig, ComputeNode, Executor, Providers, Publishers, Storages};
 use bacalhau_models::{NodeId, Resources};
 use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
 use std::sync::Arc;
@@ -80,12 +80,15 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                     gpu: 0,
                     gpus: vec![],
                 },
-                publishers: vec!["noop".into()],
-                storage_sources: vec!["inline".into()],
                 accept_networked_jobs: false,
-                allowed_local_paths: Default::default(),
+                max_result_bytes: 0,
+                data_locality: Default::default(),
             },
-            executors,
+            Providers {
+                executors,
+                storages: Storages::new(vec![Arc::new(bacalhau_storage::InlineStorage)]),
+                publishers: Publishers::new(vec![Arc::new(bacalhau_publishers::NoopPublisher)]),
+            },
         )
         .await?;
         let connector = in_process_connector(Arc::clone(orchestrator.node_manager()));

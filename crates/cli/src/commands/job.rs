@@ -32,6 +32,8 @@ pub enum JobCommand {
     Rerun(RerunArgs),
     /// Show (or follow) the output of a job's execution.
     Logs(LogsArgs),
+    /// Download a job's published results.
+    Get(super::get::GetArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,8 +62,9 @@ pub struct RunFlags {
     /// Submit even when the spec did not change since the last submission of its name.
     #[arg(long)]
     force: bool,
-    /// Print the submitted job as JSON or YAML instead of progress.
-    #[arg(long, value_enum)]
+    /// Print the submitted job as JSON or YAML instead of progress (`-o/--output` names
+    /// result paths on `docker run` and `wasm run`, as upstream).
+    #[arg(long = "output-format", value_enum)]
     output: Option<Format>,
     /// Pretty-print JSON.
     #[arg(long)]
@@ -191,6 +194,7 @@ pub async fn run(global: &Global, command: JobCommand) -> Result<ExitCode> {
         JobCommand::Versions(args) => versions(&global.client()?, args).await,
         JobCommand::Rerun(args) => rerun(&global.client()?, args).await,
         JobCommand::Logs(args) => logs(&global.client()?, args).await,
+        JobCommand::Get(args) => super::get::get(global, args).await,
     }
 }
 
@@ -443,6 +447,7 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
         }
         outln!("\nExecutions");
         print_executions(&executions, false);
+        print_data(&executions);
     }
     outln!("\nJob History");
     print_history(
@@ -484,6 +489,61 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes each execution read from its inputs and published, and where its results went.
+fn print_data(executions: &[Execution]) {
+    let bytes = bacalhau_models::resources::format_bytes;
+    let mut lines = Vec::new();
+    for execution in executions {
+        let details = &execution.compute_state.details;
+        let inputs: Vec<String> = details
+            .iter()
+            .filter_map(|(key, value)| {
+                let target = key.strip_prefix("InputBytes:")?;
+                Some(format!("{target} {}", bytes(value.parse().ok()?)))
+            })
+            .collect();
+        let published = details
+            .get("PublishedBytes")
+            .and_then(|v| v.parse().ok())
+            .map(bytes);
+        if inputs.is_empty() && published.is_none() {
+            continue;
+        }
+        let mut line = format!("{}:", execution.id.short());
+        if !inputs.is_empty() {
+            line.push_str(&format!(" Read {}", inputs.join(", ")));
+        }
+        if let Some(published) = published {
+            let place = execution
+                .published_result
+                .as_ref()
+                .map(|r| {
+                    let location = r
+                        .param_str("URL")
+                        .map(str::to_string)
+                        .or_else(|| {
+                            Some(format!(
+                                "s3://{}/{}",
+                                r.param_str("Bucket")?,
+                                r.param_str("Key")?
+                            ))
+                        })
+                        .unwrap_or_default();
+                    format!(" ({} {location})", r.r#type)
+                })
+                .unwrap_or_default();
+            line.push_str(&format!(" Published {published}{place}"));
+        }
+        lines.push(line);
+    }
+    if !lines.is_empty() {
+        outln!("\nData");
+        for line in lines {
+            outln!("{line}");
+        }
+    }
 }
 
 fn print_history<'a>(events: impl Iterator<Item = &'a JobHistory>) {

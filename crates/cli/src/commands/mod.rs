@@ -3,6 +3,7 @@
 
 mod agent;
 mod config_cmd;
+mod get;
 mod job;
 mod node;
 mod run;
@@ -115,6 +116,8 @@ enum Command {
     /// Submit and manage jobs.
     #[command(subcommand)]
     Job(job::JobCommand),
+    /// Download a job's published results (as `job get`).
+    Get(get::GetArgs),
     /// List and manage the cluster's nodes.
     #[command(subcommand)]
     Node(node::NodeCommand),
@@ -135,6 +138,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Serve(args) => serve::run(&global, args).await,
         Command::Devstack(args) => serve::devstack(&global, args).await,
         Command::Job(command) => job::run(&global, command).await,
+        Command::Get(args) => get::get(&global, args).await,
         Command::Docker(command) => run::docker(&global, command).await,
         Command::Wasm(command) => run::wasm(&global, command).await,
         Command::Node(command) => node::run(&global, command).await,

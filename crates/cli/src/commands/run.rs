@@ -54,6 +54,14 @@ pub struct JobFlags {
     /// `ipfs://CID`. Repeatable.
     #[arg(short = 'i', long = "input")]
     inputs: Vec<String>,
+    /// A result path, `NAME:PATH`: what the task writes under PATH is published as NAME.
+    /// Repeatable; needs a publisher.
+    #[arg(short = 'o', long = "output")]
+    outputs: Vec<String>,
+    /// Where results go: `local` (kept on the node, fetched with `bacalhau job get`), `noop`,
+    /// or `s3://bucket/key[,opt=region=...,opt=endpoint=...,opt=encoding=plain]`.
+    #[arg(short = 'p', long = "publisher")]
+    publisher: Option<String>,
     /// Seconds the execution may run; 0 for no limit.
     #[arg(long, default_value_t = 0)]
     timeout: i64,
@@ -100,8 +108,9 @@ pub struct WasmRunArgs {
     entry_point: String,
     #[command(flatten)]
     job: JobFlags,
-    /// The module: a local `.wasm` file, sent inline with the job.
-    module: std::path::PathBuf,
+    /// The module: a local `.wasm` file, sent inline with the job, or an `http(s)://` URL the
+    /// node downloads.
+    module: String,
     /// The module's arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
@@ -111,47 +120,61 @@ pub struct WasmRunArgs {
 const MAX_INLINE_MODULE: u64 = 16 * 1024 * 1024;
 
 pub async fn wasm(global: &Global, command: WasmCommand) -> Result<ExitCode> {
-    use base64::Engine as _;
     let WasmCommand::Run(args) = command;
-    let size = std::fs::metadata(&args.module)
-        .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", args.module.display()))?
-        .len();
-    if size > MAX_INLINE_MODULE {
-        bail!(
-            "module {} is {size} bytes; modules sent inline may be at most {MAX_INLINE_MODULE}",
-            args.module.display()
-        );
-    }
-    let bytes = std::fs::read(&args.module)
-        .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", args.module.display()))?;
-    let name = args
-        .module
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "main.wasm".into());
+    let (module, entry_module) =
+        if args.module.starts_with("http://") || args.module.starts_with("https://") {
+            // The node downloads it into /module; a lone file there is the entry module.
+            let mut input = parse_input(&args.module)?;
+            input.target = "/module".into();
+            (input, "/module".to_string())
+        } else {
+            inline_module(std::path::Path::new(&args.module))?
+        };
     let mut params = serde_json::Map::new();
-    params.insert("EntryModule".into(), json!(name));
+    params.insert("EntryModule".into(), json!(entry_module));
     params.insert("Entrypoint".into(), json!(args.entry_point));
     if !args.args.is_empty() {
         params.insert("Parameters".into(), json!(args.args));
     }
     let mut job = build_job(&args.job, "wasm", params)?;
+    if let Some(task) = job.tasks.first_mut() {
+        task.input_sources.push(module);
+    }
+    submit(global, &job, &args.job.run).await
+}
+
+/// A local module as an inline input at `/<file name>`, and that path.
+fn inline_module(path: &std::path::Path) -> Result<(bacalhau_models::InputSource, String)> {
+    use base64::Engine as _;
+    let size = std::fs::metadata(path)
+        .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", path.display()))?
+        .len();
+    if size > MAX_INLINE_MODULE {
+        bail!(
+            "module {} is {size} bytes; modules sent inline may be at most {MAX_INLINE_MODULE}; serve it over http and pass the URL",
+            path.display()
+        );
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "main.wasm".into());
     let url = format!(
         "data:application/wasm;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     );
-    if let Some(task) = job.tasks.first_mut() {
-        task.input_sources.push(bacalhau_models::InputSource {
-            source: SpecConfig {
-                r#type: "inline".into(),
-                params: serde_json::Map::from_iter([("URL".to_string(), Value::String(url))]),
-            },
-            alias: String::new(),
-            target: format!("/{name}"),
-        });
-    }
-    submit(global, &job, &args.job.run).await
+    let input = bacalhau_models::InputSource {
+        source: SpecConfig {
+            r#type: "inline".into(),
+            params: serde_json::Map::from_iter([("URL".to_string(), Value::String(url))]),
+        },
+        alias: String::new(),
+        target: format!("/{name}"),
+    };
+    Ok((input, name))
 }
 
 pub async fn docker(global: &Global, command: DockerCommand) -> Result<ExitCode> {
@@ -205,6 +228,15 @@ fn build_job(
         .iter()
         .map(|i| parse_input(i))
         .collect::<Result<Vec<_>>>()?;
+    let result_paths = flags
+        .outputs
+        .iter()
+        .map(|o| parse_output(o))
+        .collect::<Result<Vec<_>>>()?;
+    let publisher = match &flags.publisher {
+        Some(text) => parse_publisher(text)?,
+        None => SpecConfig::default(),
+    };
     Ok(Job {
         name: flags.name.clone().unwrap_or_default(),
         namespace: flags.namespace.clone().unwrap_or_default(),
@@ -221,6 +253,8 @@ fn build_job(
             },
             env,
             input_sources,
+            result_paths,
+            publisher,
             resources: ResourcesConfig {
                 cpu: flags.cpu.clone().unwrap_or_default(),
                 memory: flags.memory.clone().unwrap_or_default(),
@@ -260,60 +294,126 @@ fn canonical_network(text: &str) -> Result<String> {
         })
 }
 
-/// Parses `-i`: `URI[:DST]` or `src=URI,dst=DST[,opt=rw]`.
+/// `(key, value)` pairs of a flag value; a bare field has an empty key.
+type Fields = Vec<(String, String)>;
+
+/// Splits a long-form flag value, `key=value,...`, into its fields; `opt=k=v` fields become
+/// options.
+fn long_form(text: &str, flag: &str) -> Result<(Fields, Fields)> {
+    let mut fields = Vec::new();
+    let mut options = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        // A URI may itself hold `=` (a query string): it is a bare field.
+        let Some((key, value)) = part.split_once('=').filter(|(key, _)| !key.contains('/')) else {
+            fields.push((String::new(), part.to_string()));
+            continue;
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "opt" | "option" | "options" => {
+                let (name, value) = value.split_once('=').unwrap_or((value, "true"));
+                options.push((name.to_ascii_lowercase(), value.to_string()));
+            }
+            other => fields.push((other.to_string(), value.to_string())),
+        }
+    }
+    if fields.is_empty() {
+        bail!("invalid {flag} {text:?}: no URI");
+    }
+    Ok((fields, options))
+}
+
+/// Parses `-i`: `URI[:DST]` or `src=URI,dst=DST[,opt=k=v...]`, as upstream: `file:///path`
+/// (an allow-listed host path; `opt=rw=true` to write), `http(s)://...`, `s3://bucket/key`
+/// (`opt=region=`, `opt=endpoint=`, `opt=filter=`, `opt=version-id=`, `opt=checksum-256=`)
+/// and `ipfs://CID`. The target defaults to `/inputs`.
 fn parse_input(text: &str) -> Result<bacalhau_models::InputSource> {
-    let (uri, dst, read_write) = if text.contains("src=") {
-        let mut uri = None;
-        let mut dst = None;
-        let mut rw = false;
-        for part in text.split(',') {
-            match part.split_once('=') {
-                Some(("src" | "source", value)) => uri = Some(value.to_string()),
-                Some(("dst" | "target", value)) => dst = Some(value.to_string()),
-                Some(("opt" | "options", value)) => rw = value.contains("rw"),
-                _ => bail!("invalid --input {text:?}: use src=URI,dst=PATH[,opt=rw]"),
+    let (fields, options) = long_form(text, "--input")?;
+    let mut uri = None;
+    let mut dst = None;
+    for (key, value) in fields {
+        match key.as_str() {
+            "" | "src" | "source" => {
+                // `URI:DST`: the destination is what follows the last `:` after the scheme.
+                let after_scheme = value.split_once("://").map_or(0, |(s, _)| s.len() + 3);
+                match value[after_scheme..].rsplit_once(':') {
+                    Some((_, path)) if key.is_empty() && path.starts_with('/') => {
+                        let cut = value.len() - path.len() - 1;
+                        dst = Some(path.to_string());
+                        uri = Some(value[..cut].to_string());
+                    }
+                    _ => uri = Some(value),
+                }
             }
+            "dst" | "target" | "destination" => dst = Some(value),
+            other => bail!("invalid --input {text:?}: unexpected key {other:?}"),
         }
-        let uri = uri.ok_or_else(|| anyhow::anyhow!("invalid --input {text:?}: no src="))?;
-        (uri, dst, rw)
-    } else {
-        match text.rsplit_once(':') {
-            Some((uri, dst)) if uri.contains("://") && dst.starts_with('/') => {
-                (uri.to_string(), Some(dst.to_string()), false)
-            }
-            _ => (text.to_string(), None, false),
-        }
-    };
+    }
+    let uri = uri.ok_or_else(|| anyhow::anyhow!("invalid --input {text:?}: no src="))?;
     let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
         anyhow::anyhow!("invalid --input {text:?}: expected a URI such as file:///data")
     })?;
     let mut params = serde_json::Map::new();
-    let (kind, default_target) = match scheme {
+    let option = |names: &[&str]| {
+        options
+            .iter()
+            .find(|(name, _)| names.contains(&name.as_str()))
+            .map(|(_, value)| value.clone())
+    };
+    let allowed: &[&str] = match scheme {
+        "file" => &["rw", "read-write", "read_write", "readwrite"],
+        "s3" => &[
+            "endpoint",
+            "region",
+            "filter",
+            "versionid",
+            "version-id",
+            "version_id",
+            "checksum-256",
+            "checksum256",
+            "checksum_256",
+        ],
+        _ => &[],
+    };
+    if let Some((name, _)) = options.iter().find(|(n, _)| !allowed.contains(&n.as_str())) {
+        bail!("invalid --input {text:?}: option {name:?} does not apply to {scheme}:// inputs");
+    }
+    let kind = match scheme {
         "file" => {
             params.insert("SourcePath".into(), json!(rest));
-            if read_write {
+            let rw =
+                option(allowed).is_some_and(|v| v.eq_ignore_ascii_case("true") || v.is_empty());
+            if rw {
                 params.insert("ReadWrite".into(), json!(true));
             }
-            ("local", rest.to_string())
+            "local"
         }
         "http" | "https" => {
             params.insert("URL".into(), json!(uri));
-            let name = rest
-                .rsplit('/')
-                .next()
-                .filter(|n| !n.is_empty())
-                .unwrap_or("input");
-            ("urlDownload", format!("/inputs/{name}"))
+            "urlDownload"
         }
         "s3" => {
             let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
             params.insert("Bucket".into(), json!(bucket));
             params.insert("Key".into(), json!(key));
-            ("s3", "/inputs".to_string())
+            for (param, names) in [
+                ("Endpoint", &["endpoint"][..]),
+                ("Region", &["region"][..]),
+                ("Filter", &["filter"][..]),
+                ("VersionID", &["versionid", "version-id", "version_id"][..]),
+                (
+                    "ChecksumSHA256",
+                    &["checksum-256", "checksum256", "checksum_256"][..],
+                ),
+            ] {
+                if let Some(value) = option(names) {
+                    params.insert(param.into(), json!(value));
+                }
+            }
+            "s3"
         }
         "ipfs" => {
             params.insert("CID".into(), json!(rest));
-            ("ipfs", "/inputs".to_string())
+            "ipfs"
         }
         other => bail!("invalid --input {text:?}: unknown scheme {other}://"),
     };
@@ -322,9 +422,54 @@ fn parse_input(text: &str) -> Result<bacalhau_models::InputSource> {
             r#type: kind.into(),
             params,
         },
-        alias: String::new(),
-        target: dst.unwrap_or(default_target),
+        alias: uri.clone(),
+        target: dst.unwrap_or_else(|| "/inputs".into()),
     })
+}
+
+/// Parses `-o NAME:PATH`.
+fn parse_output(text: &str) -> Result<bacalhau_models::task::ResultPath> {
+    match text.split_once(':') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() && !path.contains(':') => {
+            Ok(bacalhau_models::task::ResultPath {
+                name: name.to_string(),
+                path: path.to_string(),
+            })
+        }
+        _ => bail!("invalid --output {text:?}: use NAME:PATH, e.g. outputs:/outputs"),
+    }
+}
+
+/// Parses `-p`: a type (`local`, `noop`) or `s3://bucket/key` with `opt=k=v` params.
+fn parse_publisher(text: &str) -> Result<SpecConfig> {
+    let (fields, options) = long_form(text, "--publisher")?;
+    let mut uri = None;
+    for (key, value) in fields {
+        match key.as_str() {
+            "" | "target" | "dst" | "destination" => uri = Some(value),
+            other => bail!("invalid --publisher {text:?}: unexpected key {other:?}"),
+        }
+    }
+    let uri = uri.unwrap_or_default();
+    let mut spec = match uri.split_once("://") {
+        None => SpecConfig::of_type(&uri),
+        Some(("s3", rest)) => {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            let mut spec = SpecConfig::of_type("s3");
+            spec.params.insert("Bucket".into(), json!(bucket));
+            spec.params.insert("Key".into(), json!(key));
+            spec
+        }
+        Some((other, _)) => bail!("invalid --publisher {text:?}: unknown scheme {other}://"),
+    };
+    for (name, value) in options {
+        let canonical = ["Bucket", "Key", "Endpoint", "Region", "Encoding"]
+            .iter()
+            .find(|k| k.eq_ignore_ascii_case(&name))
+            .map_or(name.clone(), |k| k.to_string());
+        spec.params.insert(canonical, json!(value));
+    }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -337,15 +482,46 @@ mod tests {
         assert_eq!(local.source.r#type, "local");
         assert_eq!(local.source.param_str("SourcePath"), Some("/data/in"));
         assert_eq!(local.target, "/inputs");
-        let url = parse_input("https://example.org:8080/files/a.csv").unwrap();
+        let url = parse_input("https://example.org/files/a.csv").unwrap();
         assert_eq!(url.source.r#type, "urlDownload");
-        assert_eq!(url.target, "/inputs/a.csv");
+        assert_eq!(
+            url.source.param_str("URL"),
+            Some("https://example.org/files/a.csv")
+        );
+        assert_eq!(url.target, "/inputs");
+        let s3 = parse_input("s3://bucket/data/*:/data,opt=region=eu-west-1").unwrap();
+        assert_eq!(s3.source.param_str("Key"), Some("data/*"));
+        assert_eq!(s3.source.param_str("Region"), Some("eu-west-1"));
+        assert_eq!(s3.target, "/data");
+        assert!(parse_input("s3://b/k,opt=colour=red").is_err());
         let s3 = parse_input("src=s3://bucket/prefix/,dst=/data").unwrap();
         assert_eq!(s3.source.param_str("Bucket"), Some("bucket"));
         assert_eq!(s3.target, "/data");
-        let rw = parse_input("src=file:///scratch,dst=/out,opt=rw").unwrap();
+        let rw = parse_input("src=file:///scratch,dst=/out,opt=rw=true").unwrap();
         assert_eq!(rw.source.param("ReadWrite"), Some(&json!(true)));
         assert!(parse_input("just-a-path").is_err());
         assert!(parse_input("ftp://x/y").is_err());
+    }
+
+    #[test]
+    fn outputs_and_publishers() {
+        let output = parse_output("outputs:/outputs").unwrap();
+        assert_eq!(
+            (output.name.as_str(), output.path.as_str()),
+            ("outputs", "/outputs")
+        );
+        assert!(parse_output("/outputs").is_err());
+        assert_eq!(
+            parse_publisher("local").unwrap(),
+            SpecConfig::of_type("local")
+        );
+        let s3 = parse_publisher(
+            "s3://bucket/out/{jobID},opt=encoding=plain,opt=endpoint=http://h:9000",
+        )
+        .unwrap();
+        assert_eq!(s3.r#type, "s3");
+        assert_eq!(s3.param_str("Key"), Some("out/{jobID}"));
+        assert_eq!(s3.param_str("Encoding"), Some("plain"));
+        assert_eq!(s3.param_str("Endpoint"), Some("http://h:9000"));
     }
 }

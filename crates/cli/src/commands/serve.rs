@@ -5,10 +5,13 @@ use crate::config::{Config, set_path};
 use anyhow::{Context, Result, bail};
 use bacalhau_api::node_channel::{in_process_connector, websocket_connector};
 use bacalhau_api::server::{self, AppState};
-use bacalhau_compute::{ComputeConfig, ComputeNode, Connector};
+use bacalhau_compute::{ComputeConfig, ComputeNode, Connector, Providers, Publishers, Storages};
+use bacalhau_models::node::DataLocality;
 use bacalhau_models::{NodeId, NodeInfo};
 use bacalhau_orchestrator::nodes::NodeManagerConfig;
 use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
+use bacalhau_publishers::PublisherConfig;
+use bacalhau_storage::StorageConfig;
 use clap::Args;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -86,7 +89,14 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             Some(o) => in_process_connector(Arc::clone(o.node_manager())),
             None => remote_connector(&config)?,
         };
-        let node = start_compute(&config, &data_dir.join("compute"), &name, labels.clone()).await?;
+        let node = start_compute(
+            &config,
+            &data_dir.join("compute"),
+            &name,
+            labels.clone(),
+            None,
+        )
+        .await?;
         cluster
             .nodes
             .push(tokio::spawn(node.run(connector, stopped.clone())));
@@ -124,7 +134,8 @@ pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
     for i in 0..args.compute_nodes {
         let name = format!("node-{i}");
         let labels = BTreeMap::from([("name".to_string(), name.clone())]);
-        let node = start_compute(&config, &data_dir.join(&name), &name, labels).await?;
+        // Many nodes in one process: each serves its results on a port of its own.
+        let node = start_compute(&config, &data_dir.join(&name), &name, labels, Some(0)).await?;
         let connector = in_process_connector(Arc::clone(&manager));
         cluster
             .nodes
@@ -231,11 +242,14 @@ impl Cluster {
     }
 }
 
+/// Starts a compute node with every engine, storage and publisher this host can offer;
+/// `results_port` overrides `Publishers.Types.Local.Port`.
 async fn start_compute(
     config: &Config,
     data_dir: &Path,
     name: &str,
     labels: BTreeMap<String, String>,
+    results_port: Option<u16>,
 ) -> Result<Arc<ComputeNode>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -247,6 +261,18 @@ async fn start_compute(
         &config.string("Compute.AllocatedCapacity.Disk"),
         &config.string("Compute.AllocatedCapacity.GPU"),
     )?;
+    let storages = bacalhau_storage::builtin(&StorageConfig {
+        allowed_local_paths: config.strings("Compute.AllowListedLocalPaths"),
+        max_input_bytes: config.bytes("InputSources.MaxSize")?,
+        read_timeout: config.duration("InputSources.ReadTimeout")?,
+        max_retries: u32::try_from(config.number("InputSources.MaxRetryCount")?).unwrap_or(3),
+    });
+    let results_dir = data_dir.join("results").join("local-publisher");
+    let local_base_url = serve_local_results(config, results_port, &results_dir).await?;
+    let publishers = bacalhau_publishers::builtin(&PublisherConfig {
+        local_dir: results_dir,
+        local_base_url,
+    });
     ComputeNode::start(
         ComputeConfig {
             node_id: NodeId::from(name),
@@ -254,20 +280,57 @@ async fn start_compute(
             data_dir: data_dir.to_path_buf(),
             token: config.string("Compute.Auth.Token"),
             capacity,
-            publishers: vec!["noop".into()],
-            storage_sources: bacalhau_compute::inputs::SUPPORTED
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
             accept_networked_jobs: config.flag("JobAdmissionControl.AcceptNetworkedJobs"),
-            allowed_local_paths: bacalhau_compute::inputs::AllowList::new(
-                &config.strings("Compute.AllowListedLocalPaths"),
-            ),
+            max_result_bytes: config.bytes("Publishers.MaxResultSize")?,
+            data_locality: DataLocality {
+                local_paths: config.strings("Compute.AllowListedLocalPaths"),
+                s3: config.strings("Compute.DataLocality.S3"),
+            },
         },
-        bacalhau_executors::available(name).await,
+        Providers {
+            executors: bacalhau_executors::available(name).await,
+            storages: Storages::new(storages),
+            publishers: Publishers::new(publishers),
+        },
     )
     .await
     .context("cannot start the compute node")
+}
+
+/// Starts the server of the local publisher's archives; returns the URL they are served at.
+/// It listens on `Publishers.Types.Local.Address` when that is an IP (loopback by default,
+/// so results do not leave the host unless asked), else on every interface.
+async fn serve_local_results(config: &Config, port: Option<u16>, dir: &Path) -> Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let address = config.string("Publishers.Types.Local.Address");
+    let port = match port {
+        Some(port) => port,
+        None => u16::try_from(config.number("Publishers.Types.Local.Port")?)
+            .context("Publishers.Types.Local.Port must be a port number")?,
+    };
+    let listen_ip: std::net::IpAddr = address
+        .parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let listener = tokio::net::TcpListener::bind((listen_ip, port))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot serve local results on {listen_ip}:{port}: set Publishers.Types.Local.Port to a free port (0 picks one)"
+            )
+        })?;
+    let bound = listener.local_addr()?.port();
+    let served = dir.to_path_buf();
+    tokio::spawn(async move {
+        if let Err(e) = bacalhau_api::results::serve(listener, served).await {
+            tracing::error!(error = %e, "the local results server stopped");
+        }
+    });
+    let host = if address.is_empty() || address == "0.0.0.0" {
+        "127.0.0.1"
+    } else {
+        address.as_str()
+    };
+    Ok(format!("http://{host}:{bound}"))
 }
 
 /// Dials the configured orchestrators in turn, one per session.

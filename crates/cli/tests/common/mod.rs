@@ -31,6 +31,17 @@ pub const FAST_HEARTBEATS: &[&str] = &[
     "Orchestrator.NodeManager.RescheduleGracePeriod=2s",
 ];
 
+/// Settings every test node gets: its local results server on a free port, so tests in
+/// parallel do not fight over the default 6001.
+pub const TEST_PORTS: &[&str] = &["-c", "Publishers.Types.Local.Port=0"];
+
+/// Credentials for the test S3 server (moto accepts any).
+pub const S3_ENV: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+];
+
 fn spawn_logged(command: &mut Command, log: &Path) -> Child {
     let log_file = std::fs::File::create(log).expect("cannot create log");
     command
@@ -53,6 +64,7 @@ impl ComputeProcess {
         let child = spawn_logged(
             Command::new(binary())
                 .args(FAST_HEARTBEATS)
+                .args(TEST_PORTS)
                 .args([
                     "serve",
                     "--compute",
@@ -131,11 +143,23 @@ impl Server {
     /// Starts `bacalhau ARGS...` listening on `port`, e.g. a devstack or a hybrid node, with
     /// fast heartbeats so node loss is noticed within seconds.
     pub async fn start_with(data_dir: &Path, port: u16, args: &[&str]) -> Server {
+        Self::start_with_env(data_dir, port, args, &[]).await
+    }
+
+    /// [`Server::start_with`] with extra environment variables.
+    pub async fn start_with_env(
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = spawn_logged(
             Command::new(binary())
                 // Global settings first, so `-c` pairs in `args` override them.
                 .args(FAST_HEARTBEATS)
+                .args(TEST_PORTS)
+                .envs(env.iter().copied())
                 .args(args)
                 .args(["--api-host", "127.0.0.1", "--api-port"])
                 .arg(port.to_string())
@@ -199,9 +223,19 @@ impl Server {
 
     /// Runs the CLI against this server, feeding `stdin`.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.cli_full(args, stdin, &[])
+    }
+
+    /// Runs the CLI against this server with extra environment variables.
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        self.cli_full(args, None, env)
+    }
+
+    fn cli_full(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
         use std::io::Write;
         let mut child = Command::new(binary())
             .args(args)
+            .envs(env.iter().copied())
             .env("BACALHAU_API_HOST", "127.0.0.1")
             .env("BACALHAU_API_PORT", self.port.to_string())
             .env("HOME", &self.data_dir)
@@ -241,4 +275,131 @@ pub fn stdout(output: &Output) -> String {
 /// Text of a command's stderr.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// An S3 server (moto, from the test venv that `scripts/setup-test-env.sh` makes) on a free
+/// loopback port, killed on drop.
+pub struct S3Server {
+    child: Child,
+    /// Its endpoint, `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+impl S3Server {
+    /// Starts it and waits until it answers.
+    pub async fn start(dir: &Path) -> S3Server {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server");
+        assert!(
+            venv.exists(),
+            "{} is missing: run scripts/setup-test-env.sh",
+            venv.display()
+        );
+        let port = free_port();
+        let child = spawn_logged(
+            Command::new(&venv).args(["-H", "127.0.0.1", "-p", &port.to_string()]),
+            &dir.join("moto.log"),
+        );
+        let server = S3Server {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let http = reqwest::Client::new();
+        eventually(30, "the S3 server to answer", || {
+            let request = http.get(&server.endpoint).send();
+            async move { request.await.ok() }
+        })
+        .await;
+        server
+    }
+
+    /// Creates a bucket (moto takes unsigned requests).
+    pub async fn create_bucket(&self, bucket: &str) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.endpoint))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(response.status().is_success(), "{:?}", response.status());
+    }
+
+    fn bucket(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .build()
+            .expect("s3 client")
+    }
+
+    /// Writes an object.
+    pub async fn put(&self, bucket: &str, key: &str, body: &[u8]) {
+        use object_store::ObjectStore;
+        self.bucket(bucket)
+            .put(&key.into(), body.to_vec().into())
+            .await
+            .expect("put object");
+    }
+
+    /// Reads an object, `None` when it is not there.
+    pub async fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        use object_store::ObjectStore;
+        let got = self.bucket(bucket).get(&key.into()).await.ok()?;
+        Some(got.bytes().await.ok()?.to_vec())
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny HTTP server on loopback that serves fixed files, for `urlDownload` inputs.
+pub struct FileServer {
+    /// Its base URL, `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl FileServer {
+    /// Serves `files` (path without the leading `/`, content) until the test ends.
+    pub fn start(files: Vec<(String, Vec<u8>)>) -> FileServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(&stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+                let found = files.iter().find(|(name, _)| path == format!("/{name}"));
+                let mut stream = &stream;
+                let _ = match found {
+                    Some((_, body)) => stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|_| stream.write_all(body)),
+                    None => stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            }
+        });
+        FileServer { url }
+    }
 }

@@ -2,11 +2,13 @@
 
 mod features;
 mod labels;
+mod local_paths;
 mod previous;
 mod resources;
 
 pub use features::{SupportsEngine, SupportsInputSources, SupportsPublisher};
 pub use labels::MatchesConstraints;
+pub use local_paths::AllowsLocalInputs;
 pub use previous::NotFailedBefore;
 pub use resources::FitsMaxJob;
 
@@ -24,12 +26,14 @@ pub trait Feasibility: Send + Sync {
 
 /// The checks every placement runs, in order: cheapest and most common rejections first, so the
 /// reason reported is the most telling one.
-pub fn pipeline() -> [&'static dyn Feasibility; 6] {
+pub fn pipeline() -> [&'static dyn Feasibility; 7] {
     [
         // Engine support rules out most nodes in mixed clusters; ask first.
         &SupportsEngine,
         &SupportsPublisher,
         &SupportsInputSources,
+        // A host path is only readable where the node allow-lists it.
+        &AllowsLocalInputs,
         // Operators pin jobs with labels; a mismatch is a deliberate no.
         &MatchesConstraints,
         // A job bigger than the node's largest slot can never run there.

@@ -1,0 +1,117 @@
+//! `bacalhau job get` (and the legacy `bacalhau get`): downloads a job's published results,
+//! checks, unpacks and merges them into one directory, with a progress bar on a terminal.
+
+use super::Global;
+use anyhow::{Context, Result};
+use bacalhau_publishers::fetch;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The job's ID (or its short ID, or its name).
+    job: String,
+    /// Where the results go; default `./job-<id>`.
+    #[arg(long)]
+    output_dir: Option<PathBuf>,
+    /// Keep the downloaded archives as they are, under `<output-dir>/raw`, without unpacking.
+    #[arg(long)]
+    raw: bool,
+    /// How long the whole download may take, e.g. `5m` or `300s`.
+    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+    download_timeout_secs: Duration,
+    /// The job's namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+}
+
+/// Accepts upstream's duration (`5m0s`, `300s`) or a bare number of seconds.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(&text.replace("m0s", "m"))
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))
+}
+
+pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
+    let client = global.client()?;
+    let results = client.job_results(&args.job).await?.items;
+    if results.is_empty() {
+        outln!(
+            "No results found for job {}. Its output may be in `bacalhau job logs {}`.",
+            args.job,
+            args.job
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let output_dir = match &args.output_dir {
+        Some(dir) => dir.clone(),
+        None => match args.namespace.as_deref() {
+            Some(ns) if !ns.is_empty() && ns != "default" => {
+                PathBuf::from(format!("job-{ns}-{}", args.job))
+            }
+            _ => PathBuf::from(format!("job-{}", args.job)),
+        },
+    };
+    std::fs::create_dir_all(&output_dir)
+        .with_context(|| format!("cannot create {}", output_dir.display()))?;
+    let raw_dir = output_dir.join("raw");
+    std::fs::create_dir_all(&raw_dir)
+        .with_context(|| format!("cannot create {}", raw_dir.display()))?;
+    let http = reqwest::Client::new();
+    let download = async {
+        let mut downloads = Vec::with_capacity(results.len());
+        for result in &results {
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template(
+                    "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(result.r#type.clone());
+            let progress = |done: u64, total: Option<u64>| {
+                if let Some(total) = total {
+                    bar.set_length(total);
+                }
+                bar.set_position(done);
+            };
+            let path = fetch::fetch(&http, result, &raw_dir, &progress).await;
+            bar.finish_and_clear();
+            downloads.push(path?);
+        }
+        Ok::<_, fetch::FetchError>(downloads)
+    };
+    let downloads = tokio::time::timeout(args.download_timeout_secs, download)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "the download took longer than {}; raise --download-timeout-secs",
+                humantime::format_duration(args.download_timeout_secs)
+            )
+        })??;
+    if !args.raw {
+        let dirs = tokio::task::spawn_blocking(move || -> Result<()> {
+            let dirs = fetch::unpack_all(&downloads)?;
+            fetch::merge(&dirs, &output_dir)?;
+            Ok(())
+        });
+        dirs.await.context("unpacking stopped")??;
+        std::fs::remove_dir_all(&raw_dir)
+            .with_context(|| format!("cannot remove {}", raw_dir.display()))?;
+    }
+    let shown = args
+        .output_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("job-{}", args.job)));
+    let shown = std::fs::canonicalize(&shown).unwrap_or(shown);
+    outln!(
+        "Results for job '{}' have been written to...\n{}",
+        args.job,
+        shown.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

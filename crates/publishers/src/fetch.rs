@@ -1,0 +1,302 @@
+//! The client side of publishing: fetches a job's published results (`urlDownload` from a
+//! node's local publisher, `s3PreSigned`, or `s3` with the caller's own credentials), checks
+//! each arrived whole, unpacks archives and merges them into one directory, as upstream's
+//! `job get` lays it out: `stdout`, `stderr` and `exitCode` of several executions are
+//! concatenated, any other clash is an error.
+
+use bacalhau_models::SpecConfig;
+use futures_util::StreamExt;
+use object_store::ObjectStore;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+/// Why results could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The result names a place this client cannot read.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The download failed.
+    #[error("{0}")]
+    Download(String),
+    /// Writing, unpacking or merging failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Reports progress: bytes so far and the total when known.
+pub type Progress<'a> = &'a (dyn Fn(u64, Option<u64>) + Send + Sync);
+
+/// A name for a downloaded file: the URL's host and path with separators replaced.
+fn raw_name(url: &reqwest::Url) -> String {
+    let text = format!(
+        "{}{}{}",
+        url.host_str().unwrap_or("result"),
+        url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        url.path()
+    );
+    text.chars()
+        .map(|c| match c {
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            other => other,
+        })
+        .collect()
+}
+
+/// Downloads one published result into `raw_dir`; returns the file (or, for plain s3
+/// results, the directory) it became.
+pub async fn fetch(
+    client: &reqwest::Client,
+    result: &SpecConfig,
+    raw_dir: &Path,
+    progress: Progress<'_>,
+) -> Result<PathBuf, FetchError> {
+    match result.r#type.as_str() {
+        "urlDownload" => {
+            let url = result.param_str("URL").unwrap_or_default();
+            fetch_url(client, url, raw_dir, progress).await
+        }
+        "s3PreSigned" => {
+            let url = result.param_str("PreSignedURL").unwrap_or_default();
+            fetch_url(client, url, raw_dir, progress).await
+        }
+        "s3" => fetch_s3(result, raw_dir, progress).await,
+        other => Err(FetchError::Unsupported(format!(
+            "results published as {other:?} cannot be downloaded by this client"
+        ))),
+    }
+}
+
+async fn fetch_url(
+    client: &reqwest::Client,
+    url: &str,
+    raw_dir: &Path,
+    progress: Progress<'_>,
+) -> Result<PathBuf, FetchError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| FetchError::Download(format!("invalid result URL {url:?}: {e}")))?;
+    let response = client
+        .get(parsed.clone())
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| FetchError::Download(format!("cannot download {url}: {e}")))?;
+    let total = response.content_length();
+    let path = raw_dir.join(raw_name(&parsed));
+    let io = |e: std::io::Error| FetchError::Io(format!("cannot write {}: {e}", path.display()));
+    let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+    let mut body = response.bytes_stream();
+    let mut received = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|e| FetchError::Download(format!("download of {url} broke off: {e}")))?;
+        received += chunk.len() as u64;
+        file.write_all(&chunk).await.map_err(io)?;
+        progress(received, total);
+    }
+    file.flush().await.map_err(io)?;
+    if let Some(total) = total
+        && total != received
+    {
+        return Err(FetchError::Download(format!(
+            "download of {url} ended after {received} of {total} bytes"
+        )));
+    }
+    Ok(path)
+}
+
+async fn fetch_s3(
+    result: &SpecConfig,
+    raw_dir: &Path,
+    progress: Progress<'_>,
+) -> Result<PathBuf, FetchError> {
+    let text = |name: &str| result.param_str(name).unwrap_or("").to_string();
+    let (bucket, key) = (text("Bucket"), text("Key"));
+    let store = bacalhau_storage::s3::open_bucket(&bucket, &text("Region"), &text("Endpoint"))
+        .map_err(|e| FetchError::Download(format!("s3://{bucket}: {e}")))?;
+    let download = |key: String, dest: PathBuf| {
+        let store = &store;
+        let bucket = &bucket;
+        async move {
+            let failed = |e: &dyn std::fmt::Display| {
+                FetchError::Download(format!("cannot download s3://{bucket}/{key}: {e}"))
+            };
+            let got = store
+                .get(&object_store::path::Path::from(key.as_str()))
+                .await
+                .map_err(|e| failed(&e))?;
+            let total = got.meta.size;
+            if let Some(parent) = dest.parent() {
+                tokio::fs::create_dir_all(parent)
+                    .await
+                    .map_err(|e| FetchError::Io(e.to_string()))?;
+            }
+            let mut file = tokio::fs::File::create(&dest)
+                .await
+                .map_err(|e| FetchError::Io(format!("cannot write {}: {e}", dest.display())))?;
+            let mut stream = got.into_stream();
+            let mut received = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| failed(&e))?;
+                received += chunk.len() as u64;
+                file.write_all(&chunk)
+                    .await
+                    .map_err(|e| FetchError::Io(e.to_string()))?;
+                progress(received, Some(total));
+            }
+            file.flush()
+                .await
+                .map_err(|e| FetchError::Io(e.to_string()))?;
+            if received != total {
+                return Err(failed(&format!("got {received} of {total} bytes")));
+            }
+            Ok::<(), FetchError>(())
+        }
+    };
+    let name: String = format!("{bucket}/{key}")
+        .chars()
+        .map(|c| {
+            if matches!(c, '/' | '\\' | ':') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if !key.ends_with('/') {
+        let dest = raw_dir.join(&name);
+        download(key.clone(), dest.clone()).await?;
+        return Ok(dest);
+    }
+    // Plain encoding: every object under the prefix, as files under one directory.
+    let dir = raw_dir.join(name.trim_end_matches('_'));
+    let prefix = object_store::path::Path::from(key.trim_end_matches('/'));
+    let mut listing = store.list(Some(&prefix));
+    let mut keys = Vec::new();
+    while let Some(meta) = listing.next().await {
+        let meta = meta
+            .map_err(|e| FetchError::Download(format!("cannot list s3://{bucket}/{key}: {e}")))?;
+        keys.push(meta.location.to_string());
+    }
+    for object in keys {
+        let relative = object.strip_prefix(&key).unwrap_or(&object);
+        let Some(dest) = safe_join(&dir, relative) else {
+            return Err(FetchError::Download(format!(
+                "object {object} would land outside the output directory"
+            )));
+        };
+        download(object.clone(), dest).await?;
+    }
+    Ok(dir)
+}
+
+/// `dir` joined with a relative path that may not climb out of it.
+fn safe_join(dir: &Path, relative: &str) -> Option<PathBuf> {
+    let mut path = dir.to_path_buf();
+    for part in relative.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return None,
+            part => path.push(part),
+        }
+    }
+    (path != dir).then_some(path)
+}
+
+/// Unpacks each downloaded archive (`.tar.gz`, `.tgz`) next to itself; returns the
+/// directories to merge, in order.
+pub fn unpack_all(downloads: &[PathBuf]) -> Result<Vec<PathBuf>, FetchError> {
+    let mut dirs = Vec::with_capacity(downloads.len());
+    for download in downloads {
+        if download.is_dir() {
+            dirs.push(download.clone());
+            continue;
+        }
+        let name = download.to_string_lossy();
+        let Some(stem) = name
+            .strip_suffix(".tar.gz")
+            .or_else(|| name.strip_suffix(".tgz"))
+        else {
+            return Err(FetchError::Unsupported(format!(
+                "{} is not a results archive; keep it with --raw",
+                download.display()
+            )));
+        };
+        let dir = PathBuf::from(format!("{stem}.unpacked"));
+        std::fs::create_dir_all(&dir).map_err(|e| FetchError::Io(e.to_string()))?;
+        crate::archive::unpack(download, &dir)
+            .map_err(|e| FetchError::Io(format!("cannot unpack {}: {e}", download.display())))?;
+        dirs.push(dir);
+    }
+    Ok(dirs)
+}
+
+/// Moves the contents of `sources` into `dest`. The run's own `stdout`, `stderr` and
+/// `exitCode` are concatenated across sources; any other path in two sources is an error.
+pub fn merge(sources: &[PathBuf], dest: &Path) -> Result<(), FetchError> {
+    let io = |e: std::io::Error| FetchError::Io(e.to_string());
+    for source in sources {
+        for entry in std::fs::read_dir(source).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name();
+            let target = dest.join(&name);
+            let appendable = matches!(name.to_str(), Some("stdout" | "stderr" | "exitCode"));
+            if appendable && target.exists() {
+                let mut out = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&target)
+                    .map_err(io)?;
+                let mut input = std::fs::File::open(entry.path()).map_err(io)?;
+                std::io::copy(&mut input, &mut out).map_err(io)?;
+            } else if target.exists() {
+                return Err(FetchError::Io(format!(
+                    "cannot merge results: {} already exists (several executions wrote it); try --raw",
+                    target.display()
+                )));
+            } else {
+                std::fs::rename(entry.path(), &target).map_err(io)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_names_are_flat() {
+        let url = reqwest::Url::parse("http://127.0.0.1:6001/e-1.tar.gz").unwrap();
+        assert_eq!(raw_name(&url), "127.0.0.1_6001_e-1.tar.gz");
+        assert_eq!(safe_join(Path::new("/o"), "a/../../x"), None);
+        assert_eq!(
+            safe_join(Path::new("/o"), "a/b"),
+            Some(PathBuf::from("/o/a/b"))
+        );
+    }
+
+    #[test]
+    fn merging_concatenates_output_and_refuses_clashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c, out) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+            dir.path().join("out"),
+        );
+        for (d, text) in [(&a, "one\n"), (&b, "two\n")] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::write(d.join("stdout"), text).unwrap();
+        }
+        std::fs::create_dir_all(a.join("outputs")).unwrap();
+        std::fs::create_dir_all(c.join("outputs")).unwrap();
+        std::fs::create_dir(&out).unwrap();
+        merge(&[a, b], &out).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("stdout")).unwrap(),
+            "one\ntwo\n"
+        );
+        assert!(merge(&[c], &out).is_err(), "outputs/ exists twice");
+    }
+}

@@ -1,0 +1,70 @@
+//! Input sources a compute node fetches before a run, each an [`InputStorage`] of the
+//! `compute` crate: `inline` (data URLs), `local` (allow-listed host paths, mounted in place),
+//! `urlDownload` (http/https) and `s3` (any S3-compatible endpoint, with upstream's
+//! partitioning of objects across a job's executions).
+//!
+//! Credentials come from the node's environment (`AWS_ACCESS_KEY_ID`...), never from a spec.
+
+mod inline;
+mod local;
+mod partition;
+pub mod s3;
+mod url;
+
+pub use inline::{InlineStorage, decode_data_url};
+pub use local::{AllowList, LocalStorage};
+pub use partition::{PartitionSpec, partition_objects};
+pub use s3::S3Storage;
+pub use url::UrlStorage;
+
+use bacalhau_compute::InputStorage;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How a node fetches inputs.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Host paths jobs may mount (`Compute.AllowListedLocalPaths`).
+    pub allowed_local_paths: Vec<String>,
+    /// The most bytes one input may bring onto the node (0: no limit).
+    pub max_input_bytes: u64,
+    /// How long a download may stall before it is given up.
+    pub read_timeout: Duration,
+    /// How many times a failed download is retried.
+    pub max_retries: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            allowed_local_paths: Vec::new(),
+            max_input_bytes: 0,
+            read_timeout: Duration::from_secs(60),
+            max_retries: 3,
+        }
+    }
+}
+
+/// Every storage this crate has, set up from `config`.
+pub fn builtin(config: &StorageConfig) -> Vec<Arc<dyn InputStorage>> {
+    vec![
+        Arc::new(InlineStorage),
+        Arc::new(LocalStorage::new(AllowList::new(
+            &config.allowed_local_paths,
+        ))),
+        Arc::new(UrlStorage::new(config)),
+        Arc::new(S3Storage::new(config)),
+    ]
+}
+
+/// An input larger than the node accepts.
+fn too_large(
+    input: &bacalhau_models::InputSource,
+    size: u64,
+    limit: u64,
+) -> bacalhau_compute::InputError {
+    bacalhau_compute::InputError::Invalid(format!(
+        "input {} is {size} bytes, more than this node accepts ({limit} bytes; see InputSources.MaxBytes)",
+        input.target
+    ))
+}
