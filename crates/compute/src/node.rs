@@ -522,14 +522,15 @@ impl ComputeNode {
                 .as_ref()
                 .map_or(1, |j| u64::try_from(j.count).unwrap_or(1).max(1)),
         };
-        let inputs = self
-            .storages
-            .prepare(&task, &work_dir, partition)
-            .await
-            .map_err(|e| match e {
-                InputError::Invalid(reason) => ExecutorError::InvalidSpec(reason),
-                other => ExecutorError::Failed(other.to_string()),
-            })?;
+        let inputs = self.storages.prepare(&task, &work_dir, partition).await;
+        if inputs.is_err() {
+            // Whatever arrived before the failure is of no use.
+            let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+        }
+        let inputs = inputs.map_err(|e| match e {
+            InputError::Invalid(reason) => ExecutorError::InvalidSpec(reason),
+            other => ExecutorError::Failed(other.to_string()),
+        })?;
         let input_bytes = inputs
             .iter()
             .filter(|i| i.in_tree)

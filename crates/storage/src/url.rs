@@ -1,5 +1,5 @@
-//! `urlDownload` inputs: a file fetched over http or https into a directory mounted at the
-//! input's target, named as the URL's last path segment (or the server's
+//! `urlDownload` inputs (and `s3PreSigned`, an object behind a signed URL): a file fetched
+//! over http or https into a directory mounted at the input's target, named as the URL's last path segment (or the server's
 //! `Content-Disposition` name), as upstream. Failed attempts (connection errors, 5xx, 429) are
 //! retried with a growing pause; progress goes to the node's log.
 
@@ -168,7 +168,13 @@ fn sanitize(name: &str) -> String {
 }
 
 fn parse_url(input: &InputSource) -> Result<reqwest::Url, InputError> {
-    let raw = input.source.param_str("URL").unwrap_or_default();
+    // An `s3PreSigned` source is an S3 object behind a signed https URL: a download like any.
+    let param = if input.source.r#type == "s3PreSigned" {
+        "PreSignedURL"
+    } else {
+        "URL"
+    };
+    let raw = input.source.param_str(param).unwrap_or_default();
     let url = reqwest::Url::parse(raw).map_err(|e| {
         InputError::Invalid(format!(
             "urlDownload input {}: invalid URL {raw:?}: {e}",
@@ -187,7 +193,7 @@ fn parse_url(input: &InputSource) -> Result<reqwest::Url, InputError> {
 
 impl InputStorage for UrlStorage {
     fn types(&self) -> &'static [&'static str] {
-        &["urlDownload"]
+        &["urlDownload", "s3PreSigned"]
     }
 
     fn check(&self, input: &InputSource) -> Result<(), InputError> {

@@ -243,3 +243,45 @@ fn total_timeout_schedules_a_deadline_and_fails_the_job_past_it() {
         state.message
     );
 }
+
+#[test]
+fn a_job_goes_to_the_node_that_holds_its_s3_prefix() {
+    let job = job(
+        "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0}}\n   InputSources:\n    - Target: /inputs\n      Source: {Type: s3, Params: {Bucket: logs, Key: 2024/}}\n",
+    );
+    let mut holder = node("node-b", &[]);
+    holder.state.info.compute_node_info.storage_sources = vec!["s3".into()];
+    holder.state.info.compute_node_info.data_locality.s3 = vec!["logs/2024".into()];
+    // The holder has less free capacity than the others, and still wins.
+    holder.state.info.compute_node_info.available_capacity.cpu = 1.0;
+    let mut others = vec![node("node-a", &[]), node("node-c", &[])];
+    for other in &mut others {
+        other.state.info.compute_node_info.storage_sources = vec!["s3".into()];
+    }
+    let nodes = vec![others.remove(0), holder, others.remove(0)];
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], nodes, &e);
+    assert_eq!(plan.create.len(), 1);
+    assert_eq!(plan.create[0].node_id.as_str(), "node-b");
+}
+
+#[test]
+fn a_local_input_only_runs_where_its_path_is_allow_listed() {
+    let job = job(
+        "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0}}\n   InputSources:\n    - Target: /data\n      Source: {Type: local, Params: {SourcePath: /srv/data/set1}}\n",
+    );
+    let mut nodes: Vec<NodeView> = ["node-a", "node-b"].iter().map(|n| node(n, &[])).collect();
+    for n in &mut nodes {
+        n.state.info.compute_node_info.storage_sources = vec!["local".into()];
+    }
+    nodes[1]
+        .state
+        .info
+        .compute_node_info
+        .data_locality
+        .local_paths = vec!["/srv/data/*".into()];
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let plan = plan(job, vec![], nodes, &e);
+    assert_eq!(plan.create.len(), 1);
+    assert_eq!(plan.create[0].node_id.as_str(), "node-b");
+}
