@@ -61,26 +61,24 @@ async fn main() -> Result<(), BoxError> {
     let store_bytes = orchestrator.store_size()?;
     let total_jobs = orchestrator.job_count()?;
 
-    println!("| metric | value |");
-    println!("|---|---|");
     println!(
-        "| submit latency p50 (sequential) | {:.2} ms |",
+        "| submit latency p50 (sequential) | {:.2} ms | | |",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3
     );
     println!(
-        "| submit latency p99 (sequential) | {:.2} ms |",
+        "| submit latency p99 (sequential) | {:.2} ms | | |",
         percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
     println!(
-        "| submits/s ({n_jobs} jobs, {concurrency} clients) | {:.0} |",
+        "| submits/s ({n_jobs} jobs, {concurrency} clients) | {:.0} | | |",
         n_jobs as f64 / submit_elapsed.as_secs_f64()
     );
     println!(
-        "| submitted and scheduled (Failed: no nodes) /s | {:.0} |",
+        "| submitted and scheduled (Failed: no nodes) /s | {:.0} | | |",
         n_jobs as f64 / settled_elapsed.as_secs_f64()
     );
     println!(
-        "| store size per 10 000 jobs | {:.1} MiB |",
+        "| store size per 10 000 jobs | {:.1} MiB | | |",
         store_bytes as f64 / total_jobs as f64 * 10_000.0 / (1024.0 * 1024.0)
     );
     if newest.first().map(|j| j.state.state_type) != Some(JobStateType::Failed) {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# `bacalhau job get` of a large result against curl of the same archive, on loopback: a
+# hybrid node (release build) runs a Docker job that writes SIZE_MIB of random bytes with
+# the local publisher; the archive is then fetched three times each way and the median kept.
+# Prints Markdown table rows: metric | ours | floor | ratio.
+#
+#   bench/data.sh [SIZE_MIB]      (default 1024)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size_mib=${1:-1024}
+bin=${BIN:-target/release/bacalhau}
+[ -x "$bin" ] || cargo build --release -p bacalhau >&2
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" serve --name bench-data --data-dir "$work/node" --api-host 127.0.0.1 --api-port "$port" \
+  -c Publishers.Types.Local.Port=0 >"$work/node.log" 2>&1 &
+node_pid=$!
+trap 'kill $node_pid 2>/dev/null; rm -rf "$work"' EXIT
+export BACALHAU_API_HOST=127.0.0.1 BACALHAU_API_PORT=$port
+for _ in $(seq 100); do "$bin" agent alive >/dev/null 2>&1 && break; sleep 0.1; done
+
+echo "writing a ${size_mib} MiB result..." >&2
+id=$("$bin" docker run --id-only --wait-timeout-secs 1200 -o out:/out -p local busybox:1.37.0 -- \
+  dd if=/dev/urandom of=/out/big bs=1048576 count="$size_mib" 2>/dev/null)
+url=$(curl -sf "http://127.0.0.1:$port/api/v1/orchestrator/jobs/$id/results" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["Items"][0]["Params"]["URL"])')
+bytes=$(curl -sfI "$url" | tr -d '\r' | awk 'tolower($1)=="content-length:" {print $2}')
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+seconds() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1; t1=$(date +%s.%N); echo "$t1 - $t0" | bc -l; }
+runs=3
+curl_s=$(for i in $(seq $runs); do rm -f "$work/c.tgz"; seconds curl -sf -o "$work/c.tgz" "$url"; done | median)
+raw_s=$(for i in $(seq $runs); do rm -rf "$work/raw$i"; seconds "$bin" job get "$id" --raw --output-dir "$work/raw$i"; rm -rf "$work/raw$i"; done | median)
+full_s=$(for i in $(seq $runs); do rm -rf "$work/full$i"; seconds "$bin" job get "$id" --output-dir "$work/full$i"; rm -rf "$work/full$i"; done | median)
+mibs() { echo "scale=1; $bytes / 1048576 / $1" | bc -l; }
+ratio() { echo "scale=2; $curl_s / $1" | bc -l; }
+echo "| job get --raw, ${size_mib} MiB result (MiB/s) | $(mibs "$raw_s") | curl $(mibs "$curl_s") | $(ratio "$raw_s") |"
+echo "| job get (download + unpack + merge, MiB/s of archive) | $(mibs "$full_s") | curl $(mibs "$curl_s") | $(ratio "$full_s") |"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The benchmark suite, run by hand (never by the tests): our figures beside a peer (Slurm) or
+# the physical floor (raw `docker run`, wasmtime in process, curl), measured in one run,
+# printed as one Markdown table with the machine it ran on.
+#
+#   bench/run.sh            full: 10 000 jobs, 100 simulated nodes, a 1 GiB result (~20 min)
+#   bench/run.sh --quick    the same, smaller (1 000 jobs, 128 MiB): a few minutes once built
+#
+# Installs what it needs (slurm-wlm from Debian, the busybox images), so it wants root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--quick" ]; then
+  jobs=1000 latency_jobs=200 docker_runs=10 wasm_runs=50 result_mib=128
+else
+  jobs=10000 latency_jobs=1000 docker_runs=20 wasm_runs=200 result_mib=1024
+fi
+nodes=100
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+echo "building (release)..." >&2
+scripts/build-test-images.sh >/dev/null
+cargo build --release -q -p bacalhau
+cargo bench -q -p bacalhau-api --no-run 2>/dev/null
+
+bench() { cargo bench -q -p bacalhau-api --bench "$@" 2>>"$tmp/stderr"; }
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+echo "## $(date -u +%F) — $(nproc) cores ($cpu), $mem, $(. /etc/os-release && echo "$PRETTY_NAME"), $(rustc --version | cut -d' ' -f1-2)"
+echo
+echo "| metric | ours | peer or floor | ratio |"
+echo "|---|---|---|---|"
+
+echo "submit path..." >&2
+bench submit -- "$jobs" 64
+
+echo "throughput and latency, $nodes simulated nodes..." >&2
+bench cluster -- "$nodes" "$latency_jobs" "$jobs"
+ours=$(sed -n 's/^throughput_jobs_per_s=//p' "$tmp/stderr" | tail -1)
+label=$(sed -n 's/^throughput_label=//p' "$tmp/stderr" | tail -1)
+echo "Slurm, $jobs jobs..." >&2
+slurm=$(bench/slurm.sh "$jobs" 2>>"$tmp/stderr" | sed -n 's/^slurm_jobs_per_s=//p')
+ratio=$(echo "scale=1; $ours / $slurm" | bc -l)
+echo "| $label | $ours | Slurm (\`sbatch --wrap true\`, slurmctld + slurmd here): $slurm | ${ratio}× |"
+
+echo "engines..." >&2
+bench engines -- "$docker_runs" "$wasm_runs"
+
+echo "job get..." >&2
+bench/data.sh "$result_mib" 2>>"$tmp/stderr"
+
+echo
+echo "Not measured yet: 1 000 / 10 000 connected nodes (idle CPU, RSS, placement p99), and S3 input download against boto3."
