@@ -3,16 +3,19 @@
 # the physical floor (raw `docker run`, wasmtime in process, curl), measured in one run,
 # printed as one Markdown table with the machine it ran on.
 #
-#   bench/run.sh            full: 10 000 jobs, 100 simulated nodes, a 1 GiB result (~20 min)
-#   bench/run.sh --quick    the same, smaller (1 000 jobs, 128 MiB): a few minutes once built
+#   bench/run.sh            full: 10 000 jobs on 100 simulated nodes, 1 000 and 10 000
+#                           connected nodes, a 1 GiB result (~25 min once built)
+#   bench/run.sh --quick    the same, smaller (1 000 jobs, 1 000 nodes, 128 MiB): minutes
 #
 # Installs what it needs (slurm-wlm from Debian, the busybox images), so it wants root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--quick" ]; then
   jobs=1000 latency_jobs=200 docker_runs=10 wasm_runs=50 result_mib=128
+  scale_sizes="1000" idle_secs=5
 else
   jobs=10000 latency_jobs=1000 docker_runs=20 wasm_runs=200 result_mib=1024
+  scale_sizes="1000 10000" idle_secs=30
 fi
 nodes=100
 tmp=$(mktemp -d)
@@ -35,14 +38,22 @@ echo "|---|---|---|---|"
 echo "submit path..." >&2
 bench submit -- "$jobs" 64
 
-echo "throughput and latency, $nodes simulated nodes..." >&2
-bench cluster -- "$nodes" "$latency_jobs" "$jobs"
-ours=$(sed -n 's/^throughput_jobs_per_s=//p' "$tmp/stderr" | tail -1)
-label=$(sed -n 's/^throughput_label=//p' "$tmp/stderr" | tail -1)
+echo "latency through real compute nodes (in process, 3 nodes)..." >&2
+bench cluster -- 3 "$latency_jobs" 1000 2>/dev/null
+
+echo "throughput, placement, idle cost: $nodes simulated nodes..." >&2
+bench scale -- "$nodes" "$jobs" 10 2>"$tmp/scale.err"
+ours=$(sed -n 's/^throughput_jobs_per_s=//p' "$tmp/scale.err")
+label=$(sed -n 's/^throughput_label=//p' "$tmp/scale.err")
 echo "Slurm, $jobs jobs..." >&2
 slurm=$(bench/slurm.sh "$jobs" 2>>"$tmp/stderr" | sed -n 's/^slurm_jobs_per_s=//p')
 ratio=$(echo "scale=1; $ours / $slurm" | bc -l)
-echo "| $label | $ours | Slurm (\`sbatch --wrap true\`, slurmctld + slurmd here): $slurm | ${ratio}× |"
+echo "| $label | $ours | Slurm (\`sbatch --wrap true\`, slurmctld + slurmd here, 64 job slots): $slurm | ${ratio}× |"
+
+for scale_nodes in $scale_sizes; do
+  echo "scale: $scale_nodes simulated nodes..." >&2
+  bench scale -- "$scale_nodes" 1000 "$idle_secs" 2>/dev/null
+done
 
 echo "engines..." >&2
 bench engines -- "$docker_runs" "$wasm_runs"
@@ -51,4 +62,4 @@ echo "job get..." >&2
 bench/data.sh "$result_mib" 2>>"$tmp/stderr"
 
 echo
-echo "Not measured yet: 1 000 / 10 000 connected nodes (idle CPU, RSS, placement p99), and S3 input download against boto3."
+echo "Not measured yet: S3 input download against boto3."

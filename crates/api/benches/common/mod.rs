@@ -59,7 +59,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
         Orchestrator::start(OrchestratorConfig {
             data_dir: dir.path().join("orchestrator"),
             job_defaults: Default::default(),
-            workers: 4,
+            workers: 64,
             nodes: Default::default(),
         })
         .await?,

@@ -101,6 +101,9 @@ async fn node_connect(
     let manager = Arc::clone(state.orchestrator.node_manager());
     upgrade
         .max_message_size(MAX_BODY_BYTES)
+        // One socket per node: the default 128 KiB read buffer would cost 1.25 GiB at 10 000
+        // nodes; frames are small (heartbeats, updates), and larger ones still arrive whole.
+        .read_buffer_size(8 * 1024)
         .on_upgrade(move |socket| crate::node_channel::serve_socket(socket, manager))
 }
 

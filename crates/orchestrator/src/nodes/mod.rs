@@ -50,7 +50,7 @@ impl Default for NodeManagerConfig {
 }
 
 struct LiveNode {
-    state: NodeState,
+    state: Arc<NodeState>,
     last_heartbeat: Timestamp,
     disconnected_at: Option<Timestamp>,
     /// Set once the node's loss has been evaluated, so it is evaluated once per loss.
@@ -142,7 +142,7 @@ impl NodeManager {
             nodes.insert(
                 state.info.node_id.clone(),
                 LiveNode {
-                    state,
+                    state: state.into(),
                     last_heartbeat: 0,
                     // A restarted orchestrator gives every node a fresh grace period.
                     disconnected_at: Some(now),
@@ -177,7 +177,7 @@ impl NodeManager {
         self.read()
             .values()
             .map(|n| {
-                let mut view = NodeView::new(n.state.clone());
+                let mut view = NodeView::new(Arc::clone(&n.state));
                 view.lost = n
                     .disconnected_at
                     .is_some_and(|since| now.saturating_sub(since) >= grace);
@@ -188,7 +188,11 @@ impl NodeManager {
 
     /// Every node's state, by ID.
     pub fn states(&self) -> Vec<NodeState> {
-        let mut states: Vec<NodeState> = self.read().values().map(|n| n.state.clone()).collect();
+        let mut states: Vec<NodeState> = self
+            .read()
+            .values()
+            .map(|n| NodeState::clone(&n.state))
+            .collect();
         states.sort_by(|a, b| a.info.node_id.cmp(&b.info.node_id));
         states
     }
@@ -235,7 +239,7 @@ impl NodeManager {
                 },
             };
             let entry = nodes.entry(id.clone()).or_insert_with(|| LiveNode {
-                state: state.clone(),
+                state: Arc::new(state.clone()),
                 last_heartbeat: now,
                 disconnected_at: None,
                 loss_evaluated: false,
@@ -243,7 +247,7 @@ impl NodeManager {
                 generation: 0,
                 control: None,
             });
-            entry.state = state.clone();
+            entry.state = Arc::new(state.clone());
             entry.last_heartbeat = now;
             entry.disconnected_at = None;
             entry.loss_evaluated = false;
@@ -381,13 +385,15 @@ impl NodeManager {
     pub fn heartbeat(&self, id: &NodeId, heartbeat: &Heartbeat) {
         let now = now();
         if let Some(node) = self.write().get_mut(id) {
-            let info = &mut node.state.info.compute_node_info;
+            // Copies the record only while a scheduler snapshot still holds the old one.
+            let state = Arc::make_mut(&mut node.state);
+            let info = &mut state.info.compute_node_info;
             info.available_capacity = heartbeat.available.clone();
             info.queue_used_capacity = heartbeat.queued.clone();
             info.running_executions = heartbeat.running;
             info.enqueued_executions = heartbeat.enqueued;
             node.last_heartbeat = now;
-            node.state.connection_state.last_heartbeat = time::rfc3339(now);
+            state.connection_state.last_heartbeat = time::rfc3339(now);
         }
     }
 
@@ -404,11 +410,12 @@ impl NodeManager {
             }
             node.disconnected_at = Some(now);
             node.control = None;
-            node.state.connection = conn::DISCONNECTED.into();
-            node.state.connection_state.status = conn::DISCONNECTED.into();
-            node.state.connection_state.disconnected_since = time::rfc3339(now);
-            node.state.connection_state.last_error = reason.to_string();
-            node.state.clone()
+            let state = Arc::make_mut(&mut node.state);
+            state.connection = conn::DISCONNECTED.into();
+            state.connection_state.status = conn::DISCONNECTED.into();
+            state.connection_state.disconnected_since = time::rfc3339(now);
+            state.connection_state.last_error = reason.to_string();
+            state.clone()
         };
         tracing::info!(node = %id, reason, "node disconnected");
         self.end_log_streams(id);
@@ -440,11 +447,13 @@ impl NodeManager {
                 "approve" if node.state.membership == membership::APPROVED => {
                     return Err(conflict(format!("node {id} is already approved")));
                 }
-                "approve" => node.state.membership = membership::APPROVED.into(),
+                "approve" => {
+                    Arc::make_mut(&mut node.state).membership = membership::APPROVED.into()
+                }
                 "reject" if node.state.membership == membership::REJECTED => {
                     return Err(conflict(format!("node {id} is already rejected")));
                 }
-                "reject" => node.state.membership = membership::REJECTED.into(),
+                "reject" => Arc::make_mut(&mut node.state).membership = membership::REJECTED.into(),
                 "delete" => {}
                 other => {
                     return Err(OrchestratorError::Invalid(format!(
@@ -453,7 +462,7 @@ impl NodeManager {
                 }
             }
             let wake = Arc::clone(&node.wake);
-            let state = node.state.clone();
+            let state = NodeState::clone(&node.state);
             if action == "delete" {
                 nodes.remove(id);
             }

@@ -34,7 +34,7 @@ impl Scheduler for AllNodesScheduler {
         } else {
             current.iter().map(|e| e.node_id.clone()).collect()
         };
-        let selection = select_nodes(job, &snapshot.executions, &snapshot.nodes, &used);
+        let selection = select_nodes(job, &snapshot.executions, &snapshot.nodes, &used, None);
         for node_id in &selection.ranked {
             let execution = new_execution(job, eval, node_id, 0, now);
             plan.events.push(execution_event(

@@ -59,7 +59,13 @@ impl Scheduler for BatchScheduler {
             return plan;
         }
 
-        let selection = select_nodes(job, &snapshot.executions, &snapshot.nodes, &busy_nodes);
+        let selection = select_nodes(
+            job,
+            &snapshot.executions,
+            &snapshot.nodes,
+            &busy_nodes,
+            Some(missing.len()),
+        );
         for (partition, node_id) in missing.iter().zip(&selection.ranked) {
             let execution = new_execution(job, eval, node_id, *partition, now);
             plan.events.push(execution_event(

@@ -18,14 +18,16 @@ use bacalhau_models::{
     JobStateType, JobType, NodeId, NodeState, Resources, State, Timestamp, node, time,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use select::{Selection, select_nodes};
 
 /// A node as the scheduler sees it: its state plus what this snapshot already asks of it.
 #[derive(Debug, Clone)]
 pub struct NodeView {
-    /// The node's stored state.
-    pub state: NodeState,
+    /// The node's stored state, shared with the node manager: a snapshot of thousands of
+    /// nodes per evaluation copies pointers, not node records.
+    pub state: Arc<NodeState>,
     /// Whether the node's connection is up.
     pub connected: bool,
     /// Whether the node has been gone past the grace period: its executions are given up.
@@ -39,7 +41,8 @@ impl NodeView {
     }
 
     /// Builds a view from a stored node.
-    pub fn new(state: NodeState) -> Self {
+    pub fn new(state: impl Into<Arc<NodeState>>) -> Self {
+        let state = state.into();
         let connected = state.connection_state.status == node::connection::CONNECTED;
         Self {
             state,

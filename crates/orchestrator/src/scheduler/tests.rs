@@ -1,6 +1,7 @@
 use super::*;
 use bacalhau_models::node::{ComputeNodeInfo, NodeInfo, connection, membership};
 use bacalhau_models::{ExecutionStateType, TriggeredBy, parse_job_spec};
+use std::sync::Arc;
 
 const NOW: Timestamp = 1_000_000_000_000;
 
@@ -51,6 +52,11 @@ fn node(id: &str, labels: &[(&str, &str)]) -> NodeView {
             ..Default::default()
         },
     })
+}
+
+/// The node's compute info, to change in a test.
+fn info(view: &mut NodeView) -> &mut ComputeNodeInfo {
+    &mut Arc::make_mut(&mut view.state).info.compute_node_info
 }
 
 fn eval(job: &Job, triggered_by: TriggeredBy) -> Evaluation {
@@ -250,13 +256,13 @@ fn a_job_goes_to_the_node_that_holds_its_s3_prefix() {
         "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0}}\n   InputSources:\n    - Target: /inputs\n      Source: {Type: s3, Params: {Bucket: logs, Key: 2024/}}\n",
     );
     let mut holder = node("node-b", &[]);
-    holder.state.info.compute_node_info.storage_sources = vec!["s3".into()];
-    holder.state.info.compute_node_info.data_locality.s3 = vec!["logs/2024".into()];
+    info(&mut holder).storage_sources = vec!["s3".into()];
+    info(&mut holder).data_locality.s3 = vec!["logs/2024".into()];
     // The holder has less free capacity than the others, and still wins.
-    holder.state.info.compute_node_info.available_capacity.cpu = 1.0;
+    info(&mut holder).available_capacity.cpu = 1.0;
     let mut others = vec![node("node-a", &[]), node("node-c", &[])];
     for other in &mut others {
-        other.state.info.compute_node_info.storage_sources = vec!["s3".into()];
+        info(other).storage_sources = vec!["s3".into()];
     }
     let nodes = vec![others.remove(0), holder, others.remove(0)];
     let e = eval(&job, TriggeredBy::JobRegister);
@@ -272,14 +278,9 @@ fn a_local_input_only_runs_where_its_path_is_allow_listed() {
     );
     let mut nodes: Vec<NodeView> = ["node-a", "node-b"].iter().map(|n| node(n, &[])).collect();
     for n in &mut nodes {
-        n.state.info.compute_node_info.storage_sources = vec!["local".into()];
+        info(n).storage_sources = vec!["local".into()];
     }
-    nodes[1]
-        .state
-        .info
-        .compute_node_info
-        .data_locality
-        .local_paths = vec!["/srv/data/*".into()];
+    info(&mut nodes[1]).data_locality.local_paths = vec!["/srv/data/*".into()];
     let e = eval(&job, TriggeredBy::JobRegister);
     let plan = plan(job, vec![], nodes, &e);
     assert_eq!(plan.create.len(), 1);
