@@ -58,8 +58,6 @@ done
 echo "engines..." >&2
 bench engines -- "$docker_runs" "$wasm_runs"
 
-echo "job get..." >&2
+echo "job get, S3 input..." >&2
 bench/data.sh "$result_mib" 2>>"$tmp/stderr"
 
-echo
-echo "Not measured yet: S3 input download against boto3."
