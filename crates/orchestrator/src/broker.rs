@@ -122,7 +122,8 @@ impl EvaluationBroker {
     /// Adds an evaluation; one with a future `WaitUntil` waits until then.
     pub fn enqueue(&self, evaluation: Evaluation) {
         let mut inner = self.lock();
-        if evaluation.wait_until > now() {
+        let delayed = evaluation.wait_until > now();
+        if delayed {
             inner.seq += 1;
             let key = (evaluation.wait_until, inner.seq);
             inner.delayed.insert(key, evaluation);
@@ -130,7 +131,12 @@ impl EvaluationBroker {
             inner.make_ready(evaluation);
         }
         drop(inner);
-        self.wake.notify_waiters();
+        if delayed {
+            // Sleeping workers recompute how long to wait: this one may be due first.
+            self.wake.notify_waiters();
+        }
+        // Ready work needs one worker; waking all of them (64 by default) on every submission
+        // would cost more than the work.
         self.wake.notify_one();
     }
 
