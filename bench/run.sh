@@ -26,7 +26,8 @@ scripts/build-test-images.sh >/dev/null
 cargo build --release -q -p bacalhau
 cargo bench -q -p bacalhau-api --no-run 2>/dev/null
 
-bench() { cargo bench -q -p bacalhau-api --bench "$@" 2>>"$tmp/stderr"; }
+# A benchmark's rows go to stdout; its stderr to the caller's redirection.
+bench() { cargo bench -q -p bacalhau-api --bench "$@"; }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
@@ -36,7 +37,7 @@ echo "| metric | ours | peer or floor | ratio |"
 echo "|---|---|---|---|"
 
 echo "submit path..." >&2
-bench submit -- "$jobs" 64
+bench submit -- "$jobs" 64 2>>"$tmp/stderr"
 
 echo "latency through real compute nodes (in process, 3 nodes)..." >&2
 bench cluster -- 3 "$latency_jobs" 1000 2>/dev/null
@@ -56,7 +57,7 @@ for scale_nodes in $scale_sizes; do
 done
 
 echo "engines..." >&2
-bench engines -- "$docker_runs" "$wasm_runs"
+bench engines -- "$docker_runs" "$wasm_runs" 2>>"$tmp/stderr"
 
 echo "job get, S3 input..." >&2
 bench/data.sh "$result_mib" 2>>"$tmp/stderr"
