@@ -22,7 +22,8 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 echo "building (release)..." >&2
-scripts/build-test-images.sh >/dev/null
+# The busybox images, and the venv with moto for the S3 figures.
+scripts/setup-test-env.sh >/dev/null
 cargo build --release -q -p bacalhau
 cargo bench -q -p bacalhau-api --no-run 2>/dev/null
 

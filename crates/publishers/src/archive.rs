@@ -1,15 +1,63 @@
 //! The results archive: a gzip'd tar of a results directory whose entries are relative to it
-//! (`.`, `stdout`, `stderr`, `exitCode`, `<name>/...`), as upstream writes it. Unpacking
+//! (`.`, `stdout`, `stderr`, `exitCode`, `<name>/...`), as upstream writes it; stored
+//! without compression when the results do not compress. Unpacking
 //! refuses entries that would land outside the destination and links of any kind.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::{Component, Path};
 
+/// How much of the largest result file is test-compressed to choose the level.
+const SAMPLE_BYTES: usize = 1 << 20;
+
+/// The largest regular file under `dir`, if any.
+fn largest_file(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
+    let mut largest: Option<(u64, std::path::PathBuf)> = None;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current)? {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                let size = entry.metadata()?.len();
+                if largest.as_ref().is_none_or(|(best, _)| size > *best) {
+                    largest = Some((size, entry.path()));
+                }
+            }
+        }
+    }
+    Ok(largest.map(|(_, path)| path))
+}
+
+/// Fast compression, or none when the bulk of the results does not compress (media,
+/// archives, random data): deflating those makes the archive bigger and unpacking it
+/// several times slower, for nothing.
+fn level_for(dir: &Path) -> std::io::Result<flate2::Compression> {
+    use std::io::{Read, Write};
+    let Some(file) = largest_file(dir)? else {
+        return Ok(flate2::Compression::fast());
+    };
+    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+    File::open(file)?
+        .take(SAMPLE_BYTES as u64)
+        .read_to_end(&mut sample)?;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&sample)?;
+    let compressed = encoder.finish()?.len();
+    Ok(if compressed * 100 >= sample.len() * 95 {
+        flate2::Compression::none()
+    } else {
+        flate2::Compression::fast()
+    })
+}
+
 /// Packs `dir` into a gzip'd tar at `archive`; returns the archive's size. Blocking.
 pub fn pack(dir: &Path, archive: &Path) -> std::io::Result<u64> {
+    let level = level_for(dir)?;
     let file = BufWriter::new(File::create(archive)?);
-    let gzip = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let gzip = flate2::write::GzEncoder::new(file, level);
     let mut tar = tar::Builder::new(gzip);
     tar.follow_symlinks(false);
     tar.append_dir_all(".", dir)?;
@@ -23,8 +71,12 @@ pub fn pack(dir: &Path, archive: &Path) -> std::io::Result<u64> {
 /// Unpacks a gzip'd tar into `dest`, which must exist; returns the bytes of file content
 /// written. Entries with `..`, absolute paths, links or devices are refused. Blocking.
 pub fn unpack(archive: &Path, dest: &Path) -> std::io::Result<u64> {
-    let file = BufReader::new(File::open(archive)?);
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    unpack_from(BufReader::new(File::open(archive)?), dest)
+}
+
+/// [`unpack`] from any reader of a gzip'd tar, e.g. a download as it arrives. Blocking.
+pub fn unpack_from(reader: impl std::io::Read, dest: &Path) -> std::io::Result<u64> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(reader));
     let mut written = 0;
     for entry in tar.entries()? {
         let mut entry = entry?;
@@ -81,6 +133,35 @@ mod tests {
             std::fs::read_to_string(out.join("outputs/a.txt")).unwrap(),
             "15\n"
         );
+    }
+
+    #[test]
+    fn incompressible_results_are_stored_not_deflated() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text");
+        let noise = dir.path().join("noise");
+        std::fs::create_dir_all(&text).unwrap();
+        std::fs::create_dir_all(&noise).unwrap();
+        std::fs::write(text.join("log"), "the same line again\n".repeat(10_000)).unwrap();
+        // A xorshift stream: no repetition for deflate to find.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let random: Vec<u8> = (0..200_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        std::fs::write(noise.join("data"), &random).unwrap();
+        assert_eq!(level_for(&text).unwrap(), flate2::Compression::fast());
+        assert_eq!(level_for(&noise).unwrap(), flate2::Compression::none());
+        let archive = dir.path().join("n.tar.gz");
+        pack(&noise, &archive).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        unpack(&archive, &out).unwrap();
+        assert_eq!(std::fs::read(out.join("data")).unwrap(), random);
     }
 
     #[test]

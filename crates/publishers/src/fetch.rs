@@ -203,6 +203,110 @@ fn safe_join(dir: &Path, relative: &str) -> Option<PathBuf> {
     (path != dir).then_some(path)
 }
 
+/// A blocking reader over chunks sent from an async task: lets a download be unpacked on a
+/// blocking thread while it arrives.
+struct ChannelReader {
+    chunks: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    current: bytes::Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                // The sender is gone: the download ended (or failed, which it reports itself).
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Whether a result is an archive at an HTTP URL, which can be unpacked as it downloads.
+pub fn streamable(result: &SpecConfig) -> bool {
+    let url = match result.r#type.as_str() {
+        "urlDownload" => result.param_str("URL"),
+        "s3PreSigned" => result.param_str("PreSignedURL"),
+        _ => None,
+    };
+    url.and_then(|u| reqwest::Url::parse(u).ok())
+        .is_some_and(|u| u.path().ends_with(".tar.gz") || u.path().ends_with(".tgz"))
+}
+
+/// Downloads an archive result and unpacks it into `dest` as it arrives (no copy of the
+/// archive is kept); the length is checked as [`fetch`] does.
+pub async fn fetch_unpacked(
+    client: &reqwest::Client,
+    result: &SpecConfig,
+    dest: &Path,
+    progress: Progress<'_>,
+) -> Result<(), FetchError> {
+    let url = match result.r#type.as_str() {
+        "s3PreSigned" => result.param_str("PreSignedURL"),
+        _ => result.param_str("URL"),
+    }
+    .unwrap_or_default()
+    .to_string();
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| FetchError::Download(format!("cannot download {url}: {e}")))?;
+    let total = response.content_length();
+    // A few chunks in flight: the download runs ahead of unpacking by a bounded amount.
+    let (sender, chunks) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+    let target = dest.to_path_buf();
+    let unpacking = tokio::task::spawn_blocking(move || {
+        crate::archive::unpack_from(
+            ChannelReader {
+                chunks,
+                current: bytes::Bytes::new(),
+            },
+            &target,
+        )
+    });
+    let mut body = response.bytes_stream();
+    let mut received = 0u64;
+    let mut failure = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(chunk) => {
+                received += chunk.len() as u64;
+                progress(received, total);
+                // A closed receiver means unpacking failed; its error is reported below.
+                if sender.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failure = Some(FetchError::Download(format!(
+                    "download of {url} broke off: {e}"
+                )));
+                break;
+            }
+        }
+    }
+    drop(sender);
+    let unpacked = unpacking
+        .await
+        .map_err(|e| FetchError::Io(e.to_string()))?
+        .map_err(|e| FetchError::Io(format!("cannot unpack {url}: {e}")));
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    unpacked?;
+    match total {
+        Some(total) if total != received => Err(FetchError::Download(format!(
+            "download of {url} ended after {received} of {total} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Unpacks each downloaded archive (`.tar.gz`, `.tgz`) next to itself; returns the
 /// directories to merge, in order.
 pub fn unpack_all(downloads: &[PathBuf]) -> Result<Vec<PathBuf>, FetchError> {

@@ -63,9 +63,10 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&raw_dir)
         .with_context(|| format!("cannot create {}", raw_dir.display()))?;
     let http = reqwest::Client::new();
+    let stream = !args.raw && results.iter().all(fetch::streamable);
     let download = async {
         let mut downloads = Vec::with_capacity(results.len());
-        for result in &results {
+        for (i, result) in results.iter().enumerate() {
             let bar = ProgressBar::new(0).with_style(
                 ProgressStyle::with_template(
                     "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} {eta}",
@@ -79,9 +80,20 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
                 }
                 bar.set_position(done);
             };
-            let path = fetch::fetch(&http, result, &raw_dir, &progress).await;
+            let downloaded = if stream {
+                // Archives over HTTP are unpacked as they arrive: no second copy on disk.
+                let dir = raw_dir.join(format!("result-{i}"));
+                std::fs::create_dir_all(&dir).map_err(|e| {
+                    fetch::FetchError::Io(format!("cannot create {}: {e}", dir.display()))
+                })?;
+                fetch::fetch_unpacked(&http, result, &dir, &progress)
+                    .await
+                    .map(|()| dir)
+            } else {
+                fetch::fetch(&http, result, &raw_dir, &progress).await
+            };
             bar.finish_and_clear();
-            downloads.push(path?);
+            downloads.push(downloaded?);
         }
         Ok::<_, fetch::FetchError>(downloads)
     };
@@ -94,12 +106,13 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
             )
         })??;
     if !args.raw {
-        let dirs = tokio::task::spawn_blocking(move || -> Result<()> {
+        let unpacked = tokio::task::spawn_blocking(move || -> Result<()> {
+            // Streamed results are directories already; the rest are unpacked here.
             let dirs = fetch::unpack_all(&downloads)?;
             fetch::merge(&dirs, &output_dir)?;
             Ok(())
         });
-        dirs.await.context("unpacking stopped")??;
+        unpacked.await.context("unpacking stopped")??;
         std::fs::remove_dir_all(&raw_dir)
             .with_context(|| format!("cannot remove {}", raw_dir.display()))?;
     }
