@@ -159,9 +159,9 @@ fn safe_name(name: &str) -> Result<&str, PublishError> {
     Ok(name)
 }
 
-/// Total size of the regular files under `dir`; symlinks are not followed.
-pub fn dir_size(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
+/// Every regular file under `dir` with its size, sorted by path; symlinks are not followed.
+pub fn files_under(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    let mut files = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir)? {
@@ -170,11 +170,17 @@ pub fn dir_size(dir: &Path) -> std::io::Result<u64> {
             if kind.is_dir() {
                 pending.push(entry.path());
             } else if kind.is_file() {
-                total += entry.metadata()?.len();
+                files.push((entry.path(), entry.metadata()?.len()));
             }
         }
     }
-    Ok(total)
+    files.sort();
+    Ok(files)
+}
+
+/// Total size of the regular files under `dir`; symlinks are not followed.
+pub fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    Ok(files_under(dir)?.iter().map(|(_, size)| size).sum())
 }
 
 #[cfg(test)]

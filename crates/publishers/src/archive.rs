@@ -12,23 +12,10 @@ const SAMPLE_BYTES: usize = 1 << 20;
 
 /// The largest regular file under `dir`, if any.
 fn largest_file(dir: &Path) -> std::io::Result<Option<std::path::PathBuf>> {
-    let mut largest: Option<(u64, std::path::PathBuf)> = None;
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file() {
-                let size = entry.metadata()?.len();
-                if largest.as_ref().is_none_or(|(best, _)| size > *best) {
-                    largest = Some((size, entry.path()));
-                }
-            }
-        }
-    }
-    Ok(largest.map(|(_, path)| path))
+    Ok(bacalhau_compute::publisher::files_under(dir)?
+        .into_iter()
+        .max_by_key(|(_, size)| *size)
+        .map(|(path, _)| path))
 }
 
 /// Fast compression, or none when the bulk of the results does not compress (media,

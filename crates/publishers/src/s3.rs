@@ -101,23 +101,13 @@ async fn upload(store: &AmazonS3, key: &str, file: &Path) -> Result<u64, Publish
 
 /// Every regular file under `dir`, as paths relative to it with `/` separators.
 fn files_under(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(&current)? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(entry.path());
-            } else if kind.is_file()
-                && let Ok(relative) = entry.path().strip_prefix(dir)
-            {
-                files.push(relative.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    files.sort();
-    Ok(files)
+    Ok(bacalhau_compute::publisher::files_under(dir)?
+        .into_iter()
+        .filter_map(|(path, _)| {
+            let relative = path.strip_prefix(dir).ok()?;
+            Some(relative.to_string_lossy().replace('\\', "/"))
+        })
+        .collect())
 }
 
 impl Publisher for S3Publisher {
