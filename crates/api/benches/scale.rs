@@ -40,7 +40,7 @@ fn capacity() -> Resources {
 
 /// A simulated node's handshake: its link, and the heartbeat interval it was given.
 async fn join(url: String, name: &str) -> Result<(Link, Duration), BoxError> {
-    let mut link = websocket_connector(url)().await?;
+    let mut link = websocket_connector(url, None)().await?;
     let info = NodeInfo {
         node_id: NodeId::from(name),
         node_type: "Compute".into(),

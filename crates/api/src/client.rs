@@ -52,6 +52,36 @@ impl ClientError {
 pub struct ApiClient {
     base: String,
     http: reqwest::Client,
+    /// The `Authorization` header value, also sent on WebSocket upgrades.
+    authorization: Option<reqwest::header::HeaderValue>,
+    /// TLS for WebSocket upgrades to an `https://` server.
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+}
+
+/// How a client proves who it is: upstream's `BACALHAU_API_KEY`, or
+/// `BACALHAU_API_USERNAME`/`BACALHAU_API_PASSWORD`.
+#[derive(Debug, Clone)]
+pub enum Credentials {
+    /// Sent as `Authorization: Bearer <key>`.
+    ApiKey(String),
+    /// Sent as `Authorization: Basic ...`.
+    Basic {
+        /// The username.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+/// How a client authenticates and which servers it trusts.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// Credentials sent with every request; none for an open API.
+    pub credentials: Option<Credentials>,
+    /// A PEM CA certificate to trust besides the web's roots, e.g. a self-signed server's.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Accept any server certificate (throwaway test servers only).
+    pub insecure: bool,
 }
 
 /// Query options for listing jobs.
@@ -72,16 +102,56 @@ pub struct ListJobsOptions {
 impl ApiClient {
     /// A client of the server at `base_url` (e.g. `http://127.0.0.1:1234`).
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| ClientError::Unreachable {
-                url: base_url.to_string(),
-                reason: e.to_string(),
-            })?;
+        Self::with_options(base_url, &ClientOptions::default())
+    }
+
+    /// A client of the server at `base_url` with credentials and TLS trust settings.
+    pub fn with_options(base_url: &str, options: &ClientOptions) -> Result<Self, ClientError> {
+        let setup = |reason: String| ClientError::Unreachable {
+            url: base_url.to_string(),
+            reason,
+        };
+        let authorization = options
+            .credentials
+            .as_ref()
+            .map(|credentials| {
+                let value = match credentials {
+                    Credentials::ApiKey(key) => format!("Bearer {key}"),
+                    Credentials::Basic { username, password } => {
+                        use base64::Engine as _;
+                        let pair = format!("{username}:{password}");
+                        format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode(pair)
+                        )
+                    }
+                };
+                let mut value = reqwest::header::HeaderValue::from_str(&value)
+                    .map_err(|_| setup("credentials hold characters a header cannot".into()))?;
+                value.set_sensitive(true);
+                Ok::<_, ClientError>(value)
+            })
+            .transpose()?;
+        let mut builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+        if let Some(value) = &authorization {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(reqwest::header::AUTHORIZATION, value.clone());
+            builder = builder.default_headers(headers);
+        }
+        let tls = if base_url.starts_with("https://") {
+            let config = crate::tls::client_config(options.ca_file.as_deref(), options.insecure)
+                .map_err(|e| setup(e.to_string()))?;
+            builder = builder.use_preconfigured_tls(rustls::ClientConfig::clone(&config));
+            Some(config)
+        } else {
+            None
+        };
+        let http = builder.build().map_err(|e| setup(e.to_string()))?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
             http,
+            authorization,
+            tls,
         })
     }
 
@@ -273,12 +343,40 @@ impl ApiClient {
         if !execution_id.is_empty() {
             url.push_str(&format!("&execution_id={}", encode(execution_id)));
         }
-        let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let unreachable = |reason: String| ClientError::Unreachable {
+            url: url.clone(),
+            reason,
+        };
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                url.as_str(),
+            )
+            .map_err(|e| unreachable(e.to_string()))?;
+        if let Some(value) = &self.authorization {
+            request
+                .headers_mut()
+                .insert(reqwest::header::AUTHORIZATION, value.clone());
+        }
+        let connector = self.tls.clone().map(tokio_tungstenite::Connector::Rustls);
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, connector)
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(response) => {
+                        let body = response
+                            .body()
+                            .as_deref()
+                            .and_then(|b| serde_json::from_slice::<ApiErrorBody>(b).ok());
+                        ClientError::Api {
+                            status: response.status().as_u16(),
+                            message: body.as_ref().map(|b| b.message.clone()).unwrap_or_else(
+                                || format!("server answered {}", response.status()),
+                            ),
+                            hint: body.map(|b| b.hint).filter(|h| !h.is_empty()),
+                        }
+                    }
+                    other => unreachable(other.to_string()),
+                })?;
         let (_, mut stream) = socket.split();
         let (sender, receiver) = tokio::sync::mpsc::channel(256);
         tokio::spawn(async move {
@@ -307,6 +405,19 @@ impl ApiClient {
             }
         });
         Ok(receiver)
+    }
+
+    /// A page of the audit log: up to `limit` events after sequence number `since`.
+    pub async fn audit_log(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<ListResponse<JobHistory>, ClientError> {
+        self.send(
+            self.request(Method::GET, "/api/v1/orchestrator/audit")
+                .query(&[("since", since.to_string()), ("limit", limit.to_string())]),
+        )
+        .await
     }
 
     /// Every node.

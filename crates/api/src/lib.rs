@@ -12,5 +12,6 @@ pub mod client;
 pub mod node_channel;
 pub mod results;
 pub mod server;
+pub mod tls;
 
-pub use client::{ApiClient, ClientError};
+pub use client::{ApiClient, ClientError, ClientOptions, Credentials};

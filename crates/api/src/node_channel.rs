@@ -51,16 +51,19 @@ pub async fn serve_socket(socket: WebSocket, manager: Arc<NodeManager>) {
     let _ = protocol.await;
 }
 
-/// A connector that dials `url` (`ws://host:port/api/v1/compute/connect`) for each session.
-pub fn websocket_connector(url: String) -> Connector {
+/// A connector that dials `url` (`ws://` or `wss://host:port/api/v1/compute/connect`) for
+/// each session; `tls` is the trust used for `wss://`.
+pub fn websocket_connector(url: String, tls: Option<Arc<rustls::ClientConfig>>) -> Connector {
     Arc::new(move || {
         let url = url.clone();
-        Box::pin(async move { dial(&url).await })
+        let tls = tls.clone();
+        Box::pin(async move { dial(&url, tls).await })
     })
 }
 
-async fn dial(url: &str) -> Result<Link, String> {
-    let (socket, _) = tokio_tungstenite::connect_async(url)
+async fn dial(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Link, String> {
+    let connector = tls.map(tokio_tungstenite::Connector::Rustls);
+    let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     let (mut sink, mut stream) = socket.split();

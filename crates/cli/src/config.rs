@@ -15,7 +15,9 @@ pub fn defaults() -> Value {
         "API": {
             "Host": "0.0.0.0",
             "Port": 1234,
-            "Auth": { "Users": [] },
+            // Users are the server's; APIKey, Username and Password are a client's own
+            // credentials (also BACALHAU_API_KEY, BACALHAU_API_USERNAME, BACALHAU_API_PASSWORD).
+            "Auth": { "Users": [], "APIKey": "", "Username": "", "Password": "" },
             "TLS": { "CertFile": "", "KeyFile": "", "CAFile": "", "UseTLS": false, "Insecure": false, "SelfSigned": false }
         },
         "NameProvider": "puuid",
@@ -41,7 +43,8 @@ pub fn defaults() -> Value {
             "AllocatedCapacity": { "CPU": "80%", "Memory": "80%", "Disk": "80%", "GPU": "100%" },
             "AllowListedLocalPaths": [],
             "DataLocality": { "S3": [] },
-            "Env": { "AllowList": [] }
+            "Env": { "AllowList": [] },
+            "TLS": { "CACert": "", "RequireTLS": false }
         },
         "InputSources": { "ReadTimeout": "5m", "MaxRetryCount": 3, "MaxSize": "10GB" },
         "Publishers": {
@@ -58,7 +61,12 @@ pub fn defaults() -> Value {
 }
 
 /// Key paths whose values are secrets: never printed.
-const SECRET_KEYS: &[&str] = &["Orchestrator.Auth.Token", "Compute.Auth.Token"];
+const SECRET_KEYS: &[&str] = &[
+    "Orchestrator.Auth.Token",
+    "Compute.Auth.Token",
+    "API.Auth.APIKey",
+    "API.Auth.Password",
+];
 
 /// The merged configuration, and where `config set` writes.
 #[derive(Debug, Clone)]

@@ -2,6 +2,7 @@
 
 use crate::ids::{ExecutionId, JobId};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// Whether an event concerns the job or one execution; a string on the wire.
@@ -16,6 +17,9 @@ pub enum JobHistoryType {
     /// About one execution.
     #[serde(rename = "ExecutionLevel", alias = "execution")]
     ExecutionLevel,
+    /// About a node (approval, rejection, a refused join); in the audit log only.
+    #[serde(rename = "NodeLevel", alias = "node")]
+    NodeLevel,
 }
 
 /// What happened, for people and machines.
@@ -67,6 +71,155 @@ pub struct JobHistory {
     /// When, as RFC 3339.
     #[serde(rename = "Time")]
     pub time: String,
+    /// Who caused it: a user's name, `anonymous`, `system` (the scheduler) or `node:<id>`.
+    #[serde(rename = "Actor", default, skip_serializing_if = "String::is_empty")]
+    pub actor: String,
+    /// The SHA-256 (hex) of the previous event of the store's log; empty for the first.
+    #[serde(rename = "PrevHash", default, skip_serializing_if = "String::is_empty")]
+    pub prev_hash: String,
+    /// The SHA-256 (hex) of this event as JSON with `Hash` left out.
+    #[serde(rename = "Hash", default, skip_serializing_if = "String::is_empty")]
+    pub hash: String,
+}
+
+/// The actor of events the scheduler and the orchestrator itself cause.
+pub const SYSTEM_ACTOR: &str = "system";
+
+impl JobHistory {
+    /// A node-level event of the audit log: `message` about `node` (its ID in `Details`).
+    pub fn node_event(
+        node: &str,
+        topic: &str,
+        message: impl Into<String>,
+        actor: impl Into<String>,
+        time: String,
+    ) -> Self {
+        let mut details = BTreeMap::new();
+        details.insert("NodeID".to_string(), node.to_string());
+        Self {
+            seq_num: 0,
+            r#type: JobHistoryType::NodeLevel,
+            job_id: JobId::from(""),
+            job_version: 0,
+            execution_id: None,
+            event: Event {
+                message: message.into(),
+                topic: topic.to_string(),
+                timestamp: time.clone(),
+                details,
+            },
+            time,
+            actor: actor.into(),
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// The same event, caused by `actor`.
+    pub fn by(mut self, actor: impl Into<String>) -> Self {
+        self.actor = actor.into();
+        self
+    }
+
+    /// The hash this event should carry: SHA-256 over its JSON with `Hash` empty, which
+    /// includes its sequence number and the previous event's hash.
+    pub fn chain_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash.clear();
+        // Serializing a struct of strings, numbers and a BTreeMap cannot fail.
+        let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
+        hex(&Sha256::digest(&bytes))
+    }
+}
+
+/// The first problem found walking the audit log in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainBreak {
+    /// Sequence numbers jump: events between were deleted.
+    Missing {
+        /// The first missing sequence number.
+        seq: u64,
+    },
+    /// An event's content does not match its own hash: it was edited.
+    Altered {
+        /// The edited event.
+        seq: u64,
+    },
+    /// An event does not point at its predecessor's hash: events were reordered, replaced or
+    /// the predecessor was edited together with its hash.
+    Unlinked {
+        /// The event whose link is wrong.
+        seq: u64,
+    },
+}
+
+impl std::fmt::Display for ChainBreak {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Missing { seq } => write!(f, "event {seq} is missing"),
+            Self::Altered { seq } => {
+                write!(
+                    f,
+                    "event {seq} was altered: its content does not match its hash"
+                )
+            }
+            Self::Unlinked { seq } => write!(
+                f,
+                "event {seq} does not follow the event before it: its PrevHash does not match"
+            ),
+        }
+    }
+}
+
+/// Walks events in sequence order, carrying what the next event must link to; feed it every
+/// event of the log (in pages if need be) and it reports the first break.
+#[derive(Debug, Clone, Default)]
+pub struct ChainVerifier {
+    last_seq: u64,
+    last_hash: String,
+    checked: u64,
+}
+
+impl ChainVerifier {
+    /// Checks the next event.
+    pub fn check(&mut self, event: &JobHistory) -> Result<(), ChainBreak> {
+        let seq = event.seq_num;
+        if seq != self.last_seq + 1 {
+            return Err(ChainBreak::Missing {
+                seq: self.last_seq + 1,
+            });
+        }
+        if event.hash != event.chain_hash() {
+            return Err(ChainBreak::Altered { seq });
+        }
+        if event.prev_hash != self.last_hash {
+            return Err(ChainBreak::Unlinked { seq });
+        }
+        self.last_seq = seq;
+        self.last_hash = event.hash.clone();
+        self.checked += 1;
+        Ok(())
+    }
+
+    /// How many events checked out so far.
+    pub fn checked(&self) -> u64 {
+        self.checked
+    }
+
+    /// The sequence number of the last good event.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Upstream's event topics.
@@ -85,4 +238,70 @@ pub mod topics {
     pub const EXEC_TIMEOUT: &str = "Exec Timeout";
     /// An execution's own progress.
     pub const EXECUTION: &str = "Execution";
+    /// Node membership: approval, rejection, deletion, refused joins.
+    pub const NODE_MEMBERSHIP: &str = "Node Membership";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: u64) -> Vec<JobHistory> {
+        let mut prev = String::new();
+        (1..=n)
+            .map(|seq| {
+                let mut event = JobHistory {
+                    seq_num: seq,
+                    r#type: JobHistoryType::JobLevel,
+                    job_id: JobId::from("j-1"),
+                    job_version: 1,
+                    execution_id: None,
+                    event: Event {
+                        message: format!("event {seq}"),
+                        ..Default::default()
+                    },
+                    time: String::new(),
+                    actor: "alice".into(),
+                    prev_hash: prev.clone(),
+                    hash: String::new(),
+                };
+                event.hash = event.chain_hash();
+                prev = event.hash.clone();
+                event
+            })
+            .collect()
+    }
+
+    fn verify(events: &[JobHistory]) -> Result<u64, ChainBreak> {
+        let mut verifier = ChainVerifier::default();
+        for event in events {
+            verifier.check(event)?;
+        }
+        Ok(verifier.checked())
+    }
+
+    #[test]
+    fn an_intact_chain_verifies() {
+        assert_eq!(verify(&chain(5)), Ok(5));
+    }
+
+    #[test]
+    fn each_kind_of_tampering_names_its_event() {
+        let mut edited = chain(5);
+        edited[2].event.message = "nothing happened".into();
+        assert_eq!(verify(&edited), Err(ChainBreak::Altered { seq: 3 }));
+
+        let mut rehashed = chain(5);
+        rehashed[2].actor = "mallory".into();
+        rehashed[2].hash = rehashed[2].chain_hash();
+        assert_eq!(verify(&rehashed), Err(ChainBreak::Unlinked { seq: 4 }));
+
+        let mut deleted = chain(5);
+        deleted.remove(1);
+        assert_eq!(verify(&deleted), Err(ChainBreak::Missing { seq: 2 }));
+
+        let mut truncated_head = chain(5);
+        truncated_head.remove(0);
+        assert_eq!(verify(&truncated_head), Err(ChainBreak::Missing { seq: 1 }));
+    }
 }

@@ -182,7 +182,13 @@ impl Orchestrator {
 
     /// Checks, normalizes and stores a job (or a new version of the job of the same name) with
     /// its history and evaluation, in one transaction.
-    pub async fn submit(&self, mut job: Job, force: bool) -> Result<Submitted, OrchestratorError> {
+    pub async fn submit(
+        &self,
+        mut job: Job,
+        force: bool,
+        actor: &str,
+    ) -> Result<Submitted, OrchestratorError> {
+        let actor = actor.to_string();
         let warnings = job.sanitize_submission();
         job.id = JobId::generate();
         job.normalize(&self.config.job_defaults);
@@ -229,13 +235,9 @@ impl Orchestrator {
                 let evaluation = Evaluation::for_job(&job, trigger, now);
                 w.put_job(&job)?;
                 w.put_job_version(&job)?;
-                w.add_history(job_event(
-                    &job,
-                    topics::SUBMISSION,
-                    message,
-                    BTreeMap::new(),
-                    now,
-                ))?;
+                w.add_history(
+                    job_event(&job, topics::SUBMISSION, message, BTreeMap::new(), now).by(actor),
+                )?;
                 w.put_evaluation(&evaluation)?;
                 Ok::<_, OrchestratorError>((job.id.clone(), evaluation))
             })
@@ -453,8 +455,10 @@ impl Orchestrator {
         id_or_name: &str,
         namespace: &str,
         reason: &str,
+        actor: &str,
     ) -> Result<Option<EvaluationId>, OrchestratorError> {
         let job_id = self.job(id_or_name, namespace)?.id;
+        let actor = actor.to_string();
         let reason = if reason.is_empty() {
             "Job stopped by user".to_string()
         } else {
@@ -485,7 +489,8 @@ impl Orchestrator {
                     "Job requested to stop before completion",
                     details,
                     now,
-                );
+                )
+                .by(actor.clone());
                 let previous = job.state.state_type;
                 job.state = State::with_message(JobStateType::Stopped, reason);
                 job.revision += 1;
@@ -499,7 +504,8 @@ impl Orchestrator {
                     format!("Stopped: {}", job.state.message),
                     state_details,
                     now,
-                );
+                )
+                .by(actor);
                 let evaluation = Evaluation::for_job(&job, TriggeredBy::JobCancel, now);
                 w.put_job(&job)?;
                 w.add_history(stop_event)?;
@@ -522,8 +528,10 @@ impl Orchestrator {
         namespace: &str,
         version: u64,
         reason: &str,
+        actor: &str,
     ) -> Result<Rerun, OrchestratorError> {
         let job_id = self.job(id_or_name, namespace)?.id;
+        let actor = actor.to_string();
         let reason = if reason.is_empty() {
             "Job rerun requested".to_string()
         } else {
@@ -565,13 +573,16 @@ impl Orchestrator {
                 let evaluation = Evaluation::for_job(&job, TriggeredBy::JobRerun, now);
                 w.put_job(&job)?;
                 w.put_job_version(&job)?;
-                w.add_history(job_event(
-                    &job,
-                    topics::SUBMISSION,
-                    "Job rerun requested",
-                    details,
-                    now,
-                ))?;
+                w.add_history(
+                    job_event(
+                        &job,
+                        topics::SUBMISSION,
+                        "Job rerun requested",
+                        details,
+                        now,
+                    )
+                    .by(actor),
+                )?;
                 w.put_evaluation(&evaluation)?;
                 Ok::<_, OrchestratorError>((
                     Rerun {
@@ -672,11 +683,26 @@ impl Orchestrator {
     }
 
     /// Approves, rejects or deletes a node (`approve`, `reject`, `delete`).
-    pub async fn update_node(&self, id: &str, action: &str) -> Result<(), OrchestratorError> {
+    pub async fn update_node(
+        &self,
+        id: &str,
+        action: &str,
+        actor: &str,
+    ) -> Result<(), OrchestratorError> {
         let node_id: NodeId = self.node(id)?.info.node_id;
         self.nodes
-            .update_membership(&node_id, &action.to_ascii_lowercase())
+            .update_membership(&node_id, &action.to_ascii_lowercase(), actor)
             .await
+    }
+
+    /// Up to `limit` events of the audit log (job and node events, hash-chained) after
+    /// sequence number `since`, in order.
+    pub fn audit_log(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<JobHistory>, OrchestratorError> {
+        Ok(self.store.read()?.audit_log(since, limit)?)
     }
 
     /// The store file's size in bytes.

@@ -1,12 +1,14 @@
 //! Job routes: submit, list, get, stop, rerun, diff, and a job's executions, history,
 //! results and versions.
 
+use super::auth::Principal;
 use super::query::Params;
 use super::{ApiError, AppState};
 use crate::apimodels::{
     DiffJobResponse, GetJobResponse, ListJobResultsResponse, ListResponse, PutJobResponse,
     RerunJobResponse, StopJobResponse,
 };
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -43,11 +45,15 @@ fn job_of(body: &mut serde_json::Map<String, Value>) -> Result<Job, ApiError> {
     job_from_value(value).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
-pub async fn submit(State(state): Shared, body: Bytes) -> Result<Json<PutJobResponse>, ApiError> {
+pub async fn submit(
+    State(state): Shared,
+    Extension(caller): Extension<Principal>,
+    body: Bytes,
+) -> Result<Json<PutJobResponse>, ApiError> {
     let mut body = body_object(&body)?;
     let job = job_of(&mut body)?;
     let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
-    let submitted = state.orchestrator.submit(job, force).await?;
+    let submitted = state.orchestrator.submit(job, force, &caller.0).await?;
     Ok(Json(PutJobResponse {
         job_id: submitted.job_id.to_string(),
         evaluation_id: submitted.evaluation_id.to_string(),
@@ -150,6 +156,7 @@ pub async fn get(
 
 pub async fn stop(
     State(state): Shared,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(params): Query_,
 ) -> Result<Json<StopJobResponse>, ApiError> {
@@ -160,6 +167,7 @@ pub async fn stop(
             &id,
             params.text("namespace").unwrap_or_default(),
             params.text("reason").unwrap_or_default(),
+            &caller.0,
         )
         .await?;
     Ok(Json(StopJobResponse {
@@ -169,6 +177,7 @@ pub async fn stop(
 
 pub async fn rerun(
     State(state): Shared,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     Query(params): Query_,
     body: Bytes,
@@ -188,6 +197,7 @@ pub async fn rerun(
             params.text("namespace").unwrap_or_default(),
             version,
             reason,
+            &caller.0,
         )
         .await?;
     Ok(Json(RerunJobResponse {

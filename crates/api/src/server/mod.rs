@@ -1,6 +1,8 @@
 //! The API server: upstream's `/api/v1` routes over an orchestrator.
 
 mod agent;
+mod audit;
+pub mod auth;
 mod error;
 mod jobs;
 mod logs;
@@ -29,6 +31,8 @@ pub struct AppState {
     pub config: serde_json::Value,
     /// The build version, for `/agent/version` and response headers.
     pub version: BuildVersionInfo,
+    /// The API's users; with none the API is open.
+    pub auth: auth::Authenticator,
 }
 
 /// Upper bound on request bodies: job specs are small, inline inputs must stay modest.
@@ -68,6 +72,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/orchestrator/jobs/{id}/rerun", put(jobs::rerun))
         .route("/api/v1/orchestrator/jobs/{id}/logs", get(logs::stream))
         .route(bacalhau_protocol::CONNECT_PATH, get(node_connect))
+        .route("/api/v1/orchestrator/audit", get(audit::list))
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/swagger/doc.json", get(openapi))
         .route(
             "/api/v1/orchestrator/nodes",
             get(nodes::list).post(nodes::update_from_body),
@@ -78,6 +85,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::authorize,
+        ))
         .layer(axum::middleware::map_response(
             move |mut response: axum::response::Response| {
                 let version = version.clone();
@@ -91,6 +102,16 @@ pub fn router(state: Arc<AppState>) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// The OpenAPI 3 document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
 }
 
 /// Upgrades a compute node's connection to the node channel.
@@ -129,12 +150,17 @@ fn normalize_path(mut request: Request) -> Request {
     request
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves the API on `listener` (plain TCP or [`crate::tls::TlsListener`]) until `shutdown`
+/// resolves.
+pub async fn serve<L>(
+    listener: L,
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = router(state).map_request(normalize_path);
     axum::serve(
         listener,

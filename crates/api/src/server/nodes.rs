@@ -1,8 +1,10 @@
 //! Node routes: list, get, and approve/reject/delete.
 
+use super::auth::Principal;
 use super::query::Params;
 use super::{ApiError, AppState};
 use crate::apimodels::{GetNodeResponse, ListNodesResponse, PutNodeRequest, PutNodeResponse};
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -57,6 +59,7 @@ fn parse_request(body: &Bytes) -> Result<PutNodeRequest, ApiError> {
 
 async fn apply(
     state: &AppState,
+    caller: &Principal,
     id: &str,
     action: &str,
 ) -> Result<Json<PutNodeResponse>, ApiError> {
@@ -65,7 +68,10 @@ async fn apply(
             "missing Action: use approve, reject or delete",
         ));
     }
-    state.orchestrator.update_node(id, action).await?;
+    state
+        .orchestrator
+        .update_node(id, action, &caller.0)
+        .await?;
     Ok(Json(PutNodeResponse {
         success: true,
         error: String::new(),
@@ -74,21 +80,23 @@ async fn apply(
 
 pub async fn update(
     State(state): Shared,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<PutNodeResponse>, ApiError> {
     let request = parse_request(&body)?;
-    apply(&state, &id, &request.action).await
+    apply(&state, &caller, &id, &request.action).await
 }
 
 /// `POST /api/v1/orchestrator/nodes` with the node in the body, as older clients send it.
 pub async fn update_from_body(
     State(state): Shared,
+    Extension(caller): Extension<Principal>,
     body: Bytes,
 ) -> Result<Json<PutNodeResponse>, ApiError> {
     let request = parse_request(&body)?;
     if request.node_id.is_empty() {
         return Err(ApiError::bad_request("missing NodeID"));
     }
-    apply(&state, &request.node_id, &request.action).await
+    apply(&state, &caller, &request.node_id, &request.action).await
 }

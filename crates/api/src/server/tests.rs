@@ -28,6 +28,7 @@ async fn start() -> Harness {
             git_version: "v0.0.0-test".into(),
             ..Default::default()
         },
+        auth: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

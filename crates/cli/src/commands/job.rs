@@ -157,6 +157,10 @@ pub struct HistoryArgs {
     /// Pretty-print JSON.
     #[arg(long)]
     pretty: bool,
+    /// Check the job's events against the audit log's hash chain: each event's own hash, its
+    /// place in the chain, and the chain as a whole; exits 1 on any mismatch.
+    #[arg(long)]
+    verify: bool,
 }
 
 #[derive(Debug, Args)]
@@ -683,7 +687,62 @@ async fn history(client: &ApiClient, args: HistoryArgs) -> Result<ExitCode> {
     } else {
         print_history(events.iter());
     }
+    if args.verify {
+        return verify_history(client, &events).await;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `job history --verify`: the job's events must each match their hash, appear unchanged in
+/// the audit log, and the log's chain must be intact.
+async fn verify_history(client: &ApiClient, events: &[JobHistory]) -> Result<ExitCode> {
+    let mut problems = Vec::new();
+    for event in events {
+        if event.hash != event.chain_hash() {
+            problems.push(format!(
+                "event {} was altered: its content does not match its hash",
+                event.seq_num
+            ));
+        }
+    }
+    let mut in_log = std::collections::HashMap::new();
+    let mine: std::collections::HashSet<u64> = events.iter().map(|e| e.seq_num).collect();
+    let log = super::audit::verify_log(client, |event| {
+        if mine.contains(&event.seq_num) {
+            in_log.insert(event.seq_num, event.hash.clone());
+        }
+    })
+    .await?;
+    for event in events {
+        match in_log.get(&event.seq_num) {
+            None => problems.push(format!(
+                "event {} is missing from the audit log",
+                event.seq_num
+            )),
+            Some(hash) if *hash != event.hash => problems.push(format!(
+                "event {} differs from its copy in the audit log",
+                event.seq_num
+            )),
+            Some(_) => {}
+        }
+    }
+    if let Some(broken) = log.broken {
+        problems.push(format!("audit log: {broken}"));
+    }
+    if problems.is_empty() {
+        outln!(
+            "\nhistory verified: {} events of this job, audit log chain intact ({} events)",
+            events.len(),
+            log.checked
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        outln!("\nhistory does NOT verify:");
+        for problem in problems {
+            outln!("  {problem}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 async fn executions(client: &ApiClient, args: IdArgs) -> Result<ExitCode> {

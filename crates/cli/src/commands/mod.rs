@@ -2,6 +2,8 @@
 //! `config`, `version`. A flat list of clap definitions; each group's logic is in its module.
 
 mod agent;
+mod audit;
+mod auth;
 mod config_cmd;
 mod get;
 mod job;
@@ -10,8 +12,8 @@ mod run;
 mod serve;
 
 use crate::config::Config;
-use anyhow::Result;
-use bacalhau_api::ApiClient;
+use anyhow::{Result, bail};
+use bacalhau_api::{ApiClient, ClientOptions, Credentials};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -72,13 +74,57 @@ impl Global {
         Ok(config)
     }
 
-    /// A client of the configured API server.
+    /// A client of the configured API server, with the configured credentials and TLS.
     pub fn client(&self) -> Result<ApiClient> {
         let config = self.config()?;
-        Ok(ApiClient::new(&api_url(
-            &config.string("API.Host"),
-            &config.string("API.Port"),
-        ))?)
+        let mut url = api_url(&config.string("API.Host"), &config.string("API.Port"));
+        let ca_file = config.string("API.TLS.CAFile");
+        let use_tls = config.flag("API.TLS.UseTLS") || !ca_file.is_empty();
+        if use_tls && let Some(rest) = url.strip_prefix("http://") {
+            url = format!("https://{rest}");
+        }
+        if !ca_file.is_empty() && !std::path::Path::new(&ca_file).is_file() {
+            bail!("CA certificate file {ca_file:?} does not exist");
+        }
+        let options = ClientOptions {
+            credentials: credentials(&config)?,
+            ca_file: (!ca_file.is_empty()).then(|| ca_file.into()),
+            insecure: config.flag("API.TLS.Insecure"),
+        };
+        Ok(ApiClient::with_options(&url, &options)?)
+    }
+}
+
+/// The client's credentials: upstream's environment variables, else the config keys
+/// `API.Auth.APIKey` or `API.Auth.Username` + `API.Auth.Password`; errors as upstream when only
+/// half a pair or both kinds are given.
+fn credentials(config: &Config) -> Result<Option<Credentials>> {
+    let pick = |env: &str, key: &str| {
+        std::env::var(env)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| config.string(key))
+    };
+    let api_key = pick("BACALHAU_API_KEY", "API.Auth.APIKey");
+    let username = pick("BACALHAU_API_USERNAME", "API.Auth.Username");
+    let password = pick("BACALHAU_API_PASSWORD", "API.Auth.Password");
+    match (api_key.is_empty(), username.is_empty(), password.is_empty()) {
+        (true, true, true) => Ok(None),
+        (false, true, true) => Ok(Some(Credentials::ApiKey(api_key))),
+        (true, false, false) => Ok(Some(Credentials::Basic { username, password })),
+        (false, _, _) => bail!(
+            "authentication error: can't use both BACALHAU_API_KEY and BACALHAU_API_USERNAME/BACALHAU_API_PASSWORD simultaneously"
+        ),
+        (true, false, true) => {
+            bail!(
+                "authentication error: BACALHAU_API_USERNAME provided but not BACALHAU_API_PASSWORD"
+            )
+        }
+        (true, true, false) => {
+            bail!(
+                "authentication error: BACALHAU_API_PASSWORD provided but not BACALHAU_API_USERNAME"
+            )
+        }
     }
 }
 
@@ -127,6 +173,12 @@ enum Command {
     /// Show or change the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Helpers for API users (hash a password).
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Export or verify the hash-chained audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Print the client's and the server's versions.
     Version(agent::VersionArgs),
 }
@@ -144,6 +196,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(command) => node::run(&global, command).await,
         Command::Agent(command) => agent::run(&global, command).await,
         Command::Config(command) => config_cmd::run(&global, command),
+        Command::Auth(command) => auth::run(command),
+        Command::Audit(command) => audit::run(&global, command).await,
         Command::Version(args) => agent::version(&global, args).await,
     }
 }

@@ -4,6 +4,7 @@ use super::Global;
 use crate::config::{Config, set_path};
 use anyhow::{Context, Result, bail};
 use bacalhau_api::node_channel::{in_process_connector, websocket_connector};
+use bacalhau_api::server::auth::Authenticator;
 use bacalhau_api::server::{self, AppState};
 use bacalhau_compute::{ComputeConfig, ComputeNode, Connector, Providers, Publishers, Storages};
 use bacalhau_models::node::DataLocality;
@@ -209,21 +210,40 @@ impl Cluster {
                     .await
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let local = listener.local_addr()?;
+                let tls = api_tls(config, &host)?;
+                let auth = Authenticator::from_config(
+                    config
+                        .get("API.Auth.Users")
+                        .unwrap_or(&serde_json::Value::Null),
+                )?;
+                if !auth.enabled() && !local.ip().is_loopback() {
+                    tracing::warn!(
+                        address = %local,
+                        "the API listens beyond loopback with no users configured: anyone who can reach it can run jobs; set API.Auth.Users"
+                    );
+                }
                 let state = Arc::new(AppState {
                     orchestrator: Arc::clone(orchestrator),
                     node_info: self.node_info.clone(),
                     config: config.redacted(),
                     version: super::agent::client_version(),
+                    auth,
                 });
-                outln!("API listening on {local}");
+                let scheme = if tls.is_some() { "https" } else { "http" };
+                outln!("API listening on {scheme}://{local}");
                 outln!(
                     "To connect to this node from the client, run:\n\texport BACALHAU_API_HOST={}\n\texport BACALHAU_API_PORT={}",
                     client_host(&host),
                     local.port()
                 );
-                server::serve(listener, state, shutdown_signal())
-                    .await
-                    .context("API server failed")?;
+                match tls {
+                    Some(tls) => {
+                        let listener = bacalhau_api::tls::TlsListener::new(listener, tls)?;
+                        server::serve(listener, state, shutdown_signal()).await
+                    }
+                    None => server::serve(listener, state, shutdown_signal()).await,
+                }
+                .context("API server failed")?;
             }
             None => shutdown_signal().await,
         }
@@ -339,8 +359,29 @@ fn remote_connector(config: &Config) -> Result<Connector> {
     if orchestrators.is_empty() {
         bail!("a compute node needs an orchestrator: --orchestrators HOST:PORT");
     }
-    let urls: Vec<String> = orchestrators.iter().map(|o| channel_url(o)).collect();
-    let connectors: Vec<Connector> = urls.into_iter().map(websocket_connector).collect();
+    let ca_cert = config.string("Compute.TLS.CACert");
+    let require_tls = config.flag("Compute.TLS.RequireTLS");
+    let use_tls = require_tls || !ca_cert.is_empty();
+    let mut urls = Vec::with_capacity(orchestrators.len());
+    for orchestrator in &orchestrators {
+        let url = channel_url(orchestrator, use_tls);
+        if require_tls && !url.starts_with("wss://") {
+            bail!(
+                "Compute.TLS.RequireTLS is set but orchestrator {orchestrator} is given as a plain-text URL"
+            );
+        }
+        urls.push(url);
+    }
+    let tls = if urls.iter().any(|u| u.starts_with("wss://")) {
+        let ca = (!ca_cert.is_empty()).then(|| Path::new(&ca_cert));
+        Some(bacalhau_api::tls::client_config(ca, false)?)
+    } else {
+        None
+    };
+    let connectors: Vec<Connector> = urls
+        .into_iter()
+        .map(|url| websocket_connector(url, tls.clone()))
+        .collect();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     Ok(Arc::new(move || {
         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % connectors.len();
@@ -348,11 +389,51 @@ fn remote_connector(config: &Config) -> Result<Connector> {
     }))
 }
 
-/// The node channel's URL on an orchestrator given as `host:port` or a URL.
-fn channel_url(orchestrator: &str) -> String {
+/// The API's TLS from `API.TLS`: a certificate and key from files, or with `SelfSigned` a CA
+/// and certificate made now, the CA written to `<data dir>/tls/ca.pem` for clients to trust.
+fn api_tls(config: &Config, host: &str) -> Result<Option<Arc<bacalhau_api::tls::ServerConfig>>> {
+    let cert_file = config.string("API.TLS.CertFile");
+    let key_file = config.string("API.TLS.KeyFile");
+    if !cert_file.is_empty() || !key_file.is_empty() {
+        if cert_file.is_empty() || key_file.is_empty() {
+            bail!("API.TLS needs both CertFile and KeyFile");
+        }
+        return Ok(Some(bacalhau_api::tls::server_config_from_files(
+            Path::new(&cert_file),
+            Path::new(&key_file),
+        )?));
+    }
+    if !config.flag("API.TLS.SelfSigned") {
+        return Ok(None);
+    }
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !host.is_empty() && !names.iter().any(|n| n == host) && host != "0.0.0.0" && host != "::" {
+        names.push(host.to_string());
+    }
+    let made = bacalhau_api::tls::self_signed(&names)?;
+    let dir = config.data_dir().join("tls");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &made.ca_pem)
+        .with_context(|| format!("cannot write {}", ca_file.display()))?;
+    outln!(
+        "Serving TLS with a self-signed certificate; clients trust it with -c API.TLS.CAFile={}",
+        ca_file.display()
+    );
+    Ok(Some(made.server_config()?))
+}
+
+/// The node channel's URL on an orchestrator given as `host:port` or a URL; `tls` picks
+/// `wss://` for a bare `host:port`.
+fn channel_url(orchestrator: &str, tls: bool) -> String {
     let (scheme, rest) = match orchestrator.split_once("://") {
         Some(("https" | "wss", rest)) => ("wss", rest),
         Some((_, rest)) => ("ws", rest),
+        None if tls => ("wss", orchestrator),
         None => ("ws", orchestrator),
     };
     let host_port = rest.split('/').next().unwrap_or(rest);
@@ -431,16 +512,20 @@ mod tests {
     #[test]
     fn channel_urls_from_upstream_style_addresses() {
         assert_eq!(
-            channel_url("10.0.0.1:1234"),
+            channel_url("10.0.0.1:1234", false),
             "ws://10.0.0.1:1234/api/v1/compute/connect"
         );
         assert_eq!(
-            channel_url("nats://h:4222"),
+            channel_url("nats://h:4222", true),
             "ws://h:4222/api/v1/compute/connect"
         );
         assert_eq!(
-            channel_url("https://h"),
+            channel_url("https://h", false),
             "wss://h:1234/api/v1/compute/connect"
+        );
+        assert_eq!(
+            channel_url("h:99", true),
+            "wss://h:99/api/v1/compute/connect"
         );
     }
 }

@@ -40,7 +40,7 @@ async fn wait_for_state(o: &Orchestrator, id: &str, want: JobStateType) -> Job {
 async fn a_job_without_nodes_fails_with_not_enough_nodes() {
     let dir = tempfile::tempdir().unwrap();
     let o = start(dir.path()).await;
-    let submitted = o.submit(spec("a", 0), false).await.unwrap();
+    let submitted = o.submit(spec("a", 0), false, "tester").await.unwrap();
     let job = wait_for_state(&o, submitted.job_id.as_str(), JobStateType::Failed).await;
     assert!(job.state.message.starts_with("not enough nodes to run job"));
     let (history, _) = o
@@ -58,16 +58,21 @@ async fn a_job_without_nodes_fails_with_not_enough_nodes() {
 async fn a_job_with_queue_timeout_is_queued_and_can_be_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let o = start(dir.path()).await;
-    let submitted = o.submit(spec("q", 600), false).await.unwrap();
+    let submitted = o.submit(spec("q", 600), false, "tester").await.unwrap();
     let id = submitted.job_id.to_string();
     let job = wait_for_state(&o, &id, JobStateType::Queued).await;
     assert!(job.state.message.starts_with("Job queued."));
     let short = &id[..10];
-    assert!(o.stop(short, "", "enough").await.unwrap().is_some());
+    assert!(
+        o.stop(short, "", "enough", "tester")
+            .await
+            .unwrap()
+            .is_some()
+    );
     let job = wait_for_state(&o, &id, JobStateType::Stopped).await;
     assert_eq!(job.state.message, "enough");
     assert!(
-        o.stop(&id, "", "again").await.unwrap().is_none(),
+        o.stop(&id, "", "again", "tester").await.unwrap().is_none(),
         "stopping a stopped job is a no-op"
     );
 }
@@ -76,10 +81,10 @@ async fn a_job_with_queue_timeout_is_queued_and_can_be_stopped() {
 async fn resubmitting_a_name_makes_a_new_version_unless_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let o = start(dir.path()).await;
-    let first = o.submit(spec("same", 600), false).await.unwrap();
-    let unchanged = o.submit(spec("same", 600), false).await;
+    let first = o.submit(spec("same", 600), false, "tester").await.unwrap();
+    let unchanged = o.submit(spec("same", 600), false, "tester").await;
     assert!(matches!(unchanged, Err(OrchestratorError::Conflict { .. })));
-    let second = o.submit(spec("same", 900), false).await.unwrap();
+    let second = o.submit(spec("same", 900), false, "tester").await.unwrap();
     assert_eq!(first.job_id, second.job_id);
     let versions = o.job_versions("same", "").unwrap();
     assert_eq!(versions.len(), 2);
@@ -92,7 +97,7 @@ async fn invalid_specs_are_rejected_before_anything_is_stored() {
     let o = start(dir.path()).await;
     let mut job = spec("bad", 0);
     job.tasks[0].engine.r#type = "flibble".into();
-    let err = o.submit(job, false).await.unwrap_err();
+    let err = o.submit(job, false, "tester").await.unwrap_err();
     assert!(
         err.to_string().contains("unknown engine \"flibble\""),
         "{err}"
@@ -105,7 +110,7 @@ async fn jobs_and_pending_work_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let id = {
         let o = start(dir.path()).await;
-        let submitted = o.submit(spec("keep", 600), false).await.unwrap();
+        let submitted = o.submit(spec("keep", 600), false, "tester").await.unwrap();
         wait_for_state(&o, submitted.job_id.as_str(), JobStateType::Queued).await;
         o.shutdown().await;
         submitted.job_id
@@ -124,7 +129,7 @@ async fn listing_pages_with_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let o = start(dir.path()).await;
     for i in 0..5 {
-        o.submit(spec(&format!("job-{i}"), 600), false)
+        o.submit(spec(&format!("job-{i}"), 600), false, "tester")
             .await
             .unwrap();
     }

@@ -14,8 +14,9 @@ use crate::broker::EvaluationBroker;
 use crate::planner::Applied;
 use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
+use bacalhau_models::history::topics;
 use bacalhau_models::node::{ConnectionState, connection as conn, membership};
-use bacalhau_models::{Evaluation, NodeId, NodeState, Timestamp, TriggeredBy, time};
+use bacalhau_models::{Evaluation, JobHistory, NodeId, NodeState, Timestamp, TriggeredBy, time};
 use bacalhau_protocol::{Frame, Heartbeat, Hello, Welcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -119,12 +120,8 @@ fn nanos(d: Duration) -> i64 {
 
 /// Compares secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
+    use subtle::ConstantTimeEq as _;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 impl NodeManager {
@@ -203,6 +200,8 @@ impl NodeManager {
         let id = hello.node_info.node_id.clone();
         if !same_secret(&hello.token, &self.config.token) {
             tracing::warn!(node = %id, "node refused: invalid join token");
+            self.record_refusal(&id, "refused: invalid join token")
+                .await;
             return Err(Refusal::BadToken(id));
         }
         if hello.node_info.node_type != "Compute" {
@@ -429,6 +428,7 @@ impl NodeManager {
         &self,
         id: &NodeId,
         action: &str,
+        actor: &str,
     ) -> Result<(), crate::OrchestratorError> {
         use crate::OrchestratorError;
         let conflict = |message: String| OrchestratorError::Conflict {
@@ -470,13 +470,21 @@ impl NodeManager {
         };
         let node_id = id.clone();
         let delete = action == "delete";
+        let event = JobHistory::node_event(
+            id.as_str(),
+            topics::NODE_MEMBERSHIP,
+            format!("node {id}: {action}"),
+            actor,
+            time::rfc3339(now()),
+        );
         self.store
             .write(move |w| {
                 if delete {
-                    w.delete_node(&node_id)
+                    w.delete_node(&node_id)?;
                 } else {
-                    w.put_node(&state)
+                    w.put_node(&state)?;
                 }
+                w.add_history(event).map(|_| ())
             })
             .await?;
         // A rejected or deleted node's connection closes; an approved node may take work.
@@ -487,6 +495,21 @@ impl NodeManager {
             self.evaluate_active_jobs(TriggeredBy::NodeLeave).await?;
         }
         Ok(())
+    }
+
+    /// Writes a refused join to the audit log. A refusal is answered whether or not this
+    /// succeeds: a store that cannot write must not let the node in either.
+    async fn record_refusal(&self, id: &NodeId, message: &str) {
+        let event = JobHistory::node_event(
+            id.as_str(),
+            topics::NODE_MEMBERSHIP,
+            format!("node {id} {message}"),
+            format!("node:{id}"),
+            time::rfc3339(now()),
+        );
+        if let Err(e) = self.store.write(move |w| w.add_history(event)).await {
+            tracing::warn!(node = %id, error = %e, "cannot record a refused join in the audit log");
+        }
     }
 
     /// Wakes the connections of nodes that have new messages after a plan.

@@ -90,13 +90,10 @@ pub async fn apply(
                 execution.revision += 1;
                 execution.modify_time = now;
                 w.put_execution(&execution)?;
-                w.add_history(execution_event(
-                    &job,
-                    &execution.id,
-                    topics::EXECUTION,
-                    describe(&update),
-                    now,
-                ))?;
+                w.add_history(
+                    execution_event(&job, &execution.id, topics::EXECUTION, describe(&update), now)
+                        .by(format!("node:{node}")),
+                )?;
                 if update.state.is_terminal() {
                     let trigger = if update.state == ExecutionStateType::Failed {
                         TriggeredBy::ExecFailure

@@ -187,6 +187,9 @@ pub fn job_event(
             details,
         },
         time: timestamp,
+        actor: String::new(),
+        prev_hash: String::new(),
+        hash: String::new(),
     }
 }
 

@@ -8,7 +8,7 @@ mod tables;
 
 use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::{
-    Evaluation, Execution, ExecutionId, Job, JobHistory, JobId, NodeId, NodeState,
+    Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
 };
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use serde::Serialize;
@@ -220,6 +220,35 @@ macro_rules! read_queries {
             for entry in table.range((job_id.as_str(), 0u64)..=(job_id.as_str(), u64::MAX))? {
                 let (_, value) = entry?;
                 events.push(decode(HISTORY_NAME, value.value())?);
+            }
+            Ok(events)
+        }
+
+        /// Up to `limit` events of the audit log after sequence number `since`, in order. An
+        /// event whose record is gone is left out, which a verifier sees as a gap.
+        pub fn audit_log(&self, since: u64, limit: usize) -> Result<Vec<JobHistory>, StoreError> {
+            let order = self.txn.open_table(HISTORY_BY_SEQ)?;
+            let jobs = self.txn.open_table(HISTORY)?;
+            let nodes = self.txn.open_table(NODE_HISTORY)?;
+            let mut events = Vec::new();
+            for entry in order.range(since.saturating_add(1)..)? {
+                if events.len() >= limit {
+                    break;
+                }
+                let (seq, owner) = entry?;
+                let seq = seq.value();
+                let owner = owner.value();
+                let record = if owner.is_empty() {
+                    nodes
+                        .get(seq)?
+                        .map(|v| decode(NODE_HISTORY_NAME, v.value()))
+                } else {
+                    jobs.get((owner, seq))?
+                        .map(|v| decode(HISTORY_NAME, v.value()))
+                };
+                if let Some(event) = record.transpose()? {
+                    events.push(event);
+                }
             }
             Ok(events)
         }
@@ -453,16 +482,36 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Appends an event to a job's history, giving it the next global sequence number.
+    /// Appends an event to the audit log (a job's history, or the node events): gives it the
+    /// next global sequence number and chains it to the previous event by hash.
     pub fn add_history(&mut self, mut event: JobHistory) -> Result<u64, StoreError> {
         let mut meta = self.txn.open_table(META)?;
         let seq = meta.get(HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
         meta.insert(HISTORY_SEQ, seq)?;
+        let mut head = self.txn.open_table(CHAIN_HEAD)?;
         event.seq_num = seq;
+        event.prev_hash = head
+            .get(CHAIN_HEAD_KEY)?
+            .map(|v| v.value().to_string())
+            .unwrap_or_default();
+        if event.actor.is_empty() {
+            event.actor = bacalhau_models::history::SYSTEM_ACTOR.to_string();
+        }
+        event.hash = event.chain_hash();
+        head.insert(CHAIN_HEAD_KEY, event.hash.as_str())?;
         let bytes = encode(&event)?;
-        self.txn
-            .open_table(HISTORY)?
-            .insert((event.job_id.as_str(), seq), bytes.as_slice())?;
+        let owner = if event.r#type == JobHistoryType::NodeLevel {
+            self.txn
+                .open_table(NODE_HISTORY)?
+                .insert(seq, bytes.as_slice())?;
+            ""
+        } else {
+            self.txn
+                .open_table(HISTORY)?
+                .insert((event.job_id.as_str(), seq), bytes.as_slice())?;
+            event.job_id.as_str()
+        };
+        self.txn.open_table(HISTORY_BY_SEQ)?.insert(seq, owner)?;
         Ok(seq)
     }
 

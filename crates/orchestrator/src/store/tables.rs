@@ -28,6 +28,16 @@ pub(super) const JOB_EXECUTIONS: TableDefinition<&str, &str> =
 pub(super) const EVALUATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new(EVALUATIONS_NAME);
 /// (job ID, global sequence) → history event.
 pub(super) const HISTORY: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(HISTORY_NAME);
+/// Global sequence → the job ID of a job event, or "" for a node event: the audit log in order.
+pub(super) const HISTORY_BY_SEQ: TableDefinition<u64, &str> =
+    TableDefinition::new("history_by_seq");
+/// Global sequence → node event (approval, rejection, refused join).
+pub(super) const NODE_HISTORY: TableDefinition<u64, &[u8]> =
+    TableDefinition::new(NODE_HISTORY_NAME);
+pub(super) const NODE_HISTORY_NAME: &str = "node_history";
+/// [`CHAIN_HEAD_KEY`] → the hash of the log's last event, which the next one links to.
+pub(super) const CHAIN_HEAD: TableDefinition<&str, &str> = TableDefinition::new("chain_head");
+pub(super) const CHAIN_HEAD_KEY: &str = "head";
 /// Node ID → node state.
 pub(super) const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new(NODES_NAME);
 /// Job ID → (), for jobs not in a terminal state: what node joins and capacity re-evaluate.
@@ -53,6 +63,9 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(JOB_EXECUTIONS)?;
     txn.open_table(EVALUATIONS)?;
     txn.open_table(HISTORY)?;
+    txn.open_table(HISTORY_BY_SEQ)?;
+    txn.open_table(NODE_HISTORY)?;
+    txn.open_table(CHAIN_HEAD)?;
     txn.open_table(NODES)?;
     txn.open_table(META)?;
     txn.open_table(ACTIVE_JOBS)?;

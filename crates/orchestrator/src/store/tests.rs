@@ -25,6 +25,9 @@ fn event(job_id: &str, message: &str) -> JobHistory {
             ..Default::default()
         },
         time: String::new(),
+        actor: String::new(),
+        prev_hash: String::new(),
+        hash: String::new(),
     }
 }
 
