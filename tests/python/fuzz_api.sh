@@ -18,16 +18,40 @@
 #   FUZZ_BASIC_AUTH    USER:PASS for basic authentication when set
 #   FUZZ_REPORT_DIR    where to write a JUnit report (default: none)
 #   FUZZ_SETTLE_SECONDS  wait before the closing liveness check (default 3)
+#   FUZZ_SERVER_PID    the server's process ID (same machine): fail when it exits or its resident
+#                      memory passes FUZZ_MAX_RSS_MB (default 1024), during or after the run
 set -euo pipefail
 
 base=${1:?usage: $0 BASE_URL [SCHEMA]}
 base=${base%/}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-st=$repo/.venv/bin/schemathesis
-if [ ! -x "$st" ]; then
-  echo "fuzz_api: $st is missing; run scripts/setup-test-env.sh" >&2
+python=$repo/.venv/bin/python
+if [ ! -x "$repo/.venv/bin/schemathesis" ]; then
+  echo "fuzz_api: $repo/.venv/bin/schemathesis is missing; run scripts/setup-test-env.sh" >&2
   exit 2
 fi
+# schemathesis's own entry point, with one guard: on CPython before 3.11.9 and 3.12.3,
+# ast.parse deep in a stack can raise "SystemError: AST constructor recursion depth mismatch"
+# (CPython gh-106905). Hypothesis calls it only to describe a lambda in a strategy's repr, and a
+# seed that hits it ends the operation with a "Runtime Error" that says nothing about the
+# server; the guard describes such a lambda as "lambda: <unknown>" instead.
+launcher='
+import sys
+try:
+    from hypothesis.internal import lambda_sources
+    _describe = lambda_sources.lambda_description
+    def _guarded(f):
+        try:
+            return _describe(f)
+        except SystemError:
+            return "lambda: <unknown>"
+    lambda_sources.lambda_description = _guarded
+except (ImportError, AttributeError):
+    pass
+from schemathesis.cli import schemathesis
+sys.argv[0] = "schemathesis"
+sys.exit(schemathesis())
+'
 
 curl_args=(--silent --output /dev/null --write-out '%{http_code}' --max-time 10)
 auth_args=()
@@ -84,7 +108,7 @@ trap 'rm -rf "$scratch"' EXIT
 cd "$scratch"
 
 cmd=(
-  "$st" --no-color run "$schema"
+  "$python" -c "$launcher" --no-color run "$schema"
   --url "$base"
   --phases examples,coverage,fuzzing,stateful
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance
@@ -98,22 +122,61 @@ cmd=(
   "${auth_args[@]}"
   "${report_args[@]}"
 )
-echo "fuzz_api: ${cmd[*]}" >&2
+echo "fuzz_api: schemathesis ${cmd[*]:3}" >&2
+# With the server's PID, watch its memory: a request can set off work that runs away after the
+# answer (a scheduler looping over a huge Count), which no status code shows.
+server_pid=${FUZZ_SERVER_PID:-}
+max_rss_kib=$((${FUZZ_MAX_RSS_MB:-1024} * 1024))
+rss_of() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+over=$scratch/rss-over
+
 start=$(date +%s)
 set +e
-timeout --kill-after=10 "${FUZZ_TIME_LIMIT:-110}" "${cmd[@]}"
+timeout --kill-after=10 "${FUZZ_TIME_LIMIT:-110}" "${cmd[@]}" &
+run_pid=$!
+monitor_pid=
+if [ -n "$server_pid" ]; then
+  (
+    while kill -0 "$run_pid" 2>/dev/null; do
+      rss=$(rss_of "$server_pid")
+      if [ -n "$rss" ] && [ "$rss" -gt "$max_rss_kib" ]; then
+        echo "$rss" >"$over"
+        kill "$run_pid" 2>/dev/null
+        break
+      fi
+      sleep 1
+    done
+  ) &
+  monitor_pid=$!
+fi
+wait "$run_pid"
 rc=$?
+[ -z "$monitor_pid" ] || wait "$monitor_pid" 2>/dev/null
 set -e
 echo "fuzz_api: schemathesis exited $rc after $(($(date +%s) - start))s" >&2
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
   echo "fuzz_api: the run went past ${FUZZ_TIME_LIMIT:-110}s and was stopped" >&2
 fi
-# A request can take the server down after its answer (a scheduler running away with a job):
-# the server must still be alive a moment after the last request.
+if [ -f "$over" ]; then
+  echo "fuzz_api: FAILED: server $server_pid grew to $(($(cat "$over") / 1024)) MiB (limit ${FUZZ_MAX_RSS_MB:-1024}); run stopped" >&2
+  rc=1
+fi
+# A request can take the server down after its answer: it must still answer, and (with its PID)
+# stay within its memory limit, a moment after the last request.
 sleep "${FUZZ_SETTLE_SECONDS:-3}"
 after=$(status_of /api/v1/agent/alive)
 if [ "$after" != 200 ]; then
   echo "fuzz_api: FAILED: after the run $base/api/v1/agent/alive answered '$after' (server crashed or hangs)" >&2
   [ "$rc" != 0 ] || rc=1
+fi
+if [ -n "$server_pid" ]; then
+  rss=$(rss_of "$server_pid")
+  if [ -z "$rss" ]; then
+    echo "fuzz_api: FAILED: server process $server_pid is gone after the run" >&2
+    [ "$rc" != 0 ] || rc=1
+  elif [ "$rss" -gt "$max_rss_kib" ]; then
+    echo "fuzz_api: FAILED: server $server_pid uses $((rss / 1024)) MiB after the run (limit ${FUZZ_MAX_RSS_MB:-1024})" >&2
+    [ "$rc" != 0 ] || rc=1
+  fi
 fi
 exit "$rc"

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use bacalhau_api::ApiClient;
+use bacalhau_api::{ApiClient, ClientOptions, Credentials};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -127,6 +127,8 @@ pub struct Server {
     pub port: u16,
     pub data_dir: PathBuf,
     pub log: PathBuf,
+    /// The CA that a TLS server's certificate chains to; `None` for plain HTTP.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Server {
@@ -153,6 +155,18 @@ impl Server {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Self::start_full(data_dir, port, args, env, None).await
+    }
+
+    /// [`Server::start_with_env`] for a server that serves TLS with a certificate signed by
+    /// `tls_ca`, when given.
+    pub async fn start_full(
+        data_dir: &Path,
+        port: u16,
+        args: &[&str],
+        env: &[(&str, &str)],
+        tls_ca: Option<&Path>,
+    ) -> Server {
         let log = data_dir.with_extension(format!("{port}.log"));
         let child = spawn_logged(
             Command::new(binary())
@@ -173,14 +187,31 @@ impl Server {
             port,
             data_dir: data_dir.to_path_buf(),
             log,
+            tls_ca: tls_ca.map(Path::to_path_buf),
         };
         server.wait_alive().await;
         server
     }
 
-    /// A client of this server.
+    /// A client of this server (trusting its CA when it serves TLS).
     pub fn client(&self) -> ApiClient {
-        ApiClient::new(&format!("http://127.0.0.1:{}", self.port)).expect("client")
+        self.client_with(None)
+    }
+
+    /// A client of this server sending `credentials`.
+    pub fn client_with(&self, credentials: Option<Credentials>) -> ApiClient {
+        let scheme = if self.tls_ca.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let options = ClientOptions {
+            credentials,
+            ca_file: self.tls_ca.clone(),
+            insecure: false,
+        };
+        ApiClient::with_options(&format!("{scheme}://127.0.0.1:{}", self.port), &options)
+            .expect("client")
     }
 
     async fn wait_alive(&mut self) {
@@ -238,6 +269,11 @@ impl Server {
             .envs(env.iter().copied())
             .env("BACALHAU_API_HOST", "127.0.0.1")
             .env("BACALHAU_API_PORT", self.port.to_string())
+            .envs(
+                self.tls_ca
+                    .iter()
+                    .map(|ca| ("BACALHAU_API_TLS_CAFILE", ca.as_os_str())),
+            )
             .env("HOME", &self.data_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -402,4 +438,15 @@ impl FileServer {
         });
         FileServer { url }
     }
+}
+
+/// Runs the CLI with only `env` added (no server of this harness behind it).
+pub fn cli_raw(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let home = tempfile::tempdir().expect("home");
+    Command::new(binary())
+        .args(args)
+        .envs(env.iter().copied())
+        .env("HOME", home.path())
+        .output()
+        .expect("cannot run bacalhau")
 }
