@@ -20,6 +20,8 @@
 #   FUZZ_SETTLE_SECONDS  wait before the closing liveness check (default 3)
 #   FUZZ_SERVER_PID    the server's process ID (same machine): fail when it exits or its resident
 #                      memory passes FUZZ_MAX_RSS_MB (default 1024), during or after the run
+#   FUZZ_SERVER_LOG    the server's log file: fail when it shows a panic (a panicking background
+#                      task, such as a scheduler worker, answers no request with a 5xx)
 set -euo pipefail
 
 base=${1:?usage: $0 BASE_URL [SCHEMA]}
@@ -130,6 +132,12 @@ max_rss_kib=$((${FUZZ_MAX_RSS_MB:-1024} * 1024))
 rss_of() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 over=$scratch/rss-over
 
+server_log=${FUZZ_SERVER_LOG:-}
+log_offset=0
+if [ -n "$server_log" ] && [ -f "$server_log" ]; then
+  log_offset=$(stat -c %s "$server_log")
+fi
+
 start=$(date +%s)
 set +e
 timeout --kill-after=10 "${FUZZ_TIME_LIMIT:-110}" "${cmd[@]}" &
@@ -176,6 +184,15 @@ if [ -n "$server_pid" ]; then
     [ "$rc" != 0 ] || rc=1
   elif [ "$rss" -gt "$max_rss_kib" ]; then
     echo "fuzz_api: FAILED: server $server_pid uses $((rss / 1024)) MiB after the run (limit ${FUZZ_MAX_RSS_MB:-1024})" >&2
+    [ "$rc" != 0 ] || rc=1
+  fi
+fi
+if [ -n "$server_log" ]; then
+  # Only what the server wrote during this run.
+  panics=$(tail -c +"$((log_offset + 1))" "$server_log" 2>/dev/null | grep -a -A1 "panicked at" | head -20 || true)
+  if [ -n "$panics" ]; then
+    echo "fuzz_api: FAILED: the server panicked during the run ($server_log):" >&2
+    echo "$panics" >&2
     [ "$rc" != 0 ] || rc=1
   fi
 fi

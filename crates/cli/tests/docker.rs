@@ -330,3 +330,35 @@ async fn local_inputs_mount_only_allow_listed_paths() {
         stderr(&outside)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_are_confined_and_run_as_the_user_the_job_asks_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "docker-confined").await;
+    let spec = dir.path().join("confined.yaml");
+    std::fs::write(
+        &spec,
+        "Name: confined\nType: batch\nTasks:\n - Name: main\n   Engine:\n     Type: docker\n     Params:\n       Image: busybox:1.37.0\n       User: '1000:1000'\n       Entrypoint: [sh, -c, 'id -u; grep NoNewPrivs /proc/self/status; cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max']\n",
+    )
+    .unwrap();
+    let run = server.cli(&["job", "run", spec.to_str().unwrap()]);
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    let out = stdout(&run);
+    assert!(out.contains("\n1000\n"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t1"), "{out}");
+    assert!(out.contains("\n1024\n"), "{out}");
+
+    // A spec cannot bind-mount host paths of its own.
+    std::fs::write(
+        &spec,
+        "Name: binds\nType: batch\nTasks:\n - Name: main\n   Engine:\n     Type: docker\n     Params: {Image: 'busybox:1.37.0', Binds: ['/etc:/host-etc'], Entrypoint: [cat, /host-etc/hostname]}\n",
+    )
+    .unwrap();
+    let run = server.cli(&["job", "run", spec.to_str().unwrap()]);
+    assert!(!run.status.success());
+    let text = format!("{}{}", stdout(&run), stderr(&run));
+    assert!(
+        text.contains("Engine.Params.Binds is not allowed"),
+        "{text}"
+    );
+}

@@ -493,3 +493,177 @@ async fn audit_verify_names_an_event_edited_in_the_store() {
         stdout(&history)
     );
 }
+
+/// Every file under `dir`, as bytes, with its path.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&next) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                found.push((path, bytes));
+            }
+        }
+    }
+    found
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_from_the_node_environment_reaches_the_container_and_nothing_else() {
+    const SECRET: &str = "swordfish-7d1c0e";
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let server = Server::start_with(
+        &dir.path().join("orchestrator"),
+        port,
+        &["serve", "--orchestrator"],
+    )
+    .await;
+    let address = format!("127.0.0.1:{port}");
+    // Both nodes hold the variable; only the keeper's allow-list lets jobs read it.
+    let keeper = ComputeProcess::start_with_env(
+        &dir.path().join("keeper"),
+        "keeper",
+        &address,
+        &[
+            "-c",
+            "Compute.Env.AllowList=SECRET_*",
+            "-c",
+            LOCAL_PORT,
+            "--labels",
+            "name=keeper",
+        ],
+        &[("SECRET_TOKEN", SECRET)],
+    );
+    let stranger = ComputeProcess::start_with_env(
+        &dir.path().join("stranger"),
+        "stranger",
+        &address,
+        &["-c", LOCAL_PORT, "--labels", "name=stranger"],
+        &[("SECRET_TOKEN", SECRET)],
+    );
+    let client = server.client();
+    eventually(30, "both nodes to join", || async {
+        (compute_nodes(&client).await.len() == 2).then_some(())
+    })
+    .await;
+    // The container proves it saw the value by printing it reversed, so the value itself never
+    // travels back in the job's output.
+    let spec = |name: &str, selector: &str| {
+        // Queueing would wait for a node that can resolve the variable; the pinned job must
+        // fail instead.
+        let queue = if selector.is_empty() { 600 } else { 0 };
+        parse_job_spec(&format!(
+            "Name: {name}\nType: batch\nCount: 1\n{selector}Tasks:\n - Name: main\n   Engine:\n     Type: docker\n     Params: {{Image: 'busybox:1.37.0', Entrypoint: [sh, -c, 'echo \"$TOKEN\" | rev']}}\n   Env: {{TOKEN: 'env:SECRET_TOKEN'}}\n   Timeouts: {{QueueTimeout: {queue}}}\n"
+        ))
+        .expect("spec")
+    };
+    let reversed: String = SECRET.chars().rev().collect();
+    for i in 0..3 {
+        let submitted = client
+            .put_job(&spec(&format!("secret-{i}"), ""), false)
+            .await
+            .unwrap();
+        wait_completed(&client, &submitted.job_id).await;
+        let executions = client
+            .job_executions(&submitted.job_id)
+            .await
+            .unwrap()
+            .items;
+        let done: Vec<_> = executions
+            .iter()
+            .filter(|e| {
+                e.compute_state.state_type == bacalhau_models::ExecutionStateType::Completed
+            })
+            .collect();
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].node_id.as_str(), "keeper");
+        let stdout = &done[0].run_output.as_ref().expect("run output").stdout;
+        assert_eq!(stdout.trim(), reversed);
+    }
+    // Pinned to the stranger, the job fails and says which variable.
+    let pinned = spec(
+        "pinned",
+        "Constraints: [{Key: name, Operator: '=', Values: [stranger]}]\n",
+    );
+    let submitted = client.put_job(&pinned, false).await.unwrap();
+    let failed = eventually(30, "the pinned job to fail", || async {
+        let job = client.get_job(&submitted.job_id, "").await.ok()?.job;
+        (job.state.state_type == JobStateType::Failed).then_some(job)
+    })
+    .await;
+    let executions = client
+        .job_executions(&submitted.job_id)
+        .await
+        .unwrap()
+        .items;
+    let reasons = format!(
+        "{} {:?}",
+        failed.state.message,
+        executions
+            .iter()
+            .map(|e| &e.compute_state.message)
+            .collect::<Vec<_>>()
+    );
+    assert!(reasons.contains("SECRET_TOKEN"), "{reasons}");
+
+    // Nowhere else: not the orchestrator's files, not its API, not the nodes' logs or stores.
+    let mut answers = String::new();
+    for job in client.list_jobs(&Default::default()).await.unwrap().items {
+        answers.push_str(
+            &serde_json::to_string(
+                &client
+                    .get_job(job.id.as_str(), "history,executions")
+                    .await
+                    .unwrap(),
+            )
+            .unwrap(),
+        );
+        answers.push_str(
+            &serde_json::to_string(
+                &client
+                    .job_history(job.id.as_str(), "", "", "")
+                    .await
+                    .unwrap()
+                    .items,
+            )
+            .unwrap(),
+        );
+    }
+    answers.push_str(
+        &serde_json::to_string(&client.audit_log(0, 10_000).await.unwrap().items).unwrap(),
+    );
+    answers.push_str(&serde_json::to_string(&client.list_nodes().await.unwrap().nodes).unwrap());
+    assert!(answers.contains("env:SECRET_TOKEN"));
+    assert!(!answers.contains(SECRET));
+    let mut searched = 0;
+    for root in [
+        server.data_dir.clone(),
+        dir.path().join("keeper"),
+        dir.path().join("stranger"),
+    ] {
+        for (path, bytes) in files_under(&root) {
+            searched += 1;
+            assert!(
+                !contains(&bytes, SECRET.as_bytes()),
+                "the secret is in {}",
+                path.display()
+            );
+        }
+    }
+    assert!(searched > 3);
+    for log in [&server.log, &keeper.log, &stranger.log] {
+        let text = std::fs::read_to_string(log).unwrap();
+        assert!(!text.contains(SECRET), "the secret is in {}", log.display());
+    }
+}

@@ -11,6 +11,7 @@
 //! It never speaks HTTP and never reads the orchestrator's store. Start at `node.rs`.
 
 pub mod capacity;
+pub mod env;
 pub mod executor;
 pub mod inputs;
 pub mod logs;
@@ -19,6 +20,7 @@ pub mod publisher;
 mod session;
 pub mod store;
 
+pub use env::EnvAllowList;
 pub use executor::{ExecutionContext, Executor, ExecutorError};
 pub use inputs::{InputError, InputRequest, InputStorage, Partition, PreparedInput, Storages};
 pub use node::{ComputeConfig, ComputeNode, Connector, Link, Providers};

@@ -47,6 +47,8 @@ pub struct ComputeConfig {
     pub max_result_bytes: u64,
     /// The data the node holds, advertised so the scheduler can place jobs next to it.
     pub data_locality: DataLocality,
+    /// Host variables jobs may read with `env:NAME` (`Compute.Env.AllowList`).
+    pub env_allow_list: crate::env::EnvAllowList,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -283,6 +285,7 @@ impl ComputeNode {
         }
         self.storages.check(task).map_err(|e| e.to_string())?;
         self.publishers.check(task).map_err(|e| e.to_string())?;
+        self.config.env_allow_list.check(task)?;
         let network = &task.network.r#type;
         if !matches!(network.as_str(), "" | "Default" | "None")
             && !self.config.accept_networked_jobs
@@ -542,8 +545,19 @@ impl ComputeNode {
         } else {
             Vec::new()
         };
+        // Host variables are resolved into this run's copy of the job only; what is stored
+        // and reported keeps the `env:NAME` references.
+        let env = self
+            .config
+            .env_allow_list
+            .resolve(&task)
+            .map_err(ExecutorError::InvalidSpec)?;
+        let mut run = execution.clone();
+        if let Some(first) = run.job.as_mut().and_then(|j| j.tasks.first_mut()) {
+            first.env = env;
+        }
         let context = ExecutionContext {
-            execution: execution.clone(),
+            execution: run,
             cancel: cancel.clone(),
             work_dir: work_dir.clone(),
             inputs,

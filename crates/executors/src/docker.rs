@@ -310,7 +310,29 @@ pub struct DockerParams {
     pub environment: Vec<String>,
     /// The working directory inside the container.
     pub working_directory: String,
+    /// The user (`name`, `uid` or `uid:gid`) to run as instead of the image's; our own
+    /// extension of upstream's params.
+    pub user: String,
 }
+
+/// Params that would widen what a container can reach on the host; refused so a spec cannot
+/// mount host paths (inputs do that, under the node's allow-list) or escape its confinement.
+const REFUSED_PARAMS: &[&str] = &[
+    "Binds",
+    "Mounts",
+    "Volumes",
+    "Privileged",
+    "CapAdd",
+    "Devices",
+    "HostConfig",
+    "SecurityOpt",
+    "PidMode",
+    "IpcMode",
+    "UsernsMode",
+];
+
+/// The most processes a container may run (a fork bomb stops here).
+pub const PIDS_LIMIT: i64 = 1024;
 
 fn strings(task: &Task, key: &str) -> Result<Vec<String>, ExecutorError> {
     match task.engine.param(key) {
@@ -331,6 +353,14 @@ fn strings(task: &Task, key: &str) -> Result<Vec<String>, ExecutorError> {
 impl DockerParams {
     /// Reads the params of a task's `docker` engine.
     pub fn read(task: &Task) -> Result<Self, ExecutorError> {
+        if let Some(refused) = REFUSED_PARAMS
+            .iter()
+            .find(|key| task.engine.param(key).is_some())
+        {
+            return Err(ExecutorError::InvalidSpec(format!(
+                "Engine.Params.{refused} is not allowed: containers get host paths only through input sources the node allow-lists"
+            )));
+        }
         let image = task
             .engine
             .param_str("Image")
@@ -347,6 +377,7 @@ impl DockerParams {
                 .param_str("WorkingDirectory")
                 .unwrap_or("")
                 .to_string(),
+            user: task.engine.param_str("User").unwrap_or("").to_string(),
         })
     }
 }
@@ -402,7 +433,11 @@ fn container_body(
         memory_swap: (memory > 0).then_some(memory),
         nano_cpus: (resources.cpu > 0.0).then_some((resources.cpu * 1e9) as i64),
         network_mode: Some(network_mode.to_string()),
+        privileged: Some(false),
         security_opt: Some(vec!["no-new-privileges".to_string()]),
+        pids_limit: Some(PIDS_LIMIT),
+        // Raw sockets and device nodes are of no use to a batch job and of use to an attacker.
+        cap_drop: Some(vec!["NET_RAW".to_string(), "MKNOD".to_string()]),
         device_requests: (resources.gpu > 0).then(|| {
             vec![DeviceRequest {
                 driver: Some("nvidia".into()),
@@ -425,6 +460,7 @@ fn container_body(
         env: Some(env),
         working_dir: (!params.working_directory.is_empty())
             .then(|| params.working_directory.clone()),
+        user: (!params.user.is_empty()).then(|| params.user.clone()),
         labels: Some(labels),
         attach_stdout: Some(true),
         attach_stderr: Some(true),

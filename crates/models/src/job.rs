@@ -527,6 +527,11 @@ fn validate_task(at: &str, task: &Task, err: &mut impl FnMut(&str, String)) {
                 &format!("{at}.Env"),
                 format!("invalid environment variable name {key:?}"),
             );
+        } else if key.to_ascii_uppercase().starts_with("BACALHAU_") {
+            err(
+                &format!("{at}.Env"),
+                format!("environment variable {key:?} uses the reserved prefix BACALHAU_"),
+            );
         }
     }
 }

@@ -83,6 +83,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                 accept_networked_jobs: false,
                 max_result_bytes: 0,
                 data_locality: Default::default(),
+                env_allow_list: Default::default(),
             },
             Providers {
                 executors,

@@ -306,6 +306,9 @@ async fn start_compute(
                 local_paths: config.strings("Compute.AllowListedLocalPaths"),
                 s3: config.strings("Compute.DataLocality.S3"),
             },
+            env_allow_list: bacalhau_compute::EnvAllowList::new(
+                config.strings("Compute.Env.AllowList"),
+            ),
         },
         Providers {
             executors: bacalhau_executors::available(name).await,

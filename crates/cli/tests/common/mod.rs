@@ -60,6 +60,17 @@ pub struct ComputeProcess {
 impl ComputeProcess {
     /// Starts `bacalhau serve --compute --name NAME` against `orchestrator` (`host:port`).
     pub fn start(data_dir: &Path, name: &str, orchestrator: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(data_dir, name, orchestrator, extra, &[])
+    }
+
+    /// [`ComputeProcess::start`] with extra environment variables.
+    pub fn start_with_env(
+        data_dir: &Path,
+        name: &str,
+        orchestrator: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = data_dir.with_extension("compute.log");
         let child = spawn_logged(
             Command::new(binary())
@@ -76,6 +87,7 @@ impl ComputeProcess {
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(extra)
+                .envs(env.iter().copied())
                 .env("HOME", data_dir),
             &log,
         );
