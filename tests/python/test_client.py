@@ -51,11 +51,20 @@ def api():
             pytrace=False,
         )
     host = os.environ.get("BACALHAU_API_HOST", "127.0.0.1")
+    return bacalhau_apiclient.OrchestratorApi(make_client(host, port, os.environ.get("BACALHAU_API_KEY")))
+
+
+def make_client(host, port, api_key):
     config = bacalhau_apiclient.Configuration()
     # No trailing slash: the client builds URLs as host + "/api/v1/...".
     config.host = "http://{}:{}".format(host, port)
-    client = bacalhau_apiclient.ApiClient(config)
-    return bacalhau_apiclient.OrchestratorApi(client)
+    if api_key:
+        # The generated client has no auth settings of its own; a default header is how its
+        # users send an API key.
+        return bacalhau_apiclient.ApiClient(
+            config, header_name="Authorization", header_value="Bearer " + api_key
+        )
+    return bacalhau_apiclient.ApiClient(config)
 
 
 @pytest.fixture
@@ -255,3 +264,17 @@ def test_get_unknown_job_is_404(api):
     with pytest.raises(ApiException) as excinfo:
         api.orchestratorget_job("j-" + str(uuid.uuid4()))
     assert excinfo.value.status == 404, excinfo.value
+
+
+def test_without_the_api_key_the_server_says_401():
+    """Only meaningful when the server has users (BACALHAU_API_KEY set by the harness)."""
+    if not os.environ.get("BACALHAU_API_KEY"):
+        pytest.skip("the server under test has no API users")
+    host = os.environ.get("BACALHAU_API_HOST", "127.0.0.1")
+    api = bacalhau_apiclient.OrchestratorApi(
+        make_client(host, os.environ["BACALHAU_API_PORT"], None)
+    )
+    with pytest.raises(ApiException) as refused:
+        api.orchestratorlist_jobs()
+    assert refused.value.status == 401
+    assert b"Request Unauthorized" in refused.value.body
