@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 scripts/build-test-images.sh
 
+# The API fuzz run (tests/python/fuzz_api.sh) probes the server with curl.
+if ! command -v curl >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq curl
+fi
+
 requirements=tests/python/requirements.txt
 stamp=.venv/.requirements-installed
 if [ -x .venv/bin/pytest ] && [ -f "$stamp" ] && cmp -s "$requirements" "$stamp"; then

@@ -228,6 +228,10 @@ pub fn describe_errors(errors: &[ValidationError]) -> String {
 /// Meta keys the system owns; users' values under this prefix are dropped at submission.
 pub const SYSTEM_META_PREFIX: &str = "bacalhau.org/";
 
+/// The most executions one job may ask for: each needs its own node, and planning holds one
+/// record per partition in memory.
+pub const MAX_COUNT: i64 = 100_000;
+
 impl Job {
     /// The parsed job type, if valid.
     pub fn job_type(&self) -> Option<JobType> {
@@ -355,6 +359,14 @@ impl Job {
         }
         if self.count < 0 {
             err("Count", "job count must be >= 0".into());
+        } else if self.count > MAX_COUNT {
+            err(
+                "Count",
+                format!(
+                    "job count must be at most {MAX_COUNT}, found {}",
+                    self.count
+                ),
+            );
         }
         if let Some(job_type) = self.job_type()
             && job_type.targets_all_nodes()

@@ -3,7 +3,8 @@
 use crate::broker::{EvaluationBroker, Work};
 use crate::nodes::NodeManager;
 use crate::planner::{self, Applied, PlanError};
-use crate::scheduler::{Snapshot, scheduler_for};
+use crate::scheduler::common::fail_job;
+use crate::scheduler::{Plan, Snapshot, scheduler_for};
 use crate::store::{Store, StoreError};
 use bacalhau_models::{Evaluation, time};
 use std::sync::Arc;
@@ -78,7 +79,37 @@ async fn process(
         forget(store, &evaluation, superseded).await?;
         return Ok(None);
     };
-    let plan = scheduler_for(job_type).plan(&evaluation, &snapshot, now);
+    // A scheduler is pure code over a snapshot; should it panic on some job, that job fails
+    // with the reason instead of taking this worker (and every later evaluation) down.
+    let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        scheduler_for(job_type).plan(&evaluation, &snapshot, now)
+    }));
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(job = %snapshot.job.id, panic = %message, "the scheduler panicked; failing the job");
+            let mut plan = Plan::new(&evaluation, &snapshot.job);
+            let live: Vec<&bacalhau_models::Execution> = snapshot
+                .executions
+                .iter()
+                .filter(|e| !e.compute_state.state_type.is_terminal())
+                .collect();
+            fail_job(
+                &mut plan,
+                &snapshot,
+                &live,
+                format!("internal error while scheduling the job: {message}"),
+                Default::default(),
+                now,
+            );
+            plan
+        }
+    };
     let applied = planner::apply(store, plan, superseded, now).await?;
     tracing::trace!(job = %snapshot.job.id, created = applied.created.len(), "plan applied");
     Ok(Some(applied))

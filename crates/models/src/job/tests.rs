@@ -105,3 +105,19 @@ fn daemon_count_is_normalized_to_zero() {
     job.normalize(&JobDefaults::default());
     assert_eq!(job.count, 0);
 }
+
+#[test]
+fn a_count_beyond_the_cap_is_refused_by_name() {
+    let mut job = crate::parse_job_spec(
+        "Type: batch\nCount: 1000000000000\nTasks:\n - Name: main\n   Engine: {Type: noop}\n",
+    )
+    .unwrap();
+    job.normalize(&Default::default());
+    let errors = job.validate().unwrap_err();
+    assert!(
+        errors.iter().any(|e| e
+            .to_string()
+            .contains("Count: job count must be at most 100000")),
+        "{errors:?}"
+    );
+}

@@ -41,7 +41,10 @@ pub fn triage<'a>(
     // The total timeout bounds queueing, running and retries of batch and ops jobs.
     if !long_running
         && timeouts.total_timeout > 0
-        && now >= job.create_time + timeouts.total_timeout.saturating_mul(1_000_000_000)
+        && now
+            >= job
+                .create_time
+                .saturating_add(timeouts.total_timeout.saturating_mul(1_000_000_000))
     {
         let reason = format!(
             "Job timed out. Job took longer than {}s",
@@ -93,7 +96,9 @@ pub fn triage<'a>(
         } else if !long_running
             && timeouts.execution_timeout > 0
             && now
-                >= execution.create_time + timeouts.execution_timeout.saturating_mul(1_000_000_000)
+                >= execution
+                    .create_time
+                    .saturating_add(timeouts.execution_timeout.saturating_mul(1_000_000_000))
         {
             Some(StopReason::TimedOut(timeouts.execution_timeout))
         } else {

@@ -7,7 +7,7 @@
 
 pub mod all_nodes;
 pub mod batch;
-mod common;
+pub(crate) mod common;
 pub mod feasible;
 pub mod rank;
 mod select;

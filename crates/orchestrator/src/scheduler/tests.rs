@@ -286,3 +286,18 @@ fn a_local_input_only_runs_where_its_path_is_allow_listed() {
     assert_eq!(plan.create.len(), 1);
     assert_eq!(plan.create[0].node_id.as_str(), "node-b");
 }
+
+#[test]
+fn timeouts_at_the_edge_of_i64_neither_overflow_nor_fire() {
+    // Found by fuzzing the API: these used to overflow `create_time + timeout` and panic.
+    let huge = i64::MAX;
+    let job = job(&format!(
+        "Type: batch\nTasks:\n - Name: main\n   Engine: {{Type: noop}}\n   Timeouts: {{TotalTimeout: {huge}, ExecutionTimeout: {huge}}}\n"
+    ));
+    let e = eval(&job, TriggeredBy::ExecUpdate);
+    let mut running = new_execution(&job, &e, &NodeId::from("a"), 0, NOW);
+    running.compute_state = State::new(ExecutionStateType::Running);
+    let plan = plan(job, vec![running], vec![node("a", &[])], &e);
+    assert!(plan.stop.is_empty(), "{:?}", plan.stop);
+    assert_ne!(new_state(&plan), Some(JobStateType::Failed));
+}
