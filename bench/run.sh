@@ -57,6 +57,9 @@ for scale_nodes in $scale_sizes; do
   bench scale -- "$scale_nodes" 1000 "$idle_secs" 2>/dev/null
 done
 
+echo "auth and TLS..." >&2
+bench security -- 1000 2>>"$tmp/stderr"
+
 echo "engines..." >&2
 bench engines -- "$docker_runs" "$wasm_runs" 2>>"$tmp/stderr"
 

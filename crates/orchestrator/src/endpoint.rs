@@ -66,6 +66,8 @@ pub struct JobQuery {
     pub reverse: bool,
     /// A token from a previous page.
     pub next_token: Option<String>,
+    /// Only jobs in one of these states; empty for every state.
+    pub states: Vec<JobStateType>,
 }
 
 /// Which history events to return.
@@ -252,11 +254,19 @@ impl Orchestrator {
     }
 
     /// Checks and normalizes a spec without storing it, returning it as it would be stored.
-    pub fn dry_run(&self, mut job: Job) -> Result<(Job, Vec<String>), OrchestratorError> {
+    pub fn dry_run(&self, job: Job) -> Result<(Job, Vec<String>), OrchestratorError> {
+        self.check(job)
+            .map_err(|errors| OrchestratorError::Invalid(describe_errors(&errors)))
+    }
+
+    /// [`Orchestrator::dry_run`] with every problem apart, each naming its field.
+    pub fn check(
+        &self,
+        mut job: Job,
+    ) -> Result<(Job, Vec<String>), Vec<bacalhau_models::ValidationError>> {
         let warnings = job.sanitize_submission();
         job.normalize(&self.config.job_defaults);
-        job.validate()
-            .map_err(|errors| OrchestratorError::Invalid(describe_errors(&errors)))?;
+        job.validate()?;
         Ok((job, warnings))
     }
 
@@ -348,6 +358,9 @@ impl Orchestrator {
                     continue;
                 }
                 if !query.labels.iter().all(|r| r.matches(&job.labels)) {
+                    continue;
+                }
+                if !query.states.is_empty() && !query.states.contains(&job.state.state_type) {
                     continue;
                 }
                 jobs.push(job);

@@ -12,19 +12,47 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
 
-/// The caller of a request as the history records it: a user's name, or `anonymous` when the
-/// API is open.
+/// The caller of a request: a user's name (what history records as the actor; `anonymous`
+/// when the API is open) and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal(pub String);
+pub struct Principal {
+    name: String,
+    /// `None`: everything (an open API).
+    actions: Option<Arc<[Action]>>,
+}
 
 impl Principal {
-    /// The caller of an API without users.
+    /// The caller of an API without users: may do everything.
     pub fn anonymous() -> Self {
-        Self("anonymous".into())
+        Self {
+            name: "anonymous".into(),
+            actions: None,
+        }
+    }
+
+    /// The name history records.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the caller holds a capability written as upstream does (`read:job`,
+    /// `write:node`...); an unknown capability is never held.
+    pub fn can(&self, capability: &str) -> bool {
+        let Some(needed) = Capability::parse(capability) else {
+            return false;
+        };
+        self.holds(needed)
+    }
+
+    fn holds(&self, needed: Capability) -> bool {
+        self.actions
+            .as_ref()
+            .is_none_or(|actions| actions.iter().any(|a| a.allows(needed)))
     }
 }
 
@@ -43,6 +71,16 @@ struct Capability {
     resource: Resource,
 }
 
+impl Capability {
+    fn parse(text: &str) -> Option<Self> {
+        let action = Action::parse(text)?;
+        Some(Self {
+            write: action.write?,
+            resource: action.resource?,
+        })
+    }
+}
+
 impl std::fmt::Display for Capability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let verb = if self.write { "write" } else { "read" };
@@ -57,7 +95,7 @@ impl std::fmt::Display for Capability {
 
 /// One allowed action of a user: a capability, or a wildcard over verbs or resources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Action {
+pub struct Action {
     /// `None`: read and write.
     write: Option<bool>,
     /// `None`: every resource.
@@ -114,7 +152,16 @@ struct User {
     /// The alias, else the username, else `api-key-N`: what history records.
     name: String,
     credential: Credential,
-    actions: Vec<Action>,
+    actions: Arc<[Action]>,
+}
+
+impl User {
+    fn principal(&self) -> Principal {
+        Principal {
+            name: self.name.clone(),
+            actions: Some(Arc::clone(&self.actions)),
+        }
+    }
 }
 
 /// A configuration of users that cannot be served.
@@ -130,7 +177,14 @@ pub struct Authenticator {
     /// Digests of `username:password` pairs already checked against a bcrypt hash: bcrypt is
     /// slow on purpose, and a client sends the same pair on every request.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Web UI sessions: cookie token → the signed-in user and when the session ends.
+    sessions: Mutex<HashMap<String, (Principal, Instant)>>,
 }
+
+/// The cookie that carries a web UI session.
+pub const SESSION_COOKIE: &str = "bacalhau_session";
+/// How long a web UI session lasts.
+const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 3600);
 
 /// How many verified Basic pairs are remembered before the memory is cleared.
 const VERIFIED_CAP: usize = 1024;
@@ -256,18 +310,53 @@ impl Authenticator {
             parsed.push(User {
                 name,
                 credential,
-                actions,
+                actions: actions.into(),
             });
         }
         Ok(Self {
             users: parsed,
             verified: Mutex::default(),
+            sessions: Mutex::default(),
         })
     }
 
     /// Whether any user is configured (otherwise the API is open).
     pub fn enabled(&self) -> bool {
         !self.users.is_empty()
+    }
+
+    /// The caller an `Authorization` header value names (`Bearer KEY` or `Basic ...`).
+    pub fn principal_for(&self, header_value: &str) -> Result<Principal, &'static str> {
+        self.authenticate(header_value).map(User::principal)
+    }
+
+    /// Starts a web UI session for `principal`; returns the cookie's token.
+    pub fn open_session(&self, principal: Principal) -> String {
+        let token = format!(
+            "{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        if let Ok(mut sessions) = self.sessions.lock() {
+            let now = Instant::now();
+            sessions.retain(|_, (_, until)| *until > now);
+            sessions.insert(token.clone(), (principal, now + SESSION_LIFETIME));
+        }
+        token
+    }
+
+    /// The caller of a live session.
+    pub fn session(&self, token: &str) -> Option<Principal> {
+        let sessions = self.sessions.lock().ok()?;
+        let (principal, until) = sessions.get(token)?;
+        (*until > Instant::now()).then(|| principal.clone())
+    }
+
+    /// Ends a session.
+    pub fn close_session(&self, token: &str) {
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(token);
+        }
     }
 
     /// The user an `Authorization` header names, or why not.
@@ -408,7 +497,17 @@ pub async fn authorize(
         request.extensions_mut().insert(Principal::anonymous());
         return next.run(request).await;
     }
-    let Some(needed) = required_capability(request.method(), request.uri().path()) else {
+    let path = request.uri().path().to_string();
+    // The web UI checks its own pages (a login page, not a 401); its session also signs the
+    // API calls its scripts make (a browser's WebSocket cannot send an Authorization header).
+    let session = cookie(request.headers(), SESSION_COOKIE).and_then(|t| auth.session(t));
+    if under(&path, UI_PREFIX) {
+        if let Some(principal) = session {
+            request.extensions_mut().insert(principal);
+        }
+        return next.run(request).await;
+    }
+    let Some(needed) = required_capability(request.method(), &path) else {
         request.extensions_mut().insert(Principal::anonymous());
         return next.run(request).await;
     };
@@ -416,30 +515,44 @@ pub async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = match header_value {
-        None => return refusal(StatusCode::UNAUTHORIZED, "Missing Authorization header"),
-        Some(value) => match auth.authenticate(value) {
-            Ok(user) => user,
+    let principal = match (header_value, session) {
+        (Some(value), _) => match auth.principal_for(value) {
+            Ok(principal) => principal,
             Err(reason) => {
-                tracing::warn!(path = %request.uri().path(), reason, "API request unauthorized");
+                tracing::warn!(%path, reason, "API request unauthorized");
                 return refusal(StatusCode::UNAUTHORIZED, reason);
             }
         },
+        (None, Some(principal)) => principal,
+        (None, None) => return refusal(StatusCode::UNAUTHORIZED, "Missing Authorization header"),
     };
-    if !user.actions.iter().any(|a| a.allows(needed)) {
-        tracing::warn!(user = %user.name, path = %request.uri().path(), %needed, "API request forbidden");
+    if !principal.holds(needed) {
+        tracing::warn!(user = %principal.name, %path, %needed, "API request forbidden");
         return refusal(
             StatusCode::FORBIDDEN,
             &format!(
                 "user '{}' does not have the required capability '{needed}'",
-                user.name
+                principal.name
             ),
         );
     }
-    request
-        .extensions_mut()
-        .insert(Principal(user.name.clone()));
+    request.extensions_mut().insert(principal);
     next.run(request).await
+}
+
+/// Where the web UI lives.
+pub const UI_PREFIX: &str = "/ui";
+
+/// A cookie's value from a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 fn refusal(status: StatusCode, reason: &str) -> Response {
@@ -609,5 +722,16 @@ mod tests {
         assert!(auth.authenticate(&basic("bob:plain-passwore")).is_err());
         assert!(auth.authenticate("Basic !!!").is_err());
         assert!(auth.authenticate("Token abc").is_err());
+        let alice = auth
+            .principal_for(&basic("alice:correct horse battery"))
+            .unwrap();
+        assert_eq!(alice.name(), "Alice");
+        assert!(alice.can("read:job"));
+        assert!(!alice.can("write:job"));
+        assert!(Principal::anonymous().can("write:node"));
+        let token = auth.open_session(alice.clone());
+        assert_eq!(auth.session(&token), Some(alice));
+        auth.close_session(&token);
+        assert_eq!(auth.session(&token), None);
     }
 }

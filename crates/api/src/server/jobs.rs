@@ -53,7 +53,7 @@ pub async fn submit(
     let mut body = body_object(&body)?;
     let job = job_of(&mut body)?;
     let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
-    let submitted = state.orchestrator.submit(job, force, &caller.0).await?;
+    let submitted = state.orchestrator.submit(job, force, caller.name()).await?;
     Ok(Json(PutJobResponse {
         job_id: submitted.job_id.to_string(),
         evaluation_id: submitted.evaluation_id.to_string(),
@@ -92,6 +92,7 @@ pub async fn list(
         limit: params.number("limit")? as usize,
         reverse: params.flag("reverse")?,
         next_token: params.text("next_token").map(str::to_string),
+        states: Vec::new(),
     };
     let (items, next) = state.orchestrator.list_jobs(&query)?;
     Ok(Json(ListResponse {
@@ -167,7 +168,7 @@ pub async fn stop(
             &id,
             params.text("namespace").unwrap_or_default(),
             params.text("reason").unwrap_or_default(),
-            &caller.0,
+            caller.name(),
         )
         .await?;
     Ok(Json(StopJobResponse {
@@ -197,7 +198,7 @@ pub async fn rerun(
             params.text("namespace").unwrap_or_default(),
             version,
             reason,
-            &caller.0,
+            caller.name(),
         )
         .await?;
     Ok(Json(RerunJobResponse {

@@ -70,7 +70,7 @@ async fn apply(
     }
     state
         .orchestrator
-        .update_node(id, action, &caller.0)
+        .update_node(id, action, caller.name())
         .await?;
     Ok(Json(PutNodeResponse {
         success: true,
