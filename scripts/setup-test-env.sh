@@ -7,9 +7,15 @@ cd "$(dirname "$0")/.."
 
 scripts/build-test-images.sh
 
-# The API fuzz run (tests/python/fuzz_api.sh) probes the server with curl.
-if ! command -v curl >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq curl
+# The API fuzz run (tests/python/fuzz_api.sh) probes the server with curl; the web UI tests
+# drive Debian's headless chromium through chromedriver.
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 requirements=tests/python/requirements.txt

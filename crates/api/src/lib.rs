@@ -13,5 +13,6 @@ pub mod node_channel;
 pub mod results;
 pub mod server;
 pub mod tls;
+pub mod ui;
 
 pub use client::{ApiClient, ClientError, ClientOptions, Credentials};

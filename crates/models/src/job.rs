@@ -422,6 +422,17 @@ fn validate_task(at: &str, task: &Task, err: &mut impl FnMut(&str, String)) {
             &format!("{at}.Engine.Type"),
             format!("unknown engine {t:?} (known: {})", ENGINE_TYPES.join(", ")),
         ),
+        "docker"
+            if task
+                .engine
+                .param_str("Image")
+                .is_none_or(|image| image.trim().is_empty()) =>
+        {
+            err(
+                &format!("{at}.Engine.Params.Image"),
+                "a docker job needs an Image".into(),
+            )
+        }
         _ => {}
     }
     if !task.publisher.is_empty() && !PUBLISHER_TYPES.contains(&task.publisher.r#type.as_str()) {

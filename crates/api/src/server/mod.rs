@@ -83,6 +83,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/orchestrator/nodes/{id}",
             get(nodes::get).put(nodes::update),
         )
+        .merge(crate::ui::routes(Arc::clone(&state)))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -236,6 +236,37 @@ impl Cluster {
                     client_host(&host),
                     local.port()
                 );
+                outln!(
+                    "Web UI at {scheme}://{}:{}/ui",
+                    client_host(&host),
+                    local.port()
+                );
+                if config.flag("WebUI.Enabled") {
+                    let listen = config.string("WebUI.Listen");
+                    let ui_listener = tokio::net::TcpListener::bind(&listen)
+                        .await
+                        .with_context(|| format!("cannot listen on WebUI.Listen {listen}"))?;
+                    let ui_local = ui_listener.local_addr()?;
+                    outln!("Web UI also at {scheme}://{ui_local}/ui");
+                    let ui_state = Arc::clone(&state);
+                    let ui_tls = tls.clone();
+                    tokio::spawn(async move {
+                        let served = match ui_tls {
+                            Some(tls) => {
+                                match bacalhau_api::tls::TlsListener::new(ui_listener, tls) {
+                                    Ok(listener) => {
+                                        server::serve(listener, ui_state, shutdown_signal()).await
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            None => server::serve(ui_listener, ui_state, shutdown_signal()).await,
+                        };
+                        if let Err(e) = served {
+                            tracing::error!(error = %e, "the web UI listener stopped");
+                        }
+                    });
+                }
                 match tls {
                     Some(tls) => {
                         let listener = bacalhau_api::tls::TlsListener::new(listener, tls)?;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use bacalhau_api::{ApiClient, ClientOptions, Credentials};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,260 @@
+//! The web UI in a real browser (headless Debian chromium over WebDriver): approve a pending
+//! node, submit a Docker job through the Submit page, watch it complete with its output in the
+//! live logs, download its result through the link, stop a long job with the button; with API
+//! users, nothing without signing in and a read-only user who cannot stop a job. Screenshots
+//! of every page land in `target/ui-screenshots/`.
+
+mod common;
+
+use common::webdriver::Browser;
+use common::{Server, free_port};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots")
+}
+
+fn busybox_present() {
+    assert!(
+        Command::new("docker")
+            .args(["image", "inspect", "busybox:1.37.0"])
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "busybox:1.37.0 is missing: run scripts/build-test-images.sh"
+    );
+}
+
+/// The job ID in a Job page's URL.
+fn job_id_of(url: &str) -> String {
+    url.split("/ui/jobs/")
+        .nth(1)
+        .and_then(|rest| rest.split(['?', '/', '#']).next())
+        .unwrap_or_else(|| panic!("not a job page: {url}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_approves_a_node_runs_a_job_reads_its_logs_downloads_its_result_and_stops_another() {
+    busybox_present();
+    let dir = tempfile::tempdir().unwrap();
+    // Manual approval: the hybrid's own compute node starts pending, for the UI to approve.
+    let server = Server::start_with(
+        &dir.path().join("node"),
+        free_port(),
+        &[
+            "serve",
+            "--name",
+            "ui-node",
+            "-c",
+            "Orchestrator.NodeManager.ManualApproval=true",
+        ],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let browser = Browser::start(&screenshots()).await;
+
+    // Nodes: the pending node gets approved with its button.
+    browser.goto(&format!("{base}/ui/nodes")).await;
+    browser
+        .wait_text("#nodes tbody", 20, |t| {
+            t.contains("ui-node") && t.contains("PENDING")
+        })
+        .await;
+    browser.screenshot("nodes-pending").await;
+    browser
+        .click("button[data-node='ui-node'][data-action='approve']")
+        .await;
+    browser
+        .wait_text("#nodes tbody", 10, |t| t.contains("APPROVED"))
+        .await;
+    browser.screenshot("nodes").await;
+
+    // Submit: a missing image is named beside its field; then the job goes in.
+    browser.goto(&format!("{base}/ui/submit")).await;
+    browser.screenshot("submit").await;
+    browser.click("#docker-details summary").await;
+    browser
+        .type_into(
+            "#docker-command",
+            "sh -c 'echo hello from the ui; echo 42 > /outputs/answer.txt'",
+        )
+        .await;
+    browser.click("#docker-form button.primary").await;
+    let error = browser.text("#error-image").await;
+    assert!(error.contains("Image"), "{error}");
+    browser.screenshot("submit-error").await;
+    browser.type_into("#docker-image", "busybox:1.37.0").await;
+    browser.click("#docker-form input[name=publish]").await;
+    browser.click("#docker-form button.primary").await;
+
+    // Job: live state to Completed, stdout in the live logs, the result through its link.
+    browser.wait_for("#live", 10).await;
+    let job_id = job_id_of(&browser.url().await);
+    browser
+        .wait_text("#state", 60, |t| t.contains("Completed"))
+        .await;
+    browser
+        .wait_text("#logs", 20, |t| t.contains("hello from the ui"))
+        .await;
+    browser.screenshot("job").await;
+    let href = browser
+        .attribute("a.result", "href")
+        .await
+        .expect("a result link");
+    let href = if href.starts_with('/') {
+        format!("{base}{href}")
+    } else {
+        href
+    };
+    let archive = reqwest::get(&href)
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the result downloads")
+        .bytes()
+        .await
+        .unwrap();
+    let saved = dir.path().join("result.tar.gz");
+    std::fs::write(&saved, &archive).unwrap();
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(listing.contains("answer.txt"), "{listing}");
+    assert!(listing.contains("stdout"), "{listing}");
+
+    // A long job, stopped with the button.
+    browser.goto(&format!("{base}/ui/submit")).await;
+    browser
+        .type_into(
+            "#spec",
+            "Name: long\nType: batch\nTasks:\n  - Name: main\n    Engine:\n      Type: docker\n      Params: {Image: 'busybox:1.37.0', Entrypoint: [sleep, '300']}\n",
+        )
+        .await;
+    browser.click("#spec-form button.primary").await;
+    browser.wait_for("#live", 10).await;
+    browser
+        .wait_text("#state", 60, |t| t.contains("Running"))
+        .await;
+    browser.click("#stop").await;
+    browser
+        .wait_text("#state", 30, |t| t.contains("Stopped"))
+        .await;
+    browser.screenshot("job-stopped").await;
+
+    // Jobs: both, filterable by state; Audit: the chain verifies and names the UI's actions.
+    browser.goto(&format!("{base}/ui/jobs")).await;
+    let table = browser.text("#jobs tbody").await;
+    assert!(
+        table.contains("long") && table.contains(&job_id[..10]),
+        "{table}"
+    );
+    browser.screenshot("jobs").await;
+    browser.goto(&format!("{base}/ui/jobs?state=Stopped")).await;
+    let stopped = browser.text("#jobs tbody").await;
+    assert!(
+        stopped.contains("long") && !stopped.contains(&job_id[..10]),
+        "{stopped}"
+    );
+    browser.goto(&format!("{base}/ui/audit")).await;
+    let verdict = browser.text("#verification").await;
+    assert!(verdict.contains("Chain verified"), "{verdict}");
+    let audit = browser.text("#audit").await;
+    assert!(audit.contains("node ui-node: approve"), "{audit}");
+    browser.screenshot("audit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_users_every_page_needs_a_sign_in_and_a_reader_cannot_stop_jobs() {
+    const ADMIN_KEY: &str = "ui-admin-key-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users.yaml");
+    std::fs::write(
+        &users,
+        format!(
+            "API:\n  Auth:\n    Users:\n      - Alias: admin\n        APIKey: {ADMIN_KEY}\n        Capabilities: [{{Actions: ['*']}}]\n      - Username: reader\n        Password: reader-password-1\n        Capabilities: [{{Actions: ['read:*']}}]\n"
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("node"),
+        free_port(),
+        &["serve", "--orchestrator", "-c", users.to_str().unwrap()],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let admin = server.client_with(Some(bacalhau_api::Credentials::ApiKey(ADMIN_KEY.into())));
+    let queued = bacalhau_models::parse_job_spec(
+        "Name: waiting\nType: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n   Timeouts: {QueueTimeout: 600}\n",
+    )
+    .unwrap();
+    let job_id = admin.put_job(&queued, false).await.unwrap().job_id;
+
+    let browser = Browser::start(&screenshots()).await;
+    for page in [
+        "/ui/jobs",
+        "/ui/submit",
+        "/ui/nodes",
+        "/ui/audit",
+        &format!("/ui/jobs/{job_id}"),
+    ] {
+        browser.goto(&format!("{base}{page}")).await;
+        let url = browser.url().await;
+        assert!(
+            url.contains("/ui/login"),
+            "{page} opened without signing in: {url}"
+        );
+    }
+    browser.screenshot("login").await;
+    // A wrong password is refused on the page.
+    browser.type_into("#username", "reader").await;
+    browser.type_into("#password", "not-the-password").await;
+    browser.click("form.login button").await;
+    assert!(browser.text("#login-error").await.contains("not valid"));
+
+    // The reader signs in and lands where they were going: no stop button for them...
+    browser.goto(&format!("{base}/ui/jobs/{job_id}")).await;
+    browser.type_into("#username", "reader").await;
+    browser.type_into("#password", "reader-password-1").await;
+    browser.click("form.login button").await;
+    browser
+        .wait_text("#state", 10, |t| t.contains("Queued"))
+        .await;
+    assert!(
+        browser.find("#stop").await.is_none(),
+        "a reader sees the stop button"
+    );
+    browser.screenshot("job-as-reader").await;
+    // ...and posting the form anyway (with a valid CSRF token) is refused with 403.
+    let status = browser
+        .script_async(&format!(
+            "const done = arguments[arguments.length - 1];
+             const csrf = document.querySelector('input[name=csrf]').value;
+             fetch('/ui/jobs/{job_id}/stop', {{method: 'POST', body: new URLSearchParams({{csrf}})}})
+               .then(r => done(r.status), e => done(String(e)));"
+        ))
+        .await;
+    assert_eq!(status, 403, "{status}");
+    let job = admin.get_job(&job_id, "").await.unwrap().job;
+    assert_eq!(job.state.state_type, bacalhau_models::JobStateType::Queued);
+
+    // The reader signs out; the admin signs in with the API key and may stop it.
+    browser.click("header .who button").await;
+    browser.wait_for("#api_key", 10).await;
+    browser.goto(&format!("{base}/ui/jobs/{job_id}")).await;
+    browser.type_into("#api_key", ADMIN_KEY).await;
+    browser.click("form.login button").await;
+    browser.click("#stop").await;
+    browser
+        .wait_text("#state", 20, |t| t.contains("Stopped"))
+        .await;
+    let history = admin.job_history(&job_id, "", "", "").await.unwrap().items;
+    assert!(
+        history
+            .iter()
+            .any(|e| e.actor == "admin" && e.event.message.contains("stop")),
+        "{history:?}"
+    );
+}
