@@ -60,6 +60,9 @@ done
 echo "auth and TLS..." >&2
 bench security -- 1000 2>>"$tmp/stderr"
 
+echo "web UI..." >&2
+bench ui -- "$jobs" 2>>"$tmp/stderr"
+
 echo "engines..." >&2
 bench engines -- "$docker_runs" "$wasm_runs" 2>>"$tmp/stderr"
 
