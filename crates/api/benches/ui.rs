@@ -41,17 +41,32 @@ async fn main() -> Result<(), BoxError> {
     );
     for (label, path) in [
         ("Jobs page", "/ui/jobs"),
-        ("Jobs page, filter matching none", "/ui/jobs?state=Completed"),
+        (
+            "Jobs page, filter matching none",
+            "/ui/jobs?state=Completed",
+        ),
     ] {
         let url = format!("{base}{path}");
         let mut bytes = 0;
         for _ in 0..5 {
-            bytes = http.get(&url).send().await?.error_for_status()?.bytes().await?.len();
+            bytes = http
+                .get(&url)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?
+                .len();
         }
         let mut latencies = Vec::with_capacity(100);
         for _ in 0..100 {
             let started = Instant::now();
-            http.get(&url).send().await?.error_for_status()?.bytes().await?;
+            http.get(&url)
+                .send()
+                .await?
+                .error_for_status()?
+                .bytes()
+                .await?;
             latencies.push(started.elapsed());
         }
         latencies.sort();

@@ -130,3 +130,55 @@ async fn cat_reads_an_allow_listed_local_directory() {
         stdout(&run)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_shows_a_modules_output_while_it_still_runs() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "wasm-logs").await;
+    // Prints a line, then spins until stopped: its output can only be seen live.
+    let module = dir.path().join("print-then-spin.wasm");
+    std::fs::write(
+        &module,
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "first line\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 11))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (loop br 0)))"#,
+    )
+    .unwrap();
+    let run = server.cli(&[
+        "wasm",
+        "run",
+        "--id-only",
+        "--wait=false",
+        module.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let id = stdout(&run).trim().to_string();
+    let mut follower = std::process::Command::new(common::binary())
+        .args(["job", "logs", "--follow", &id])
+        .env("BACALHAU_API_HOST", "127.0.0.1")
+        .env("BACALHAU_API_PORT", server.port.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follower.stdout.take().unwrap()).lines();
+    let first = tokio::task::spawn_blocking(move || lines.next())
+        .await
+        .unwrap();
+    assert_eq!(first.unwrap().unwrap(), "first line");
+    let job = server.client().get_job(&id, "").await.unwrap().job;
+    assert_eq!(
+        job.state.state_type,
+        bacalhau_models::JobStateType::Running
+    );
+    let stop = server.cli(&["job", "stop", &id]);
+    assert!(stop.status.success(), "{}", stderr(&stop));
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

@@ -17,19 +17,21 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use wasmtime::{
     Config, Engine, Linker, Module, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline,
 };
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use crate::docker::OutputHead;
 
 /// How often the engine's epoch advances: the granularity of cancels and timeouts.
 const EPOCH_TICK: Duration = Duration::from_millis(10);
-/// Most output captured per stream.
-const MAX_CAPTURE: usize = 64 * 1024 * 1024;
+/// The most a module may write in one call (WASI asks before each write).
+const MAX_WRITE: usize = 1024 * 1024;
 /// Modules kept compiled.
 const CACHE_SIZE: usize = 64;
 
@@ -98,7 +100,8 @@ impl WasmExecutor {
     fn run_blocking(
         &self,
         context: &ExecutionContext,
-    ) -> Result<(i64, MemoryOutputPipe, MemoryOutputPipe), ExecutorError> {
+        output: mpsc::UnboundedSender<(Stream, bytes::Bytes)>,
+    ) -> Result<i64, ExecutorError> {
         let task = context
             .execution
             .job
@@ -112,8 +115,14 @@ impl WasmExecutor {
         })?;
         let module = self.module(&bytes)?;
 
-        let stdout = MemoryOutputPipe::new(MAX_CAPTURE);
-        let stderr = MemoryOutputPipe::new(MAX_CAPTURE);
+        let stdout = LiveOutput {
+            stream: Stream::Stdout,
+            sender: output.clone(),
+        };
+        let stderr = LiveOutput {
+            stream: Stream::Stderr,
+            sender: output,
+        };
         let mut builder = WasiCtxBuilder::new();
         let program = params.entry_module.trim_start_matches('/').to_string();
         builder.arg(&program).args(&params.parameters);
@@ -128,7 +137,7 @@ impl WasmExecutor {
                 "BACALHAU_PARTITION_INDEX",
                 execution.partition_index.to_string(),
             );
-        builder.stdout(stdout.clone()).stderr(stderr.clone());
+        builder.stdout(stdout).stderr(stderr);
         if context.inputs.iter().any(|i| i.in_tree) {
             let root = bacalhau_compute::inputs::root(&context.work_dir);
             builder
@@ -214,7 +223,86 @@ impl WasmExecutor {
             }
         };
         drop(store);
-        Ok((exit_code, stdout, stderr))
+        Ok(exit_code)
+    }
+}
+
+/// A module's stdout or stderr: every write goes at once, as a chunk, to the task that
+/// writes the execution's log, so `job logs --follow` sees output while the module runs.
+#[derive(Clone)]
+struct LiveOutput {
+    stream: Stream,
+    sender: mpsc::UnboundedSender<(Stream, bytes::Bytes)>,
+}
+
+impl LiveOutput {
+    fn send(&self, bytes: bytes::Bytes) -> Result<(), std::io::Error> {
+        self.sender
+            .send((self.stream, bytes))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "log writer gone"))
+    }
+}
+
+impl IsTerminal for LiveOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LiveOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for LiveOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LiveOutput {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.send(bytes)
+            .map_err(|e| StreamError::LastOperationFailed(wasmtime::format_err!(e)))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_WRITE)
+    }
+}
+
+impl tokio::io::AsyncWrite for LiveOutput {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(
+            self.send(bytes::Bytes::copy_from_slice(buf))
+                .map(|()| buf.len()),
+        )
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
     }
 }
 
@@ -282,24 +370,30 @@ impl Executor for WasmExecutor {
         Box::pin(async move {
             let context = Arc::new(context);
             let shared = Arc::clone(&context);
-            // Module code runs on a blocking thread so it never stalls the async workers.
-            let this = self.clone();
-            let (exit_code, stdout, stderr) =
-                tokio::task::spawn_blocking(move || this.run_blocking(&shared))
-                    .await
-                    .map_err(|e| ExecutorError::Failed(format!("the WASM thread failed: {e}")))??;
             let io =
                 |e: std::io::Error| ExecutorError::Failed(format!("cannot write the log: {e}"));
             let mut writer = LogWriter::create(&context.work_dir).await.map_err(io)?;
+            let (output, mut chunks) = mpsc::unbounded_channel();
+            // Module code runs on a blocking thread so it never stalls the async workers; its
+            // output arrives here while it runs, and the channel closes when its store goes.
+            let this = self.clone();
+            let module = tokio::task::spawn_blocking(move || this.run_blocking(&shared, output));
             let mut head = OutputHead::default();
-            for (stream, bytes) in [
-                (Stream::Stdout, stdout.contents()),
-                (Stream::Stderr, stderr.contents()),
-            ] {
-                if !bytes.is_empty() {
-                    writer.write(stream, &bytes).await.map_err(io)?;
-                    head.add(stream, &bytes);
+            let mut write_error = None;
+            while let Some((stream, bytes)) = chunks.recv().await {
+                head.add(stream, &bytes);
+                if write_error.is_none()
+                    && let Err(e) = writer.write(stream, &bytes).await
+                {
+                    // Keep draining so the module is never blocked by a full log disk.
+                    write_error = Some(e);
                 }
+            }
+            let exit_code = module
+                .await
+                .map_err(|e| ExecutorError::Failed(format!("the WASM thread failed: {e}")))??;
+            if let Some(e) = write_error {
+                return Err(io(e));
             }
             writer.finish().await.map_err(io)?;
             let (stdout, stdout_truncated, stderr, stderr_truncated) = head.into_parts();
