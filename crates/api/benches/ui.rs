@@ -36,7 +36,7 @@ async fn main() -> Result<(), BoxError> {
     let http = reqwest::Client::new();
     let assets = bacalhau_api::ui::STYLE.len() + bacalhau_api::ui::SCRIPT.len();
     println!(
-        "| web UI assets compiled into the binary (CSS + JS) | {:.1} KiB | upstream's Next.js export: several MiB | |",
+        "| web UI assets compiled into the binary (CSS + JS; pages are Rust code) | {:.1} KiB | | |",
         assets as f64 / 1024.0
     );
     for (label, path) in [
