@@ -362,3 +362,64 @@ async fn containers_are_confined_and_run_as_the_user_the_job_asks_for() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_networking_reaches_only_the_allowed_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = common::FileServer::start(vec![(
+        "hello.txt".into(),
+        b"hello through the proxy".to_vec(),
+    )]);
+    let port = files.url.rsplit(':').next().unwrap().to_string();
+    let server = Server::start_with(
+        &dir.path().join("docker-http"),
+        free_port(),
+        &[
+            "serve",
+            "--name",
+            "docker-http",
+            "-c",
+            "JobAdmissionControl.AcceptNetworkedJobs=true",
+        ],
+    )
+    .await;
+    // `localhost` is allowed (the proxy on the host resolves it to the file server);
+    // 127.0.0.1 is the same server under a name the job did not list; without the proxy there
+    // is no way out, not even to the host's own services.
+    let script = format!(
+        "wget -q -O- http://localhost:{port}/hello.txt; echo; \
+         wget -q -O- http://127.0.0.1:{port}/hello.txt 2>&1 || echo refused-by-name; \
+         gw=$(ip route | awk '/default/ {{print $3}}'); \
+         wget -q -Y off -O- http://$gw:{api}/api/v1/agent/alive 2>&1 || echo no-way-to-host; \
+         wget -q -Y off -O- http://1.1.1.1/ 2>&1 || echo no-way-out",
+        api = server.port
+    );
+    let spec = dir.path().join("http.yaml");
+    std::fs::write(
+        &spec,
+        serde_json::json!({
+            "Name": "http-net", "Type": "batch",
+            "Tasks": [{
+                "Name": "main",
+                "Engine": {"Type": "docker", "Params": {"Image": "busybox:1.37.0", "Entrypoint": ["sh", "-c", script]}},
+                "Network": {"Type": "HTTP", "Domains": ["localhost"]}
+            }]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let run = server.cli(&["job", "run", spec.to_str().unwrap()]);
+    let out = stdout(&run);
+    assert!(run.status.success(), "{out}{}", stderr(&run));
+    assert!(out.contains("hello through the proxy"), "{out}");
+    assert!(
+        out.contains("403 Forbidden") && out.contains("refused-by-name"),
+        "{out}"
+    );
+    assert!(out.contains("no-way-to-host"), "{out}");
+    assert!(out.contains("no-way-out"), "{out}");
+    assert!(
+        !out.contains("\"Version\""),
+        "the job reached the host's API:\n{out}"
+    );
+}

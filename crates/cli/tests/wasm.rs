@@ -173,10 +173,7 @@ async fn logs_follow_shows_a_modules_output_while_it_still_runs() {
         .unwrap();
     assert_eq!(first.unwrap().unwrap(), "first line");
     let job = server.client().get_job(&id, "").await.unwrap().job;
-    assert_eq!(
-        job.state.state_type,
-        bacalhau_models::JobStateType::Running
-    );
+    assert_eq!(job.state.state_type, bacalhau_models::JobStateType::Running);
     let stop = server.cli(&["job", "stop", &id]);
     assert!(stop.status.success(), "{}", stderr(&stop));
     let _ = follower.kill();

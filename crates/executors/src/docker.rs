@@ -6,6 +6,7 @@
 //! restarted node can remove what it left behind. Output goes to the execution's log
 //! (`compute::logs`); the first 2 KiB of each stream go back in the run output, as upstream's.
 
+use crate::http_proxy::HttpProxy;
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::logs::{LogWriter, Stream};
 use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
@@ -19,6 +20,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// How much of stdout and of stderr the run output keeps (the files keep everything).
 pub const MAX_RETURNED_OUTPUT: usize = 2048;
@@ -31,7 +33,20 @@ const LABEL_JOB: &str = "bacalhau.org/job-id";
 pub struct DockerExecutor {
     docker: Docker,
     node_id: String,
+    /// The internal network and proxy of `Network: HTTP` jobs, set up on first use.
+    http: tokio::sync::OnceCell<Result<Arc<HttpNetwork>, String>>,
 }
+
+/// The Docker network that `Network: HTTP` containers join (internal: no route out, no
+/// traffic between containers) and the proxy on its gateway that is their only way out.
+struct HttpNetwork {
+    name: String,
+    proxy: Arc<HttpProxy>,
+}
+
+/// The network HTTP-only jobs share on this host, and its bridge interface.
+const HTTP_NETWORK: &str = "bacalhau-http";
+const HTTP_BRIDGE: &str = "bacalhau-http0";
 
 impl DockerExecutor {
     /// Connects to the local Docker engine and agrees on an API version with it; `None` (with
@@ -48,12 +63,95 @@ impl DockerExecutor {
             Ok(docker) => Some(Self {
                 docker,
                 node_id: node_id.to_string(),
+                http: tokio::sync::OnceCell::new(),
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "the Docker engine does not answer: the docker engine is disabled");
                 None
             }
         }
+    }
+
+    /// The HTTP-only network and its proxy, made on first use.
+    async fn http_network(&self) -> Result<Arc<HttpNetwork>, ExecutorError> {
+        self.http
+            .get_or_init(|| async {
+                self.setup_http_network()
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| format!("cannot set up HTTP networking: {e}"))
+            })
+            .await
+            .clone()
+            .map_err(ExecutorError::Failed)
+    }
+
+    async fn setup_http_network(&self) -> Result<HttpNetwork, String> {
+        let existing = self
+            .docker
+            .inspect_network(
+                HTTP_NETWORK,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await;
+        let network = match existing {
+            Ok(network) => network,
+            Err(_) => {
+                let request = bollard::models::NetworkCreateRequest {
+                    name: HTTP_NETWORK.into(),
+                    driver: Some("bridge".into()),
+                    internal: Some(true),
+                    options: Some(HashMap::from([
+                        (
+                            "com.docker.network.bridge.enable_icc".into(),
+                            "false".into(),
+                        ),
+                        ("com.docker.network.bridge.name".into(), HTTP_BRIDGE.into()),
+                    ])),
+                    labels: Some(HashMap::from([(LABEL_NODE.into(), "shared".into())])),
+                    ..Default::default()
+                };
+                // Another node on this host may create it at the same moment.
+                if let Err(e) = self.docker.create_network(request).await {
+                    tracing::debug!(error = %e, "creating the HTTP network");
+                }
+                self.docker
+                    .inspect_network(
+                        HTTP_NETWORK,
+                        None::<bollard::query_parameters::InspectNetworkOptions>,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        let gateway: std::net::IpAddr = network
+            .ipam
+            .as_ref()
+            .and_then(|ipam| ipam.config.as_ref())
+            .and_then(|configs| configs.iter().find_map(|c| c.gateway.clone()))
+            .ok_or("the network has no gateway address")?
+            .parse()
+            .map_err(|e| format!("the network's gateway: {e}"))?;
+        let bridge = network
+            .options
+            .as_ref()
+            .and_then(|o| o.get("com.docker.network.bridge.name").cloned())
+            .or_else(|| {
+                network
+                    .id
+                    .as_ref()
+                    .map(|id| format!("br-{}", id.get(..12).unwrap_or(id)))
+            })
+            .unwrap_or_else(|| HTTP_BRIDGE.into());
+        let proxy = HttpProxy::start(gateway)
+            .await
+            .map_err(|e| format!("cannot listen on {gateway}: {e}"))?;
+        guard_host(&bridge, proxy.addr().port()).await;
+        tracing::info!(network = HTTP_NETWORK, proxy = %proxy.addr(), "HTTP networking ready");
+        Ok(HttpNetwork {
+            name: HTTP_NETWORK.into(),
+            proxy,
+        })
     }
 
     /// Removes containers this node left behind (a crash or kill -9 mid-run).
@@ -135,6 +233,24 @@ impl DockerExecutor {
         let params = DockerParams::read(&task)?;
         self.ensure_image(&params.image).await?;
         let mut body = container_body(&execution, &task, &params, &self.node_id)?;
+        // Lives until the container is gone: the proxy lets its token through until then.
+        let mut _grant = None;
+        if task.network.r#type == "HTTP" {
+            let network = self.http_network().await?;
+            let grant = network.proxy.grant(&task.network.domains);
+            let url = grant.url();
+            let env = body.env.get_or_insert_with(Vec::new);
+            for name in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"] {
+                env.push(format!("{name}={url}"));
+            }
+            env.push("no_proxy=".into());
+            env.push("NO_PROXY=".into());
+            if let Some(host) = body.host_config.as_mut() {
+                host.network_mode = Some(network.name.clone());
+            }
+            body.network_disabled = Some(false);
+            _grant = Some(grant);
+        }
         if let Some(host) = body.host_config.as_mut() {
             let inputs = inputs.iter().map(|i| {
                 let mode = if i.read_write { "rw" } else { "ro" };
@@ -382,6 +498,48 @@ impl DockerParams {
     }
 }
 
+/// Lets containers on the HTTP-only bridge reach the host only at the proxy's port (they
+/// would otherwise reach every service listening on the host's addresses), and refuses their
+/// attempts to go anywhere else. Best effort: a host without `iptables` gets a warning.
+async fn guard_host(bridge: &str, port: u16) {
+    let port = port.to_string();
+    let rules: [(&str, Vec<&str>); 3] = [
+        (
+            "-I",
+            vec![
+                "INPUT", "-i", bridge, "-p", "tcp", "--dport", &port, "-j", "ACCEPT",
+            ],
+        ),
+        ("-A", vec!["INPUT", "-i", bridge, "-j", "REJECT"]),
+        // Docker drops what an internal network sends out silently, so a job's connection
+        // would hang for minutes; a rejection fails it at once.
+        ("-I", vec!["DOCKER-USER", "-i", bridge, "-j", "REJECT"]),
+    ];
+    for (add, rule) in rules {
+        let present = tokio::process::Command::new("iptables")
+            .arg("-C")
+            .args(&rule)
+            .output()
+            .await;
+        match present {
+            Ok(out) if out.status.success() => continue,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "no iptables: containers with HTTP networking can reach services on this host");
+                return;
+            }
+        }
+        let added = tokio::process::Command::new("iptables")
+            .arg(add)
+            .args(&rule)
+            .output()
+            .await;
+        if !added.as_ref().is_ok_and(|o| o.status.success()) {
+            tracing::warn!(rule = ?rule, "cannot add a firewall rule for HTTP networking");
+        }
+    }
+}
+
 /// The container's configuration for an execution.
 fn container_body(
     execution: &Execution,
@@ -397,10 +555,15 @@ fn container_body(
         "" | "Default" | "None" => "none",
         "Host" => "host",
         "Full" | "Bridge" => "bridge",
+        // Joined to the HTTP-only network once its proxy is up (`run_container`).
         "HTTP" => {
-            return Err(ExecutorError::InvalidSpec(
-                "HTTP networking (a domain allow-list) is not supported by this node yet; use Full or None".into(),
-            ));
+            if task.network.domains.is_empty() {
+                return Err(ExecutorError::InvalidSpec(
+                    "Network.Domains is empty: an HTTP network needs the domains the job may reach"
+                        .into(),
+                ));
+            }
+            "none"
         }
         other => {
             return Err(ExecutorError::InvalidSpec(format!(

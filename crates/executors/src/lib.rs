@@ -5,6 +5,7 @@
 //! a directory, and returns the run's output.
 
 pub mod docker;
+pub mod http_proxy;
 pub mod noop;
 pub mod wasm;
 
