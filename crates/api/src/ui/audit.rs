@@ -1,7 +1,7 @@
 //! The Audit page: the hash-chained log, newest first, with the whole chain verified on each
 //! view.
 
-use super::{Csrf, Section, error_page, forbidden, layout, maud_response, viewer};
+use super::{Csrf, Section, error_page, gate, layout, maud_response};
 use crate::server::AppState;
 use crate::server::auth::Principal;
 use axum::Extension;
@@ -27,14 +27,11 @@ pub async fn page(
     uri: Uri,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
-        Ok(v) => v,
-        Err(redirect) => return *redirect,
-    };
     // The API's audit route needs an administrator (write:node); so does this page.
-    if !viewer.can("write:node") {
-        return forbidden(&viewer, &csrf, "write:node");
-    }
+    let viewer = match gate(&state, principal, &csrf, &uri, "write:node") {
+        Ok(v) => v,
+        Err(refused) => return *refused,
+    };
     let before = params
         .get("before")
         .and_then(|b| b.parse::<u64>().ok())

@@ -2,8 +2,8 @@
 //! executions, history, live logs, results, stop and rerun) and the result download.
 
 use super::{
-    Csrf, Section, badge, csrf_field, csrf_ok, encode, error_page, forbidden, human_bytes, layout,
-    maud_response, script_note, viewer, when,
+    Csrf, Section, badge, csrf_field, encode, error_page, gate, gate_form, human_bytes, layout,
+    maud_response, script_note, when,
 };
 use crate::server::AppState;
 use crate::server::auth::Principal;
@@ -51,13 +51,10 @@ pub async fn list(
     uri: Uri,
     Query(params): Params,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate(&state, principal, &csrf, &uri, "read:job") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !viewer.can("read:job") {
-        return forbidden(&viewer, &csrf, "read:job");
-    }
     let text = |key: &str| params.get(key).map(String::as_str).unwrap_or("").trim();
     let state_filter = text("state");
     let labels_filter = text("labels");
@@ -277,13 +274,10 @@ pub async fn detail(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate(&state, principal, &csrf, &uri, "read:job") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !viewer.can("read:job") {
-        return forbidden(&viewer, &csrf, "read:job");
-    }
     let orchestrator = &state.orchestrator;
     let loaded = orchestrator.job(&id, "").and_then(|job| {
         let executions = orchestrator.executions(job.id.as_str(), &job.namespace)?;
@@ -343,29 +337,6 @@ pub async fn detail(
     ))
 }
 
-/// Checks the viewer and the form's CSRF token for a job action.
-fn may_act(
-    state: &AppState,
-    principal: Option<Principal>,
-    csrf: &Csrf,
-    uri: &Uri,
-    form: &HashMap<String, String>,
-) -> Result<Principal, Box<Response>> {
-    let viewer = viewer(state, principal, uri)?;
-    if !csrf_ok(csrf, form.get("csrf")) {
-        return Err(Box::new(error_page(
-            StatusCode::FORBIDDEN,
-            Some(&viewer),
-            csrf,
-            "the form's security token does not match; reload the page and try again",
-        )));
-    }
-    if !viewer.can("write:job") {
-        return Err(Box::new(forbidden(&viewer, csrf, "write:job")));
-    }
-    Ok(viewer)
-}
-
 /// `POST /ui/jobs/{id}/stop`.
 pub async fn stop(
     State(state): State<Arc<AppState>>,
@@ -375,7 +346,7 @@ pub async fn stop(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match may_act(&state, principal.map(|p| p.0), &csrf, &uri, &form) {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:job") {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -403,7 +374,7 @@ pub async fn rerun(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match may_act(&state, principal.map(|p| p.0), &csrf, &uri, &form) {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:job") {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -431,13 +402,10 @@ pub async fn result(
     uri: Uri,
     Path((id, execution_id)): Path<(String, String)>,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate(&state, principal, &csrf, &uri, "read:job") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !viewer.can("read:job") {
-        return forbidden(&viewer, &csrf, "read:job");
-    }
     let executions = match state.orchestrator.executions(&id, "") {
         Ok(executions) => executions,
         Err(e) => return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string()),

@@ -129,6 +129,46 @@ fn viewer(
     }
 }
 
+/// The viewer of a page that needs `capability`, or what turns them away: the login page
+/// (not signed in) or a 403 page.
+fn gate(
+    state: &AppState,
+    principal: Option<axum::Extension<Principal>>,
+    csrf: &Csrf,
+    uri: &Uri,
+    capability: &str,
+) -> Result<Principal, Box<Response>> {
+    let viewer = viewer(state, principal.map(|p| p.0), uri)?;
+    if !viewer.can(capability) {
+        return Err(Box::new(forbidden(&viewer, csrf, capability)));
+    }
+    Ok(viewer)
+}
+
+/// [`gate`] for a posted form, which must also echo its browser's CSRF token.
+fn gate_form(
+    state: &AppState,
+    principal: Option<axum::Extension<Principal>>,
+    csrf: &Csrf,
+    uri: &Uri,
+    form: &std::collections::HashMap<String, String>,
+    capability: &str,
+) -> Result<Principal, Box<Response>> {
+    let viewer = viewer(state, principal.map(|p| p.0), uri)?;
+    if !csrf_ok(csrf, form.get("csrf")) {
+        return Err(Box::new(error_page(
+            StatusCode::FORBIDDEN,
+            Some(&viewer),
+            csrf,
+            "the form's security token does not match; reload the page and try again",
+        )));
+    }
+    if !viewer.can(capability) {
+        return Err(Box::new(forbidden(&viewer, csrf, capability)));
+    }
+    Ok(viewer)
+}
+
 /// Percent-encodes a query value.
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -256,20 +296,9 @@ fn maud_response(markup: Markup) -> Response {
         .into_response()
 }
 
-/// A bytes count for people.
+/// A bytes count for people, as the CLI's tables write it.
 fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    bacalhau_models::resources::format_bytes(n)
 }
 
 /// A timestamp (nanoseconds) as `YYYY-MM-DD HH:MM:SS`.
@@ -294,9 +323,6 @@ mod tests {
 
     #[test]
     fn helpers_format_for_people() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
         assert_eq!(
             encode("/ui/jobs?state=Running"),
             "%2Fui%2Fjobs%3Fstate%3DRunning"

@@ -2,8 +2,8 @@
 //! publishers; approve, reject, delete) and a node's own page.
 
 use super::{
-    Csrf, Section, badge, csrf_field, csrf_ok, encode, error_page, forbidden, human_bytes, layout,
-    maud_response, viewer,
+    Csrf, Section, badge, csrf_field, encode, error_page, gate, gate_form, human_bytes, layout,
+    maud_response,
 };
 use crate::server::AppState;
 use crate::server::auth::Principal;
@@ -56,13 +56,10 @@ pub async fn list(
     uri: Uri,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate(&state, principal, &csrf, &uri, "read:node") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !viewer.can("read:node") {
-        return forbidden(&viewer, &csrf, "read:node");
-    }
     let nodes = match state.orchestrator.nodes(None, None) {
         Ok(nodes) => nodes,
         Err(e) => {
@@ -121,13 +118,10 @@ pub async fn detail(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate(&state, principal, &csrf, &uri, "read:node") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !viewer.can("read:node") {
-        return forbidden(&viewer, &csrf, "read:node");
-    }
     let node = match state.orchestrator.node(&id) {
         Ok(node) => node,
         Err(e) => return error_page(StatusCode::NOT_FOUND, Some(&viewer), &csrf, &e.to_string()),
@@ -170,21 +164,10 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:node") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !csrf_ok(&csrf, form.get("csrf")) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&viewer),
-            &csrf,
-            "the form's security token does not match; reload the page and try again",
-        );
-    }
-    if !viewer.can("write:node") {
-        return forbidden(&viewer, &csrf, "write:node");
-    }
     match state
         .orchestrator
         .update_node(&id, &action, viewer.name())

@@ -2,10 +2,7 @@
 //! form; "Preview" shows the job as it would be stored (a dry run), "Submit" stores it.
 //! Validation errors appear beside the field they name.
 
-use super::{
-    Csrf, Section, csrf_field, csrf_ok, encode, error_page, forbidden, layout, maud_response,
-    viewer,
-};
+use super::{Csrf, Section, csrf_field, encode, gate_form, layout, maud_response, viewer};
 use crate::server::AppState;
 use crate::server::auth::Principal;
 use axum::Extension;
@@ -73,21 +70,10 @@ pub async fn submit(
     uri: Uri,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match viewer(&state, principal.map(|p| p.0), &uri) {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:job") {
         Ok(v) => v,
-        Err(redirect) => return *redirect,
+        Err(refused) => return *refused,
     };
-    if !csrf_ok(&csrf, form.get("csrf")) {
-        return error_page(
-            StatusCode::FORBIDDEN,
-            Some(&viewer),
-            &csrf,
-            "the form's security token does not match; reload the page and try again",
-        );
-    }
-    if !viewer.can("write:job") {
-        return forbidden(&viewer, &csrf, "write:job");
-    }
     let mut draft = Draft {
         form,
         ..Default::default()
