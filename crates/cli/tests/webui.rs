@@ -158,6 +158,20 @@ async fn a_user_approves_a_node_runs_a_job_reads_its_logs_downloads_its_result_a
         stopped.contains("long") && !stopped.contains(&job_id[..10]),
         "{stopped}"
     );
+    // On a phone's width the table scrolls inside the page, not the page itself.
+    browser.resize(400, 900).await;
+    browser.goto(&format!("{base}/ui/jobs")).await;
+    let overflow = browser
+        .script_async(
+            "arguments[arguments.length - 1](document.documentElement.scrollWidth <= window.innerWidth + 1)",
+        )
+        .await;
+    assert_eq!(
+        overflow, true,
+        "the Jobs page is wider than a narrow screen"
+    );
+    browser.screenshot("jobs-narrow").await;
+    browser.resize(1280, 1000).await;
     browser.goto(&format!("{base}/ui/audit")).await;
     let verdict = browser.text("#verification").await;
     assert!(verdict.contains("Chain verified"), "{verdict}");

@@ -223,6 +223,16 @@ impl Browser {
         .await
     }
 
+    /// Resizes the window, e.g. to a phone's width.
+    pub async fn resize(&self, width: u32, height: u32) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+    }
+
     /// Saves a PNG screenshot named `name.png`.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine as _;
