@@ -26,7 +26,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = commands::Cli::parse();
+    let mut cli = commands::Cli::parse();
+    cli.set_leading_config(commands::leading_config(std::env::args()));
     let default_level = if cli.is_serve() { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACALHAU_LOG_LEVEL")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())

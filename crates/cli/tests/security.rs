@@ -10,10 +10,6 @@ use common::{ComputeProcess, Server, eventually, free_port, stderr, stdout};
 use redb::ReadableTable as _;
 use std::path::Path;
 
-/// `-c` given after the subcommand replaces the harness's `-c` list, so tests that add their own
-/// repeat its free results port.
-const LOCAL_PORT: &str = "Publishers.Types.Local.Port=0";
-
 fn noop_job(name: &str) -> bacalhau_models::Job {
     parse_job_spec(&format!(
         "Name: {name}\nType: batch\nCount: 1\nTasks:\n - Name: main\n   Engine: {{Type: noop}}\n   Timeouts: {{QueueTimeout: 600}}\n"
@@ -62,14 +58,14 @@ async fn a_node_with_a_wrong_join_token_is_refused_and_one_with_the_right_token_
         &dir.path().join("intruder"),
         "intruder",
         &address,
-        &["-c", "Compute.Auth.Token=a-wrong-token", "-c", LOCAL_PORT],
+        &["-c", "Compute.Auth.Token=a-wrong-token"],
     );
     let no_token = ComputeProcess::start(&dir.path().join("bare"), "bare", &address, &[]);
     let _member = ComputeProcess::start(
         &dir.path().join("member"),
         "member",
         &address,
-        &["-c", "Compute.Auth.Token=the-right-token", "-c", LOCAL_PORT],
+        &["-c", "Compute.Auth.Token=the-right-token"],
     );
     eventually(30, "the member to join", || async {
         compute_nodes(&client)
@@ -368,14 +364,7 @@ async fn the_api_and_the_node_channel_speak_tls_with_a_ca_made_by_the_test() {
         &dir.path().join("node"),
         "tls-node",
         &format!("127.0.0.1:{port}"),
-        &[
-            "-c",
-            &ca_arg,
-            "-c",
-            "Compute.TLS.RequireTLS=true",
-            "-c",
-            LOCAL_PORT,
-        ],
+        &["-c", &ca_arg, "-c", "Compute.TLS.RequireTLS=true"],
     );
     let client = server.client();
     eventually(30, "the node to join over wss", || async {
@@ -538,8 +527,6 @@ async fn a_secret_from_the_node_environment_reaches_the_container_and_nothing_el
         &[
             "-c",
             "Compute.Env.AllowList=SECRET_*",
-            "-c",
-            LOCAL_PORT,
             "--labels",
             "name=keeper",
         ],
@@ -549,7 +536,7 @@ async fn a_secret_from_the_node_environment_reaches_the_container_and_nothing_el
         &dir.path().join("stranger"),
         "stranger",
         &address,
-        &["-c", LOCAL_PORT, "--labels", "name=stranger"],
+        &["--labels", "name=stranger"],
         &[("SECRET_TOKEN", SECRET)],
     );
     let client = server.client();

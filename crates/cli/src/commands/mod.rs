@@ -28,6 +28,11 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Records the `-c` values given before the subcommand (see [`leading_config`]).
+    pub fn set_leading_config(&mut self, values: Vec<String>) {
+        self.global.leading_config = values;
+    }
+
     /// Whether this is a long-running server command (it logs at info level by default).
     pub fn is_serve(&self) -> bool {
         matches!(self.command, Command::Serve(_) | Command::Devstack(_))
@@ -56,12 +61,40 @@ pub struct Global {
     /// The data directory (env BACALHAU_DIR; default ~/.bacalhau).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// `-c` values given before the subcommand: clap keeps only those after it when both are
+    /// given, and `bacalhau -c file.yaml serve -c Key=value` means both.
+    #[arg(skip)]
+    pub leading_config: Vec<String>,
+}
+
+/// The `-c/--config` values among the global options before the subcommand's name.
+pub fn leading_config(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    const WITH_VALUE: &[&str] = &["--api-host", "--api-port", "--data-dir"];
+    let mut found = Vec::new();
+    let mut args = args.into_iter().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "-c" || arg == "--config" {
+            found.extend(args.next());
+        } else if let Some(value) = arg.strip_prefix("--config=") {
+            found.push(value.to_string());
+        } else if let Some(value) = arg.strip_prefix("-c").filter(|_| !arg.starts_with("--")) {
+            found.push(value.trim_start_matches('=').to_string());
+        } else if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+        } else if !arg.starts_with('-') {
+            // The subcommand: what follows is its own.
+            break;
+        }
+    }
+    found
 }
 
 impl Global {
     /// The merged configuration, with the dedicated flags applied last.
     pub fn config(&self) -> Result<Config> {
-        let mut config = Config::load(&self.config)?;
+        let mut sources = self.leading_config.clone();
+        sources.extend(self.config.iter().cloned());
+        let mut config = Config::load(&sources)?;
         if let Some(host) = &self.api_host {
             crate::config::set_path(&mut config.tree, "API.Host", host)?;
         }
@@ -205,6 +238,22 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_values_before_the_subcommand_are_found() {
+        let args = |line: &str| line.split(' ').map(str::to_string).collect::<Vec<_>>();
+        assert_eq!(
+            leading_config(args(
+                "bacalhau -c a.yaml --api-port 9 --config=B=1 -cC=2 serve -c D=3"
+            )),
+            vec!["a.yaml", "B=1", "C=2"]
+        );
+        assert_eq!(
+            leading_config(args("bacalhau --data-dir -c docker run busybox -- sh -c x")),
+            Vec::<String>::new()
+        );
+        assert!(leading_config(args("bacalhau job list")).is_empty());
+    }
 
     #[test]
     fn api_urls_from_hosts_ports_and_urls() {
