@@ -192,12 +192,32 @@ async fn with_users_every_page_needs_a_sign_in_and_a_reader_cannot_stop_jobs() {
         ),
     )
     .unwrap();
+    let ui_port = free_port();
+    let listen = format!("WebUI.Listen=127.0.0.1:{ui_port}");
     let server = Server::start_with(
         &dir.path().join("node"),
         free_port(),
-        &["serve", "--orchestrator", "-c", users.to_str().unwrap()],
+        &[
+            "serve",
+            "--orchestrator",
+            "-c",
+            users.to_str().unwrap(),
+            "-c",
+            "WebUI.Enabled=true",
+            "-c",
+            &listen,
+        ],
     )
     .await;
+    // Upstream's WebUI.Listen serves the same UI (and asks for a sign-in there too).
+    let login = reqwest::get(format!("http://127.0.0.1:{ui_port}/ui/jobs"))
+        .await
+        .expect("the UI listens on WebUI.Listen");
+    assert!(
+        login.url().path().starts_with("/ui/login"),
+        "{}",
+        login.url()
+    );
     let base = format!("http://127.0.0.1:{}", server.port);
     let admin = server.client_with(Some(bacalhau_api::Credentials::ApiKey(ADMIN_KEY.into())));
     let queued = bacalhau_models::parse_job_spec(
@@ -240,6 +260,10 @@ async fn with_users_every_page_needs_a_sign_in_and_a_reader_cannot_stop_jobs() {
         browser.find("#stop").await.is_none(),
         "a reader sees the stop button"
     );
+    // Nor the pages they may not use.
+    let nav = browser.text("header nav").await;
+    assert!(nav.contains("Jobs") && nav.contains("Nodes"), "{nav}");
+    assert!(!nav.contains("Submit") && !nav.contains("Audit"), "{nav}");
     browser.screenshot("job-as-reader").await;
     // ...and posting the form anyway (with a valid CSRF token) is refused with 403.
     let status = browser

@@ -201,12 +201,15 @@ fn layout(
     notice: Option<&str>,
     content: Markup,
 ) -> Markup {
+    // Only the pages the viewer may use.
     let nav = [
-        (Section::Jobs, "/ui/jobs", "Jobs"),
-        (Section::Submit, "/ui/submit", "Submit"),
-        (Section::Nodes, "/ui/nodes", "Nodes"),
-        (Section::Audit, "/ui/audit", "Audit"),
-    ];
+        (Section::Jobs, "/ui/jobs", "Jobs", "read:job"),
+        (Section::Submit, "/ui/submit", "Submit", "write:job"),
+        (Section::Nodes, "/ui/nodes", "Nodes", "read:node"),
+        (Section::Audit, "/ui/audit", "Audit", "write:node"),
+    ]
+    .into_iter()
+    .filter(|(_, _, _, capability)| viewer.is_none_or(|v| v.can(capability)));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -223,7 +226,7 @@ fn layout(
                     a.brand href="/ui/jobs" { "Bacalhau" }
                     @if section != Section::Login {
                         nav aria-label="Main" {
-                            @for (s, href, label) in nav {
+                            @for (s, href, label, _) in nav {
                                 a href=(href) aria-current=[(s == section).then_some("page")] { (label) }
                             }
                         }

@@ -269,12 +269,7 @@ fn render(viewer: &Principal, csrf: &Csrf, draft: &Draft, status: StatusCode) ->
             button.primary type="submit" name="action" value="submit" { "Submit" }
         }
     };
-    let content = html! {
-        h1 { "Submit a job" }
-        (draft.errors_for(""))
-        @if !viewer.can("write:job") {
-            p.notice { "You may not submit jobs (write:job)." }
-        }
+    let forms = html! {
         @if let Some(preview) = &draft.preview {
             section #preview {
                 h2 { "Preview: the job as it would be stored" }
@@ -320,6 +315,15 @@ fn render(viewer: &Principal, csrf: &Csrf, draft: &Draft, status: StatusCode) ->
                 (env_field("wasm", draft))
                 (buttons)
             }
+        }
+    };
+    let content = html! {
+        h1 { "Submit a job" }
+        (draft.errors_for(""))
+        @if !viewer.can("write:job") {
+            p.notice { "You may not submit jobs: that needs the write:job capability." }
+        } @else {
+            (forms)
         }
     };
     (
