@@ -108,7 +108,13 @@ pub struct NodeManager {
     nodes: RwLock<HashMap<NodeId, LiveNode>>,
     log_streams: std::sync::Mutex<LogStreams>,
     next_stream: std::sync::atomic::AtomicU64,
+    /// When each refused node's refusal was last written to the audit log.
+    refusals: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
 }
+
+/// A node refused again within this long is not audited again: a misconfigured node retries
+/// every few seconds, and the audit log is never pruned.
+const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(3600);
 
 fn now() -> Timestamp {
     time::to_nanos(SystemTime::now())
@@ -157,6 +163,7 @@ impl NodeManager {
             nodes: RwLock::new(nodes),
             log_streams: std::sync::Mutex::new(HashMap::new()),
             next_stream: std::sync::atomic::AtomicU64::new(1),
+            refusals: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -497,9 +504,24 @@ impl NodeManager {
         Ok(())
     }
 
-    /// Writes a refused join to the audit log. A refusal is answered whether or not this
-    /// succeeds: a store that cannot write must not let the node in either.
+    /// Writes a refused join to the audit log (once an hour per node). A refusal is answered
+    /// whether or not this succeeds: a store that cannot write must not let the node in either.
     async fn record_refusal(&self, id: &NodeId, message: &str) {
+        {
+            let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            if refusals
+                .get(id)
+                .is_some_and(|last| now.duration_since(*last) < REFUSAL_AUDIT_INTERVAL)
+            {
+                return;
+            }
+            // Bounded: forget old entries rather than grow with every made-up node ID.
+            if refusals.len() >= 10_000 {
+                refusals.retain(|_, last| now.duration_since(*last) < REFUSAL_AUDIT_INTERVAL);
+            }
+            refusals.insert(id.clone(), now);
+        }
         let event = JobHistory::node_event(
             id.as_str(),
             topics::NODE_MEMBERSHIP,
