@@ -27,22 +27,29 @@ impl ApiError {
     }
 }
 
+/// The status an orchestrator error deserves, for the API and the web UI alike.
+pub(crate) fn status_of(e: &OrchestratorError) -> StatusCode {
+    classify(e).0
+}
+
+fn classify(e: &OrchestratorError) -> (StatusCode, &'static str, Option<String>) {
+    match e {
+        OrchestratorError::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound", None),
+        OrchestratorError::Ambiguous { .. } => (StatusCode::BAD_REQUEST, "MultipleMatches", None),
+        OrchestratorError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest", None),
+        OrchestratorError::Conflict { hint, .. } => {
+            (StatusCode::CONFLICT, "Conflict", hint.clone())
+        }
+        OrchestratorError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None),
+    }
+}
+
 impl From<OrchestratorError> for ApiError {
     fn from(e: OrchestratorError) -> Self {
-        let (status, code, hint) = match &e {
-            OrchestratorError::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound", None),
-            OrchestratorError::Ambiguous { .. } => {
-                (StatusCode::BAD_REQUEST, "MultipleMatches", None)
-            }
-            OrchestratorError::Invalid(_) => (StatusCode::BAD_REQUEST, "BadRequest", None),
-            OrchestratorError::Conflict { hint, .. } => {
-                (StatusCode::CONFLICT, "Conflict", hint.clone())
-            }
-            OrchestratorError::Store(_) => {
-                tracing::error!(error = %e, "store failure while serving a request");
-                (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None)
-            }
-        };
+        let (status, code, hint) = classify(&e);
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %e, "store failure while serving a request");
+        }
         Self {
             status,
             code,

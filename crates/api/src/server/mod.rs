@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tower::ServiceExt as _;
 
 pub use error::ApiError;
+pub(crate) use error::status_of;
 
 /// What the handlers share.
 pub struct AppState {

@@ -5,14 +5,14 @@ use super::{
     Csrf, Section, badge, csrf_field, encode, error_page, gate, gate_form, human_bytes, layout,
     maud_response, script_note, when,
 };
-use crate::server::AppState;
 use crate::server::auth::Principal;
+use crate::server::{AppState, status_of};
 use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bacalhau_models::{Execution, Job, JobHistory, JobStateType};
-use bacalhau_orchestrator::{HistoryQuery, JobQuery, OrchestratorError};
+use bacalhau_orchestrator::{HistoryQuery, JobQuery};
 use maud::{Markup, html};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,17 +31,6 @@ const STATES: [JobStateType; 6] = [
     JobStateType::Failed,
     JobStateType::Stopped,
 ];
-
-fn status_of(e: &OrchestratorError) -> StatusCode {
-    match e {
-        OrchestratorError::NotFound { .. } => StatusCode::NOT_FOUND,
-        OrchestratorError::Invalid(_) | OrchestratorError::Ambiguous { .. } => {
-            StatusCode::BAD_REQUEST
-        }
-        OrchestratorError::Conflict { .. } => StatusCode::CONFLICT,
-        OrchestratorError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
 
 /// `GET /ui/jobs`: the table; `?partial=rows` answers only the rows, for live updates.
 pub async fn list(

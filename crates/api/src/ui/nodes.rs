@@ -5,11 +5,11 @@ use super::{
     Csrf, Section, badge, csrf_field, encode, error_page, gate, gate_form, human_bytes, layout,
     maud_response,
 };
-use crate::server::AppState;
 use crate::server::auth::Principal;
+use crate::server::{AppState, status_of};
 use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{StatusCode, Uri};
+use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use bacalhau_models::NodeState;
 use maud::{Markup, html};
@@ -63,12 +63,7 @@ pub async fn list(
     let nodes = match state.orchestrator.nodes(None, None) {
         Ok(nodes) => nodes,
         Err(e) => {
-            return error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some(&viewer),
-                &csrf,
-                &e.to_string(),
-            );
+            return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string());
         }
     };
     let can_write = viewer.can("write:node");
@@ -124,7 +119,7 @@ pub async fn detail(
     };
     let node = match state.orchestrator.node(&id) {
         Ok(node) => node,
-        Err(e) => return error_page(StatusCode::NOT_FOUND, Some(&viewer), &csrf, &e.to_string()),
+        Err(e) => return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string()),
     };
     let info = &node.info.compute_node_info;
     let content = html! {
@@ -178,11 +173,6 @@ pub async fn act(
             encode(&format!("Node {id}: {action} done."))
         ))
         .into_response(),
-        Err(e) => error_page(
-            StatusCode::BAD_REQUEST,
-            Some(&viewer),
-            &csrf,
-            &e.to_string(),
-        ),
+        Err(e) => error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string()),
     }
 }
