@@ -112,8 +112,8 @@ async fn main() -> Result<(), BoxError> {
 
     // WASM: the same module both ways; the first job compiles it, so it is left out.
     let module_path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/wasm/noop.wasm");
-    let module_bytes = std::fs::read(&module_path)?;
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/wasm/noop.wat");
+    let module_bytes = wat::parse_file(&module_path)?;
     // WASI's synchronous calls block on a runtime of their own: keep them off the async threads.
     let floor_bytes = module_bytes.clone();
     let floor = tokio::task::spawn_blocking(move || wasm_floor(&floor_bytes, wasm_runs)).await??;

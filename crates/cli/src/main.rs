@@ -22,11 +22,15 @@ mod config;
 mod host;
 mod output;
 
-use clap::Parser;
+use clap::FromArgMatches as _;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let mut cli = commands::Cli::parse();
+    let matches = commands::command().get_matches();
+    let mut cli = match commands::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     cli.set_leading_config(commands::leading_config(std::env::args()));
     let default_level = if cli.is_serve() { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACALHAU_LOG_LEVEL")

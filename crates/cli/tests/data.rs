@@ -113,10 +113,7 @@ async fn local_publisher_results_come_back_with_job_get() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn url_inputs_are_downloaded_for_docker_and_wasm() {
     let dir = tempfile::tempdir().unwrap();
-    let noop = std::fs::read(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/wasm/noop.wasm"),
-    )
-    .expect("noop.wasm test module");
+    let noop = common::wasm_binary("noop");
     let files = FileServer::start(vec![
         ("data/table.csv".into(), b"a,b\n1,2\n".to_vec()),
         ("noop.wasm".into(), noop),

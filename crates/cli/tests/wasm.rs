@@ -1,17 +1,13 @@
-//! The WASM engine against real wasmtime, with the WASI test modules of `shared/testdata/wasm`.
+//! The WASM engine against real wasmtime, with the WASI test modules of `testdata/wasm`.
 
 mod common;
 
 use base64::Engine as _;
-use common::{Server, free_port, stderr, stdout};
-use std::path::PathBuf;
+use common::{Server, free_port, stderr, stdout, wasm_binary};
 
+/// The path of a test module, as `wasm run` takes it.
 fn module(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/wasm")
-        .join(name);
-    assert!(path.exists(), "{} is missing", path.display());
-    path.to_string_lossy().into_owned()
+    common::wasm_module(name).to_string_lossy().into_owned()
 }
 
 async fn hybrid(dir: &std::path::Path, name: &str) -> Server {
@@ -23,7 +19,7 @@ async fn modules_print_see_env_and_report_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let server = hybrid(dir.path(), "wasm-basics").await;
 
-    let hello = server.cli(&["wasm", "run", &module("noop.wasm")]);
+    let hello = server.cli(&["wasm", "run", &module("noop")]);
     assert!(hello.status.success(), "{}", stderr(&hello));
     assert!(
         stdout(&hello).contains("Hello, world!"),
@@ -31,9 +27,19 @@ async fn modules_print_see_env_and_report_exit_codes() {
         stdout(&hello)
     );
 
-    let env = server.cli(&["wasm", "run", "-e", "GREETING=hola", &module("env.wasm")]);
+    let env = server.cli(&["wasm", "run", "-e", "GREETING=hola", &module("env")]);
     assert!(env.status.success(), "{}", stderr(&env));
     assert!(stdout(&env).contains("GREETING=hola"), "{}", stdout(&env));
+    let listing = stdout(&env);
+    let variables: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_once('=').map(|(name, _)| name))
+        .filter(|name| name.starts_with("BACALHAU_") || *name == "GREETING")
+        .collect();
+    let mut sorted = variables.clone();
+    sorted.sort_unstable();
+    assert_eq!(variables.len(), 4, "{listing}");
+    assert_eq!(variables, sorted, "env.wat prints the variables sorted");
 
     let exit = server.cli(&[
         "wasm",
@@ -41,7 +47,7 @@ async fn modules_print_see_env_and_report_exit_codes() {
         "--id-only",
         "-e",
         "EXIT_CODE=5",
-        &module("exit_code.wasm"),
+        &module("exit_code"),
     ]);
     assert_eq!(exit.status.code(), Some(1));
     let id = stdout(&exit).trim().to_string();
@@ -59,7 +65,7 @@ async fn cat_reads_a_file_from_an_input_mount() {
     let dir = tempfile::tempdir().unwrap();
     let server = hybrid(dir.path(), "wasm-cat").await;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let wasm = std::fs::read(module("cat.wasm")).unwrap();
+    let wasm = wasm_binary("cat");
     let spec = format!(
         r#"
 Name: cat-input
@@ -120,7 +126,7 @@ async fn cat_reads_an_allow_listed_local_directory() {
         "run",
         "-i",
         &mount,
-        &module("cat.wasm"),
+        &module("cat"),
         "/data/note.txt",
     ]);
     assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));

@@ -3,7 +3,8 @@
 //! [`Job`] holds [`Task`]s, each naming an engine, input sources, a publisher and resources.
 //! The orchestrator turns a job into [`Evaluation`]s and [`Execution`]s; every change is
 //! recorded as a [`JobHistory`] event. [`Node`](node::NodeState) describes compute nodes.
-//! Field names and enum encodings match upstream Bacalhau v1.9 (see `shared/reference`).
+//! Field names and enum encodings match upstream Bacalhau v1.9's REST API (its OpenAPI
+//! document and wire enums).
 //! Specs parse from YAML or JSON with keys matched case-insensitively ([`spec`]).
 //! This crate does no I/O: no files, no network, no clocks except through arguments.
 //! Start at `job.rs` (`Job::normalize`, `Job::validate`).

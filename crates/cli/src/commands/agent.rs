@@ -34,7 +34,7 @@ pub struct FormatArgs {
 #[derive(Debug, Args)]
 pub struct VersionArgs {
     /// Only the client's version; do not ask the server.
-    #[arg(long)]
+    #[arg(long = "client", alias = "client-only")]
     client_only: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -52,7 +52,7 @@ pub fn client_version() -> BuildVersionInfo {
         major: parts.next().unwrap_or_default().to_string(),
         minor: parts.next().unwrap_or_default().to_string(),
         git_version: format!("v{version}"),
-        git_commit: option_env!("BACALHAU_GIT_COMMIT").unwrap_or("").to_string(),
+        git_commit: env!("BACALHAU_GIT_COMMIT").to_string(),
         build_date: String::new(),
         goos: std::env::consts::OS.to_string(),
         goarch: match std::env::consts::ARCH {

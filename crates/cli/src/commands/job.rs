@@ -274,6 +274,13 @@ pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<Exit
             eprintln!("\nError: job failed: {}", job.state.message);
             Ok(ExitCode::FAILURE)
         }
+        JobStateType::Running if is_long_running(&job) => {
+            eprintln!(
+                "\nThe {} job is running; stop it with `bacalhau job stop {}`.",
+                job.r#type, submitted.job_id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         state if !state.is_terminal() => {
             eprintln!(
                 "\nStill {state} after {}s; follow it with `bacalhau job describe {}`.",
@@ -395,13 +402,21 @@ async fn follow(client: &ApiClient, id: &str, timeout_secs: u64, quiet: bool) ->
             }
         }
         let job = response.job;
-        if job.state.state_type.is_terminal() || Instant::now() >= deadline {
+        // A daemon or service job runs until stopped: following it ends once it runs.
+        let running_for_good =
+            is_long_running(&job) && job.state.state_type == JobStateType::Running;
+        if job.state.state_type.is_terminal() || running_for_good || Instant::now() >= deadline {
             return Ok(job);
         }
         tokio::time::sleep(delay).await;
         // Fast jobs finish in milliseconds; long ones need not be polled that often.
         delay = (delay * 2).min(Duration::from_millis(500));
     }
+}
+
+/// Whether `job` runs until it is stopped (daemon and service jobs) rather than to completion.
+fn is_long_running(job: &Job) -> bool {
+    matches!(job.r#type.as_str(), "daemon" | "service")
 }
 
 fn print_event(event: &JobHistory) {

@@ -5,6 +5,7 @@ mod agent;
 mod audit;
 mod auth;
 mod config_cmd;
+mod examples;
 mod get;
 mod job;
 mod node;
@@ -19,7 +20,12 @@ use std::process::ExitCode;
 
 /// Compute over data: run Docker and WebAssembly jobs where the data is.
 #[derive(Debug, Parser)]
-#[command(name = "bacalhau", version, about, long_about = None)]
+#[command(
+    name = "bacalhau",
+    version = env!("BACALHAU_LONG_VERSION"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -214,6 +220,20 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Print the client's and the server's versions.
     Version(agent::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompletionArgs {
+    /// The shell.
+    shell: clap_complete::Shell,
+}
+
+/// The command tree as `main` parses it: clap's derive plus each command's examples.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    examples::with_examples(Cli::command())
 }
 
 /// Runs the parsed command; the exit code says whether it (or the job it ran) succeeded.
@@ -232,6 +252,13 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Auth(command) => auth::run(command),
         Command::Audit(command) => audit::run(&global, command).await,
         Command::Version(args) => agent::version(&global, args).await,
+        Command::Completion(args) => {
+            // Written whole, so a closed pipe (`| head`) ends the output, not the process.
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut command(), "bacalhau", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! `bacalhau docker run` and (to come) `bacalhau wasm run`: build a one-task job from flags, as
+//! `bacalhau docker run` and `bacalhau wasm run`: build a one-task job from flags, as
 //! upstream's commands do, and submit it like `job run`.
 
 use super::Global;
@@ -108,8 +108,8 @@ pub struct WasmRunArgs {
     entry_point: String,
     #[command(flatten)]
     job: JobFlags,
-    /// The module: a local `.wasm` file, sent inline with the job, or an `http(s)://` URL the
-    /// node downloads.
+    /// The module: a local `.wasm` file (or `.wat` text, compiled here), sent inline with the
+    /// job, or an `http(s)://` URL the node downloads.
     module: String,
     /// The module's arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -157,8 +157,23 @@ fn inline_module(path: &std::path::Path) -> Result<(bacalhau_models::InputSource
     }
     let bytes = std::fs::read(path)
         .map_err(|e| anyhow::anyhow!("cannot read module {}: {e}", path.display()))?;
-    let name = path
-        .file_name()
+    // WebAssembly text is compiled here, so the node (ours or upstream's) gets a binary module;
+    // a binary module passes through unchanged.
+    let bytes = wat::Parser::new()
+        .parse_bytes(Some(path), &bytes)
+        .map_err(|e| anyhow::anyhow!("module {} is not WebAssembly: {e}", path.display()))?
+        .into_owned();
+    let is_text = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("wat"));
+    let file_name = if is_text {
+        path.with_extension("wasm")
+            .file_name()
+            .map(ToOwned::to_owned)
+    } else {
+        path.file_name().map(ToOwned::to_owned)
+    };
+    let name = file_name
         .map(|n| n.to_string_lossy().into_owned())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "main.wasm".into());

@@ -16,6 +16,21 @@ pub fn binary() -> &'static str {
 }
 
 /// A free loopback port.
+/// The WASI test module `testdata/wasm/NAME.wat` (WebAssembly text; `wasm run` compiles it).
+pub fn wasm_module(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../testdata/wasm")
+        .join(format!("{name}.wat"));
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+/// The WASI test module `testdata/wasm/NAME.wat` compiled to a binary module.
+pub fn wasm_binary(name: &str) -> Vec<u8> {
+    let path = wasm_module(name);
+    wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
