@@ -20,6 +20,7 @@ pub mod selector;
 pub mod spec;
 pub mod state;
 pub mod task;
+pub mod template;
 pub mod time;
 
 pub use evaluation::{Evaluation, EvaluationStatus, TriggeredBy};

@@ -8,6 +8,13 @@ use base64::Engine as _;
 /// Largest inline input accepted, decoded.
 pub const MAX_INLINE_BYTES: usize = 64 * 1024 * 1024;
 
+/// Standard base64, padded or not.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    base64::engine::GeneralPurposeConfig::new()
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+);
+
 /// Writes `data:` URLs to files.
 pub struct InlineStorage;
 
@@ -26,8 +33,11 @@ pub fn decode_data_url(url: &str) -> Result<Vec<u8>, InputError> {
         ));
     }
     let bytes = if meta.ends_with(";base64") {
-        base64::engine::general_purpose::STANDARD
-            .decode(data.trim())
+        // Upstream's specs split long base64 over lines (its decoder skips the line breaks)
+        // and some writers drop the padding: accept both.
+        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        BASE64
+            .decode(compact)
             .map_err(|e| invalid(&format!("bad base64: {e}")))?
     } else {
         percent_encoding::percent_decode_str(data).collect()
@@ -88,6 +98,13 @@ mod tests {
             decode_data_url("data:,hello%20there").unwrap(),
             b"hello there"
         );
+        assert_eq!(
+            decode_data_url("data:text/plain;base64,aGVs\nbG8g\r\n  dGhl\ncmU=\n").unwrap(),
+            b"hello there",
+            "line breaks in base64 are skipped, as upstream's decoder does"
+        );
+        assert_eq!(decode_data_url("data:;base64,aGk").unwrap(), b"hi");
+        assert!(decode_data_url("data:;base64,a*Gk").is_err());
         assert!(decode_data_url("http://x").is_err());
         assert!(decode_data_url("data:application/gzip;base64,AAAA").is_err());
     }

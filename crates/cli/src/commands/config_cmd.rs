@@ -27,7 +27,7 @@ pub struct ShowArgs {
 
 #[derive(Debug, Args)]
 pub struct SetArgs {
-    /// The key, e.g. `API.Port` or `Compute.Orchestrators`.
+    /// The key, e.g. `API.Port` or `Compute.Orchestrators`, or `KEY=VALUE`.
     key: String,
     /// The value; lists are comma-separated.
     value: Vec<String>,
@@ -46,9 +46,19 @@ pub fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
         }
         ConfigCommand::Set(args) => {
             let config = global.config()?;
-            let value = args.value.join(",");
-            write_setting(&config.write_path, &args.key, &value)?;
-            outln!("Set {} in {}", args.key, config.write_path.display());
+            // Upstream takes `KEY VALUE...` and `KEY=VALUE`.
+            let (key, value) = match args.key.split_once('=') {
+                Some((key, value)) if args.value.is_empty() => (key.to_string(), value.to_string()),
+                _ if args.value.is_empty() => {
+                    anyhow::bail!(
+                        "config set {}: no value; use `KEY VALUE` or `KEY=VALUE`",
+                        args.key
+                    )
+                }
+                _ => (args.key.clone(), args.value.join(",")),
+            };
+            write_setting(&config.write_path, &key, &value)?;
+            outln!("Set {key} in {}", config.write_path.display());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -38,39 +38,83 @@ pub enum JobCommand {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The job spec file, or `-` for standard input.
-    file: String,
+    /// The job spec file; `-` or none reads standard input.
+    file: Option<String>,
+    #[command(flatten)]
+    template: TemplateFlags,
     #[command(flatten)]
     flags: RunFlags,
 }
 
+/// Job specs are Go text/templates, as upstream's: `{{.name}}` takes a variable's value.
+#[derive(Debug, Args)]
+pub struct TemplateFlags {
+    /// A template variable, `NAME=VALUE` (repeatable or comma-separated): `{{.NAME}}` in the
+    /// spec becomes VALUE.
+    #[arg(
+        short = 'V',
+        long = "template-vars",
+        value_delimiter = ',',
+        value_name = "NAME=VALUE"
+    )]
+    vars: Vec<String>,
+    /// A regular expression: environment variables whose names match it become template
+    /// variables (`-E '^APP_'`; `.*` for all). `-V` wins over the environment.
+    #[arg(short = 'E', long = "template-envs", value_name = "REGEX")]
+    envs: Option<String>,
+    /// Use the spec as written: `{{` is not a template action.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    no_template: bool,
+}
+
+impl TemplateFlags {
+    /// The variables from the environment (`-E`), then `-V`.
+    fn vars(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let mut vars = std::collections::BTreeMap::new();
+        if let Some(pattern) = &self.envs {
+            let pattern = regex::Regex::new(pattern)
+                .with_context(|| format!("invalid --template-envs pattern {pattern:?}"))?;
+            vars.extend(std::env::vars().filter(|(name, _)| pattern.is_match(name)));
+        }
+        for pair in self.vars.iter().filter(|p| !p.is_empty()) {
+            let Some((name, value)) = pair.split_once('=') else {
+                bail!("invalid --template-vars {pair:?}: use NAME=VALUE");
+            };
+            vars.insert(name.to_string(), value.to_string());
+        }
+        Ok(vars)
+    }
+}
+
 /// How a submitted job is followed: shared by `job run`, `docker run` and `wasm run`.
+/// Switches read as cobra's do: `--wait` is true, `--wait=false` false, and the word after a
+/// switch is never taken as its value (`--wait busybox:1.37.0` runs busybox).
 #[derive(Debug, Args)]
 pub struct RunFlags {
     /// Print only the job ID.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     id_only: bool,
     /// Wait for the job to finish (the default); `--wait=false` returns after submission.
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = true)]
     wait: bool,
     /// How long to wait, in seconds.
     #[arg(long, default_value_t = 600)]
     wait_timeout_secs: u64,
     /// Check and print the spec without submitting it.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     dry_run: bool,
     /// Submit even when the spec did not change since the last submission of its name.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     force: bool,
     /// Print the submitted job as JSON or YAML instead of progress (`-o/--output` names
     /// result paths on `docker run` and `wasm run`, as upstream).
     #[arg(long = "output-format", value_enum)]
     output: Option<Format>,
     /// Pretty-print JSON.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     pretty: bool,
     /// Stream the job's output while it runs, instead of its progress events.
-    #[arg(short = 'f', long)]
+    #[arg(short = 'f', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     follow: bool,
 }
 
@@ -202,21 +246,30 @@ pub async fn run(global: &Global, command: JobCommand) -> Result<ExitCode> {
     }
 }
 
-fn read_spec(file: &str) -> Result<Job> {
-    let text = if file == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the job spec from standard input")?;
+/// Reads a spec from a file, or standard input for `-` or no file, and renders its template.
+fn read_spec(file: Option<&str>, template: &TemplateFlags) -> Result<Job> {
+    let text = match file {
+        None | Some("-") => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the job spec from standard input")?;
+            text
+        }
+        Some(file) => {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read job spec {file}"))?
+        }
+    };
+    let text = if template.no_template {
         text
     } else {
-        std::fs::read_to_string(file).with_context(|| format!("cannot read job spec {file}"))?
+        bacalhau_models::template::render_spec_template(&text, &template.vars()?)?
     };
     Ok(parse_job_spec(&text)?)
 }
 
 async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
-    let job = read_spec(&args.file)?;
+    let job = read_spec(args.file.as_deref(), &args.template)?;
     submit(global, &job, &args.flags).await
 }
 

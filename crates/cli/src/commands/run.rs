@@ -49,6 +49,10 @@ pub struct JobFlags {
     /// Network access: None (the default), Host, Full, HTTP or Bridge.
     #[arg(long)]
     network: Option<String>,
+    /// A domain an `--network=http` job may reach (`example.org`, `.example.org` for its
+    /// subdomains too). Repeatable or comma-separated.
+    #[arg(long = "domain", value_delimiter = ',')]
+    domains: Vec<String>,
     /// An input, as upstream writes it: `URI[:DST]` or `src=URI,dst=DST[,opt=rw]`, where URI is
     /// `file:///host/path` (a path the node allow-lists), `https://...`, `s3://bucket/key` or
     /// `ipfs://CID`. Repeatable.
@@ -283,6 +287,7 @@ fn build_job(
                     .map(canonical_network)
                     .transpose()?
                     .unwrap_or_default(),
+                domains: flags.domains.clone(),
                 ..Default::default()
             },
             timeouts: TimeoutConfig {

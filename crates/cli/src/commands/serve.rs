@@ -365,13 +365,40 @@ async fn serve_local_results(config: &Config, port: Option<u16>, dir: &Path) -> 
     let listen_ip: std::net::IpAddr = address
         .parse()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let listener = tokio::net::TcpListener::bind((listen_ip, port))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot serve local results on {listen_ip}:{port}: set Publishers.Types.Local.Port to a free port (0 picks one)"
-            )
-        })?;
+    let listener = match tokio::net::TcpListener::bind((listen_ip, port)).await {
+        Ok(listener) => listener,
+        // Another node on this host holds the port: take the one this node had before (its
+        // published URLs keep working across restarts), else any free one, and say so.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && port != 0 => {
+            let remembered = dir.with_extension("port");
+            let previous = std::fs::read_to_string(&remembered)
+                .ok()
+                .and_then(|text| text.trim().parse::<u16>().ok());
+            let listener = match previous {
+                Some(previous) if previous != port => {
+                    match tokio::net::TcpListener::bind((listen_ip, previous)).await {
+                        Ok(listener) => listener,
+                        Err(_) => tokio::net::TcpListener::bind((listen_ip, 0)).await?,
+                    }
+                }
+                _ => tokio::net::TcpListener::bind((listen_ip, 0)).await?,
+            };
+            let bound = listener.local_addr()?.port();
+            std::fs::write(&remembered, bound.to_string())
+                .with_context(|| format!("cannot write {}", remembered.display()))?;
+            tracing::warn!(
+                "port {port} of the local publisher is taken (another node on this host?): serving local results on {listen_ip}:{bound} instead; set Publishers.Types.Local.Port to choose"
+            );
+            listener
+        }
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot serve local results on {listen_ip}:{port}: set Publishers.Types.Local.Port to a free port (0 picks one)"
+                )
+            });
+        }
+    };
     let bound = listener.local_addr()?.port();
     let served = dir.to_path_buf();
     tokio::spawn(async move {
