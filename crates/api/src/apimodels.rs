@@ -153,6 +153,77 @@ pub struct IsAliveResponse {
 /// `GET /api/v1/agent/version` response: the build version, flat.
 pub type GetVersionResponse = BuildVersionInfo;
 
+/// `GET /api/v1/agent/authconfig` response: the node's single sign-on (OAuth2) settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GetAgentNodeAuthConfigResponse {
+    /// The version of this document's format (upstream's is `1.0.0`).
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// The OAuth2 provider; empty when single sign-on is not offered.
+    #[serde(rename = "Config", default)]
+    pub config: Oauth2Config,
+}
+
+/// An OAuth2 provider for device-code sign-on, as upstream's `types.Oauth2Config`; every field
+/// is left out when empty.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Oauth2Config {
+    /// The provider's ID; empty: no single sign-on.
+    #[serde(
+        rename = "ProviderID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub provider_id: String,
+    /// The provider's display name.
+    #[serde(
+        rename = "ProviderName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub provider_name: String,
+    /// Where tokens are obtained.
+    #[serde(
+        rename = "TokenEndpoint",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub token_endpoint: String,
+    /// Where the provider's signing keys are published.
+    #[serde(rename = "JWKSUri", default, skip_serializing_if = "String::is_empty")]
+    pub jwks_uri: String,
+    /// The tokens' issuer.
+    #[serde(rename = "Issuer", default, skip_serializing_if = "String::is_empty")]
+    pub issuer: String,
+    /// The client ID of the device flow.
+    #[serde(
+        rename = "DeviceClientID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub device_client_id: String,
+    /// The tokens' audience.
+    #[serde(rename = "Audience", default, skip_serializing_if = "String::is_empty")]
+    pub audience: String,
+    /// The scopes asked for.
+    #[serde(rename = "Scopes", default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// Where the device flow starts.
+    #[serde(
+        rename = "DeviceAuthorizationEndpoint",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub device_authorization_endpoint: String,
+    /// Seconds between polls of the device flow.
+    #[serde(rename = "PollingInterval", default, skip_serializing_if = "is_zero")]
+    pub polling_interval: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// One component's debug report, `GET /api/v1/agent/debug`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct DebugInfo {

@@ -32,14 +32,20 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     cli.set_leading_config(commands::leading_config(std::env::args()));
-    let default_level = if cli.is_serve() { "info" } else { "warn" };
+    let logging = cli.logging();
+    // BACALHAU_LOG_LEVEL and RUST_LOG (full filter syntax) win over the configuration.
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACALHAU_LOG_LEVEL")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(logging.directive()));
+    let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match logging.mode.to_ascii_lowercase().as_str() {
+        "json" => logger.json().init(),
+        // Upstream's `cmd` mode: terse lines for a terminal.
+        "cmd" => logger.without_time().with_target(false).init(),
+        _ => logger.init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -17,11 +17,85 @@ pub enum Format {
     Json,
     /// YAML.
     Yaml,
+    /// Comma-separated values: the table's rows for spreadsheets and scripts.
+    Csv,
+}
+
+/// The output flags of commands that print tables, as upstream's.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TableOutput {
+    /// Output format: table, csv, json or yaml.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub output: Format,
+    /// Pretty-print JSON.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    pub pretty: bool,
+    /// Leave out the header row of tables and CSV.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    pub hide_header: bool,
+    /// Plain text, without styling (our tables have neither colours nor borders).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    pub no_style: bool,
+    /// Full IDs and values, never shortened.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    pub wide: bool,
+}
+
+impl TableOutput {
+    /// Whether the command prints its table (or CSV) rather than JSON or YAML.
+    pub fn is_tabular(&self) -> bool {
+        matches!(self.output, Format::Table | Format::Csv)
+    }
+
+    /// Prints `table` as a table or as CSV, with or without its header.
+    pub fn print(&self, table: &Table) {
+        let header: Vec<String> = table
+            .header()
+            .map(|row| row.cell_iter().map(|c| c.content()).collect())
+            .unwrap_or_default();
+        let rows: Vec<Vec<String>> = table
+            .row_iter()
+            .map(|row| row.cell_iter().map(|c| c.content()).collect())
+            .collect();
+        if self.output == Format::Csv {
+            if !self.hide_header {
+                outln!("{}", csv_line(&header));
+            }
+            for row in &rows {
+                outln!("{}", csv_line(row));
+            }
+            return;
+        }
+        let mut plain = self::table(&[]);
+        if !self.hide_header {
+            plain.set_header(header);
+        }
+        for row in rows {
+            plain.add_row(row);
+        }
+        print_table(&plain);
+    }
+}
+
+/// One CSV record (RFC 4180 quoting).
+fn csv_line(cells: &[String]) -> String {
+    cells
+        .iter()
+        .map(|cell| {
+            if cell.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", cell.replace('"', "\"\""))
+            } else {
+                cell.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Prints `value` as JSON or YAML.
 pub fn print_structured<T: Serialize>(value: &T, format: Format, pretty: bool) -> Result<()> {
     match format {
+        Format::Csv => anyhow::bail!("--output csv is for tables; use json or yaml here"),
         Format::Yaml => out!("{}", serde_yaml_ng::to_string(value)?),
         Format::Json if pretty => outln!("{}", serde_json::to_string_pretty(value)?),
         _ => outln!("{}", serde_json::to_string(value)?),
@@ -34,8 +108,10 @@ pub fn table(headers: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(headers.iter().map(|h| h.to_uppercase()));
+        .set_content_arrangement(ContentArrangement::Disabled);
+    if !headers.is_empty() {
+        table.set_header(headers.iter().map(|h| h.to_uppercase()));
+    }
     table
 }
 
@@ -91,6 +167,12 @@ pub fn key_values(pairs: &[(&str, String)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let cells = ["a".to_string(), "b,c".into(), "say \"hi\"".into()];
+        assert_eq!(csv_line(&cells), "a,\"b,c\",\"say \"\"hi\"\"\"");
+    }
 
     #[test]
     fn date_time_is_upstreams_layout() {

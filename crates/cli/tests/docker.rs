@@ -1,5 +1,5 @@
 //! The Docker engine against the real Docker engine: output, exit codes, memory limits,
-//! timeouts, no network by default, stop, and cleanup. Needs the busybox test images
+//! timeouts, networks as upstream's, stop, and cleanup. Needs the busybox test images
 //! (`scripts/build-test-images.sh`, run by `scripts/test.sh`).
 
 mod common;
@@ -138,24 +138,44 @@ async fn memory_limit_and_timeout_stop_the_container_and_say_why() {
     );
 }
 
+/// Upstream v1.7+: `Default` networking is a bridge, unless the node rejects networked jobs;
+/// then it is none, and a job that asks for a network is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn containers_have_no_network_by_default() {
+async fn default_network_is_a_bridge_unless_the_node_rejects_networked_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "docker-net").await;
-    // Only the loopback interface exists: nothing can leave the container.
-    let run = server.cli(&[
+    let open = hybrid(dir.path(), "docker-net-open").await;
+    let interfaces = [
         "docker",
         "run",
         "busybox:1.37.0",
         "--",
         "cat",
         "/proc/net/dev",
-    ]);
+    ];
+    let run = open.cli(&interfaces);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stdout(&run).contains("eth0"), "{}", stdout(&run));
+    drop(open);
+
+    let strict = Server::start_with(
+        &dir.path().join("docker-net-strict"),
+        free_port(),
+        &[
+            "serve",
+            "--name",
+            "docker-net-strict",
+            "-c",
+            "JobAdmissionControl.RejectNetworkedJobs=true",
+        ],
+    )
+    .await;
+    // Only the loopback interface exists: nothing can leave the container.
+    let run = strict.cli(&interfaces);
     assert!(run.status.success(), "{}", stderr(&run));
     let text = stdout(&run);
     assert!(text.contains("lo:"), "{text}");
     assert!(!text.contains("eth0"), "{text}");
-    let refused = server.cli(&[
+    let refused = strict.cli(&[
         "docker",
         "run",
         "--network",
@@ -166,7 +186,7 @@ async fn containers_have_no_network_by_default() {
     ]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        stderr(&refused).contains("does not accept networked jobs"),
+        stderr(&refused).contains("rejects networked jobs"),
         "{}",
         stderr(&refused)
     );
@@ -374,13 +394,7 @@ async fn http_networking_reaches_only_the_allowed_domains() {
     let server = Server::start_with(
         &dir.path().join("docker-http"),
         free_port(),
-        &[
-            "serve",
-            "--name",
-            "docker-http",
-            "-c",
-            "JobAdmissionControl.AcceptNetworkedJobs=true",
-        ],
+        &["serve", "--name", "docker-http"],
     )
     .await;
     // `localhost` is allowed (the proxy on the host resolves it to the file server);

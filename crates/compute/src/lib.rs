@@ -16,6 +16,7 @@ pub mod executor;
 pub mod inputs;
 pub mod logs;
 mod node;
+pub mod ports;
 pub mod publisher;
 mod session;
 pub mod store;

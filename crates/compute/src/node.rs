@@ -41,14 +41,17 @@ pub struct ComputeConfig {
     pub token: String,
     /// Resources the node offers to jobs.
     pub capacity: Resources,
-    /// Whether jobs may ask for network access (`JobAdmissionControl.AcceptNetworkedJobs`).
-    pub accept_networked_jobs: bool,
+    /// Whether jobs that ask for network access are refused and `Default` networking means
+    /// none (`JobAdmissionControl.RejectNetworkedJobs`, as upstream v1.7+).
+    pub reject_networked_jobs: bool,
     /// The largest result an execution may publish, in bytes (0: no limit).
     pub max_result_bytes: u64,
     /// The data the node holds, advertised so the scheduler can place jobs next to it.
     pub data_locality: DataLocality,
     /// Host variables jobs may read with `env:NAME` (`Compute.Env.AllowList`).
     pub env_allow_list: crate::env::EnvAllowList,
+    /// Host ports for jobs that publish ports (`Compute.Network.PortRangeStart/End`).
+    pub ports: Arc<crate::ports::PortAllocator>,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -287,11 +290,10 @@ impl ComputeNode {
         self.publishers.check(task).map_err(|e| e.to_string())?;
         self.config.env_allow_list.check(task)?;
         let network = &task.network.r#type;
-        if !matches!(network.as_str(), "" | "Default" | "None")
-            && !self.config.accept_networked_jobs
+        if !matches!(network.as_str(), "" | "Default" | "None") && self.config.reject_networked_jobs
         {
             return Err(format!(
-                "this node does not accept networked jobs (network {network}); see JobAdmissionControl.AcceptNetworkedJobs"
+                "this node rejects networked jobs (network {network}); see JobAdmissionControl.RejectNetworkedJobs"
             ));
         }
         if !self.lock_capacity().could_fit(&needs(execution)) {
@@ -553,8 +555,24 @@ impl ComputeNode {
             .resolve(&task)
             .map_err(ExecutorError::InvalidSpec)?;
         let mut run = execution.clone();
+        let mut held_ports = Vec::new();
         if let Some(first) = run.job.as_mut().and_then(|j| j.tasks.first_mut()) {
             first.env = env;
+            // A node that rejects networked jobs runs `Default` ones without a network.
+            if self.config.reject_networked_jobs
+                && matches!(first.network.r#type.as_str(), "" | "Default")
+            {
+                first.network.r#type = "None".into();
+            }
+            // Published ports get host ports of this node for the length of the run.
+            if !first.network.ports.is_empty() {
+                let bridge = first.network.r#type == "Bridge";
+                if let Err(e) = self.config.ports.allocate(&mut first.network.ports, bridge) {
+                    let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+                    return Err(ExecutorError::Failed(e));
+                }
+                held_ports = first.network.ports.clone();
+            }
         }
         let context = ExecutionContext {
             execution: run,
@@ -566,6 +584,7 @@ impl ComputeNode {
         let output = self
             .run_with_timeout(execution, &task, executor.run(context), cancel)
             .await;
+        self.config.ports.release(&held_ports);
         // Inputs fetched onto the node are not needed once the run is over.
         let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
         let output = output?;

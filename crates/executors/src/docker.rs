@@ -7,12 +7,13 @@
 //! (`compute::logs`); the first 2 KiB of each stream go back in the run output, as upstream's.
 
 use crate::http_proxy::HttpProxy;
+use crate::registry::RegistryCredentials;
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::logs::{LogWriter, Stream};
 use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
 use bacalhau_models::{Execution, RunCommandResult, Task};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
     LogsOptions, RemoveContainerOptions, WaitContainerOptions,
@@ -198,11 +199,25 @@ impl DockerExecutor {
             from_image: Some(image.to_string()),
             ..Default::default()
         };
-        let mut pull = self.docker.create_image(Some(options), None, None);
+        // Read at each pull, so a `docker login` on the node applies without a restart.
+        let credentials = RegistryCredentials::from_environment();
+        let registry = crate::registry::registry_of(image);
+        let mut pull = self
+            .docker
+            .create_image(Some(options), None, credentials.for_image(image));
         while let Some(progress) = pull.next().await {
             if let Err(e) = progress {
+                let hint = if credentials.has(image) {
+                    format!(
+                        "the node's credentials for {registry} were refused or the image is not there"
+                    )
+                } else {
+                    format!(
+                        "the node has no credentials for {registry}: `docker login {registry}` on the node (or DOCKER_CONFIG; DOCKER_USERNAME/DOCKER_PASSWORD for Docker Hub)"
+                    )
+                };
                 return Err(ExecutorError::InvalidSpec(format!(
-                    "image not found: {image} is not on this node and pulling it failed: {e}"
+                    "image not available: {image} is not on this node and pulling it failed ({hint}): {e}"
                 )));
             }
         }
@@ -551,10 +566,12 @@ fn container_body(
         .resources
         .to_resources()
         .map_err(|e| ExecutorError::InvalidSpec(e.to_string()))?;
+    // Upstream's meanings since v1.7: `Default` is a bridge network (a node that rejects
+    // networked jobs turns it into `None` before the run), `Full` is the host's network.
     let network_mode = match task.network.r#type.as_str() {
-        "" | "Default" | "None" => "none",
-        "Host" => "host",
-        "Full" | "Bridge" => "bridge",
+        "None" => "none",
+        "Host" | "Full" => "host",
+        "" | "Default" | "Bridge" => "bridge",
         // Joined to the HTTP-only network once its proxy is up (`run_container`).
         "HTTP" => {
             if task.network.domains.is_empty() {
@@ -589,8 +606,40 @@ fn container_body(
             job.map_or(1, |j| j.count.max(1))
         ),
     ]);
+    // Published ports (host ports chosen by the node): the job learns them from
+    // BACALHAU_HOST_PORT_<Name> and, on a bridge, BACALHAU_PORT_<Name> (names as written).
+    let mut exposed_ports = HashMap::new();
+    let mut port_bindings = HashMap::new();
+    for port in &task.network.ports {
+        if port.r#static > 0 {
+            env.push(format!(
+                "BACALHAU_HOST_PORT_{}={}",
+                port.name, port.r#static
+            ));
+        }
+        if network_mode == "bridge" && port.target > 0 {
+            env.push(format!("BACALHAU_PORT_{}={}", port.name, port.target));
+            let key = format!("{}/tcp", port.target);
+            exposed_ports.insert(key.clone(), HashMap::new());
+            port_bindings.insert(
+                key,
+                Some(vec![PortBinding {
+                    host_ip: Some(if port.host_network.is_empty() {
+                        "0.0.0.0".to_string()
+                    } else {
+                        port.host_network.clone()
+                    }),
+                    host_port: Some(port.r#static.to_string()),
+                }]),
+            );
+        }
+    }
     let memory = i64::try_from(resources.memory).unwrap_or(i64::MAX);
     let host_config = HostConfig {
+        port_bindings: (!port_bindings.is_empty()).then_some(port_bindings),
+        // As upstream: a job on a bridge or the host's network reaches the host by this name.
+        extra_hosts: matches!(network_mode, "bridge" | "host")
+            .then(|| vec!["host.docker.internal:host-gateway".to_string()]),
         memory: (memory > 0).then_some(memory),
         // No swap beyond the memory limit, so the limit is the limit.
         memory_swap: (memory > 0).then_some(memory),
@@ -629,6 +678,7 @@ fn container_body(
         attach_stderr: Some(true),
         tty: Some(false),
         network_disabled: Some(network_mode == "none"),
+        exposed_ports: (!exposed_ports.is_empty()).then_some(exposed_ports),
         host_config: Some(host_config),
         ..Default::default()
     })
@@ -679,14 +729,42 @@ mod tests {
     }
 
     #[test]
-    fn containers_have_no_network_and_limits_by_default() {
+    fn networks_as_upstream_and_limits() {
+        let network_mode = |network: &str| {
+            let t = task(&format!(
+                "Type: batch\nTasks:\n - Name: main\n   Engine: {{Type: docker, Params: {{Image: busybox}}}}\n   Network: {{Type: {network}}}\n"
+            ));
+            let params = DockerParams::read(&t).unwrap();
+            let body = container_body(&Execution::default(), &t, &params, "n1").unwrap();
+            body.host_config.unwrap().network_mode.unwrap()
+        };
+        assert_eq!(network_mode("Default"), "bridge");
+        assert_eq!(network_mode("None"), "none");
+        assert_eq!(network_mode("Full"), "host");
+        assert_eq!(network_mode("Host"), "host");
+        assert_eq!(network_mode("Bridge"), "bridge");
+        let t = task(
+            "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox}}\n   Network: {Type: Bridge, Ports: [{Name: web, Static: 20001, Target: 80}]}\n",
+        );
+        let params = DockerParams::read(&t).unwrap();
+        let body = container_body(&Execution::default(), &t, &params, "n1").unwrap();
+        let env = body.env.clone().unwrap();
+        assert!(
+            env.contains(&"BACALHAU_HOST_PORT_web=20001".to_string()),
+            "{env:?}"
+        );
+        assert!(env.contains(&"BACALHAU_PORT_web=80".to_string()), "{env:?}");
+        let bindings = body.host_config.unwrap().port_bindings.unwrap();
+        let binding = bindings["80/tcp"].as_ref().unwrap();
+        assert_eq!(binding[0].host_port.as_deref(), Some("20001"));
+        assert!(body.exposed_ports.unwrap().contains_key("80/tcp"));
         let t = task(
             "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox}}\n   Resources: {CPU: 500m, Memory: 64mb}\n",
         );
         let params = DockerParams::read(&t).unwrap();
         let body = container_body(&Execution::default(), &t, &params, "n1").unwrap();
         let host = body.host_config.unwrap();
-        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
         assert_eq!(host.memory, Some(64_000_000));
         assert_eq!(host.nano_cpus, Some(500_000_000));
         assert_eq!(

@@ -7,6 +7,7 @@
 pub mod docker;
 pub mod http_proxy;
 pub mod noop;
+pub mod registry;
 pub mod wasm;
 
 use bacalhau_compute::Executor;

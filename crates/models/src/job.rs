@@ -514,11 +514,82 @@ fn validate_task(at: &str, task: &Task, err: &mut impl FnMut(&str, String)) {
             "domains can only be set for HTTP network mode".into(),
         );
     }
-    if !network.ports.is_empty() && !matches!(network.r#type.as_str(), "Host" | "Bridge") {
+    if !network.ports.is_empty() && !matches!(network.r#type.as_str(), "Host" | "Full" | "Bridge") {
         err(
             &format!("{at}.Network.Ports"),
             "ports can only be set for Host or Bridge network modes".into(),
         );
+    }
+    let mut names = std::collections::BTreeSet::new();
+    let mut statics = std::collections::BTreeSet::new();
+    let mut targets = std::collections::BTreeSet::new();
+    for (i, port) in network.ports.iter().enumerate() {
+        let field = format!("{at}.Network.Ports[{i}]");
+        // The name becomes part of an environment variable: BACALHAU_HOST_PORT_<Name>.
+        let valid_name = port
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && port
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && port.name.len() <= 237;
+        if !valid_name {
+            err(
+                &format!("{field}.Name"),
+                format!(
+                    "invalid port name {:?}: letters, digits and _, not starting with a digit",
+                    port.name
+                ),
+            );
+        }
+        if !names.insert(port.name.as_str()) {
+            err(
+                &format!("{field}.Name"),
+                format!("port name {:?} is used twice", port.name),
+            );
+        }
+        if port.r#static != 0 && !(1024..=65535).contains(&port.r#static) {
+            err(
+                &format!("{field}.Static"),
+                format!(
+                    "port {} is outside 1024-65535 (the privileged range 1-1023 is not allowed)",
+                    port.r#static
+                ),
+            );
+        }
+        if port.r#static != 0 && !statics.insert(port.r#static) {
+            err(
+                &format!("{field}.Static"),
+                format!("port {} is used twice", port.r#static),
+            );
+        }
+        if port.target > 65535 {
+            err(
+                &format!("{field}.Target"),
+                format!("port {} is above 65535", port.target),
+            );
+        }
+        if port.target != 0 && matches!(network.r#type.as_str(), "Host" | "Full") {
+            err(
+                &format!("{field}.Target"),
+                "target ports cannot be set for Host network mode".into(),
+            );
+        }
+        if port.target != 0 && !targets.insert(port.target) {
+            err(
+                &format!("{field}.Target"),
+                format!("target port {} is used twice", port.target),
+            );
+        }
+        if !port.host_network.is_empty() && port.host_network.parse::<std::net::IpAddr>().is_err() {
+            err(
+                &format!("{field}.HostNetwork"),
+                format!("{:?} is not an IP address", port.host_network),
+            );
+        }
     }
     let t = &task.timeouts;
     for (name, value) in [

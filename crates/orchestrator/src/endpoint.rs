@@ -70,6 +70,29 @@ pub struct JobQuery {
     pub states: Vec<JobStateType>,
 }
 
+/// Which versions of a job a query covers: upstream's `job_version` and `all_job_versions`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JobVersions {
+    /// Every version.
+    #[default]
+    All,
+    /// Only the job's current version.
+    Latest,
+    /// Only this version.
+    Only(u64),
+}
+
+impl JobVersions {
+    /// Whether something of `version` is covered, for a job whose current version is `latest`.
+    pub fn covers(self, version: u64, latest: u64) -> bool {
+        match self {
+            Self::All => true,
+            Self::Latest => version == latest,
+            Self::Only(wanted) => version == wanted,
+        }
+    }
+}
+
 /// Which history events to return.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -79,6 +102,8 @@ pub struct HistoryQuery {
     pub execution_id: Option<String>,
     /// Only events at or after this Unix time, in seconds.
     pub since: i64,
+    /// Only events of these versions of the job.
+    pub versions: JobVersions,
     /// Page size; 0 for all.
     pub limit: usize,
     /// A token from a previous page.
@@ -383,15 +408,18 @@ impl Orchestrator {
         }
     }
 
-    /// Every execution of a job.
+    /// The executions of a job's `versions`, in creation order.
     pub fn executions(
         &self,
         id_or_name: &str,
         namespace: &str,
+        versions: JobVersions,
     ) -> Result<Vec<Execution>, OrchestratorError> {
         let reader = self.store.read()?;
         let job = resolve(&reader, id_or_name, namespace)?;
-        Ok(reader.executions_of(&job.id)?)
+        let mut executions = reader.executions_of(&job.id)?;
+        executions.retain(|e| versions.covers(e.job_version, job.version));
+        Ok(executions)
     }
 
     /// A job's history, filtered, and the token of the next page, if any.
@@ -423,6 +451,7 @@ impl Orchestrator {
         let events: Vec<JobHistory> = reader
             .history_of(&job.id)?
             .into_iter()
+            .filter(|e| query.versions.covers(e.job_version, job.version))
             .filter(|e| wanted_type.is_none_or(|t| e.r#type == t))
             .filter(|e| {
                 query.execution_id.as_deref().is_none_or(|x| {
@@ -611,19 +640,21 @@ impl Orchestrator {
         Ok(rerun)
     }
 
-    /// Streams the log of one of a job's executions: the one named (ID or prefix), else the
-    /// most recently changed one that did not fail to start.
+    /// Streams the log of one of the executions of a job's `versions`: the one named (ID or
+    /// prefix), else the most recently changed one that did not fail to start.
     pub async fn logs(
         &self,
         id_or_name: &str,
         namespace: &str,
+        versions: JobVersions,
         execution_id: Option<&str>,
         tail: Option<usize>,
         follow: bool,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<crate::nodes::LogEvent>, OrchestratorError>
     {
         let job = self.job(id_or_name, namespace)?;
-        let executions = self.store.read()?.executions_of(&job.id)?;
+        let mut executions = self.store.read()?.executions_of(&job.id)?;
+        executions.retain(|e| versions.covers(e.job_version, job.version));
         let execution = match execution_id {
             Some(wanted) => executions
                 .iter()
@@ -640,7 +671,12 @@ impl Orchestrator {
                 })
                 .max_by_key(|e| e.modify_time)
                 .ok_or_else(|| OrchestratorError::Conflict {
-                    message: format!("no executions found for job {}", job.id),
+                    message: match versions {
+                        JobVersions::Only(version) => {
+                            format!("no executions found for job {} version {version}", job.id)
+                        }
+                        _ => format!("no executions found for job {}", job.id),
+                    },
                     hint: Some("the job has not been scheduled on a node yet".into()),
                 })?,
         };

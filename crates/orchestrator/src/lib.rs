@@ -17,5 +17,7 @@ pub mod scheduler;
 pub mod store;
 pub mod worker;
 
-pub use endpoint::{HistoryQuery, JobQuery, Orchestrator, OrchestratorConfig, Rerun, Submitted};
+pub use endpoint::{
+    HistoryQuery, JobQuery, JobVersions, Orchestrator, OrchestratorConfig, Rerun, Submitted,
+};
 pub use error::OrchestratorError;

@@ -80,7 +80,11 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                     gpu: 0,
                     gpus: vec![],
                 },
-                accept_networked_jobs: false,
+                reject_networked_jobs: false,
+                ports: std::sync::Arc::new(
+                    bacalhau_compute::ports::PortAllocator::new(20000, 32000)
+                        .expect("the default port range"),
+                ),
                 max_result_bytes: 0,
                 data_locality: Default::default(),
                 env_allow_list: Default::default(),

@@ -7,7 +7,6 @@ use crate::apimodels::ListResponse;
 use axum::Json;
 use axum::extract::{Query, State};
 use bacalhau_models::JobHistory;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Events per page when the client does not say.
@@ -19,7 +18,7 @@ const MAX_PAGE: usize = 10_000;
 /// page's token is the last sequence number sent (empty at the end).
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Query(params): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<ListResponse<JobHistory>>, ApiError> {
     let params = Params(params);
     let since = match params.text("next_token") {

@@ -613,6 +613,15 @@ mod tests {
         let put = Method::PUT;
         assert_eq!(required_capability(&get, "/api/v1/agent/alive"), None);
         assert_eq!(required_capability(&get, "/api/v1/agent/version"), None);
+        assert_eq!(required_capability(&get, "/api/v1/agent/authconfig"), None);
+        // Upstream's legacy redirects are outside its route map: node administrators only.
+        for legacy in ["/", "/version", "/livez"] {
+            assert_eq!(
+                required_capability(&get, legacy),
+                Some(cap("write:node")),
+                "{legacy}"
+            );
+        }
         assert_eq!(
             required_capability(&get, "/api/v1/agent/config"),
             Some(cap("read:agent"))

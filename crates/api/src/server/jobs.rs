@@ -2,7 +2,7 @@
 //! results and versions.
 
 use super::auth::Principal;
-use super::query::Params;
+use super::query::{Params, order_by};
 use super::{ApiError, AppState};
 use crate::apimodels::{
     DiffJobResponse, GetJobResponse, ListJobResultsResponse, ListResponse, PutJobResponse,
@@ -14,13 +14,12 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use bacalhau_models::spec::{canonicalize_keys, job_from_value};
 use bacalhau_models::{Execution, Job, JobHistory};
-use bacalhau_orchestrator::{HistoryQuery, JobQuery};
+use bacalhau_orchestrator::{HistoryQuery, JobQuery, JobVersions};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 type Shared = State<Arc<AppState>>;
-type Query_ = Query<HashMap<String, String>>;
+type Query_ = Query<Vec<(String, String)>>;
 
 /// Reads a JSON request body into canonical-case keys.
 fn body_object(body: &Bytes) -> Result<serde_json::Map<String, Value>, ApiError> {
@@ -73,11 +72,7 @@ pub async fn list(
     Query(params): Query_,
 ) -> Result<Json<ListResponse<Job>>, ApiError> {
     let params = Params(params);
-    let labels = match params.text("labels") {
-        Some(selector) => bacalhau_models::selector::parse_selector(selector)
-            .map_err(|e| ApiError::bad_request(format!("invalid labels selector: {e}")))?,
-        None => Vec::new(),
-    };
+    let labels = labels_of(&params)?;
     match params.text("order_by") {
         None | Some("created_at" | "create_time" | "CreateTime") => {}
         Some(other) => {
@@ -101,6 +96,17 @@ pub async fn list(
     }))
 }
 
+/// The `labels` selector (repeated `labels` parameters joined, as upstream does).
+pub(super) fn labels_of(
+    params: &Params,
+) -> Result<Vec<bacalhau_models::selector::LabelSelectorRequirement>, ApiError> {
+    match params.joined("labels") {
+        Some(selector) => bacalhau_models::selector::parse_selector(&selector)
+            .map_err(|e| ApiError::bad_request(format!("invalid labels selector: {e}"))),
+        None => Ok(Vec::new()),
+    }
+}
+
 pub async fn get(
     State(state): Shared,
     Path(id): Path<String>,
@@ -113,6 +119,12 @@ pub async fn get(
         state.orchestrator.job_version(&id, namespace, version)?
     } else {
         state.orchestrator.job(&id, namespace)?
+    };
+    // The parts included are those of the version asked for; without one, of every version.
+    let versions = if version > 0 {
+        JobVersions::Only(version)
+    } else {
+        JobVersions::All
     };
     let include = params.text("include").unwrap_or_default();
     let limit = params.number("limit")? as usize;
@@ -127,6 +139,7 @@ pub async fn get(
             "history" => {
                 let query = HistoryQuery {
                     limit,
+                    versions,
                     ..Default::default()
                 };
                 let (items, next) = state.orchestrator.history(&id, namespace, &query)?;
@@ -136,7 +149,7 @@ pub async fn get(
                 });
             }
             "executions" => {
-                let mut items = state.orchestrator.executions(&id, namespace)?;
+                let mut items = state.orchestrator.executions(&id, namespace, versions)?;
                 if limit > 0 {
                     items.truncate(limit);
                 }
@@ -209,26 +222,33 @@ pub async fn rerun(
     }))
 }
 
+/// The `order_by` values of a job's executions, as upstream's store sorts them.
+const EXECUTION_ORDERS: &[&str] = &["created_at", "create_time", "modified_at", "modify_time"];
+
 pub async fn executions(
     State(state): Shared,
     Path(id): Path<String>,
     Query(params): Query_,
 ) -> Result<Json<ListResponse<Execution>>, ApiError> {
     let params = Params(params);
-    let mut items = state
-        .orchestrator
-        .executions(&id, params.text("namespace").unwrap_or_default())?;
-    if params.flag("reverse")? {
+    let order = order_by(&params, EXECUTION_ORDERS, "created_at")?;
+    let reverse = params.flag("reverse")?;
+    let versions = params.job_versions()?;
+    let paging = params.paging()?;
+    let mut items = state.orchestrator.executions(
+        &id,
+        params.text("namespace").unwrap_or_default(),
+        versions,
+    )?;
+    // The orchestrator answers in creation order; a stable sort keeps it among equals.
+    if matches!(order, "modified_at" | "modify_time") {
+        items.sort_by_key(|e| e.modify_time);
+    }
+    if reverse {
         items.reverse();
     }
-    let limit = params.number("limit")? as usize;
-    if limit > 0 {
-        items.truncate(limit);
-    }
-    Ok(Json(ListResponse {
-        items,
-        next_token: String::new(),
-    }))
+    let (items, next_token) = paging.apply(items);
+    Ok(Json(ListResponse { items, next_token }))
 }
 
 pub async fn history(
@@ -237,10 +257,13 @@ pub async fn history(
     Query(params): Query_,
 ) -> Result<Json<ListResponse<JobHistory>>, ApiError> {
     let params = Params(params);
+    let since = i64::try_from(params.number("since")?)
+        .map_err(|_| ApiError::bad_request("invalid since: too large for Unix seconds"))?;
     let query = HistoryQuery {
         event_type: params.text("event_type").unwrap_or_default().to_string(),
         execution_id: params.text("execution_id").map(str::to_string),
-        since: params.number("since")? as i64,
+        since,
+        versions: params.job_versions()?,
         limit: params.number("limit")? as usize,
         next_token: params.text("next_token").map(str::to_string),
     };
@@ -269,20 +292,34 @@ pub async fn results(
     }))
 }
 
+/// The `order_by` values of a job's versions.
+const VERSION_ORDERS: &[&str] = &[
+    "version",
+    "created_at",
+    "create_time",
+    "modified_at",
+    "modify_time",
+];
+
 pub async fn versions(
     State(state): Shared,
     Path(id): Path<String>,
     Query(params): Query_,
 ) -> Result<Json<ListResponse<Job>>, ApiError> {
     let params = Params(params);
+    let order = order_by(&params, VERSION_ORDERS, "version")?;
+    let reverse = params.flag("reverse")?;
+    let paging = params.paging()?;
     let mut items = state
         .orchestrator
         .job_versions(&id, params.text("namespace").unwrap_or_default())?;
-    if params.flag("reverse")? {
+    // Versions come oldest first, which is also their creation order.
+    if matches!(order, "modified_at" | "modify_time") {
+        items.sort_by_key(|j| j.modify_time);
+    }
+    if reverse {
         items.reverse();
     }
-    Ok(Json(ListResponse {
-        items,
-        next_token: String::new(),
-    }))
+    let (items, next_token) = paging.apply(items);
+    Ok(Json(ListResponse { items, next_token }))
 }

@@ -2,13 +2,14 @@
 //! upstream streams it: one text frame per piece, `{"value":{"Type":1,"Line":"..."}}` (1 stdout,
 //! 2 stderr), or `{"error":"...","value":{"Type":0,"Line":""}}`, then a normal close.
 
-use super::AppState;
 use super::query::Params;
+use super::{ApiError, AppState};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use bacalhau_orchestrator::JobVersions;
 use bacalhau_orchestrator::nodes::LogEvent;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One frame of the log stream, upstream's `AsyncResult[ExecutionLog]`.
@@ -20,19 +21,38 @@ pub fn frame(kind: u8, line: &str, error: Option<&str>) -> String {
     }
 }
 
+/// Checks the version parameters before the upgrade, so a bad one is a 400 like on every other
+/// route rather than an error frame.
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
-    upgrade: WebSocketUpgrade,
-) -> Response {
-    upgrade.on_upgrade(move |socket| async move {
-        let params = Params(params);
-        serve(socket, state, id, params).await;
-    })
+    Query(params): Query<Vec<(String, String)>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let params = Params(params);
+    // As upstream: the executions of the version named, else of every version; so
+    // `all_job_versions` changes nothing here, but must still be a boolean.
+    params.optional_flag("all_job_versions")?;
+    let versions = match params.number("job_version")? {
+        0 => JobVersions::All,
+        version => JobVersions::Only(version),
+    };
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return Ok(rejection.into_response()),
+    };
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        serve(socket, state, id, params, versions).await;
+    }))
 }
 
-async fn serve(mut socket: WebSocket, state: Arc<AppState>, id: String, params: Params) {
+async fn serve(
+    mut socket: WebSocket,
+    state: Arc<AppState>,
+    id: String,
+    params: Params,
+    versions: JobVersions,
+) {
     let follow = params.flag("follow").unwrap_or(false);
     // `tail=N` keeps the last N lines; upstream's `tail=true` means "only new lines".
     let tail = match params.text("tail") {
@@ -45,6 +65,7 @@ async fn serve(mut socket: WebSocket, state: Arc<AppState>, id: String, params: 
         .logs(
             &id,
             params.text("namespace").unwrap_or_default(),
+            versions,
             params.text("execution_id"),
             tail,
             follow,

@@ -51,6 +51,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/agent/node", get(agent::node))
         .route("/api/v1/agent/config", get(agent::config))
         .route("/api/v1/agent/debug", get(agent::debug))
+        .route("/api/v1/agent/authconfig", get(agent::auth_config))
+        .route("/", get(agent::legacy_version))
+        .route("/version", get(agent::legacy_version))
+        .route("/livez", get(agent::legacy_alive))
         .route(
             "/api/v1/orchestrator/jobs",
             get(jobs::list).put(jobs::submit).post(jobs::submit),

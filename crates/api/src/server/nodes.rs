@@ -1,41 +1,112 @@
 //! Node routes: list, get, and approve/reject/delete.
 
 use super::auth::Principal;
-use super::query::Params;
+use super::query::{Params, order_by};
 use super::{ApiError, AppState};
 use crate::apimodels::{GetNodeResponse, ListNodesResponse, PutNodeRequest, PutNodeResponse};
 use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use std::collections::HashMap;
+use bacalhau_models::NodeState;
+use bacalhau_models::node::{connection, membership};
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 type Shared = State<Arc<AppState>>;
 
+/// The `order_by` values of the node list, as upstream's.
+const NODE_ORDERS: &[&str] = &[
+    "id",
+    "type",
+    "available_cpu",
+    "available_memory",
+    "available_disk",
+    "available_gpu",
+    "approval",
+    "status",
+];
+
+/// A filter's value checked against what upstream's CLI offers (any case).
+fn filter<'a>(
+    params: &'a Params,
+    keys: [&str; 2],
+    allowed: &[&str],
+) -> Result<Option<&'a str>, ApiError> {
+    let Some(value) = params.text(keys[0]).or_else(|| params.text(keys[1])) else {
+        return Ok(None);
+    };
+    if allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {
+        Ok(Some(value))
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid {} {value:?}: use one of {}",
+            keys[0],
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Upstream's node types are ordered Requester before Compute.
+fn type_rank(node: &NodeState) -> u8 {
+    match node.info.node_type.as_str() {
+        "Requester" => 1,
+        "Compute" => 2,
+        _ => 0,
+    }
+}
+
+/// How two nodes compare under `order_by`; free capacity sorts largest first, as upstream.
+fn compare(order: &str, a: &NodeState, b: &NodeState) -> Ordering {
+    let free = |n: &NodeState| n.info.compute_node_info.available_capacity.clone();
+    match order {
+        "type" => type_rank(a).cmp(&type_rank(b)),
+        "available_cpu" => free(b).cpu.total_cmp(&free(a).cpu),
+        "available_memory" => free(b).memory.cmp(&free(a).memory),
+        "available_disk" => free(b).disk.cmp(&free(a).disk),
+        "available_gpu" => free(b).gpu.cmp(&free(a).gpu),
+        "approval" => a.membership.cmp(&b.membership),
+        "status" => a.connection_state.status.cmp(&b.connection_state.status),
+        _ => a.info.node_id.cmp(&b.info.node_id),
+    }
+}
+
 pub async fn list(
     State(state): Shared,
-    Query(params): Query<HashMap<String, String>>,
+    Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<ListNodesResponse>, ApiError> {
     let params = Params(params);
-    let approval = params
-        .text("filter_approval")
-        .or_else(|| params.text("filter-approval"));
-    let status = params
-        .text("filter_status")
-        .or_else(|| params.text("filter-status"));
+    let approval = filter(
+        &params,
+        ["filter-approval", "filter_approval"],
+        &[
+            membership::APPROVED,
+            membership::PENDING,
+            membership::REJECTED,
+        ],
+    )?;
+    let status = filter(
+        &params,
+        ["filter-status", "filter_status"],
+        &[connection::CONNECTED, connection::DISCONNECTED],
+    )?;
+    let labels = super::jobs::labels_of(&params)?;
+    let order = order_by(&params, NODE_ORDERS, "id")?;
+    let reverse = params.flag("reverse")?;
+    let paging = params.paging()?;
     let mut nodes = state.orchestrator.nodes(approval, status)?;
-    if params.flag("reverse")? {
-        nodes.reverse();
-    }
-    let limit = params.number("limit")? as usize;
-    if limit > 0 {
-        nodes.truncate(limit);
-    }
-    Ok(Json(ListNodesResponse {
-        nodes,
-        next_token: String::new(),
-    }))
+    nodes.retain(|n| labels.iter().all(|r| r.matches(&n.info.labels)));
+    // Nodes come by ID; a stable sort keeps that order among equals.
+    nodes.sort_by(|a, b| {
+        let ordering = compare(order, a, b);
+        if reverse {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    });
+    let (nodes, next_token) = paging.apply(nodes);
+    Ok(Json(ListNodesResponse { nodes, next_token }))
 }
 
 pub async fn get(

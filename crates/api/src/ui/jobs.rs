@@ -12,7 +12,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use bacalhau_models::{Execution, Job, JobHistory, JobStateType};
-use bacalhau_orchestrator::{HistoryQuery, JobQuery};
+use bacalhau_orchestrator::{HistoryQuery, JobQuery, JobVersions};
 use maud::{Markup, html};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,7 +78,7 @@ pub async fn list(
     };
     let rows = html! {
         @for job in &jobs {
-            @let executions = state.orchestrator.executions(job.id.as_str(), &job.namespace).unwrap_or_default();
+            @let executions = state.orchestrator.executions(job.id.as_str(), &job.namespace, JobVersions::All).unwrap_or_default();
             @let nodes = executions.iter().map(|e| e.node_id.as_str()).collect::<std::collections::BTreeSet<_>>().len();
             tr {
                 td { a href={ "/ui/jobs/" (job.id) } { (job.name) } }
@@ -269,7 +269,8 @@ pub async fn detail(
     };
     let orchestrator = &state.orchestrator;
     let loaded = orchestrator.job(&id, "").and_then(|job| {
-        let executions = orchestrator.executions(job.id.as_str(), &job.namespace)?;
+        let executions =
+            orchestrator.executions(job.id.as_str(), &job.namespace, JobVersions::All)?;
         Ok((job, executions))
     });
     let (job, executions) = match loaded {
@@ -395,7 +396,7 @@ pub async fn result(
         Ok(v) => v,
         Err(refused) => return *refused,
     };
-    let executions = match state.orchestrator.executions(&id, "") {
+    let executions = match state.orchestrator.executions(&id, "", JobVersions::All) {
         Ok(executions) => executions,
         Err(e) => return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string()),
     };

@@ -1,14 +1,18 @@
 //! `bacalhau config ...`: show the effective configuration, or set a key in the config file.
 
 use super::Global;
-use crate::config::write_setting;
+use crate::config::{KEYS, Support, write_setting};
 use crate::output::{self, Format};
 use anyhow::Result;
 use clap::{Args, Subcommand};
+use serde_json::Value;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
+    /// List every configuration key with its effective value and what it does (keys this
+    /// binary accepts but does not act on say so).
+    List(ListArgs),
     /// Print the effective configuration: defaults, files, environment and flags merged.
     Show(ShowArgs),
     /// Set a key in the config file (the `--config` file, else ~/.bacalhau/config.yaml).
@@ -23,6 +27,12 @@ pub struct ShowArgs {
     /// Pretty-print JSON.
     #[arg(long)]
     pretty: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    output: output::TableOutput,
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +54,42 @@ pub fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
             };
             output::print_structured(&config.redacted(), format, args.pretty)?;
         }
+        ConfigCommand::List(args) => {
+            let config = global.config()?;
+            if args.output.output == Format::Yaml {
+                // As upstream: the whole effective configuration.
+                output::print_structured(&config.redacted(), Format::Yaml, false)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let redacted = config.redacted();
+            let mut keys: Vec<&crate::config::Key> = KEYS.iter().collect();
+            keys.sort_by_key(|k| k.path.to_ascii_lowercase());
+            let rows: Vec<KeyRow> = keys
+                .iter()
+                .map(|key| KeyRow {
+                    key: key.path,
+                    value: display_value(
+                        crate::config::Config::value_in(&redacted, key.path)
+                            .unwrap_or(&Value::Null),
+                    ),
+                    description: match key.support {
+                        Support::Honoured => key.description.to_string(),
+                        Support::Unused(why) => {
+                            format!("{} (accepted, not used: {why})", key.description)
+                        }
+                    },
+                })
+                .collect();
+            if !args.output.is_tabular() {
+                output::print_structured(&rows, args.output.output, args.output.pretty)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut table = output::table(&["Key", "Value", "Description"]);
+            for row in rows {
+                table.add_row(vec![row.key.to_string(), row.value, row.description]);
+            }
+            args.output.print(&table);
+        }
         ConfigCommand::Set(args) => {
             let config = global.config()?;
             // Upstream takes `KEY VALUE...` and `KEY=VALUE`.
@@ -62,4 +108,27 @@ pub fn run(global: &Global, command: ConfigCommand) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One row of `config list`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyRow {
+    key: &'static str,
+    value: String,
+    description: String,
+}
+
+/// A value as `config list` shows it: strings bare, lists comma-separated, the rest as JSON.
+fn display_value(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    }
 }

@@ -21,7 +21,9 @@ const EXAMPLES: &[(&str, &str)] = &[
         "devstack",
         "\
   # An orchestrator and three compute nodes in one process, API on :1234
-  bacalhau devstack --compute-nodes 3",
+  bacalhau devstack --computes 3
+  # The orchestrator also computes
+  bacalhau devstack --orchestrators 0 --hybrids 1 --computes 2",
     ),
     (
         "docker",
@@ -222,6 +224,15 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau config set API.Port 4321",
     ),
     (
+        "config list",
+        "\
+  # Every key with its value and meaning (keys accepted but not used here say so)
+  bacalhau config list
+  bacalhau config list --output csv | grep -i heartbeat
+  # The effective configuration as YAML
+  bacalhau config list --output yaml",
+    ),
+    (
         "config show",
         "\
   # What a node started here would use: defaults, files, BACALHAU_* and -c merged
@@ -231,7 +242,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     (
         "config set",
         "\
-  bacalhau config set API.Port 4321
+  bacalhau config set API.Port=4321
   bacalhau config set Compute.AllowListedLocalPaths /data,/scratch:rw
   # In another file than ~/.bacalhau/config.yaml
   bacalhau -c ./node.yaml config set Labels zone=eu",

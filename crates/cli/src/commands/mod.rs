@@ -43,6 +43,52 @@ impl Cli {
     pub fn is_serve(&self) -> bool {
         matches!(self.command, Command::Serve(_) | Command::Devstack(_))
     }
+
+    /// How to log: `Logging.Level` (or the deprecated `--log-level`) and `Logging.Mode`.
+    /// Servers use the configured level; other commands only one set explicitly, else warn.
+    pub fn logging(&self) -> Logging {
+        let config = self.global.config().ok();
+        let explicit = |key: &str| {
+            config
+                .as_ref()
+                .filter(|c| c.set_keys.contains(key) || self.is_serve())
+                .map(|c| c.string(key))
+                .filter(|v| !v.is_empty())
+        };
+        let level = self
+            .global
+            .log_level
+            .clone()
+            .or_else(|| explicit("Logging.Level"))
+            .unwrap_or_else(|| if self.is_serve() { "info" } else { "warn" }.into());
+        let mode = config
+            .as_ref()
+            .map(|c| c.string("Logging.Mode"))
+            .unwrap_or_default();
+        Logging { level, mode }
+    }
+}
+
+/// The log level and format, as upstream names them.
+pub struct Logging {
+    /// trace, debug, info, warn, error, fatal, panic, disabled, or zerolog's numbers.
+    pub level: String,
+    /// default, json or cmd.
+    pub mode: String,
+}
+
+impl Logging {
+    /// The level as a `tracing` filter directive.
+    pub fn directive(&self) -> &'static str {
+        match self.level.trim().to_ascii_lowercase().as_str() {
+            "trace" | "-1" => "trace",
+            "debug" | "0" => "debug",
+            "warn" | "2" => "warn",
+            "error" | "fatal" | "panic" | "3" | "4" | "5" => "error",
+            "disabled" | "7" => "off",
+            _ => "info",
+        }
+    }
 }
 
 /// Options every command takes.
@@ -67,6 +113,9 @@ pub struct Global {
     /// The data directory (env BACALHAU_DIR; default ~/.bacalhau).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
+    /// Deprecated upstream in favour of `-c Logging.Level=...`; kept for old scripts.
+    #[arg(long, global = true, hide = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
     /// `-c` values given before the subcommand: clap keeps only those after it when both are
     /// given, and `bacalhau -c file.yaml serve -c Key=value` means both.
     #[arg(skip)]
@@ -75,7 +124,7 @@ pub struct Global {
 
 /// The `-c/--config` values among the global options before the subcommand's name.
 pub fn leading_config(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    const WITH_VALUE: &[&str] = &["--api-host", "--api-port", "--data-dir"];
+    const WITH_VALUE: &[&str] = &["--api-host", "--api-port", "--data-dir", "--log-level"];
     let mut found = Vec::new();
     let mut args = args.into_iter().skip(1);
     while let Some(arg) = args.next() {
@@ -98,8 +147,14 @@ pub fn leading_config(args: impl IntoIterator<Item = String>) -> Vec<String> {
 impl Global {
     /// The merged configuration, with the dedicated flags applied last.
     pub fn config(&self) -> Result<Config> {
-        let mut sources = self.leading_config.clone();
-        sources.extend(self.config.iter().cloned());
+        // Clap keeps the values before the subcommand only when none follow it.
+        let sources = if self.config.starts_with(&self.leading_config) {
+            self.config.clone()
+        } else {
+            let mut sources = self.leading_config.clone();
+            sources.extend(self.config.iter().cloned());
+            sources
+        };
         let mut config = Config::load(&sources)?;
         if let Some(host) = &self.api_host {
             crate::config::set_path(&mut config.tree, "API.Host", host)?;
@@ -239,6 +294,12 @@ pub fn command() -> clap::Command {
 /// Runs the parsed command; the exit code says whether it (or the job it ran) succeeded.
 pub async fn run(cli: Cli) -> Result<ExitCode> {
     let global = cli.global;
+    // What loading the configuration skipped is said once, whatever the command.
+    if let Ok(config) = global.config() {
+        for warning in &config.warnings {
+            eprintln!("Warning: {warning}");
+        }
+    }
     match cli.command {
         Command::Serve(args) => serve::run(&global, args).await,
         Command::Devstack(args) => serve::devstack(&global, args).await,

@@ -46,16 +46,40 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct DevstackArgs {
-    /// How many compute nodes to start beside the orchestrator.
-    #[arg(long, default_value_t = 3)]
-    compute_nodes: usize,
+    /// How many compute-only nodes to start beside the orchestrator.
+    #[arg(long, alias = "compute-nodes", default_value_t = 3)]
+    computes: usize,
+    /// How many orchestrator-only nodes: 1, or 0 with `--hybrids 1` (one orchestrator per
+    /// devstack until orchestrators form a cluster).
+    #[arg(long, alias = "requester-nodes", default_value_t = 1)]
+    orchestrators: usize,
+    /// How many hybrid nodes (orchestrator + compute): 0, or 1 with `--orchestrators 0`.
+    #[arg(long, alias = "hybrid-nodes", default_value_t = 0)]
+    hybrids: usize,
     /// Same as --api-port.
     #[arg(long, value_name = "PORT")]
     port: Option<u16>,
 }
 
+/// One warning naming the configured keys this binary accepts but does not act on.
+fn warn_unused_keys(config: &Config) {
+    let unused = config.unused_keys();
+    if unused.is_empty() {
+        return;
+    }
+    let list: Vec<String> = unused
+        .iter()
+        .map(|(key, why)| format!("{key} ({why})"))
+        .collect();
+    tracing::warn!(
+        "these configured keys are accepted but not used by this node: {}",
+        list.join("; ")
+    );
+}
+
 pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let mut config = global.config()?;
+    warn_unused_keys(&config);
     if let Some(port) = args.port {
         set_path(&mut config.tree, "API.Port", &port.to_string())?;
     }
@@ -75,8 +99,13 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
-    let name = node_name(&data_dir, args.name.as_deref())?;
-    let labels = parse_labels(&config, &args.labels)?;
+    let name = node_name(
+        &data_dir,
+        args.name.as_deref(),
+        &config.string("NameProvider"),
+    )?;
+    let mut labels = parse_labels(&config, &args.labels)?;
+    labels.extend(crate::host::automatic_labels(&name));
     let (stop, stopped) = watch::channel(false);
 
     let mut cluster = Cluster::default();
@@ -115,7 +144,13 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 }
 
 pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
+    if args.orchestrators + args.hybrids != 1 {
+        bail!(
+            "a devstack runs exactly one orchestrator (several need an orchestrator cluster, not built yet): use --orchestrators 1, or --orchestrators 0 --hybrids 1"
+        );
+    }
     let mut config = global.config()?;
+    warn_unused_keys(&config);
     if let Some(port) = args.port {
         set_path(&mut config.tree, "API.Port", &port.to_string())?;
     }
@@ -124,17 +159,26 @@ pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
     let mut cluster = Cluster::default();
+    let orchestrator_name = if args.hybrids == 1 {
+        "hybrid-0"
+    } else {
+        "orchestrator"
+    };
     cluster
-        .start_orchestrator(&config, &data_dir, "orchestrator", &BTreeMap::new())
+        .start_orchestrator(&config, &data_dir, orchestrator_name, &BTreeMap::new())
         .await?;
     let manager = cluster
         .orchestrator
         .as_ref()
         .map(|o| Arc::clone(o.node_manager()))
         .context("orchestrator did not start")?;
-    for i in 0..args.compute_nodes {
-        let name = format!("node-{i}");
-        let labels = BTreeMap::from([("name".to_string(), name.clone())]);
+    // A hybrid's compute role is one more in-process compute node under its name.
+    let names = (0..args.hybrids)
+        .map(|i| format!("hybrid-{i}"))
+        .chain((0..args.computes).map(|i| format!("node-{i}")));
+    for name in names {
+        let mut labels = parse_labels(&config, &[])?;
+        labels.extend(crate::host::automatic_labels(&name));
         // Many nodes in one process: each serves its results on a port of its own.
         let node = start_compute(&config, &data_dir.join(&name), &name, labels, Some(0)).await?;
         let connector = in_process_connector(Arc::clone(&manager));
@@ -144,7 +188,7 @@ pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
     }
     outln!(
         "Devstack: 1 orchestrator and {} compute nodes (data in {})",
-        args.compute_nodes,
+        args.computes + args.hybrids,
         data_dir.display()
     );
     cluster.serve_until_signal(&config, stop).await
@@ -312,6 +356,8 @@ async fn start_compute(
         &config.string("Compute.AllocatedCapacity.Disk"),
         &config.string("Compute.AllocatedCapacity.GPU"),
     )?;
+    let mut labels = labels;
+    labels.extend(crate::host::gpu::labels(&capacity.gpus));
     let storages = bacalhau_storage::builtin(&StorageConfig {
         allowed_local_paths: config.strings("Compute.AllowListedLocalPaths"),
         max_input_bytes: config.bytes("InputSources.MaxSize")?,
@@ -324,6 +370,37 @@ async fn start_compute(
         local_dir: results_dir,
         local_base_url,
     });
+    // `Engines.Disabled`, `InputSources.Disabled` and `Publishers.Disabled` name types this node
+    // neither offers nor bids for (any case, as upstream).
+    let disabled = |key: &str| -> Vec<String> {
+        config
+            .strings(key)
+            .iter()
+            .map(|t| t.to_ascii_lowercase())
+            .collect()
+    };
+    let (no_engines, no_inputs, no_publishers) = (
+        disabled("Engines.Disabled"),
+        disabled("InputSources.Disabled"),
+        disabled("Publishers.Disabled"),
+    );
+    let executors: Vec<_> = bacalhau_executors::available(name)
+        .await
+        .into_iter()
+        .filter(|e| !no_engines.contains(&e.engine().to_ascii_lowercase()))
+        .collect();
+    let storages: Vec<_> = storages
+        .into_iter()
+        .filter(|s| {
+            !s.types()
+                .iter()
+                .any(|t| no_inputs.contains(&t.to_ascii_lowercase()))
+        })
+        .collect();
+    let publishers: Vec<_> = publishers
+        .into_iter()
+        .filter(|p| !no_publishers.contains(&p.publisher_type().to_ascii_lowercase()))
+        .collect();
     ComputeNode::start(
         ComputeConfig {
             node_id: NodeId::from(name),
@@ -331,7 +408,7 @@ async fn start_compute(
             data_dir: data_dir.to_path_buf(),
             token: config.string("Compute.Auth.Token"),
             capacity,
-            accept_networked_jobs: config.flag("JobAdmissionControl.AcceptNetworkedJobs"),
+            reject_networked_jobs: config.flag("JobAdmissionControl.RejectNetworkedJobs"),
             max_result_bytes: config.bytes("Publishers.MaxResultSize")?,
             data_locality: DataLocality {
                 local_paths: config.strings("Compute.AllowListedLocalPaths"),
@@ -340,15 +417,28 @@ async fn start_compute(
             env_allow_list: bacalhau_compute::EnvAllowList::new(
                 config.strings("Compute.Env.AllowList"),
             ),
+            ports: Arc::new(port_allocator(config)?),
         },
         Providers {
-            executors: bacalhau_executors::available(name).await,
+            executors,
             storages: Storages::new(storages),
             publishers: Publishers::new(publishers),
         },
     )
     .await
     .context("cannot start the compute node")
+}
+
+/// The host ports jobs may publish, `Compute.Network.PortRangeStart..=PortRangeEnd`.
+fn port_allocator(config: &Config) -> Result<bacalhau_compute::ports::PortAllocator> {
+    let port = |key: &str| -> Result<u16> {
+        u16::try_from(config.number(key)?).with_context(|| format!("{key} must be a port number"))
+    };
+    bacalhau_compute::ports::PortAllocator::new(
+        port("Compute.Network.PortRangeStart")?,
+        port("Compute.Network.PortRangeEnd")?,
+    )
+    .map_err(|e| anyhow::anyhow!("Compute.Network: {e}"))
 }
 
 /// Starts the server of the local publisher's archives; returns the URL they are served at.
@@ -514,7 +604,9 @@ fn client_host(host: &str) -> &str {
 }
 
 /// The node's name: the flag, else the one kept in the data directory, else a new one.
-fn node_name(data_dir: &Path, flag: Option<&str>) -> Result<String> {
+/// The node's name: `--name`, else the one kept in the data directory, else a new one from
+/// `NameProvider` (upstream's `puuid`: `n-<uuid>`; `uuid`; `hostname`), kept for next time.
+fn node_name(data_dir: &Path, flag: Option<&str>, provider: &str) -> Result<String> {
     let file = data_dir.join("node-name");
     if let Some(name) = flag {
         if name.trim().is_empty() || name.contains(char::is_whitespace) {
@@ -528,11 +620,30 @@ fn node_name(data_dir: &Path, flag: Option<&str>) -> Result<String> {
             return Ok(saved.to_string());
         }
     }
-    let name = NodeId::generate().to_string();
+    let name = match provider.to_ascii_lowercase().as_str() {
+        "" | "puuid" => NodeId::generate().to_string(),
+        "uuid" => NodeId::generate()
+            .as_str()
+            .trim_start_matches("n-")
+            .to_string(),
+        "hostname" => {
+            let uname = rustix::system::uname();
+            let host = uname.nodename().to_string_lossy().into_owned();
+            // Upstream keeps the first label of a fully qualified name.
+            host.split('.').next().unwrap_or_default().to_string()
+        }
+        other => bail!(
+            "NameProvider {other:?} is not supported here: use puuid, uuid or hostname, or --name"
+        ),
+    };
+    if name.is_empty() {
+        bail!("NameProvider {provider:?} gave an empty name: use --name");
+    }
     std::fs::write(&file, &name).with_context(|| format!("cannot write {}", file.display()))?;
     Ok(name)
 }
 
+/// Configured labels, then `--labels`, then upstream's automatic ones (which win).
 fn parse_labels(config: &Config, flags: &[String]) -> Result<BTreeMap<String, String>> {
     let mut labels = BTreeMap::new();
     if let Some(serde_json::Value::Object(configured)) = config.get("Labels") {

@@ -149,3 +149,58 @@ async fn listing_pages_with_tokens() {
     }
     assert_eq!(seen, vec!["job-0", "job-1", "job-2", "job-3", "job-4"]);
 }
+
+#[tokio::test]
+async fn executions_and_history_are_filtered_by_job_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    let first = o
+        .submit(spec("versioned", 600), false, "tester")
+        .await
+        .unwrap();
+    o.submit(spec("versioned", 900), false, "tester")
+        .await
+        .unwrap();
+    let job_id = first.job_id.clone();
+    o.store()
+        .write(move |w| {
+            for version in [1, 2] {
+                w.put_execution(&Execution {
+                    id: bacalhau_models::ExecutionId::generate(),
+                    job_id: job_id.clone(),
+                    job_version: version,
+                    namespace: bacalhau_models::DEFAULT_NAMESPACE.into(),
+                    create_time: version as i64,
+                    ..Default::default()
+                })?;
+            }
+            Ok::<_, OrchestratorError>(())
+        })
+        .await
+        .unwrap();
+    let versions_of = |versions| {
+        o.executions("versioned", "", versions)
+            .unwrap()
+            .iter()
+            .map(|e| e.job_version)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions_of(JobVersions::All), vec![1, 2]);
+    assert_eq!(versions_of(JobVersions::Latest), vec![2]);
+    assert_eq!(versions_of(JobVersions::Only(1)), vec![1]);
+    assert!(versions_of(JobVersions::Only(7)).is_empty());
+
+    let history_versions = |versions| {
+        let query = HistoryQuery {
+            versions,
+            ..Default::default()
+        };
+        let (events, _) = o.history("versioned", "", &query).unwrap();
+        let mut seen: Vec<u64> = events.iter().map(|e| e.job_version).collect();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(history_versions(JobVersions::All), vec![1, 2]);
+    assert_eq!(history_versions(JobVersions::Latest), vec![2]);
+    assert_eq!(history_versions(JobVersions::Only(1)), vec![1]);
+}
