@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 scripts/build-test-images.sh
 
 # The API fuzz run (tests/python/fuzz_api.sh) probes the server with curl; the web UI tests
-# drive Debian's headless chromium through chromedriver.
+# drive Debian's headless chromium through chromedriver; the compatibility tests push to
+# Debian's docker-registry.
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# A private registry on loopback for the registry-credentials test.
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

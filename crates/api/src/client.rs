@@ -97,6 +97,54 @@ pub struct ListJobsOptions {
     pub reverse: bool,
     /// Continue from a previous page.
     pub next_token: String,
+    /// Sort field (`created_at`); empty for the server's order.
+    pub order_by: String,
+}
+
+/// Upstream's query parameters for list routes and versioned job reads; empty fields are not
+/// sent. `filters` carries route-specific ones (`labels`, `filter-approval`, `event_type`...).
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub namespace: String,
+    pub limit: usize,
+    pub next_token: String,
+    pub reverse: bool,
+    pub order_by: String,
+    /// One version of the job (0: not asked).
+    pub job_version: u64,
+    /// Every version of the job.
+    pub all_job_versions: bool,
+    pub filters: Vec<(String, String)>,
+}
+
+impl ListQuery {
+    fn pairs(&self) -> Vec<(String, String)> {
+        let mut query: Vec<(String, String)> = Vec::new();
+        let mut push = |key: &str, value: String| query.push((key.to_string(), value));
+        if !self.namespace.is_empty() {
+            push("namespace", self.namespace.clone());
+        }
+        if self.limit > 0 {
+            push("limit", self.limit.to_string());
+        }
+        if !self.next_token.is_empty() {
+            push("next_token", self.next_token.clone());
+        }
+        if self.reverse {
+            push("reverse", "true".into());
+        }
+        if !self.order_by.is_empty() {
+            push("order_by", self.order_by.clone());
+        }
+        if self.job_version > 0 {
+            push("job_version", self.job_version.to_string());
+        }
+        if self.all_job_versions {
+            push("all_job_versions", "true".into());
+        }
+        query.extend(self.filters.iter().cloned());
+        query
+    }
 }
 
 impl ApiClient {
@@ -248,6 +296,9 @@ impl ApiClient {
         if !options.next_token.is_empty() {
             query.push(("next_token", options.next_token.clone()));
         }
+        if !options.order_by.is_empty() {
+            query.push(("order_by", options.order_by.clone()));
+        }
         self.send(
             self.request(Method::GET, "/api/v1/orchestrator/jobs")
                 .query(&query),
@@ -281,7 +332,78 @@ impl ApiClient {
 
     /// A job's executions.
     pub async fn job_executions(&self, id: &str) -> Result<ListResponse<Execution>, ClientError> {
-        self.send(self.request(Method::GET, &job_path(id, "/executions")))
+        self.job_executions_with(id, &ListQuery::default()).await
+    }
+
+    /// A page of a job's executions.
+    pub async fn job_executions_with(
+        &self,
+        id: &str,
+        query: &ListQuery,
+    ) -> Result<ListResponse<Execution>, ClientError> {
+        self.send(
+            self.request(Method::GET, &job_path(id, "/executions"))
+                .query(&query.pairs()),
+        )
+        .await
+    }
+
+    /// A page of a job's history (`filters`: `event_type`, `execution_id`, `since`).
+    pub async fn job_history_with(
+        &self,
+        id: &str,
+        query: &ListQuery,
+    ) -> Result<ListResponse<JobHistory>, ClientError> {
+        self.send(
+            self.request(Method::GET, &job_path(id, "/history"))
+                .query(&query.pairs()),
+        )
+        .await
+    }
+
+    /// A page of a job's versions.
+    pub async fn job_versions_with(
+        &self,
+        id: &str,
+        query: &ListQuery,
+    ) -> Result<ListResponse<Job>, ClientError> {
+        self.send(
+            self.request(Method::GET, &job_path(id, "/versions"))
+                .query(&query.pairs()),
+        )
+        .await
+    }
+
+    /// A job at one version (0: the latest), with its history and executions (`include`).
+    pub async fn get_job_version(
+        &self,
+        id: &str,
+        include: &str,
+        query: &ListQuery,
+    ) -> Result<GetJobResponse, ClientError> {
+        let mut pairs = query.pairs();
+        if !include.is_empty() {
+            pairs.push(("include".into(), include.into()));
+        }
+        self.send(self.request(Method::GET, &job_path(id, "")).query(&pairs))
+            .await
+    }
+
+    /// A page of nodes (`filters`: `labels`, `filter-approval`, `filter-status`).
+    pub async fn list_nodes_with(
+        &self,
+        query: &ListQuery,
+    ) -> Result<ListNodesResponse, ClientError> {
+        self.send(
+            self.request(Method::GET, "/api/v1/orchestrator/nodes")
+                .query(&query.pairs()),
+        )
+        .await
+    }
+
+    /// The server's authentication methods (`/api/v1/agent/authconfig`).
+    pub async fn auth_config(&self) -> Result<serde_json::Value, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/agent/authconfig"))
             .await
     }
 
@@ -323,13 +445,15 @@ impl ApiClient {
     }
 
     /// Streams an execution's log: `(1 stdout | 2 stderr, text)` pieces, or an error, until the
-    /// stream ends. `tail` keeps the last N lines of what exists; `follow` waits for more.
+    /// stream ends. `tail` keeps the last N lines of what exists; `follow` waits for more;
+    /// `job_version` (0: any) picks the execution among that version's.
     pub async fn logs(
         &self,
         id: &str,
         execution_id: &str,
         tail: Option<usize>,
         follow: bool,
+        job_version: u64,
     ) -> Result<tokio::sync::mpsc::Receiver<Result<(u8, String), String>>, ClientError> {
         use futures_util::StreamExt;
         use tokio_tungstenite::tungstenite::Message as WsMessage;
@@ -342,6 +466,9 @@ impl ApiClient {
         }
         if !execution_id.is_empty() {
             url.push_str(&format!("&execution_id={}", encode(execution_id)));
+        }
+        if job_version > 0 {
+            url.push_str(&format!("&job_version={job_version}"));
         }
         let unreachable = |reason: String| ClientError::Unreachable {
             url: url.clone(),

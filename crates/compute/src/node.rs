@@ -52,6 +52,8 @@ pub struct ComputeConfig {
     pub env_allow_list: crate::env::EnvAllowList,
     /// Host ports for jobs that publish ports (`Compute.Network.PortRangeStart/End`).
     pub ports: Arc<crate::ports::PortAllocator>,
+    /// The build the node runs, reported in its node info.
+    pub version: bacalhau_models::node::BuildVersionInfo,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -204,7 +206,7 @@ impl ComputeNode {
                 data_locality: self.config.data_locality.clone(),
                 ..Default::default()
             },
-            ..Default::default()
+            bacalhau_version: self.config.version.clone(),
         }
     }
 

@@ -1,12 +1,13 @@
 //! The `wasm` engine: WebAssembly modules with WASI preview 1 on wasmtime, in process.
 //!
 //! Params as upstream's: `EntryModule` (the target of the input source holding the module),
-//! `Entrypoint` (default `_start`), `Parameters` (the arguments). The task's env is the module's
+//! `Entrypoint` (default `_start`), `Parameters` (the arguments), `ImportModules` (targets of
+//! modules it imports from, linked under those names). The task's env is the module's
 //! environment; its inputs are one read-only tree preopened at `/`; nothing else of the host is
 //! visible. Memory is capped by the task's resources; a cancel or timeout interrupts a spinning
 //! module through epoch interruption. Compiled modules are cached by content hash.
-//! Output is captured in memory and written to the execution's log when the module ends, so
-//! `logs --follow` of a WASM job shows its output at the end, not line by line.
+//! Every write of the module goes to the execution's log as it happens (`job logs --follow`
+//! sees it live).
 
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::logs::{LogWriter, Stream};
@@ -197,7 +198,27 @@ impl WasmExecutor {
             }
         });
         store.set_epoch_deadline(1);
-        let instance = self.linker.instantiate(&mut store, &module).map_err(|e| {
+        // Imported modules are instantiated first, each linked under its name, in a linker of
+        // this run's own.
+        let mut own_linker = None;
+        for name in &params.import_modules {
+            let path = entry_module(&context.inputs, name)?;
+            let bytes = std::fs::read(&path).map_err(|e| {
+                ExecutorError::Failed(format!("cannot read {}: {e}", path.display()))
+            })?;
+            let imported = self.module(&bytes)?;
+            let linker = own_linker.get_or_insert_with(|| (*self.linker).clone());
+            let instance = linker.instantiate(&mut store, &imported).map_err(|e| {
+                ExecutorError::InvalidSpec(format!(
+                    "cannot instantiate import module {name}: {e:#}"
+                ))
+            })?;
+            linker.instance(&mut store, name, instance).map_err(|e| {
+                ExecutorError::InvalidSpec(format!("cannot link import module {name}: {e:#}"))
+            })?;
+        }
+        let linker = own_linker.as_ref().unwrap_or(&self.linker);
+        let instance = linker.instantiate(&mut store, &module).map_err(|e| {
             ExecutorError::InvalidSpec(format!("cannot instantiate the module: {e:#}"))
         })?;
         let function = instance
@@ -315,6 +336,9 @@ pub struct WasmParams {
     pub entrypoint: String,
     /// The program's arguments.
     pub parameters: Vec<String>,
+    /// Targets of input sources holding modules the entry module imports from; each is
+    /// linked under its target as written (upstream's `ImportModules`).
+    pub import_modules: Vec<String>,
 }
 
 impl WasmParams {
@@ -350,10 +374,29 @@ impl WasmParams {
                 )));
             }
         };
+        let import_modules = match task.engine.param("ImportModules") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(items)) => items
+                .iter()
+                .map(|v| {
+                    v.as_str().map(str::to_string).ok_or_else(|| {
+                        ExecutorError::InvalidSpec(format!(
+                            "Engine.Params.ImportModules must list input targets, found {v}"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(other) => {
+                return Err(ExecutorError::InvalidSpec(format!(
+                    "Engine.Params.ImportModules must be a list of input targets, found {other}"
+                )));
+            }
+        };
         Ok(Self {
             entry_module,
             entrypoint,
             parameters,
+            import_modules,
         })
     }
 }

@@ -85,6 +85,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                     bacalhau_compute::ports::PortAllocator::new(20000, 32000)
                         .expect("the default port range"),
                 ),
+                version: Default::default(),
                 max_result_bytes: 0,
                 data_locality: Default::default(),
                 env_allow_list: Default::default(),

@@ -34,14 +34,10 @@ pub struct FormatArgs {
 #[derive(Debug, Args)]
 pub struct VersionArgs {
     /// Only the client's version; do not ask the server.
-    #[arg(long = "client", alias = "client-only")]
+    #[arg(long = "client", alias = "client-only", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     client_only: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    output: Format,
-    /// Pretty-print JSON.
-    #[arg(long)]
-    pretty: bool,
+    #[command(flatten)]
+    output: output::TableOutput,
 }
 
 /// The version this binary was built as.
@@ -95,12 +91,12 @@ pub async fn version(global: &Global, args: VersionArgs) -> Result<ExitCode> {
             }
         }
     };
-    if args.output != Format::Table {
+    if !args.output.is_tabular() {
         let value = serde_json::json!({
             "ClientVersion": client_version,
             "ServerVersion": server_version,
         });
-        output::print_structured(&value, args.output, args.pretty)?;
+        output::print_structured(&value, args.output.output, args.output.pretty)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = output::table(&["Client", "Server"]);
@@ -108,6 +104,6 @@ pub async fn version(global: &Global, args: VersionArgs) -> Result<ExitCode> {
         client_version.git_version,
         server_version.map(|v| v.git_version).unwrap_or_default(),
     ]);
-    output::print_table(&table);
+    args.output.print(&table);
     Ok(ExitCode::SUCCESS)
 }

@@ -90,6 +90,13 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau job run --dry-run job.yaml",
     ),
     (
+        "job validate",
+        "\
+  bacalhau job validate examples/hello.yaml
+  # With template variables, as job run renders them
+  bacalhau job validate -V name=nightly job.yaml",
+    ),
+    (
         "job describe",
         "\
   bacalhau job describe j-1234
@@ -141,7 +148,7 @@ const EXAMPLES: &[(&str, &str)] = &[
   # Follow the output until the execution ends
   bacalhau job logs -f j-1234
   # The last 20 lines of one execution
-  bacalhau job logs --tail 20 -e e-5678 j-1234",
+  bacalhau job logs --tail=20 -e e-5678 j-1234",
     ),
     (
         "job get",
@@ -251,6 +258,12 @@ const EXAMPLES: &[(&str, &str)] = &[
         "auth",
         "\
   bacalhau auth hash-password < password.txt",
+    ),
+    (
+        "auth info",
+        "\
+  bacalhau auth info
+  bacalhau auth info --output json --pretty",
     ),
     (
         "auth hash-password",

@@ -20,9 +20,10 @@ pub struct GetArgs {
     /// Keep the downloaded archives as they are, under `<output-dir>/raw`, without unpacking.
     #[arg(long)]
     raw: bool,
-    /// How long the whole download may take, e.g. `5m` or `300s`.
-    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
-    download_timeout_secs: Duration,
+    /// How long the whole download may take, e.g. `5m` or `300s` (default
+    /// `ResultDownloaders.Timeout`, else 5m).
+    #[arg(long, value_parser = parse_timeout)]
+    download_timeout_secs: Option<Duration>,
     /// The job's namespace.
     #[arg(long)]
     namespace: Option<String>,
@@ -97,12 +98,18 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
         }
         Ok::<_, fetch::FetchError>(downloads)
     };
-    let downloads = tokio::time::timeout(args.download_timeout_secs, download)
+    let configured = global.config()?.string("ResultDownloaders.Timeout");
+    let timeout = match args.download_timeout_secs {
+        Some(timeout) => timeout,
+        None if !configured.trim().is_empty() => crate::config::parse_duration(&configured)?,
+        None => Duration::from_secs(300),
+    };
+    let downloads = tokio::time::timeout(timeout, download)
         .await
         .map_err(|_| {
             anyhow::anyhow!(
                 "the download took longer than {}; raise --download-timeout-secs",
-                humantime::format_duration(args.download_timeout_secs)
+                humantime::format_duration(timeout)
             )
         })??;
     if !args.raw {

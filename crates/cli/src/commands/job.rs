@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 pub enum JobCommand {
     /// Submit a job spec (YAML or JSON) from a file, or `-` for standard input.
     Run(RunArgs),
+    /// Check a job spec (YAML or JSON) without submitting it.
+    Validate(ValidateArgs),
     /// Show a job: its spec summary, executions, history and output.
     Describe(DescribeArgs),
     /// List jobs.
@@ -25,9 +27,9 @@ pub enum JobCommand {
     /// Show a job's history of state changes and events.
     History(HistoryArgs),
     /// List a job's executions.
-    Executions(IdArgs),
+    Executions(ExecutionsArgs),
     /// List the versions of a job's spec.
-    Versions(IdArgs),
+    Versions(VersionsArgs),
     /// Run a finished job again, as a new version.
     Rerun(RerunArgs),
     /// Show (or follow) the output of a job's execution.
@@ -42,6 +44,9 @@ pub struct RunArgs {
     file: Option<String>,
     #[command(flatten)]
     template: TemplateFlags,
+    /// Do not print the server's warnings about the spec.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    hide_warnings: bool,
     #[command(flatten)]
     flags: RunFlags,
 }
@@ -116,6 +121,64 @@ pub struct RunFlags {
     /// Stream the job's output while it runs, instead of its progress events.
     #[arg(short = 'f', long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     follow: bool,
+    /// After the job ends, list its executions by node.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    node_details: bool,
+    /// Print progress events grouped by execution once the job ends, rather than as they come.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    group_events: bool,
+    /// Set by `job run --hide-warnings`.
+    #[arg(skip)]
+    hide_warnings: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The job spec file; `-` reads standard input.
+    file: String,
+    #[command(flatten)]
+    template: TemplateFlags,
+}
+
+/// Which version of a job a command looks at, as upstream's `-v/--version` and
+/// `--all-versions`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct VersionFlags {
+    /// The job version (0: the latest).
+    #[arg(short = 'v', long = "version", default_value_t = 0)]
+    version: u64,
+    /// Every version of the job (`--version` wins when both are given).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    all_versions: bool,
+}
+
+/// Upstream's paging flags of list commands.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PageFlags {
+    /// How many items per page (0: the server's default).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Continue a previous listing.
+    #[arg(long)]
+    next_token: Option<String>,
+    /// The field to sort by.
+    #[arg(long)]
+    order_by: Option<String>,
+    /// Reverse the order.
+    #[arg(long, alias = "reverse", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    order_reversed: bool,
+}
+
+impl PageFlags {
+    fn query(&self, default_limit: usize) -> bacalhau_api::client::ListQuery {
+        bacalhau_api::client::ListQuery {
+            limit: self.limit.unwrap_or(default_limit),
+            next_token: self.next_token.clone().unwrap_or_default(),
+            order_by: self.order_by.clone().unwrap_or_default(),
+            reverse: self.order_reversed,
+            ..Default::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -125,9 +188,16 @@ pub struct LogsArgs {
     /// Keep streaming new output until the execution ends.
     #[arg(short = 'f', long)]
     follow: bool,
-    /// Show only the last N lines of what was written so far.
-    #[arg(short = 't', long, value_name = "N")]
+    /// Start from the end: `--tail` shows no earlier output (only new lines with
+    /// `--follow`), `--tail=N` the last N lines.
+    #[arg(short = 't', long, value_name = "N", num_args = 0..=1, require_equals = true, default_missing_value = "0")]
     tail: Option<usize>,
+    /// The job version whose execution to show (0: the latest).
+    #[arg(short = 'v', long = "version", default_value_t = 0)]
+    version: u64,
+    /// The job's namespace.
+    #[arg(long)]
+    namespace: Option<String>,
     /// Which execution (ID or prefix); by default the most recent one.
     #[arg(short = 'e', long)]
     execution_id: Option<String>,
@@ -137,6 +207,12 @@ pub struct LogsArgs {
 pub struct DescribeArgs {
     /// The job's ID, unique ID prefix, or name.
     id: String,
+    /// The job version to show (0: the latest).
+    #[arg(short = 'v', long = "version", default_value_t = 0)]
+    version: u64,
+    /// The job's namespace.
+    #[arg(long)]
+    namespace: Option<String>,
     /// Print the job as JSON or YAML.
     #[arg(long, value_enum)]
     output: Option<Format>,
@@ -150,27 +226,24 @@ pub struct ListArgs {
     /// How many jobs to show.
     #[arg(long, default_value_t = 10)]
     limit: usize,
-    /// Only jobs whose labels match this selector, e.g. `env=prod,region in (eu,us)`.
-    #[arg(long)]
-    labels: Option<String>,
+    /// Only jobs whose labels match this selector, e.g. `env=prod,region in (eu,us)`; the
+    /// default, as upstream's, hides canary jobs; `--labels ''` shows all.
+    #[arg(long, default_value = "bacalhau_canary != true")]
+    labels: String,
     /// Newest first.
-    #[arg(long, alias = "reverse")]
+    #[arg(long, alias = "reverse", num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     order_reversed: bool,
+    /// The field to sort by: created_at.
+    #[arg(long)]
+    order_by: Option<String>,
     /// Continue a previous listing.
     #[arg(long)]
     next_token: Option<String>,
     /// The namespace; `*` for all.
     #[arg(long)]
     namespace: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    output: Format,
-    /// Pretty-print JSON.
-    #[arg(long)]
-    pretty: bool,
-    /// Show full IDs.
-    #[arg(long)]
-    wide: bool,
+    #[command(flatten)]
+    output: output::TableOutput,
 }
 
 #[derive(Debug, Args)]
@@ -181,8 +254,11 @@ pub struct StopArgs {
     #[arg(long, default_value = "")]
     reason: String,
     /// Print nothing on success.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     quiet: bool,
+    /// The job's namespace.
+    #[arg(long)]
+    namespace: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -195,52 +271,72 @@ pub struct HistoryArgs {
     /// Only events of this execution.
     #[arg(long)]
     execution_id: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    output: Format,
-    /// Pretty-print JSON.
+    #[command(flatten)]
+    versions: VersionFlags,
+    /// The job's namespace.
     #[arg(long)]
-    pretty: bool,
+    namespace: Option<String>,
+    #[command(flatten)]
+    page: PageFlags,
+    #[command(flatten)]
+    output: output::TableOutput,
     /// Check the job's events against the audit log's hash chain: each event's own hash, its
     /// place in the chain, and the chain as a whole; exits 1 on any mismatch.
-    #[arg(long)]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     verify: bool,
 }
 
 #[derive(Debug, Args)]
-pub struct IdArgs {
+pub struct ExecutionsArgs {
     /// The job's ID, unique ID prefix, or name.
     id: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    output: Format,
-    /// Pretty-print JSON.
+    #[command(flatten)]
+    versions: VersionFlags,
+    /// The job's namespace.
     #[arg(long)]
-    pretty: bool,
+    namespace: Option<String>,
+    #[command(flatten)]
+    page: PageFlags,
+    #[command(flatten)]
+    output: output::TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionsArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// The job's namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    #[command(flatten)]
+    output: output::TableOutput,
 }
 
 #[derive(Debug, Args)]
 pub struct RerunArgs {
     /// The job's ID, unique ID prefix, or name.
     id: String,
-    /// The version to run again; the latest by default.
-    #[arg(long, default_value_t = 0)]
+    /// The version to run again (0: the latest).
+    #[arg(short = 'v', long, default_value_t = 0)]
     version: u64,
     /// Why (recorded in the job's history).
     #[arg(long, default_value = "")]
     reason: String,
+    #[command(flatten)]
+    flags: RunFlags,
 }
 
 pub async fn run(global: &Global, command: JobCommand) -> Result<ExitCode> {
     match command {
         JobCommand::Run(args) => run_job(global, args).await,
+        JobCommand::Validate(args) => validate(args),
         JobCommand::Describe(args) => describe(&global.client()?, args).await,
         JobCommand::List(args) => list(&global.client()?, args).await,
         JobCommand::Stop(args) => stop(&global.client()?, args).await,
         JobCommand::History(args) => history(&global.client()?, args).await,
         JobCommand::Executions(args) => executions(&global.client()?, args).await,
         JobCommand::Versions(args) => versions(&global.client()?, args).await,
-        JobCommand::Rerun(args) => rerun(&global.client()?, args).await,
+        JobCommand::Rerun(args) => rerun(global, args).await,
         JobCommand::Logs(args) => logs(&global.client()?, args).await,
         JobCommand::Get(args) => super::get::get(global, args).await,
     }
@@ -270,7 +366,57 @@ fn read_spec(file: Option<&str>, template: &TemplateFlags) -> Result<Job> {
 
 async fn run_job(global: &Global, args: RunArgs) -> Result<ExitCode> {
     let job = read_spec(args.file.as_deref(), &args.template)?;
-    submit(global, &job, &args.flags).await
+    if args.flags.dry_run {
+        return dry_run_diff(global, &job, &args.flags).await;
+    }
+    let mut flags = args.flags;
+    flags.hide_warnings = args.hide_warnings;
+    submit(global, &job, &flags).await
+}
+
+/// `job run --dry-run`: what submitting would change, from the server's diff against the stored
+/// job of the same name; the local spec when the server cannot be asked.
+async fn dry_run_diff(global: &Global, job: &Job, flags: &RunFlags) -> Result<ExitCode> {
+    if let Err(errors) = job.validate() {
+        bail!("{}", bacalhau_models::job::describe_errors(&errors));
+    }
+    let diff = match global.client() {
+        Ok(client) => client.diff_job(job).await.map_err(anyhow::Error::from),
+        Err(e) => Err(e),
+    };
+    match diff {
+        Ok(response) if response.diff.trim().is_empty() => {
+            eprintln!("Warning: no diff detected: the stored job is the same");
+        }
+        Ok(response) => {
+            for warning in &response.warnings {
+                eprintln!("Warning: {warning}");
+            }
+            outln!("{}", response.diff.trim_end());
+        }
+        Err(e) => {
+            eprintln!(
+                "Error: {e:#}\nWarning: falling back to offline mode: the job as it would be submitted:"
+            );
+            output::print_structured(job, flags.output.unwrap_or(Format::Yaml), flags.pretty)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `job validate`: parse, template and check a spec without a server.
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    let file = (args.file != "-").then_some(args.file.as_str());
+    let mut job = read_spec(file, &args.template)?;
+    job.normalize(&bacalhau_models::job::JobDefaults::default());
+    if let Err(errors) = job.validate() {
+        bail!(
+            "the job spec is not valid:\n{}",
+            bacalhau_models::job::describe_errors(&errors)
+        );
+    }
+    outln!("OK");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Submits `job` and follows it as `flags` say; the exit code is 1 when the job failed.
@@ -287,8 +433,10 @@ pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<Exit
     if flags.id_only {
         outln!("{}", submitted.job_id);
     } else if flags.output.is_none() {
-        for warning in &submitted.warnings {
-            eprintln!("Warning: {warning}");
+        if !flags.hide_warnings {
+            for warning in &submitted.warnings {
+                eprintln!("Warning: {warning}");
+            }
         }
         outln!("Job successfully submitted. Job ID: {}", submitted.job_id);
     }
@@ -311,9 +459,33 @@ pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<Exit
             "Checking job status... (Enter Ctrl+C to exit at any time, your job will continue running):\n"
         );
     }
-    let job = follow(&client, &submitted.job_id, flags.wait_timeout_secs, quiet).await?;
+    let job = follow(
+        &client,
+        &submitted.job_id,
+        flags.wait_timeout_secs,
+        quiet || flags.group_events,
+    )
+    .await?;
+    if flags.group_events && !quiet {
+        print_grouped_events(&client, &submitted.job_id).await?;
+    }
     if let Some(format) = flags.output {
         output::print_structured(&job, format, flags.pretty)?;
+    }
+    if flags.node_details {
+        let executions = client.job_executions(&submitted.job_id).await?.items;
+        outln!("\nJob Results By Node:");
+        for execution in &executions {
+            outln!(
+                "Node {}: {} (exit code {})",
+                execution.node_id,
+                execution.compute_state.state_type,
+                execution
+                    .run_output
+                    .as_ref()
+                    .map_or("-".to_string(), |r| r.exit_code.to_string())
+            );
+        }
     }
     if !quiet {
         print_outputs(&client, &submitted.job_id).await?;
@@ -361,7 +533,7 @@ async fn follow_logs(client: &ApiClient, id: &str, timeout_secs: u64) -> Result<
     }
     let job = client.get_job(id, "").await?.job;
     if job.state.state_type != JobStateType::Failed {
-        print_log(client, id, "", None, true).await?;
+        print_log(client, id, "", None, true, 0).await?;
     }
     let job = follow(client, id, timeout_secs, true).await?;
     if job.state.state_type == JobStateType::Failed {
@@ -378,8 +550,11 @@ async fn print_log(
     execution_id: &str,
     tail: Option<usize>,
     follow: bool,
+    job_version: u64,
 ) -> Result<()> {
-    let mut lines = client.logs(id, execution_id, tail, follow).await?;
+    let mut lines = client
+        .logs(id, execution_id, tail, follow, job_version)
+        .await?;
     while let Some(item) = lines.recv().await {
         match item {
             Ok((_, text)) => {
@@ -394,12 +569,14 @@ async fn print_log(
 }
 
 async fn logs(client: &ApiClient, args: LogsArgs) -> Result<ExitCode> {
+    let _ = &args.namespace; // IDs are unique across namespaces; accepted as upstream's.
     print_log(
         client,
         &args.id,
         args.execution_id.as_deref().unwrap_or(""),
         args.tail,
         args.follow,
+        args.version,
     )
     .await?;
     Ok(ExitCode::SUCCESS)
@@ -472,6 +649,35 @@ fn is_long_running(job: &Job) -> bool {
     matches!(job.r#type.as_str(), "daemon" | "service")
 }
 
+/// The job's events, job-level first, then each execution's together.
+async fn print_grouped_events(client: &ApiClient, id: &str) -> Result<()> {
+    let events = client
+        .get_job(id, "history")
+        .await?
+        .history
+        .map(|h| h.items)
+        .unwrap_or_default();
+    let mut groups: Vec<(String, Vec<&JobHistory>)> = Vec::new();
+    for event in &events {
+        let key = event
+            .execution_id
+            .as_ref()
+            .map(|e| e.short().to_string())
+            .unwrap_or_default();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, group)) => group.push(event),
+            None => groups.push((key, vec![event])),
+        }
+    }
+    groups.sort_by_key(|(key, _)| !key.is_empty());
+    for (_, group) in groups {
+        for event in group {
+            print_event(event);
+        }
+    }
+    Ok(())
+}
+
 fn print_event(event: &JobHistory) {
     let time = event.time.get(11..19).unwrap_or(&event.time);
     let scope = match (&event.r#type, &event.execution_id) {
@@ -482,7 +688,14 @@ fn print_event(event: &JobHistory) {
 }
 
 async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
-    let response = client.get_job(&args.id, "history,executions").await?;
+    let query = bacalhau_api::client::ListQuery {
+        namespace: args.namespace.clone().unwrap_or_default(),
+        job_version: args.version,
+        ..Default::default()
+    };
+    let response = client
+        .get_job_version(&args.id, "history,executions", &query)
+        .await?;
     if let Some(format) = args.output {
         output::print_structured(&response, format, args.pretty)?;
         return Ok(ExitCode::SUCCESS);
@@ -619,6 +832,10 @@ fn print_data(executions: &[Execution]) {
 }
 
 fn print_history<'a>(events: impl Iterator<Item = &'a JobHistory>) {
+    output::print_table(&history_table(events));
+}
+
+fn history_table<'a>(events: impl Iterator<Item = &'a JobHistory>) -> comfy_table::Table {
     let mut table = output::table(&["Time", "Level", "Exec. ID", "Node ID", "Topic", "Event"]);
     for event in events {
         let level = match event.r#type {
@@ -643,10 +860,14 @@ fn print_history<'a>(events: impl Iterator<Item = &'a JobHistory>) {
             event.event.message.clone(),
         ]);
     }
-    output::print_table(&table);
+    table
 }
 
 fn print_executions(executions: &[Execution], wide: bool) {
+    output::print_table(&executions_table(executions, wide));
+}
+
+fn executions_table(executions: &[Execution], wide: bool) -> comfy_table::Table {
     let mut table = output::table(&[
         "Created", "Modified", "ID", "Node ID", "Rev.", "State", "Desired",
     ]);
@@ -672,25 +893,26 @@ fn print_executions(executions: &[Execution], wide: bool) {
                 .unwrap_or_default(),
         ]);
     }
-    output::print_table(&table);
+    table
 }
 
 async fn list(client: &ApiClient, args: ListArgs) -> Result<ExitCode> {
     let options = ListJobsOptions {
         namespace: args.namespace.unwrap_or_default(),
-        labels: args.labels.unwrap_or_default(),
+        labels: args.labels,
         limit: args.limit,
         reverse: args.order_reversed,
         next_token: args.next_token.unwrap_or_default(),
+        order_by: args.order_by.unwrap_or_default(),
     };
     let page = client.list_jobs(&options).await?;
-    if args.output != Format::Table {
-        output::print_structured(&page.items, args.output, args.pretty)?;
+    if !args.output.is_tabular() {
+        output::print_structured(&page.items, args.output.output, args.output.pretty)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = output::table(&["Created", "ID", "Name", "Job", "Type", "State"]);
     for job in &page.items {
-        let id = if args.wide {
+        let id = if args.output.wide {
             job.id.to_string()
         } else {
             job.short_id().to_string()
@@ -706,8 +928,8 @@ async fn list(client: &ApiClient, args: ListArgs) -> Result<ExitCode> {
             job.state.state_type.to_string(),
         ]);
     }
-    output::print_table(&table);
-    if !page.next_token.is_empty() {
+    args.output.print(&table);
+    if !page.next_token.is_empty() && args.output.output == Format::Table {
         outln!(
             "\nTo fetch more records use:\n\tbacalhau job list --limit {} --next-token {}",
             args.limit,
@@ -718,6 +940,7 @@ async fn list(client: &ApiClient, args: ListArgs) -> Result<ExitCode> {
 }
 
 async fn stop(client: &ApiClient, args: StopArgs) -> Result<ExitCode> {
+    let _ = &args.namespace; // IDs are unique across namespaces; accepted as upstream's.
     let response = client.stop_job(&args.id, &args.reason).await?;
     if !args.quiet {
         if response.evaluation_id.is_empty() {
@@ -733,27 +956,38 @@ async fn stop(client: &ApiClient, args: StopArgs) -> Result<ExitCode> {
 }
 
 async fn history(client: &ApiClient, args: HistoryArgs) -> Result<ExitCode> {
-    let mut events = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = client
-            .job_history(
-                &args.id,
-                &args.event_type,
-                args.execution_id.as_deref().unwrap_or(""),
-                &token,
-            )
-            .await?;
-        events.extend(page.items);
-        if page.next_token.is_empty() {
-            break;
-        }
-        token = page.next_token;
+    let mut query = args.page.query(0);
+    query.namespace = args.namespace.clone().unwrap_or_default();
+    query.job_version = args.versions.version;
+    query.all_job_versions = args.versions.all_versions && args.versions.version == 0;
+    if !args.event_type.is_empty() {
+        query
+            .filters
+            .push(("event_type".into(), args.event_type.clone()));
     }
-    if args.output != Format::Table {
-        output::print_structured(&events, args.output, args.pretty)?;
+    if let Some(execution) = &args.execution_id {
+        query
+            .filters
+            .push(("execution_id".into(), execution.clone()));
+    }
+    // Without --limit every page is read; with it, one page and the token for the next.
+    let one_page = args.page.limit.is_some();
+    let mut events = Vec::new();
+    let next_token = loop {
+        let page = client.job_history_with(&args.id, &query).await?;
+        events.extend(page.items);
+        if page.next_token.is_empty() || one_page {
+            break page.next_token;
+        }
+        query.next_token = page.next_token;
+    };
+    if !args.output.is_tabular() {
+        output::print_structured(&events, args.output.output, args.output.pretty)?;
     } else {
-        print_history(events.iter());
+        args.output.print(&history_table(events.iter()));
+        if !next_token.is_empty() && args.output.output == Format::Table {
+            outln!("\nTo fetch more records use: --next-token {next_token}");
+        }
     }
     if args.verify {
         return verify_history(client, &events).await;
@@ -813,20 +1047,35 @@ async fn verify_history(client: &ApiClient, events: &[JobHistory]) -> Result<Exi
     }
 }
 
-async fn executions(client: &ApiClient, args: IdArgs) -> Result<ExitCode> {
-    let page = client.job_executions(&args.id).await?;
-    if args.output != Format::Table {
-        output::print_structured(&page.items, args.output, args.pretty)?;
+async fn executions(client: &ApiClient, args: ExecutionsArgs) -> Result<ExitCode> {
+    let mut query = args.page.query(20);
+    query.namespace = args.namespace.clone().unwrap_or_default();
+    query.job_version = args.versions.version;
+    query.all_job_versions = args.versions.all_versions && args.versions.version == 0;
+    let page = client.job_executions_with(&args.id, &query).await?;
+    if !args.output.is_tabular() {
+        output::print_structured(&page.items, args.output.output, args.output.pretty)?;
     } else {
-        print_executions(&page.items, false);
+        args.output
+            .print(&executions_table(&page.items, args.output.wide));
+        if !page.next_token.is_empty() && args.output.output == Format::Table {
+            outln!(
+                "\nTo fetch more records use: --next-token {}",
+                page.next_token
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn versions(client: &ApiClient, args: IdArgs) -> Result<ExitCode> {
-    let page = client.job_versions(&args.id).await?;
-    if args.output != Format::Table {
-        output::print_structured(&page.items, args.output, args.pretty)?;
+async fn versions(client: &ApiClient, args: VersionsArgs) -> Result<ExitCode> {
+    let query = bacalhau_api::client::ListQuery {
+        namespace: args.namespace.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    let page = client.job_versions_with(&args.id, &query).await?;
+    if !args.output.is_tabular() {
+        output::print_structured(&page.items, args.output.output, args.output.pretty)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = output::table(&["Created", "Version", "State"]);
@@ -837,19 +1086,38 @@ async fn versions(client: &ApiClient, args: IdArgs) -> Result<ExitCode> {
             job.state.state_type.to_string(),
         ]);
     }
-    output::print_table(&table);
+    args.output.print(&table);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn rerun(client: &ApiClient, args: RerunArgs) -> Result<ExitCode> {
+async fn rerun(global: &Global, args: RerunArgs) -> Result<ExitCode> {
+    let client = global.client()?;
     let response = client
         .rerun_job(&args.id, args.version, &args.reason)
         .await?;
-    outln!(
-        "Job {} rerun as version {} (evaluation {}).",
-        response.job_id,
-        response.job_version,
-        response.evaluation_id
-    );
+    if args.flags.id_only {
+        outln!("{}", response.job_id);
+    } else {
+        outln!(
+            "Job {} rerun as version {} (evaluation {}).",
+            response.job_id,
+            response.job_version,
+            response.evaluation_id
+        );
+    }
+    if !args.flags.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let job = follow(
+        &client,
+        &response.job_id,
+        args.flags.wait_timeout_secs,
+        args.flags.id_only,
+    )
+    .await?;
+    if job.state.state_type == JobStateType::Failed {
+        eprintln!("\nError: job failed: {}", job.state.message);
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }

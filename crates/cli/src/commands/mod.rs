@@ -267,7 +267,7 @@ enum Command {
     /// Show or change the configuration.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
-    /// Helpers for API users (hash a password).
+    /// How the server authenticates, and helpers for API users (hash a password).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
     /// Export or verify the hash-chained audit log.
@@ -310,7 +310,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Node(command) => node::run(&global, command).await,
         Command::Agent(command) => agent::run(&global, command).await,
         Command::Config(command) => config_cmd::run(&global, command),
-        Command::Auth(command) => auth::run(command),
+        Command::Auth(command) => auth::run(&global, command).await,
         Command::Audit(command) => audit::run(&global, command).await,
         Command::Version(args) => agent::version(&global, args).await,
         Command::Completion(args) => {

@@ -25,12 +25,20 @@ pub struct JobFlags {
     /// Labels of the job, `key=value`, repeated or comma-separated.
     #[arg(short = 'l', long = "labels", value_delimiter = ',')]
     labels: Vec<String>,
-    /// How many nodes run the job.
-    #[arg(long, default_value_t = 1)]
+    /// How many nodes run the job (`--concurrency` is upstream's old name).
+    #[arg(long, alias = "concurrency", default_value_t = 1)]
     count: i64,
-    /// Node label requirements, e.g. `zone=eu,gpu in (a100)`.
-    #[arg(long, alias = "constraints", short = 's')]
+    /// `any`: run on as many matching nodes as `--count` (a batch job); `all`: run on every
+    /// matching node (an ops job).
+    #[arg(long, default_value = "any", value_parser = ["any", "all"])]
+    target: String,
+    /// Node label requirements, e.g. `zone=eu,gpu in (a100)` (`-s/--selector` is upstream's
+    /// old name).
+    #[arg(long = "constraints", alias = "selector", short = 's')]
     selector: Option<String>,
+    /// The name of the job's task.
+    #[arg(long, default_value = "main")]
+    task_name: String,
     /// Environment variables of the task, `NAME=value`, repeated or comma-separated.
     #[arg(short = 'e', long = "env", value_delimiter = ',')]
     env: Vec<String>,
@@ -110,6 +118,11 @@ pub struct WasmRunArgs {
     /// The function to call.
     #[arg(long, default_value = "_start")]
     entry_point: String,
+    /// Modules the entry module imports from: the target of an `--input`, or a local file as
+    /// `FILE:TARGET` (sent inline); each is linked under its target. Repeatable or
+    /// comma-separated.
+    #[arg(short = 'I', long = "import-modules", value_delimiter = ',')]
+    import_modules: Vec<String>,
     #[command(flatten)]
     job: JobFlags,
     /// The module: a local `.wasm` file (or `.wat` text, compiled here), sent inline with the
@@ -140,9 +153,26 @@ pub async fn wasm(global: &Global, command: WasmCommand) -> Result<ExitCode> {
     if !args.args.is_empty() {
         params.insert("Parameters".into(), json!(args.args));
     }
+    let mut imports = Vec::new();
+    let mut import_inputs = Vec::new();
+    for import in &args.import_modules {
+        match import.rsplit_once(':') {
+            Some((file, target)) if std::path::Path::new(file).is_file() => {
+                let (mut input, _) = inline_module(std::path::Path::new(file))?;
+                input.target = target.to_string();
+                import_inputs.push(input);
+                imports.push(target.to_string());
+            }
+            _ => imports.push(import.clone()),
+        }
+    }
+    if !imports.is_empty() {
+        params.insert("ImportModules".into(), json!(imports));
+    }
     let mut job = build_job(&args.job, "wasm", params)?;
     if let Some(task) = job.tasks.first_mut() {
         task.input_sources.push(module);
+        task.input_sources.extend(import_inputs);
     }
     submit(global, &job, &args.job.run).await
 }
@@ -256,16 +286,24 @@ fn build_job(
         Some(text) => parse_publisher(text)?,
         None => SpecConfig::default(),
     };
+    if flags.task_name.trim().is_empty() {
+        bail!("--task-name cannot be empty");
+    }
     Ok(Job {
         name: flags.name.clone().unwrap_or_default(),
         namespace: flags.namespace.clone().unwrap_or_default(),
-        r#type: "batch".into(),
+        r#type: if flags.target == "all" {
+            "ops"
+        } else {
+            "batch"
+        }
+        .into(),
         priority: flags.priority,
         count: flags.count,
         constraints,
         labels,
         tasks: vec![Task {
-            name: "main".into(),
+            name: flags.task_name.clone(),
             engine: SpecConfig {
                 r#type: engine.into(),
                 params,

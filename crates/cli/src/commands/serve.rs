@@ -418,6 +418,7 @@ async fn start_compute(
                 config.strings("Compute.Env.AllowList"),
             ),
             ports: Arc::new(port_allocator(config)?),
+            version: super::agent::client_version(),
         },
         Providers {
             executors,
