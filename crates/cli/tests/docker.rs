@@ -289,7 +289,7 @@ async fn logs_follow_shows_lines_while_the_job_runs() {
     assert_eq!(rest, vec!["line 2", "line 3", "line 4", "done"]);
     assert!(follower.wait().unwrap().success());
 
-    let tail = server.cli(&["job", "logs", "--tail", "2", &id]);
+    let tail = server.cli(&["job", "logs", "--tail=2", &id]);
     assert_eq!(stdout(&tail), "line 4\ndone\n");
 }
 

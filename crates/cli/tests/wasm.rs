@@ -185,3 +185,40 @@ async fn logs_follow_shows_a_modules_output_while_it_still_runs() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_modules_are_linked_by_their_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hybrid(dir.path(), "wasm-imports").await;
+    let library = dir.path().join("answer.wat");
+    std::fs::write(
+        &library,
+        r#"(module (func (export "answer") (result i32) (i32.const 42)))"#,
+    )
+    .unwrap();
+    // Prints "imported 42" only when the import resolves to the library's function.
+    let entry = dir.path().join("entry.wat");
+    std::fs::write(
+        &entry,
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "/lib/answer.wasm" "answer" (func $answer (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "imported 42\n")
+  (func (export "_start")
+    (if (i32.eq (call $answer) (i32.const 42))
+      (then
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const 12))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))))"#,
+    )
+    .unwrap();
+    let import = format!("{}:/lib/answer.wasm", library.display());
+    let run = server.cli(&["wasm", "run", "-I", &import, entry.to_str().unwrap()]);
+    assert!(run.status.success(), "{}{}", stdout(&run), stderr(&run));
+    assert!(stdout(&run).contains("imported 42"), "{}", stdout(&run));
+    // Without the import the module cannot be instantiated, and the job says why.
+    let alone = server.cli(&["wasm", "run", entry.to_str().unwrap()]);
+    assert!(!alone.status.success());
+    assert!(stderr(&alone).contains("instantiate"), "{}", stderr(&alone));
+}
