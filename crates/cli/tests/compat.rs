@@ -282,14 +282,10 @@ fn unknown_keys_warn_with_a_suggestion_and_wrong_kinds_fail() {
     assert!(list.contains("accepted, not used"), "{list}");
 }
 
-async fn hybrid(dir: &Path, name: &str) -> Server {
-    Server::start_with(&dir.join(name), free_port(), &["serve", "--name", name]).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switches_and_templates_as_upstream_writes_them() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "compat-cli").await;
+    let server = Server::hybrid(dir.path(), "compat-cli").await;
 
     // `--wait` takes no value: the image after it is the image.
     let waited = server.cli(&[
@@ -425,7 +421,7 @@ async fn switches_and_templates_as_upstream_writes_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstreams_inline_wasm_layout_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "compat-wasm").await;
+    let server = Server::hybrid(dir.path(), "compat-wasm").await;
     // As upstream's testdata/jobs/wasm.yaml writes it: the module's base64 over two lines.
     let encoded = base64::engine::general_purpose::STANDARD.encode(common::wasm_binary("noop"));
     let cut = (encoded.len() / 2) / 4 * 4;
@@ -444,7 +440,7 @@ async fn http_networking_from_the_cli_reaches_only_its_domains() {
     let dir = tempfile::tempdir().unwrap();
     let files = common::FileServer::start(vec![("hello.txt".into(), b"via the proxy".to_vec())]);
     let port = files.url.rsplit(':').next().unwrap().to_string();
-    let server = hybrid(dir.path(), "compat-http").await;
+    let server = Server::hybrid(dir.path(), "compat-http").await;
     let script = format!(
         "wget -q -O- http://localhost:{port}/hello.txt; echo; wget -q -O- http://127.0.0.1:{port}/hello.txt 2>&1 || echo refused-by-name"
     );
@@ -575,23 +571,9 @@ async fn a_private_registry_is_pulled_with_the_nodes_credentials_only() {
         "{registry_bin} is missing: run scripts/setup-test-env.sh"
     );
     // Debian's registry on loopback with one htpasswd user (bcrypt from our own CLI).
-    let hash = Command::new(common::binary())
-        .args(["auth", "hash-password"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(b"registry-secret\n")?;
-            child.wait_with_output()
-        })
-        .expect("hash a password");
+    let hash = common::hash_password("registry-secret");
     let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(&htpasswd, format!("builder:{}", stdout(&hash).trim())).unwrap();
+    std::fs::write(&htpasswd, format!("builder:{hash}")).unwrap();
     let port = free_port();
     let config = dir.path().join("registry.yml");
     std::fs::write(
@@ -643,7 +625,7 @@ async fn a_private_registry_is_pulled_with_the_nodes_credentials_only() {
     sh(&mut docker(&["rmi", &image]));
 
     // A node without credentials fails clearly; one with the login runs the job.
-    let anonymous = hybrid(dir.path(), "registry-anonymous").await;
+    let anonymous = Server::hybrid(dir.path(), "registry-anonymous").await;
     let refused = anonymous.cli(&["docker", "run", &image, "--", "echo", "pulled"]);
     assert!(!refused.status.success());
     assert!(

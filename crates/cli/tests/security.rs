@@ -194,24 +194,7 @@ async fn statuses(client: &ApiClient, job_name: &str) -> Vec<(&'static str, u16)
 async fn each_capability_lets_through_exactly_its_own_endpoints() {
     let dir = tempfile::tempdir().unwrap();
     // The bcrypt hash comes from our own CLI, as an operator would make it.
-    let hashed = std::process::Command::new(common::binary())
-        .args(["auth", "hash-password"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(b"the bcrypt one\n")?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(hashed.status.success());
-    let hash = String::from_utf8(hashed.stdout).unwrap().trim().to_string();
-    assert!(hash.starts_with("$2"), "{hash}");
+    let hash = common::hash_password("the bcrypt one");
     let config = users_config(dir.path(), &hash);
     let server = Server::start_with(
         &dir.path().join("node"),

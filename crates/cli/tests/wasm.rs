@@ -10,14 +10,10 @@ fn module(name: &str) -> String {
     common::wasm_module(name).to_string_lossy().into_owned()
 }
 
-async fn hybrid(dir: &std::path::Path, name: &str) -> Server {
-    Server::start_with(&dir.join(name), free_port(), &["serve", "--name", name]).await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modules_print_see_env_and_report_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "wasm-basics").await;
+    let server = Server::hybrid(dir.path(), "wasm-basics").await;
 
     let hello = server.cli(&["wasm", "run", &module("noop")]);
     assert!(hello.status.success(), "{}", stderr(&hello));
@@ -63,7 +59,7 @@ async fn modules_print_see_env_and_report_exit_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cat_reads_a_file_from_an_input_mount() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "wasm-cat").await;
+    let server = Server::hybrid(dir.path(), "wasm-cat").await;
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let wasm = wasm_binary("cat");
     let spec = format!(
@@ -98,7 +94,7 @@ Tasks:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spinning_module_is_stopped_by_its_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "wasm-spin").await;
+    let server = Server::hybrid(dir.path(), "wasm-spin").await;
     // WAT text: wasmtime compiles it like a binary module.
     let spin = dir.path().join("spin.wasm");
     std::fs::write(&spin, r#"(module (func (export "_start") (loop br 0)))"#).unwrap();
@@ -141,7 +137,7 @@ async fn cat_reads_an_allow_listed_local_directory() {
 async fn logs_follow_shows_a_modules_output_while_it_still_runs() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "wasm-logs").await;
+    let server = Server::hybrid(dir.path(), "wasm-logs").await;
     // Prints a line, then spins until stopped: its output can only be seen live.
     let module = dir.path().join("print-then-spin.wasm");
     std::fs::write(
@@ -189,7 +185,7 @@ async fn logs_follow_shows_a_modules_output_while_it_still_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_modules_are_linked_by_their_target() {
     let dir = tempfile::tempdir().unwrap();
-    let server = hybrid(dir.path(), "wasm-imports").await;
+    let server = Server::hybrid(dir.path(), "wasm-imports").await;
     let library = dir.path().join("answer.wat");
     std::fs::write(
         &library,

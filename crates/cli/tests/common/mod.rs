@@ -171,6 +171,11 @@ impl Server {
         Self::start_with(data_dir, port, &["serve", "--orchestrator"]).await
     }
 
+    /// Starts a hybrid node named `name` with its data under `dir`.
+    pub async fn hybrid(dir: &Path, name: &str) -> Server {
+        Self::start_with(&dir.join(name), free_port(), &["serve", "--name", name]).await
+    }
+
     /// Starts `bacalhau ARGS...` listening on `port`, e.g. a devstack or a hybrid node, with
     /// fast heartbeats so node loss is noticed within seconds.
     pub async fn start_with(data_dir: &Path, port: u16, args: &[&str]) -> Server {
@@ -478,4 +483,27 @@ pub fn cli_raw(args: &[&str], env: &[(&str, &str)]) -> Output {
         .env("HOME", home.path())
         .output()
         .expect("cannot run bacalhau")
+}
+
+/// A bcrypt hash of `password` from `bacalhau auth hash-password`, as an operator makes one.
+pub fn hash_password(password: &str) -> String {
+    use std::io::Write as _;
+    let output = Command::new(binary())
+        .args(["auth", "hash-password"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(format!("{password}\n").as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("bacalhau auth hash-password");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let hash = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(hash.starts_with("$2"), "{hash}");
+    hash
 }
