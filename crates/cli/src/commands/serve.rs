@@ -516,6 +516,11 @@ fn remote_connector(config: &Config) -> Result<Connector> {
     let use_tls = require_tls || !ca_cert.is_empty();
     let mut urls = Vec::with_capacity(orchestrators.len());
     for orchestrator in &orchestrators {
+        if orchestrator.starts_with("nats://") {
+            tracing::warn!(
+                "Compute.Orchestrators {orchestrator}: compute nodes reach an orchestrator through its API (port 1234 by default), not NATS; give HOST:API_PORT"
+            );
+        }
         let url = channel_url(orchestrator, use_tls);
         if require_tls && !url.starts_with("wss://") {
             bail!(
@@ -604,7 +609,6 @@ fn client_host(host: &str) -> &str {
     }
 }
 
-/// The node's name: the flag, else the one kept in the data directory, else a new one.
 /// The node's name: `--name`, else the one kept in the data directory, else a new one from
 /// `NameProvider` (upstream's `puuid`: `n-<uuid>`; `uuid`; `hostname`), kept for next time.
 fn node_name(data_dir: &Path, flag: Option<&str>, provider: &str) -> Result<String> {
