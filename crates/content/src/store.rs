@@ -1,0 +1,197 @@
+//! Blocks as files under a directory, keyed by codec and hash; pins as empty files named by
+//! their root CID. Every block is checked against its hash on the way in and on the way out.
+
+use crate::{Cid, ContentError};
+use multihash_codetable::{Code, MultihashDigest};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// The dag-pb codec: UnixFS files and directories.
+pub const DAG_PB: u64 = 0x70;
+
+/// A node's blocks and pins.
+#[derive(Debug, Clone)]
+pub struct BlockStore {
+    root: PathBuf,
+}
+
+impl BlockStore {
+    /// Opens (or creates) the store under `root`.
+    pub fn open(root: &Path) -> Result<Self, ContentError> {
+        for dir in ["blocks", "pins"] {
+            std::fs::create_dir_all(root.join(dir)).map_err(ContentError::io(format!(
+                "cannot create {}",
+                root.join(dir).display()
+            )))?;
+        }
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
+    }
+
+    /// Where a block lives: CIDv0 and CIDv1 of the same dag-pb block share one file.
+    fn path(&self, cid: &Cid) -> PathBuf {
+        let key = Cid::new_v1(cid.codec(), *cid.hash()).to_string();
+        let shard = key
+            .get(key.len().saturating_sub(3)..key.len() - 1)
+            .unwrap_or("_");
+        self.root.join("blocks").join(shard).join(key)
+    }
+
+    /// Whether the store holds `cid`'s block.
+    pub fn has(&self, cid: &Cid) -> bool {
+        self.path(cid).is_file()
+    }
+
+    /// The block of `cid`, checked against its hash; `None` when the store lacks it.
+    pub fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, ContentError> {
+        match std::fs::read(self.path(cid)) {
+            Ok(bytes) => {
+                verify(cid, &bytes)?;
+                Ok(Some(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ContentError::Io {
+                what: format!("cannot read block {cid}"),
+                source: e,
+            }),
+        }
+    }
+
+    /// Stores a block after checking it against `cid`; written whole or not at all.
+    pub fn put(&self, cid: &Cid, bytes: &[u8]) -> Result<(), ContentError> {
+        verify(cid, bytes)?;
+        let path = self.path(cid);
+        if path.is_file() {
+            return Ok(());
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(ContentError::io(format!("cannot create {}", dir.display())))?;
+        }
+        let partial = path.with_extension(format!("partial-{}", std::process::id()));
+        std::fs::write(&partial, bytes)
+            .and_then(|()| std::fs::rename(&partial, &path))
+            .map_err(ContentError::io(format!("cannot write block {cid}")))
+    }
+
+    /// Keeps `root` and every block under it from collection.
+    pub fn pin(&self, root: &Cid) -> Result<(), ContentError> {
+        let path = self.root.join("pins").join(root.to_string());
+        std::fs::write(&path, b"").map_err(ContentError::io(format!("cannot pin {root}")))
+    }
+
+    /// The pinned roots, the CIDs this node holds for others.
+    pub fn pins(&self) -> Result<Vec<Cid>, ContentError> {
+        let dir = self.root.join("pins");
+        let entries = std::fs::read_dir(&dir)
+            .map_err(ContentError::io(format!("cannot list {}", dir.display())))?;
+        let mut pins: Vec<Cid> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        pins.sort();
+        Ok(pins)
+    }
+
+    /// Bytes held in blocks.
+    pub fn size(&self) -> u64 {
+        self.blocks().iter().map(|(_, size)| size).sum()
+    }
+
+    fn blocks(&self) -> Vec<(PathBuf, u64)> {
+        let mut blocks = Vec::new();
+        let Ok(shards) = std::fs::read_dir(self.root.join("blocks")) else {
+            return blocks;
+        };
+        for shard in shards.filter_map(|s| s.ok()) {
+            let Ok(files) = std::fs::read_dir(shard.path()) else {
+                continue;
+            };
+            for file in files.filter_map(|f| f.ok()) {
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                blocks.push((file.path(), size));
+            }
+        }
+        blocks
+    }
+
+    /// Removes blocks no pin reaches while the store holds more than `cap` bytes; returns the
+    /// bytes freed. Pinned data is never removed, whatever the cap.
+    pub fn collect(&self, cap: u64) -> Result<u64, ContentError> {
+        let mut blocks = self.blocks();
+        let mut held: u64 = blocks.iter().map(|(_, size)| size).sum();
+        if held <= cap {
+            return Ok(0);
+        }
+        let mut keep = HashSet::new();
+        for pin in self.pins()? {
+            self.reachable(&pin, &mut keep)?;
+        }
+        // Oldest first, so what was fetched last (most likely wanted again) stays longest.
+        blocks.sort_by_key(|(path, _)| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::SystemTime::UNIX_EPOCH)
+        });
+        let mut freed = 0;
+        for (path, size) in blocks {
+            if held <= cap {
+                break;
+            }
+            let key = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            if keep.contains(key) {
+                continue;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                held -= size;
+                freed += size;
+            }
+        }
+        Ok(freed)
+    }
+
+    /// Adds the store keys of every block under `root` that the store holds.
+    fn reachable(&self, root: &Cid, keep: &mut HashSet<String>) -> Result<(), ContentError> {
+        let mut pending = vec![*root];
+        while let Some(cid) = pending.pop() {
+            let key = Cid::new_v1(cid.codec(), *cid.hash()).to_string();
+            if !keep.insert(key) {
+                continue;
+            }
+            if let Some(block) = self.get(&cid)? {
+                pending.extend(links(&cid, &block)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The CIDs a block links to (dag-pb nodes; raw blocks have none).
+pub fn links(cid: &Cid, block: &[u8]) -> Result<Vec<Cid>, ContentError> {
+    if cid.codec() != DAG_PB {
+        return Ok(Vec::new());
+    }
+    let mut links = Vec::new();
+    ipld_dagpb::links(block, &mut links).map_err(|e| ContentError::Unsupported {
+        cid: *cid,
+        reason: format!("not a dag-pb node: {e:?}"),
+    })?;
+    Ok(links)
+}
+
+/// Checks `bytes` against the hash in `cid`.
+pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), ContentError> {
+    let code = Code::try_from(cid.hash().code()).map_err(|_| ContentError::Unsupported {
+        cid: *cid,
+        reason: format!("unknown hash function 0x{:x}", cid.hash().code()),
+    })?;
+    if code.digest(bytes) == *cid.hash() {
+        Ok(())
+    } else {
+        Err(ContentError::Corrupt { cid: *cid })
+    }
+}
