@@ -52,15 +52,15 @@ fn write_tree(store: &BlockStore, root: &Cid, dest: &Path) -> Result<Exported, C
     while walker.should_continue() {
         let (next, _) = walker.pending_links();
         let next = *next;
-        let block = store.get(&next)?.ok_or(ContentError::Missing {
-            root: *root,
-            cid: next,
+        let block = store.get(&next)?.ok_or_else(|| ContentError::Missing {
+            root: root.to_string(),
+            cid: next.to_string(),
         })?;
         verify(&next, &block)?;
         let step = walker
             .next(&block, &mut cache)
             .map_err(|e| ContentError::Unsupported {
-                cid: next,
+                cid: next.to_string(),
                 reason: e.to_string(),
             })?;
         match step {
@@ -92,7 +92,7 @@ fn write_tree(store: &BlockStore, root: &Cid, dest: &Path) -> Result<Exported, C
             ContinuedWalk::Bucket(..) => {}
             ContinuedWalk::Symlink(_, cid, path, _) => {
                 return Err(ContentError::Unsupported {
-                    cid: *cid,
+                    cid: cid.to_string(),
                     reason: format!("{} is a symbolic link", path.display()),
                 });
             }
@@ -159,7 +159,7 @@ mod tests {
         let out = dir.path().join("out.bin");
         let err = export(&store, &added.root, &out).unwrap_err();
         assert!(
-            matches!(&err, ContentError::Corrupt { cid } if *cid == leaf),
+            matches!(&err, ContentError::Corrupt { cid } if *cid == leaf.to_string()),
             "{err}"
         );
         assert!(!out.exists());
@@ -173,7 +173,7 @@ mod tests {
         );
         std::fs::remove_file(&on_disk).unwrap();
         let err = export(&store, &added.root, &out).unwrap_err();
-        assert!(matches!(err, ContentError::Missing { cid, .. } if cid == leaf));
+        assert!(matches!(err, ContentError::Missing { cid, .. } if cid == leaf.to_string()));
     }
 
     fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -23,11 +23,11 @@ pub enum ContentError {
     #[error("{0} is not a valid CID")]
     BadCid(String),
     #[error("block {cid} does not match its hash: the data is corrupt")]
-    Corrupt { cid: Cid },
+    Corrupt { cid: String },
     #[error("block {cid} of {root} is not available")]
-    Missing { root: Cid, cid: Cid },
+    Missing { root: String, cid: String },
     #[error("{cid} is not UnixFS data this node can export: {reason}")]
-    Unsupported { cid: Cid, reason: String },
+    Unsupported { cid: String, reason: String },
     #[error("cannot add {path}: {reason}")]
     Import { path: String, reason: String },
     #[error("{what}: {source}")]

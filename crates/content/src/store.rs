@@ -177,7 +177,7 @@ pub fn links(cid: &Cid, block: &[u8]) -> Result<Vec<Cid>, ContentError> {
     }
     let mut links = Vec::new();
     ipld_dagpb::links(block, &mut links).map_err(|e| ContentError::Unsupported {
-        cid: *cid,
+        cid: cid.to_string(),
         reason: format!("not a dag-pb node: {e:?}"),
     })?;
     Ok(links)
@@ -186,12 +186,14 @@ pub fn links(cid: &Cid, block: &[u8]) -> Result<Vec<Cid>, ContentError> {
 /// Checks `bytes` against the hash in `cid`.
 pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), ContentError> {
     let code = Code::try_from(cid.hash().code()).map_err(|_| ContentError::Unsupported {
-        cid: *cid,
+        cid: cid.to_string(),
         reason: format!("unknown hash function 0x{:x}", cid.hash().code()),
     })?;
     if code.digest(bytes) == *cid.hash() {
         Ok(())
     } else {
-        Err(ContentError::Corrupt { cid: *cid })
+        Err(ContentError::Corrupt {
+            cid: cid.to_string(),
+        })
     }
 }
