@@ -22,6 +22,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("s3-partitions.sh", "partition 2: "),
     ("daemon.sh", "Stopped"),
     ("secrets.sh", "the job got a token of 17 characters"),
+    ("ipfs.sh", "100 /in/numbers.txt"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

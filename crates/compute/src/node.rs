@@ -54,6 +54,8 @@ pub struct ComputeConfig {
     pub ports: Arc<crate::ports::PortAllocator>,
     /// The build the node runs, reported in its node info.
     pub version: bacalhau_models::node::BuildVersionInfo,
+    /// Where the node serves its results and blocks (`http://host:port`), for clients.
+    pub address: String,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -204,6 +206,7 @@ impl ComputeNode {
                 available_capacity: capacity.available(),
                 max_job_requirements: capacity.total().clone(),
                 data_locality: self.config.data_locality.clone(),
+                address: self.config.address.clone(),
                 ..Default::default()
             },
             bacalhau_version: self.config.version.clone(),

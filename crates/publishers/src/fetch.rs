@@ -1,5 +1,6 @@
 //! The client side of publishing: fetches a job's published results (`urlDownload` from a
-//! node's local publisher, `s3PreSigned`, or `s3` with the caller's own credentials), checks
+//! node's local publisher, `s3PreSigned`, `s3` with the caller's own credentials, or `ipfs`
+//! blocks from the node that holds them, each checked against its CID), checks
 //! each arrived whole, unpacks archives and merges them into one directory, as upstream's
 //! `job get` lays it out: `stdout`, `stderr` and `exitCode` of several executions are
 //! concatenated, any other clash is an error.
@@ -65,6 +66,60 @@ pub async fn fetch(
             "results published as {other:?} cannot be downloaded by this client"
         ))),
     }
+}
+
+/// Fetches an `ipfs` result's blocks from the node that holds them (`node_url`, its results
+/// server), checking each against its CID, and writes the UnixFS tree as a directory under
+/// `raw_dir`; returns that directory. An altered block fails the fetch naming its CID.
+pub async fn fetch_ipfs(
+    client: &reqwest::Client,
+    result: &SpecConfig,
+    node_url: &str,
+    raw_dir: &Path,
+    progress: Progress<'_>,
+) -> Result<PathBuf, FetchError> {
+    let text = result.param_str("CID").unwrap_or_default();
+    let root =
+        bacalhau_content::parse_cid(text).map_err(|e| FetchError::Unsupported(e.to_string()))?;
+    let store_dir = raw_dir.join(format!("blocks-{root}"));
+    let store = bacalhau_content::BlockStore::open(&store_dir)
+        .map_err(|e| FetchError::Io(e.to_string()))?;
+    let mut pending = vec![root];
+    let mut seen = std::collections::HashSet::from([root]);
+    let mut fetched = 0u64;
+    while let Some(cid) = pending.pop() {
+        let url = format!("{}/ipfs/{cid}", node_url.trim_end_matches('/'));
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| {
+                FetchError::Download(format!("cannot fetch block {cid} of {root}: {e}"))
+            })?;
+        let bytes = response.bytes().await.map_err(|e| {
+            FetchError::Download(format!("cannot fetch block {cid} of {root}: {e}"))
+        })?;
+        // Checked before it is kept: a node cannot hand back other data under this CID.
+        store
+            .put(&cid, &bytes)
+            .map_err(|e| FetchError::Download(format!("{e} (result {root})")))?;
+        fetched += bytes.len() as u64;
+        progress(fetched, None);
+        let links = bacalhau_content::links(&cid, &bytes)
+            .map_err(|e| FetchError::Download(e.to_string()))?;
+        pending.extend(links.into_iter().filter(|link| seen.insert(*link)));
+    }
+    let dest = raw_dir.join(format!("ipfs-{root}"));
+    let exported = tokio::task::spawn_blocking({
+        let dest = dest.clone();
+        move || bacalhau_content::export(&store, &root, &dest)
+    })
+    .await
+    .map_err(|e| FetchError::Io(e.to_string()))?;
+    let _ = std::fs::remove_dir_all(&store_dir);
+    exported.map_err(|e| FetchError::Download(e.to_string()))?;
+    Ok(dest)
 }
 
 async fn fetch_url(

@@ -1,6 +1,7 @@
 //! Where a compute node puts an execution's results, each a [`Publisher`] of the `compute`
 //! crate: `local` (a gzip'd tar under the node's data dir, served over HTTP by the node),
-//! `s3` (any S3-compatible endpoint, one archive or plain files) and `noop`.
+//! `s3` (any S3-compatible endpoint, one archive or plain files), `ipfs` (a UnixFS directory
+//! pinned in the node's block store, named by its CID) and `noop`.
 //!
 //! [`fetch`] is the client side (`job get`): download, unpack and merge results.
 //! [`archive`] packs and safely unpacks the tar.gz layout the local and s3 publishers share
@@ -8,10 +9,12 @@
 
 pub mod archive;
 pub mod fetch;
+mod ipfs;
 mod local;
 mod noop;
 mod s3;
 
+pub use ipfs::IpfsPublisher;
 pub use local::LocalPublisher;
 pub use noop::NoopPublisher;
 pub use s3::S3Publisher;
@@ -27,6 +30,8 @@ pub struct PublisherConfig {
     pub local_dir: PathBuf,
     /// The URL the local publisher's archives are served under, e.g. `http://10.0.0.5:6001`.
     pub local_base_url: String,
+    /// The node's block store, for `ipfs`.
+    pub blocks: bacalhau_content::BlockStore,
 }
 
 /// Every publisher this crate has, set up from `config`.
@@ -38,5 +43,6 @@ pub fn builtin(config: &PublisherConfig) -> Vec<Arc<dyn Publisher>> {
             config.local_base_url.clone(),
         )),
         Arc::new(S3Publisher),
+        Arc::new(IpfsPublisher::new(config.blocks.clone())),
     ]
 }

@@ -1,17 +1,20 @@
 //! Input sources a compute node fetches before a run, each an [`InputStorage`] of the
 //! `compute` crate: `inline` (data URLs), `local` (allow-listed host paths, mounted in place),
-//! `urlDownload` (http/https) and `s3` (any S3-compatible endpoint, with upstream's
-//! partitioning of objects across a job's executions).
+//! `urlDownload` (http/https), `s3` (any S3-compatible endpoint, with upstream's
+//! partitioning of objects across a job's executions) and `ipfs` (CIDs from the node's block
+//! store).
 //!
 //! Credentials come from the node's environment (`AWS_ACCESS_KEY_ID`...), never from a spec.
 
 mod inline;
+mod ipfs;
 mod local;
 mod partition;
 pub mod s3;
 mod url;
 
 pub use inline::{InlineStorage, decode_data_url};
+pub use ipfs::IpfsStorage;
 pub use local::{AllowList, LocalStorage};
 pub use partition::{PartitionSpec, partition_objects};
 pub use s3::S3Storage;
@@ -32,6 +35,8 @@ pub struct StorageConfig {
     pub read_timeout: Duration,
     /// How many times a failed download is retried.
     pub max_retries: u32,
+    /// The node's block store, for `ipfs` inputs (none: no `ipfs` inputs).
+    pub blocks: Option<bacalhau_content::BlockStore>,
 }
 
 impl Default for StorageConfig {
@@ -41,20 +46,28 @@ impl Default for StorageConfig {
             max_input_bytes: 0,
             read_timeout: Duration::from_secs(60),
             max_retries: 3,
+            blocks: None,
         }
     }
 }
 
 /// Every storage this crate has, set up from `config`.
 pub fn builtin(config: &StorageConfig) -> Vec<Arc<dyn InputStorage>> {
-    vec![
+    let mut storages: Vec<Arc<dyn InputStorage>> = vec![
         Arc::new(InlineStorage),
         Arc::new(LocalStorage::new(AllowList::new(
             &config.allowed_local_paths,
         ))),
         Arc::new(UrlStorage::new(config)),
         Arc::new(S3Storage::new(config)),
-    ]
+    ];
+    if let Some(blocks) = &config.blocks {
+        storages.push(Arc::new(IpfsStorage::new(
+            blocks.clone(),
+            config.max_input_bytes,
+        )));
+    }
+    storages
 }
 
 /// An input larger than the node accepts.
@@ -64,7 +77,7 @@ fn too_large(
     limit: u64,
 ) -> bacalhau_compute::InputError {
     bacalhau_compute::InputError::Invalid(format!(
-        "input {} is {size} bytes, more than this node accepts ({limit} bytes; see InputSources.MaxBytes)",
+        "input {} is {size} bytes, more than this node accepts ({limit} bytes; see InputSources.MaxSize)",
         input.target
     ))
 }

@@ -86,6 +86,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                         .expect("the default port range"),
                 ),
                 version: Default::default(),
+                address: String::new(),
                 max_result_bytes: 0,
                 data_locality: Default::default(),
                 env_allow_list: Default::default(),

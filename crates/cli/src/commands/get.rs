@@ -64,6 +64,22 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&raw_dir)
         .with_context(|| format!("cannot create {}", raw_dir.display()))?;
     let http = reqwest::Client::new();
+    // `ipfs` results are fetched from the node that holds them: its results server.
+    let mut holders = std::collections::HashMap::new();
+    if results.iter().any(|r| r.r#type == "ipfs") {
+        for execution in client.job_executions(&args.job).await?.items {
+            let Some(cid) = execution
+                .published_result
+                .as_ref()
+                .and_then(|r| r.param_str("CID"))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let node = client.get_node(execution.node_id.as_str()).await?.node;
+            holders.insert(cid, node.info.compute_node_info.address);
+        }
+    }
     let stream = !args.raw && results.iter().all(fetch::streamable);
     let download = async {
         let mut downloads = Vec::with_capacity(results.len());
@@ -81,7 +97,15 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
                 }
                 bar.set_position(done);
             };
-            let downloaded = if stream {
+            let downloaded = if result.r#type == "ipfs" {
+                let cid = result.param_str("CID").unwrap_or_default();
+                match holders.get(cid).filter(|url| !url.is_empty()) {
+                    Some(url) => fetch::fetch_ipfs(&http, result, url, &raw_dir, &progress).await,
+                    None => Err(fetch::FetchError::Unsupported(format!(
+                        "no node that ran this job serves {cid}"
+                    ))),
+                }
+            } else if stream {
                 // Archives over HTTP are unpacked as they arrive: no second copy on disk.
                 let dir = raw_dir.join(format!("result-{i}"));
                 std::fs::create_dir_all(&dir).map_err(|e| {
@@ -104,14 +128,25 @@ pub async fn get(global: &Global, args: GetArgs) -> Result<ExitCode> {
         None if !configured.trim().is_empty() => crate::config::parse_duration(&configured)?,
         None => Duration::from_secs(300),
     };
-    let downloads = tokio::time::timeout(timeout, download)
+    let downloaded = tokio::time::timeout(timeout, download)
         .await
         .map_err(|_| {
             anyhow::anyhow!(
                 "the download took longer than {}; raise --download-timeout-secs",
                 humantime::format_duration(timeout)
             )
-        })??;
+        })
+        .and_then(|result| result.map_err(anyhow::Error::from));
+    let downloads = match downloaded {
+        Ok(downloads) => downloads,
+        Err(e) => {
+            // Nothing half-fetched stays behind: the partial downloads go, and the output
+            // folder too when this command made it empty.
+            let _ = std::fs::remove_dir_all(&raw_dir);
+            let _ = std::fs::remove_dir(&output_dir);
+            return Err(e);
+        }
+    };
     if !args.raw {
         let unpacked = tokio::task::spawn_blocking(move || -> Result<()> {
             // Streamed results are directories already; the rest are unpacked here.

@@ -807,6 +807,7 @@ fn print_data(executions: &[Execution]) {
                 .map(|r| {
                     let location = r
                         .param_str("URL")
+                        .or_else(|| r.param_str("CID"))
                         .map(str::to_string)
                         .or_else(|| {
                             Some(format!(

@@ -126,7 +126,7 @@ pub struct WasmRunArgs {
     #[command(flatten)]
     job: JobFlags,
     /// The module: a local `.wasm` file (or `.wat` text, compiled here), sent inline with the
-    /// job, or an `http(s)://` URL the node downloads.
+    /// job, an `http(s)://` URL the node downloads, or `ipfs://CID`.
     module: String,
     /// The module's arguments.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -138,15 +138,17 @@ const MAX_INLINE_MODULE: u64 = 16 * 1024 * 1024;
 
 pub async fn wasm(global: &Global, command: WasmCommand) -> Result<ExitCode> {
     let WasmCommand::Run(args) = command;
-    let (module, entry_module) =
-        if args.module.starts_with("http://") || args.module.starts_with("https://") {
-            // The node downloads it into /module; a lone file there is the entry module.
-            let mut input = parse_input(&args.module)?;
-            input.target = "/module".into();
-            (input, "/module".to_string())
-        } else {
-            inline_module(std::path::Path::new(&args.module))?
-        };
+    let (module, entry_module) = if ["http://", "https://", "ipfs://"]
+        .iter()
+        .any(|scheme| args.module.starts_with(scheme))
+    {
+        // The node fetches it into /module; a lone file there is the entry module.
+        let mut input = parse_input(&args.module)?;
+        input.target = "/module".into();
+        (input, "/module".to_string())
+    } else {
+        inline_module(std::path::Path::new(&args.module))?
+    };
     let mut params = serde_json::Map::new();
     params.insert("EntryModule".into(), json!(entry_module));
     params.insert("Entrypoint".into(), json!(args.entry_point));

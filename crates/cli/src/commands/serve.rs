@@ -358,17 +358,22 @@ async fn start_compute(
     )?;
     let mut labels = labels;
     labels.extend(crate::host::gpu::labels(&capacity.gpus));
+    // The node's content: blocks of `ipfs` results and inputs, served beside local results.
+    let blocks = bacalhau_content::BlockStore::open(&data_dir.join("ipfs"))?;
     let storages = bacalhau_storage::builtin(&StorageConfig {
         allowed_local_paths: config.strings("Compute.AllowListedLocalPaths"),
         max_input_bytes: config.bytes("InputSources.MaxSize")?,
         read_timeout: config.duration("InputSources.ReadTimeout")?,
         max_retries: u32::try_from(config.number("InputSources.MaxRetryCount")?).unwrap_or(3),
+        blocks: Some(blocks.clone()),
     });
     let results_dir = data_dir.join("results").join("local-publisher");
-    let local_base_url = serve_local_results(config, results_port, &results_dir).await?;
+    let local_base_url =
+        serve_local_results(config, results_port, &results_dir, blocks.clone()).await?;
     let publishers = bacalhau_publishers::builtin(&PublisherConfig {
         local_dir: results_dir,
-        local_base_url,
+        local_base_url: local_base_url.clone(),
+        blocks,
     });
     // `Engines.Disabled`, `InputSources.Disabled` and `Publishers.Disabled` name types this node
     // neither offers nor bids for (any case, as upstream).
@@ -419,6 +424,7 @@ async fn start_compute(
             ),
             ports: Arc::new(port_allocator(config)?),
             version: super::agent::client_version(),
+            address: local_base_url,
         },
         Providers {
             executors,
@@ -445,7 +451,12 @@ fn port_allocator(config: &Config) -> Result<bacalhau_compute::ports::PortAlloca
 /// Starts the server of the local publisher's archives; returns the URL they are served at.
 /// It listens on `Publishers.Types.Local.Address` when that is an IP (loopback by default,
 /// so results do not leave the host unless asked), else on every interface.
-async fn serve_local_results(config: &Config, port: Option<u16>, dir: &Path) -> Result<String> {
+async fn serve_local_results(
+    config: &Config,
+    port: Option<u16>,
+    dir: &Path,
+    blocks: bacalhau_content::BlockStore,
+) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let address = config.string("Publishers.Types.Local.Address");
     let port = match port {
@@ -493,7 +504,7 @@ async fn serve_local_results(config: &Config, port: Option<u16>, dir: &Path) -> 
     let bound = listener.local_addr()?.port();
     let served = dir.to_path_buf();
     tokio::spawn(async move {
-        if let Err(e) = bacalhau_api::results::serve(listener, served).await {
+        if let Err(e) = bacalhau_api::results::serve(listener, served, Some(blocks)).await {
             tracing::error!(error = %e, "the local results server stopped");
         }
     });

@@ -1,0 +1,218 @@
+//! Content-addressed data on one node, end to end: ingestion (a URL → a job publishing with
+//! `-p ipfs` → a CID), jobs reading `ipfs://CID` (a directory, a path under it, a WASM
+//! module), `job get` checking every block, and a block altered on disk caught by name.
+
+mod common;
+
+use bacalhau_content::{Cid, CidVersion, import_bytes};
+use common::{FileServer, Server, stderr, stdout};
+use std::path::{Path, PathBuf};
+
+/// Runs the CLI and returns its stdout, failing the test with its output if it fails.
+fn run_ok(server: &Server, args: &[&str]) -> String {
+    let run = server.cli(args);
+    assert!(
+        run.status.success(),
+        "{args:?}: {}{}",
+        stdout(&run),
+        stderr(&run)
+    );
+    stdout(&run)
+}
+
+/// The CID the node published for a job.
+async fn published_cid(server: &Server, id: &str) -> String {
+    let executions = server.client().job_executions(id).await.unwrap().items;
+    let result = executions[0]
+        .published_result
+        .clone()
+        .expect("a published result");
+    assert_eq!(result.r#type, "ipfs");
+    result.param_str("CID").expect("a CID").to_string()
+}
+
+/// Every file under `dir`.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_from_a_url_then_compute_on_the_cid() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = b"city,population\nLisbon,545000\nPorto,232000\n".to_vec();
+    let module = common::wasm_binary("noop");
+    let files = FileServer::start(vec![
+        ("cities.csv".into(), table.clone()),
+        ("noop.wasm".into(), module),
+    ]);
+    let server = Server::hybrid(dir.path(), "ipfs-node").await;
+
+    // Ingest: copy the URL's data into a result path, published by CID.
+    let url = format!("{}/cities.csv", files.url);
+    let module_url = format!("{}/noop.wasm", files.url);
+    let id = run_ok(
+        &server,
+        &[
+            "docker",
+            "run",
+            "--id-only",
+            "-i",
+            &url,
+            "-i",
+            &format!("{module_url}:/modules"),
+            "-o",
+            "data:/data",
+            "-p",
+            "ipfs",
+            "busybox:1.37.0",
+            "--",
+            "sh",
+            "-c",
+            "cp /inputs/cities.csv /modules/noop.wasm /data/",
+        ],
+    );
+    let cid = published_cid(&server, id.trim()).await;
+    assert!(cid.starts_with("Qm"), "{cid}");
+    let described = run_ok(&server, &["job", "describe", id.trim()]);
+    assert!(
+        described.contains(&cid),
+        "job describe shows the CID:\n{described}"
+    );
+    // The CID of the file inside is the one Kubo gives the same bytes.
+    let (file_cid, _) = import_bytes(&table, CidVersion::V0);
+
+    // Compute on it: the whole tree, one path under it, and a WASM module from it.
+    let whole = run_ok(
+        &server,
+        &[
+            "docker",
+            "run",
+            "-i",
+            &format!("ipfs://{cid}:/results"),
+            "busybox:1.37.0",
+            "--",
+            "cat",
+            "/results/data/cities.csv",
+        ],
+    );
+    assert!(whole.contains("Porto,232000"), "{whole}");
+    let single = run_ok(
+        &server,
+        &[
+            "docker",
+            "run",
+            "-i",
+            &format!("ipfs://{cid}/data/cities.csv:/in/cities.csv"),
+            "busybox:1.37.0",
+            "--",
+            "grep",
+            "Lisbon",
+            "/in/cities.csv",
+        ],
+    );
+    assert!(single.contains("Lisbon,545000"), "{single}");
+    let by_file_cid = run_ok(
+        &server,
+        &[
+            "docker",
+            "run",
+            "-i",
+            &format!("ipfs://{file_cid}:/in/t.csv"),
+            "busybox:1.37.0",
+            "--",
+            "wc",
+            "-l",
+            "/in/t.csv",
+        ],
+    );
+    assert!(by_file_cid.contains("3 /in/t.csv"), "{by_file_cid}");
+    let wasm = run_ok(
+        &server,
+        &["wasm", "run", &format!("ipfs://{cid}/data/noop.wasm")],
+    );
+    assert!(wasm.contains("Hello, world!"), "{wasm}");
+
+    // A CID no node holds: refused, naming it.
+    let (absent, _) = import_bytes(b"held by nobody", CidVersion::V0);
+    let refused = server.cli(&[
+        "docker",
+        "run",
+        "-i",
+        &format!("ipfs://{absent}:/x"),
+        "busybox:1.37.0",
+        "--",
+        "true",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains(&absent.to_string()),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_get_checks_every_block_and_names_an_altered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::hybrid(dir.path(), "ipfs-get").await;
+    let id = run_ok(
+        &server,
+        &[
+            "docker",
+            "run",
+            "--id-only",
+            "-o",
+            "out:/out",
+            "-p",
+            "ipfs",
+            "busybox:1.37.0",
+            "--",
+            "sh",
+            "-c",
+            "head -c 600000 /dev/zero | tr '\\0' x > /out/big.txt; echo ok",
+        ],
+    );
+    let id = id.trim();
+    let got = dir.path().join("got");
+    run_ok(
+        &server,
+        &["job", "get", id, "--output-dir", got.to_str().unwrap()],
+    );
+    let big = std::fs::read(got.join("out/big.txt")).unwrap();
+    assert_eq!(big, vec![b'x'; 600_000]);
+    assert_eq!(std::fs::read_to_string(got.join("stdout")).unwrap(), "ok\n");
+    assert!(!got.join("raw").exists());
+
+    // Alter the block holding the file's first 256 KiB in the node's store.
+    let (_, blocks) = import_bytes(&vec![b'x'; 600_000], CidVersion::V0);
+    let leaf: Cid = blocks[0].0;
+    let key = Cid::new_v1(leaf.codec(), *leaf.hash()).to_string();
+    let store = dir.path().join("ipfs-get/compute/ipfs/blocks");
+    let on_disk = files_under(&store)
+        .into_iter()
+        .find(|p| p.file_name().and_then(|n| n.to_str()) == Some(key.as_str()))
+        .expect("the leaf block in the node's store");
+    std::fs::write(&on_disk, b"not the data").unwrap();
+    let again = dir.path().join("again");
+    let failed = server.cli(&["job", "get", id, "--output-dir", again.to_str().unwrap()]);
+    assert!(!failed.status.success());
+    let message = stderr(&failed);
+    assert!(
+        message.contains(&leaf.to_string()),
+        "names the block: {message}"
+    );
+    assert!(
+        !again.exists(),
+        "nothing half-written: {:?}",
+        files_under(&again)
+    );
+}

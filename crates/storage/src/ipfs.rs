@@ -1,0 +1,140 @@
+//! `ipfs` inputs: a CID (optionally `CID/sub/path`) from the node's own block store, written
+//! at the target as a file or a directory, every block checked against its hash. A node bids
+//! only for CIDs it holds, so a job goes to a node that has its data; fetching blocks from
+//! other nodes (bitswap) is not built yet.
+
+use bacalhau_compute::executor::BoxFuture;
+use bacalhau_compute::{InputError, InputRequest, InputStorage, PreparedInput};
+use bacalhau_content::{BlockStore, Cid};
+use bacalhau_models::InputSource;
+
+/// Reads CIDs from the node's block store.
+pub struct IpfsStorage {
+    store: BlockStore,
+    max_bytes: u64,
+}
+
+impl IpfsStorage {
+    /// Inputs of at most `max_bytes` (0: no limit) from `store`.
+    pub fn new(store: BlockStore, max_bytes: u64) -> Self {
+        Self { store, max_bytes }
+    }
+}
+
+/// The root CID and the path under it of an input's `CID` param.
+fn cid_of(input: &InputSource) -> Result<(Cid, String), InputError> {
+    let text = input
+        .source
+        .param_str("CID")
+        .ok_or_else(|| InputError::Invalid(format!("ipfs input {} has no CID", input.target)))?;
+    let text = text.trim().trim_start_matches("/ipfs/");
+    let (root, path) = text.split_once('/').unwrap_or((text, ""));
+    let cid = bacalhau_content::parse_cid(root)
+        .map_err(|e| InputError::Invalid(format!("ipfs input {}: {e}", input.target)))?;
+    if path.split('/').any(|part| part == "..") {
+        return Err(InputError::Invalid(format!(
+            "ipfs input {}: {text:?} leaves the CID's tree",
+            input.target
+        )));
+    }
+    Ok((cid, path.trim_matches('/').to_string()))
+}
+
+impl InputStorage for IpfsStorage {
+    fn types(&self) -> &'static [&'static str] {
+        &["ipfs"]
+    }
+
+    fn check(&self, input: &InputSource) -> Result<(), InputError> {
+        let (cid, _) = cid_of(input)?;
+        if self.store.has(&cid) {
+            Ok(())
+        } else {
+            Err(InputError::Unavailable {
+                target: input.target.clone(),
+                reason: format!(
+                    "this node does not hold {cid} (fetching CIDs from other nodes is not built yet)"
+                ),
+            })
+        }
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        request: InputRequest<'a>,
+    ) -> BoxFuture<'a, Result<PreparedInput, InputError>> {
+        Box::pin(async move {
+            let input = request.input;
+            let (cid, path) = cid_of(input)?;
+            let store = self.store.clone();
+            let dest = request.dest.clone();
+            let max_bytes = self.max_bytes;
+            let exported = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+                if path.is_empty() {
+                    let exported =
+                        bacalhau_content::export(&store, &cid, &dest).map_err(|e| e.to_string())?;
+                    return Ok(exported.bytes);
+                }
+                // A path under the root: export the tree beside the target, keep that path.
+                let whole = dest.with_extension("ipfs-tree");
+                let exported =
+                    bacalhau_content::export(&store, &cid, &whole).map_err(|e| e.to_string())?;
+                let moved = std::fs::rename(whole.join(&path), &dest)
+                    .map_err(|e| format!("{cid}/{path}: {e}"));
+                let _ = std::fs::remove_dir_all(&whole);
+                moved.map(|()| exported.bytes)
+            })
+            .await
+            .map_err(|e| InputError::unavailable(input, e))?
+            .map_err(|e| InputError::unavailable(input, e))?;
+            if max_bytes > 0 && exported > max_bytes {
+                let _ = tokio::fs::remove_dir_all(&request.dest).await;
+                let _ = tokio::fs::remove_file(&request.dest).await;
+                return Err(crate::too_large(input, exported, max_bytes));
+            }
+            Ok(PreparedInput {
+                host_path: request.dest,
+                target: request.target,
+                read_write: false,
+                in_tree: true,
+                bytes_read: exported,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bacalhau_models::SpecConfig;
+
+    fn input(cid: &str) -> InputSource {
+        let mut source = SpecConfig::of_type("ipfs");
+        source.params.insert("CID".into(), cid.into());
+        InputSource {
+            source,
+            alias: String::new(),
+            target: "/inputs".into(),
+        }
+    }
+
+    #[test]
+    fn a_node_bids_only_for_cids_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path()).unwrap();
+        std::fs::write(dir.path().join("f"), b"held").unwrap();
+        let added =
+            bacalhau_content::import(&store, &dir.path().join("f"), Default::default()).unwrap();
+        let storage = IpfsStorage::new(store, 0);
+        storage.check(&input(&added.root.to_string())).unwrap();
+        let absent = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH";
+        let refused = storage.check(&input(absent)).unwrap_err().to_string();
+        assert!(refused.contains(absent), "{refused}");
+        assert!(storage.check(&input("not-a-cid")).is_err());
+        assert!(
+            storage
+                .check(&input(&format!("{}/../etc", added.root)))
+                .is_err()
+        );
+    }
+}
