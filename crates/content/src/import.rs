@@ -55,6 +55,36 @@ pub fn import_bytes(data: &[u8], version: CidVersion) -> (Cid, Vec<(Cid, Vec<u8>
     (root, blocks)
 }
 
+/// The CID of the file at `path`, as `ipfs add --only-hash` gives it: nothing is stored.
+pub fn hash_file(path: &Path, version: CidVersion) -> Result<Cid, ContentError> {
+    let mut file = std::fs::File::open(path)
+        .map_err(ContentError::io(format!("cannot open {}", path.display())))?;
+    let mut adder = FileAdder::builder()
+        .with_cid_version(version.unixfs())
+        .build();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut root = None;
+    loop {
+        let read = file
+            .read(&mut buffer)
+            .map_err(ContentError::io(format!("cannot read {}", path.display())))?;
+        if read == 0 {
+            break;
+        }
+        let mut offset = 0;
+        while offset < read {
+            let (made, used) = adder.push(&buffer[offset..read]);
+            root = made.last().map(|(cid, _)| cid).or(root);
+            offset += used;
+        }
+    }
+    root = adder.finish().last().map(|(cid, _)| cid).or(root);
+    root.ok_or_else(|| ContentError::Import {
+        path: path.display().to_string(),
+        reason: "the UnixFS builder made no block".into(),
+    })
+}
+
 /// Adds the file or directory at `path` to `store` and pins the root. Symbolic links and
 /// other special files are refused, naming them.
 pub fn import(store: &BlockStore, path: &Path, version: CidVersion) -> Result<Added, ContentError> {
@@ -258,6 +288,10 @@ mod tests {
         assert_eq!(
             file.root.to_string(),
             "QmbVuw4C4vcmVKqxoWtgDVobvcHrSn51qsmQmyxjk4sB2Q"
+        );
+        assert_eq!(
+            hash_file(&dir.path().join("file"), CidVersion::V0).unwrap(),
+            file.root
         );
         #[cfg(unix)]
         {

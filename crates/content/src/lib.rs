@@ -14,7 +14,7 @@ mod store;
 
 pub use cid::Cid;
 pub use export::{Exported, export};
-pub use import::{Added, CidVersion, import, import_bytes};
+pub use import::{Added, CidVersion, hash_file, import, import_bytes};
 pub use store::{BlockStore, links, verify};
 
 /// What can go wrong with content.
