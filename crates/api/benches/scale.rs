@@ -83,6 +83,7 @@ async fn serve(mut link: Link, interval: Duration, arrivals: Arrivals) -> Result
                 queued: Resources::default(),
                 running: 0,
                 enqueued: 0,
+                ipfs_roots: None,
             });
             if outgoing.send(beat).await.is_err() {
                 return;

@@ -216,3 +216,78 @@ async fn job_get_checks_every_block_and_names_an_altered_one() {
         files_under(&again)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("ipfs-devstack"),
+        common::free_port(),
+        &["devstack", "--computes", "3"],
+    )
+    .await;
+    let client = server.client();
+    common::eventually(30, "three compute nodes", || {
+        let client = client.clone();
+        async move { (client.list_nodes().await.ok()?.nodes.len() >= 3).then_some(()) }
+    })
+    .await;
+    let id = run_ok(
+        &server,
+        &[
+            "docker",
+            "run",
+            "--id-only",
+            "-o",
+            "out:/out",
+            "-p",
+            "ipfs",
+            "busybox:1.37.0",
+            "--",
+            "sh",
+            "-c",
+            "echo held here > /out/note.txt",
+        ],
+    );
+    let cid = published_cid(&server, id.trim()).await;
+    let executions = client.job_executions(id.trim()).await.unwrap().items;
+    let holder = executions[0].node_id.clone();
+    // The holder advertises its pinned roots with its next heartbeat.
+    common::eventually(30, "the holder to advertise the CID", || {
+        let client = client.clone();
+        let (cid, holder) = (cid.clone(), holder.clone());
+        async move {
+            let node = client.get_node(holder.as_str()).await.ok()?.node;
+            node.info
+                .compute_node_info
+                .data_locality
+                .ipfs
+                .contains(&cid)
+                .then_some(())
+        }
+    })
+    .await;
+    for _ in 0..3 {
+        let reader = run_ok(
+            &server,
+            &[
+                "docker",
+                "run",
+                "--id-only",
+                "-i",
+                &format!("ipfs://{cid}:/data"),
+                "busybox:1.37.0",
+                "--",
+                "cat",
+                "/data/out/note.txt",
+            ],
+        );
+        let executions = client.job_executions(reader.trim()).await.unwrap().items;
+        assert_eq!(
+            executions.len(),
+            1,
+            "no node was asked in vain: {executions:?}"
+        );
+        assert_eq!(executions[0].node_id, holder);
+    }
+}

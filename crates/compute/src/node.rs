@@ -56,6 +56,8 @@ pub struct ComputeConfig {
     pub version: bacalhau_models::node::BuildVersionInfo,
     /// Where the node serves its results and blocks (`http://host:port`), for clients.
     pub address: String,
+    /// The node's block store: its pinned roots are advertised for placement by CID.
+    pub blocks: Option<bacalhau_content::BlockStore>,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -112,6 +114,8 @@ pub struct ComputeNode {
     /// Wakes the session when the outbox has new messages.
     pub(crate) outbox_wake: Notify,
     runner_wake: Notify,
+    /// The root CIDs last told to the orchestrator.
+    advertised_roots: Mutex<Option<Vec<String>>>,
 }
 
 fn needs(execution: &Execution) -> Resources {
@@ -146,6 +150,7 @@ impl ComputeNode {
             queue: Mutex::new(Queue::default()),
             outbox_wake: Notify::new(),
             runner_wake: Notify::new(),
+            advertised_roots: Mutex::new(None),
         });
         node.recover().await?;
         Ok(node)
@@ -188,8 +193,28 @@ impl ComputeNode {
         &self.store
     }
 
+    /// The root CIDs pinned in the node's block store, sorted.
+    fn pinned_roots(&self) -> Vec<String> {
+        let Some(blocks) = &self.config.blocks else {
+            return Vec::new();
+        };
+        match blocks.pins() {
+            Ok(pins) => pins.iter().map(|cid| cid.to_string()).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the pinned CIDs");
+                Vec::new()
+            }
+        }
+    }
+
     /// What the node tells the orchestrator about itself.
     pub fn node_info(&self) -> NodeInfo {
+        let mut data_locality = self.config.data_locality.clone();
+        data_locality.ipfs = self.pinned_roots();
+        *self
+            .advertised_roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(data_locality.ipfs.clone());
         let capacity = self.lock_capacity();
         let mut engines: Vec<String> = self.executors.keys().map(|e| e.to_string()).collect();
         engines.sort();
@@ -205,7 +230,7 @@ impl ComputeNode {
                 max_capacity: capacity.total().clone(),
                 available_capacity: capacity.available(),
                 max_job_requirements: capacity.total().clone(),
-                data_locality: self.config.data_locality.clone(),
+                data_locality,
                 address: self.config.address.clone(),
                 ..Default::default()
             },
@@ -220,11 +245,23 @@ impl ComputeNode {
         for execution in &queue.waiting {
             queued.add(&needs(execution));
         }
+        let (running, enqueued) = (queue.running.len() as u64, queue.waiting.len() as u64);
+        drop(queue);
+        // Roots travel only when they changed: published results add pins between beats.
+        let roots = self.pinned_roots();
+        let mut advertised = self
+            .advertised_roots
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let ipfs_roots = (advertised.as_ref() != Some(&roots)).then(|| roots.clone());
+        *advertised = Some(roots);
+        drop(advertised);
         Heartbeat {
             available: self.lock_capacity().available(),
             queued,
-            running: queue.running.len() as u64,
-            enqueued: queue.waiting.len() as u64,
+            running,
+            enqueued,
+            ipfs_roots,
         }
     }
 

@@ -101,6 +101,9 @@ pub struct DataLocality {
     /// `bucket` or `bucket/prefix` entries.
     #[serde(rename = "S3", default, skip_serializing_if = "Vec::is_empty")]
     pub s3: Vec<String>,
+    /// Root CIDs pinned in the node's block store.
+    #[serde(rename = "IPFS", default, skip_serializing_if = "Vec::is_empty")]
+    pub ipfs: Vec<String>,
 }
 
 /// Whether `path` is `base` or lies under it, comparing whole components.
@@ -116,7 +119,7 @@ fn under(path: &str, base: &str) -> bool {
 impl DataLocality {
     /// Whether nothing is advertised.
     pub fn is_empty(&self) -> bool {
-        self.local_paths.is_empty() && self.s3.is_empty()
+        self.local_paths.is_empty() && self.s3.is_empty() && self.ipfs.is_empty()
     }
 
     /// Whether a local path lies under one of the allow-listed paths. Lexical only: the node
@@ -148,6 +151,11 @@ impl DataLocality {
                     held_bucket == bucket && key.starts_with(prefix)
                 })
             }
+            "ipfs" => input.source.param_str("CID").is_some_and(|text| {
+                let text = text.trim().trim_start_matches("/ipfs/");
+                let root = text.split('/').next().unwrap_or(text);
+                self.ipfs.iter().any(|held| held == root)
+            }),
             _ => false,
         }
     }
@@ -253,6 +261,7 @@ mod tests {
         let held = DataLocality {
             local_paths: vec!["/data/*".into(), "/scratch:rw".into()],
             s3: vec!["logs/2024/".into(), "images".into()],
+            ipfs: vec!["QmPqc5LexYh7oXbMSPJ9TiQqr26cQH23RsoZhY5Lzx5f9c".into()],
         };
         assert!(held.holds(&input("local", &[("SourcePath", "/data/a")])));
         assert!(held.holds(&input("localDirectory", &[("SourcePath", "/scratch")])));
@@ -261,5 +270,15 @@ mod tests {
         assert!(!held.holds(&input("s3", &[("Bucket", "logs"), ("Key", "2023/x")])));
         assert!(held.holds(&input("s3", &[("Bucket", "images"), ("Key", "")])));
         assert!(!held.holds(&input("urlDownload", &[("URL", "http://x/y")])));
+        let cid = "QmPqc5LexYh7oXbMSPJ9TiQqr26cQH23RsoZhY5Lzx5f9c";
+        assert!(held.holds(&input("ipfs", &[("CID", cid)])));
+        assert!(held.holds(&input(
+            "ipfs",
+            &[("CID", &format!("/ipfs/{cid}/out/a.txt"))]
+        )));
+        assert!(!held.holds(&input(
+            "ipfs",
+            &[("CID", "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")]
+        )));
     }
 }

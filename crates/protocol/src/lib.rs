@@ -142,6 +142,9 @@ pub struct Heartbeat {
     /// Executions waiting.
     #[serde(rename = "EnqueuedExecutions")]
     pub enqueued: u64,
+    /// The root CIDs the node holds, when they changed since it last said.
+    #[serde(rename = "IPFSRoots", default, skip_serializing_if = "Option::is_none")]
+    pub ipfs_roots: Option<Vec<String>>,
 }
 
 /// A reliable message.

@@ -370,6 +370,7 @@ async fn start_compute(
     let results_dir = data_dir.join("results").join("local-publisher");
     let local_base_url =
         serve_local_results(config, results_port, &results_dir, blocks.clone()).await?;
+    let node_blocks = blocks.clone();
     let publishers = bacalhau_publishers::builtin(&PublisherConfig {
         local_dir: results_dir,
         local_base_url: local_base_url.clone(),
@@ -418,6 +419,8 @@ async fn start_compute(
             data_locality: DataLocality {
                 local_paths: config.strings("Compute.AllowListedLocalPaths"),
                 s3: config.strings("Compute.DataLocality.S3"),
+                // Filled from the block store's pins whenever the node describes itself.
+                ipfs: Vec::new(),
             },
             env_allow_list: bacalhau_compute::EnvAllowList::new(
                 config.strings("Compute.Env.AllowList"),
@@ -425,6 +428,7 @@ async fn start_compute(
             ports: Arc::new(port_allocator(config)?),
             version: super::agent::client_version(),
             address: local_base_url,
+            blocks: Some(node_blocks),
         },
         Providers {
             executors,

@@ -398,6 +398,9 @@ impl NodeManager {
             info.queue_used_capacity = heartbeat.queued.clone();
             info.running_executions = heartbeat.running;
             info.enqueued_executions = heartbeat.enqueued;
+            if let Some(roots) = &heartbeat.ipfs_roots {
+                info.data_locality.ipfs = roots.clone();
+            }
             node.last_heartbeat = now;
             state.connection_state.last_heartbeat = time::rfc3339(now);
         }

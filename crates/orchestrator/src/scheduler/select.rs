@@ -60,7 +60,7 @@ fn reads_located_data(job: &Job) -> bool {
         task.input_sources.iter().any(|input| {
             matches!(
                 input.source.r#type.as_str(),
-                "local" | "localDirectory" | "s3"
+                "local" | "localDirectory" | "s3" | "ipfs"
             )
         })
     })
