@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite, run by hand (never by the tests): our figures beside a peer (Slurm) or
-# the physical floor (raw `docker run`, wasmtime in process, curl), measured in one run,
+# the physical floor (raw `docker run`, wasmtime in process, curl, Kubo), measured in one run,
 # printed as one Markdown table with the machine it ran on.
 #
 #   bench/run.sh            full: 10 000 jobs on 100 simulated nodes, 1 000 and 10 000
@@ -69,3 +69,6 @@ bench engines -- "$docker_runs" "$wasm_runs" 2>>"$tmp/stderr"
 echo "job get, S3 input..." >&2
 bench/data.sh "$result_mib" 2>>"$tmp/stderr"
 
+
+echo "content: CIDs beside Kubo..." >&2
+cargo bench -q -p bacalhau-content --bench cid -- "$result_mib" 2>>"$tmp/stderr" | grep -v '^| what\|^|---'
