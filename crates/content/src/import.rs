@@ -57,13 +57,30 @@ pub fn import_bytes(data: &[u8], version: CidVersion) -> (Cid, Vec<(Cid, Vec<u8>
 
 /// The CID of the file at `path`, as `ipfs add --only-hash` gives it: nothing is stored.
 pub fn hash_file(path: &Path, version: CidVersion) -> Result<Cid, ContentError> {
+    Ok(add_file(path, version, |_, _| Ok(()))?.root)
+}
+
+/// Feeds the file at `path` through the UnixFS builder, handing each block to `keep` in the
+/// order made (the root last).
+fn add_file(
+    path: &Path,
+    version: CidVersion,
+    mut keep: impl FnMut(&Cid, &[u8]) -> Result<(), ContentError>,
+) -> Result<Added, ContentError> {
     let mut file = std::fs::File::open(path)
         .map_err(ContentError::io(format!("cannot open {}", path.display())))?;
     let mut adder = FileAdder::builder()
         .with_cid_version(version.unixfs())
         .build();
     let mut buffer = vec![0u8; 1024 * 1024];
+    let (mut bytes, mut dag_size) = (0u64, 0u64);
     let mut root = None;
+    let mut take = |cid: Cid, block: Vec<u8>| -> Result<(), ContentError> {
+        keep(&cid, &block)?;
+        dag_size += block.len() as u64;
+        root = Some(cid);
+        Ok(())
+    };
     loop {
         let read = file
             .read(&mut buffer)
@@ -71,17 +88,27 @@ pub fn hash_file(path: &Path, version: CidVersion) -> Result<Cid, ContentError> 
         if read == 0 {
             break;
         }
+        bytes += read as u64;
         let mut offset = 0;
         while offset < read {
             let (made, used) = adder.push(&buffer[offset..read]);
-            root = made.last().map(|(cid, _)| cid).or(root);
+            for (cid, block) in made {
+                take(cid, block)?;
+            }
             offset += used;
         }
     }
-    root = adder.finish().last().map(|(cid, _)| cid).or(root);
-    root.ok_or_else(|| ContentError::Import {
+    for (cid, block) in adder.finish() {
+        take(cid, block)?;
+    }
+    let root = root.ok_or_else(|| ContentError::Import {
         path: path.display().to_string(),
         reason: "the UnixFS builder made no block".into(),
+    })?;
+    Ok(Added {
+        root,
+        bytes,
+        dag_size,
     })
 }
 
@@ -109,49 +136,7 @@ fn import_file(
     path: &Path,
     version: CidVersion,
 ) -> Result<Added, ContentError> {
-    let mut file = std::fs::File::open(path)
-        .map_err(ContentError::io(format!("cannot open {}", path.display())))?;
-    let mut adder = FileAdder::builder()
-        .with_cid_version(version.unixfs())
-        .build();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let (mut bytes, mut dag_size) = (0u64, 0u64);
-    let mut root = None;
-    let mut keep = |cid: Cid, block: Vec<u8>| -> Result<(), ContentError> {
-        store.put(&cid, &block)?;
-        dag_size += block.len() as u64;
-        root = Some(cid);
-        Ok(())
-    };
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .map_err(ContentError::io(format!("cannot read {}", path.display())))?;
-        if read == 0 {
-            break;
-        }
-        bytes += read as u64;
-        let mut offset = 0;
-        while offset < read {
-            let (made, used) = adder.push(&buffer[offset..read]);
-            for (cid, block) in made {
-                keep(cid, block)?;
-            }
-            offset += used;
-        }
-    }
-    for (cid, block) in adder.finish() {
-        keep(cid, block)?;
-    }
-    let root = root.ok_or_else(|| ContentError::Import {
-        path: path.display().to_string(),
-        reason: "the UnixFS builder made no block".into(),
-    })?;
-    Ok(Added {
-        root,
-        bytes,
-        dag_size,
-    })
+    add_file(path, version, |cid, block| store.put(cid, block))
 }
 
 fn import_dir(store: &BlockStore, path: &Path, version: CidVersion) -> Result<Added, ContentError> {
