@@ -5,16 +5,20 @@
 //! cap. [`import`] adds a file or a directory as UnixFS with Kubo's defaults (256 KiB chunks,
 //! balanced layout with 174 links per node; CIDv0 dag-pb leaves by default, CIDv1 with raw
 //! leaves when asked), so the CIDs equal what `ipfs add` prints. [`export`] writes a CID back
-//! as a file or a directory, never leaving half-written output. The UnixFS encoding comes from
-//! `rust-unixfs`; this crate owns no wire format of its own and does no networking.
+//! as a file or a directory, never leaving half-written output. [`Network`] exchanges blocks
+//! with peers over bitswap (libp2p), dialling only the addresses it is given. The UnixFS
+//! encoding comes from `rust-unixfs`, bitswap from `beetswap`: this crate owns no wire format.
 
 mod export;
 mod import;
+mod network;
 mod store;
 
 pub use cid::Cid;
 pub use export::{Exported, export};
 pub use import::{Added, CidVersion, hash_file, import, import_bytes};
+pub use libp2p::Multiaddr;
+pub use network::Network;
 pub use store::{BlockStore, links, verify};
 
 /// What can go wrong with content.
@@ -30,6 +34,10 @@ pub enum ContentError {
     Unsupported { cid: String, reason: String },
     #[error("cannot add {path}: {reason}")]
     Import { path: String, reason: String },
+    #[error("no peer provided {cid} within {seconds}s")]
+    Unavailable { cid: String, seconds: u64 },
+    #[error("IPFS network: {0}")]
+    Network(String),
     #[error("{what}: {source}")]
     Io {
         what: String,
