@@ -96,7 +96,7 @@ async fn serve(mut link: Link, interval: Duration, arrivals: Arrivals) -> Result
             continue;
         };
         link.outgoing.send(Frame::Ack { seq: theirs }).await?;
-        let Message::RunExecution { execution } = body else {
+        let Message::RunExecution { execution, .. } = body else {
             continue;
         };
         arrivals

@@ -54,7 +54,13 @@ async fn ingest_from_a_url_then_compute_on_the_cid() {
         ("cities.csv".into(), table.clone()),
         ("noop.wasm".into(), module),
     ]);
-    let server = Server::hybrid(dir.path(), "ipfs-node").await;
+    // A CID nobody holds fails after this long.
+    let server = Server::start_with(
+        &dir.path().join("ipfs-node"),
+        common::free_port(),
+        &["-c", "Compute.IPFS.FetchTimeout=2s", "serve", "--name", "ipfs-node"],
+    )
+    .await;
 
     // Ingest: copy the URL's data into a result path, published by CID.
     let url = format!("{}/cities.csv", files.url);
@@ -141,7 +147,7 @@ async fn ingest_from_a_url_then_compute_on_the_cid() {
     );
     assert!(wasm.contains("Hello, world!"), "{wasm}");
 
-    // A CID no node holds: refused, naming it.
+    // A CID no node holds: the fetch times out, naming it.
     let (absent, _) = import_bytes(b"held by nobody", CidVersion::V0);
     let refused = server.cli(&[
         "docker",
@@ -290,4 +296,110 @@ async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
         );
         assert_eq!(executions[0].node_id, holder);
     }
+}
+
+/// Set in the re-run of a test inside a network namespace.
+const INSIDE_NETNS: &str = "BACALHAU_TEST_IN_NETNS";
+
+/// Runs test `name` again inside a network namespace with only loopback up (`unshare -n`, as
+/// root), so no bitswap packet can leave the machine; true when this is that run.
+fn inside_netns(name: &str) -> bool {
+    if std::env::var_os(INSIDE_NETNS).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let status = std::process::Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", name, "--nocapture"])
+        .env(INSIDE_NETNS, "1")
+        .status()
+        .expect("unshare (util-linux, as root) runs the test without a network");
+    assert!(
+        status.success(),
+        "{name} failed inside its network namespace"
+    );
+    false
+}
+
+#[test]
+fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
+    if !inside_netns("a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap") {
+        return;
+    }
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let server = Server::start_with(
+                &dir.path().join("bitswap-devstack"),
+                common::free_port(),
+                &["devstack", "--computes", "3"],
+            )
+            .await;
+            let client = server.client();
+            common::eventually(30, "three compute nodes", || {
+                let client = client.clone();
+                async move { (client.list_nodes().await.ok()?.nodes.len() >= 3).then_some(()) }
+            })
+            .await;
+            let id = run_ok(
+                &server,
+                &[
+                    "docker",
+                    "run",
+                    "--id-only",
+                    "-o",
+                    "out:/out",
+                    "-p",
+                    "ipfs",
+                    "busybox:1.37.0",
+                    "--",
+                    "sh",
+                    "-c",
+                    "head -c 700000 /dev/zero | tr '\\0' y > /out/big.txt",
+                ],
+            );
+            let cid = published_cid(&server, id.trim()).await;
+            let holder = client.job_executions(id.trim()).await.unwrap().items[0]
+                .node_id
+                .clone();
+            common::eventually(30, "the holder to advertise the CID", || {
+                let client = client.clone();
+                let (cid, holder) = (cid.clone(), holder.clone());
+                async move {
+                    let node = client.get_node(holder.as_str()).await.ok()?.node;
+                    node.info
+                        .compute_node_info
+                        .data_locality
+                        .ipfs
+                        .contains(&cid)
+                        .then_some(())
+                }
+            })
+            .await;
+            // Kept off the holder: this node has to fetch the blocks.
+            let reader = run_ok(
+                &server,
+                &[
+                    "docker",
+                    "run",
+                    "--id-only",
+                    "-s",
+                    &format!("name!={holder}"),
+                    "-i",
+                    &format!("ipfs://{cid}:/data"),
+                    "busybox:1.37.0",
+                    "--",
+                    "wc",
+                    "-c",
+                    "/data/out/big.txt",
+                ],
+            );
+            let executions = client.job_executions(reader.trim()).await.unwrap().items;
+            let ran = executions.last().expect("an execution");
+            assert_ne!(ran.node_id, holder);
+            let output = ran.run_output.clone().unwrap_or_default().stdout;
+            assert!(output.contains("700000 /data/out/big.txt"), "{output}");
+        });
 }

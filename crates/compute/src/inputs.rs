@@ -48,6 +48,8 @@ pub struct InputRequest<'a> {
     pub dest: PathBuf,
     /// The execution's partition of the job.
     pub partition: Partition,
+    /// IPFS nodes (multiaddrs) the orchestrator named as holders of the job's CIDs.
+    pub peers: &'a [String],
 }
 
 /// Why an input could not be prepared.
@@ -142,6 +144,7 @@ impl Storages {
         task: &Task,
         work_dir: &Path,
         partition: Partition,
+        peers: &[String],
     ) -> Result<Vec<PreparedInput>, InputError> {
         let mut prepared = Vec::with_capacity(task.input_sources.len());
         for input in &task.input_sources {
@@ -158,6 +161,7 @@ impl Storages {
                 target: target.to_string_lossy().into_owned(),
                 dest,
                 partition,
+                peers,
             };
             prepared.push(storage.prepare(request).await?);
         }

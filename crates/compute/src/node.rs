@@ -58,6 +58,8 @@ pub struct ComputeConfig {
     pub address: String,
     /// The node's block store: its pinned roots are advertised for placement by CID.
     pub blocks: Option<bacalhau_content::BlockStore>,
+    /// Where the node's IPFS node takes bitswap connections.
+    pub ipfs_addresses: Vec<String>,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -116,6 +118,8 @@ pub struct ComputeNode {
     runner_wake: Notify,
     /// The root CIDs last told to the orchestrator.
     advertised_roots: Mutex<Option<Vec<String>>>,
+    /// IPFS holders of each accepted execution's CIDs, until it runs.
+    ipfs_peers: Mutex<HashMap<ExecutionId, Vec<String>>>,
 }
 
 fn needs(execution: &Execution) -> Resources {
@@ -151,6 +155,7 @@ impl ComputeNode {
             outbox_wake: Notify::new(),
             runner_wake: Notify::new(),
             advertised_roots: Mutex::new(None),
+            ipfs_peers: Mutex::new(HashMap::new()),
         });
         node.recover().await?;
         Ok(node)
@@ -193,6 +198,10 @@ impl ComputeNode {
         &self.store
     }
 
+    fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, Vec<String>>> {
+        self.ipfs_peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The root CIDs pinned in the node's block store, sorted.
     fn pinned_roots(&self) -> Vec<String> {
         let Some(blocks) = &self.config.blocks else {
@@ -232,6 +241,7 @@ impl ComputeNode {
                 max_job_requirements: capacity.total().clone(),
                 data_locality,
                 address: self.config.address.clone(),
+                ipfs_addresses: self.config.ipfs_addresses.clone(),
                 ..Default::default()
             },
             bacalhau_version: self.config.version.clone(),
@@ -299,7 +309,15 @@ impl ComputeNode {
         message: Message,
     ) -> Result<(), StoreError> {
         match message {
-            Message::RunExecution { execution } => self.accept(seq, *execution).await,
+            Message::RunExecution {
+                execution,
+                ipfs_peers,
+            } => {
+                if !ipfs_peers.is_empty() {
+                    self.lock_peers().insert(execution.id.clone(), ipfs_peers);
+                }
+                self.accept(seq, *execution).await
+            }
             Message::CancelExecution {
                 execution_id,
                 reason,
@@ -347,6 +365,9 @@ impl ComputeNode {
     async fn accept(&self, seq: u64, execution: Execution) -> Result<(), StoreError> {
         let verdict = self.bid(&execution);
         let accepted = verdict.is_ok();
+        if !accepted {
+            self.lock_peers().remove(&execution.id);
+        }
         let queued = execution.clone();
         let fresh = self
             .store
@@ -569,7 +590,13 @@ impl ComputeNode {
                 .as_ref()
                 .map_or(1, |j| u64::try_from(j.count).unwrap_or(1).max(1)),
         };
-        let inputs = self.storages.prepare(&task, &work_dir, partition).await;
+        // The holders named with the execution; a restarted node no longer knows them and
+        // reads only what it holds.
+        let peers = self.lock_peers().remove(&execution.id).unwrap_or_default();
+        let inputs = self
+            .storages
+            .prepare(&task, &work_dir, partition, &peers)
+            .await;
         if inputs.is_err() {
             // Whatever arrived before the failure is of no use.
             let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;

@@ -63,15 +63,17 @@ struct Behaviour {
 }
 
 /// What the swarm's task is asked to do.
+#[derive(Debug)]
 enum Command {
-    Dial(Multiaddr),
     Fetch {
         root: Cid,
+        peers: Vec<Multiaddr>,
         done: oneshot::Sender<Result<u64, ContentError>>,
     },
 }
 
 /// A running IPFS node: its identity, where it listens, and a handle on its swarm's task.
+#[derive(Debug)]
 pub struct Network {
     peer_id: PeerId,
     listening: Vec<Multiaddr>,
@@ -144,8 +146,9 @@ impl Network {
             .collect()
     }
 
-    /// Brings every block of `root` into the store from `peers` (dialled first), within
-    /// `timeout`; returns the bytes that came over the network (0 when all were here).
+    /// Brings every block of `root` into the store from `peers` (dialled only when a block is
+    /// missing), within `timeout`; returns the bytes that came over the network (0 when all
+    /// were here).
     pub async fn fetch(
         &self,
         root: &Cid,
@@ -153,15 +156,22 @@ impl Network {
         timeout: Duration,
     ) -> Result<u64, ContentError> {
         let gone = || ContentError::Network("the IPFS node has stopped".into());
-        for peer in peers {
-            self.commands
-                .send(Command::Dial(peer.clone()))
-                .await
-                .map_err(|_| gone())?;
-        }
+        let peers = peers
+            .iter()
+            .filter(|peer| {
+                !peer
+                    .iter()
+                    .any(|p| p == libp2p::multiaddr::Protocol::P2p(self.peer_id))
+            })
+            .cloned()
+            .collect();
         let (done, answer) = oneshot::channel();
         self.commands
-            .send(Command::Fetch { root: *root, done })
+            .send(Command::Fetch {
+                root: *root,
+                peers,
+                done,
+            })
             .await
             .map_err(|_| gone())?;
         match tokio::time::timeout(timeout, answer).await {
@@ -197,16 +207,19 @@ async fn run(
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
-                Some(Command::Dial(address)) => {
-                    if let Err(e) = swarm.dial(address.clone()) {
-                        tracing::warn!(%address, error = %e, "cannot dial an IPFS peer");
-                    }
-                }
-                Some(Command::Fetch { root, done }) => {
+                Some(Command::Fetch { root, peers, done }) => {
                     next_fetch += 1;
                     let id = next_fetch;
                     fetches.insert(id, Fetching { root, pending: 0, bytes: 0, done: Some(done) });
                     want(&mut swarm, &store, &mut fetches, &mut queries, &mut asked, id, vec![root]);
+                    // Something is missing: ask the holders (bitswap sends the wants on connect).
+                    if fetches.contains_key(&id) {
+                        for address in peers {
+                            if let Err(e) = swarm.dial(address.clone()) {
+                                tracing::warn!(%address, error = %e, "cannot dial an IPFS peer");
+                            }
+                        }
+                    }
                 }
             },
             event = swarm.select_next_some() => {

@@ -82,6 +82,13 @@ pub struct ComputeNodeInfo {
     /// The address it is reachable at, if any.
     #[serde(rename = "address", default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+    /// Where its IPFS node takes bitswap connections (multiaddrs with `/p2p/<peer ID>`).
+    #[serde(
+        rename = "IPFSAddresses",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub ipfs_addresses: Vec<String>,
     /// The data it holds (ours, beyond upstream), so jobs can be placed next to their inputs.
     #[serde(
         rename = "DataLocality",

@@ -111,6 +111,7 @@ pub async fn apply(
                     &execution.node_id,
                     &Message::RunExecution {
                         execution: Box::new(with_job),
+                        ipfs_peers: plan.ipfs_peers.clone(),
                     },
                 )?;
             }

@@ -85,7 +85,12 @@ async fn process(
         scheduler_for(job_type).plan(&evaluation, &snapshot, now)
     }));
     let plan = match planned {
-        Ok(plan) => plan,
+        Ok(mut plan) => {
+            if !plan.create.is_empty() {
+                plan.ipfs_peers = crate::scheduler::ipfs_peers(&snapshot.job, &snapshot.nodes);
+            }
+            plan
+        }
         Err(panic) => {
             let message = panic
                 .downcast_ref::<&str>()

@@ -156,6 +156,9 @@ pub enum Message {
         /// The execution, with `Job` set.
         #[serde(rename = "Execution")]
         execution: Box<Execution>,
+        /// IPFS nodes (multiaddrs) that hold the CIDs the job reads.
+        #[serde(rename = "IPFSPeers", default, skip_serializing_if = "Vec::is_empty")]
+        ipfs_peers: Vec<String>,
     },
     /// Orchestrator → node: stop this execution.
     CancelExecution {

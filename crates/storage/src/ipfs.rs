@@ -1,23 +1,37 @@
-//! `ipfs` inputs: a CID (optionally `CID/sub/path`) from the node's own block store, written
-//! at the target as a file or a directory, every block checked against its hash. A node bids
-//! only for CIDs it holds, so a job goes to a node that has its data; fetching blocks from
-//! other nodes (bitswap) is not built yet.
+//! `ipfs` inputs: a CID (optionally `CID/sub/path`) written at the target as a file or a
+//! directory, every block checked against its hash. Blocks the node's store lacks come over
+//! bitswap from the holders the orchestrator names (and any configured peers) within a
+//! timeout that names the CID; a node without an IPFS node bids only for CIDs it holds.
 
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::{InputError, InputRequest, InputStorage, PreparedInput};
 use bacalhau_content::{BlockStore, Cid};
 use bacalhau_models::InputSource;
 
-/// Reads CIDs from the node's block store.
+/// How missing blocks are fetched.
+pub struct Fetching {
+    pub network: std::sync::Arc<bacalhau_content::Network>,
+    /// Peers asked for every CID, beside the holders named with the execution.
+    pub peers: Vec<String>,
+    pub timeout: std::time::Duration,
+}
+
+/// Reads CIDs from the node's block store, fetching what it lacks.
 pub struct IpfsStorage {
     store: BlockStore,
     max_bytes: u64,
+    fetching: Option<Fetching>,
 }
 
 impl IpfsStorage {
-    /// Inputs of at most `max_bytes` (0: no limit) from `store`.
-    pub fn new(store: BlockStore, max_bytes: u64) -> Self {
-        Self { store, max_bytes }
+    /// Inputs of at most `max_bytes` (0: no limit) from `store`, fetched with `fetching` when
+    /// the store lacks them.
+    pub fn new(store: BlockStore, max_bytes: u64, fetching: Option<Fetching>) -> Self {
+        Self {
+            store,
+            max_bytes,
+            fetching,
+        }
     }
 }
 
@@ -47,7 +61,7 @@ impl InputStorage for IpfsStorage {
 
     fn check(&self, input: &InputSource) -> Result<(), InputError> {
         let (cid, _) = cid_of(input)?;
-        if self.store.has(&cid) {
+        if self.store.has(&cid) || self.fetching.is_some() {
             Ok(())
         } else {
             Err(InputError::Unavailable {
@@ -66,6 +80,28 @@ impl InputStorage for IpfsStorage {
         Box::pin(async move {
             let input = request.input;
             let (cid, path) = cid_of(input)?;
+            if let Some(fetching) = &self.fetching {
+                let peers: Vec<bacalhau_content::Multiaddr> = request
+                    .peers
+                    .iter()
+                    .chain(&fetching.peers)
+                    .filter_map(|peer| match peer.parse() {
+                        Ok(address) => Some(address),
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "not an IPFS peer address");
+                            None
+                        }
+                    })
+                    .collect();
+                let fetched = fetching
+                    .network
+                    .fetch(&cid, &peers, fetching.timeout)
+                    .await
+                    .map_err(|e| InputError::unavailable(input, e))?;
+                if fetched > 0 {
+                    tracing::info!(%cid, bytes = fetched, "fetched over bitswap");
+                }
+            }
             let store = self.store.clone();
             let dest = request.dest.clone();
             let max_bytes = self.max_bytes;
@@ -125,7 +161,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), b"held").unwrap();
         let added =
             bacalhau_content::import(&store, &dir.path().join("f"), Default::default()).unwrap();
-        let storage = IpfsStorage::new(store, 0);
+        let storage = IpfsStorage::new(store, 0, None);
         storage.check(&input(&added.root.to_string())).unwrap();
         let absent = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH";
         let refused = storage.check(&input(absent)).unwrap_err().to_string();

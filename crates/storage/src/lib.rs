@@ -37,6 +37,12 @@ pub struct StorageConfig {
     pub max_retries: u32,
     /// The node's block store, for `ipfs` inputs (none: no `ipfs` inputs).
     pub blocks: Option<bacalhau_content::BlockStore>,
+    /// The node's IPFS node, to fetch CIDs it does not hold (none: only held CIDs).
+    pub ipfs_network: Option<std::sync::Arc<bacalhau_content::Network>>,
+    /// IPFS nodes to ask besides the holders the orchestrator names (e.g. a Kubo).
+    pub ipfs_peers: Vec<String>,
+    /// How long fetching a CID may take before the input fails naming it.
+    pub ipfs_fetch_timeout: Duration,
 }
 
 impl Default for StorageConfig {
@@ -47,6 +53,9 @@ impl Default for StorageConfig {
             read_timeout: Duration::from_secs(60),
             max_retries: 3,
             blocks: None,
+            ipfs_network: None,
+            ipfs_peers: Vec::new(),
+            ipfs_fetch_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -65,6 +74,11 @@ pub fn builtin(config: &StorageConfig) -> Vec<Arc<dyn InputStorage>> {
         storages.push(Arc::new(IpfsStorage::new(
             blocks.clone(),
             config.max_input_bytes,
+            config.ipfs_network.clone().map(|network| ipfs::Fetching {
+                network,
+                peers: config.ipfs_peers.clone(),
+                timeout: config.ipfs_fetch_timeout,
+            }),
         )));
     }
     storages

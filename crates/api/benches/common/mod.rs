@@ -88,6 +88,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                 version: Default::default(),
                 address: String::new(),
                 blocks: None,
+                ipfs_addresses: Vec::new(),
                 max_result_bytes: 0,
                 data_locality: Default::default(),
                 env_allow_list: Default::default(),

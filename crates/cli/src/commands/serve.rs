@@ -358,14 +358,34 @@ async fn start_compute(
     )?;
     let mut labels = labels;
     labels.extend(crate::host::gpu::labels(&capacity.gpus));
-    // The node's content: blocks of `ipfs` results and inputs, served beside local results.
+    // The node's content: blocks of `ipfs` results and inputs, served beside local results,
+    // and exchanged with other nodes over bitswap.
     let blocks = bacalhau_content::BlockStore::open(&data_dir.join("ipfs"))?;
+    let listen = config
+        .strings("Compute.IPFS.Listen")
+        .iter()
+        .map(|address| {
+            address
+                .parse::<bacalhau_content::Multiaddr>()
+                .with_context(|| format!("Compute.IPFS.Listen: {address:?} is not a multiaddr"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let network = Arc::new(bacalhau_content::Network::start(blocks.clone(), &listen).await?);
+    let ipfs_addresses: Vec<String> = network
+        .addresses()
+        .iter()
+        .map(|address| address.to_string())
+        .collect();
+    tracing::info!(peer = %network.peer_id(), addresses = ?ipfs_addresses, "IPFS node listening");
     let storages = bacalhau_storage::builtin(&StorageConfig {
         allowed_local_paths: config.strings("Compute.AllowListedLocalPaths"),
         max_input_bytes: config.bytes("InputSources.MaxSize")?,
         read_timeout: config.duration("InputSources.ReadTimeout")?,
         max_retries: u32::try_from(config.number("InputSources.MaxRetryCount")?).unwrap_or(3),
         blocks: Some(blocks.clone()),
+        ipfs_network: Some(network),
+        ipfs_peers: config.strings("Compute.IPFS.Peers"),
+        ipfs_fetch_timeout: config.duration("Compute.IPFS.FetchTimeout")?,
     });
     let results_dir = data_dir.join("results").join("local-publisher");
     let local_base_url =
@@ -429,6 +449,7 @@ async fn start_compute(
             version: super::agent::client_version(),
             address: local_base_url,
             blocks: Some(node_blocks),
+            ipfs_addresses,
         },
         Providers {
             executors,

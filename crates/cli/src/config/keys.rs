@@ -240,6 +240,24 @@ pub const KEYS: &[Key] = &[
         support: Support::Unused("capacity travels with every heartbeat"),
     },
     Key {
+        path: "Compute.IPFS.FetchTimeout",
+        kind: Kind::Duration,
+        description: "ours: how long fetching an ipfs input's blocks from other nodes may take",
+        support: Support::Honoured,
+    },
+    Key {
+        path: "Compute.IPFS.Listen",
+        kind: Kind::List,
+        description: "ours: multiaddrs the node's embedded IPFS node listens on for bitswap",
+        support: Support::Honoured,
+    },
+    Key {
+        path: "Compute.IPFS.Peers",
+        kind: Kind::List,
+        description: "ours: IPFS nodes (multiaddrs with /p2p/ID, e.g. a Kubo) asked for every CID",
+        support: Support::Honoured,
+    },
+    Key {
         path: "Compute.Network.AdvertisedAddress",
         kind: Kind::Str,
         description: "Address this compute node advertises to others; auto-discovered if empty",

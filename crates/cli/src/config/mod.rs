@@ -169,7 +169,9 @@ fn our_defaults() -> Value {
             "DataLocality": { "S3": [] },
             "Env": { "AllowList": [] },
             "TLS": { "CACert": "", "RequireTLS": false },
-            "Network": { "PortRangeStart": 20000, "PortRangeEnd": 32000 }
+            "Network": { "PortRangeStart": 20000, "PortRangeEnd": 32000 },
+            // The embedded IPFS node: no public bootstrap, peers only as named.
+            "IPFS": { "Listen": ["/ip4/0.0.0.0/tcp/0"], "Peers": [], "FetchTimeout": "1m" }
         },
         "InputSources": { "Disabled": [], "ReadTimeout": "5m", "MaxRetryCount": 3, "MaxSize": "10GB" },
         "Publishers": {

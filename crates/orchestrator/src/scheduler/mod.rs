@@ -63,6 +63,33 @@ pub struct Snapshot {
     pub nodes: Vec<NodeView>,
 }
 
+/// The IPFS addresses of the nodes that advertise a root CID the job reads: where its
+/// executions fetch blocks they do not hold.
+pub fn ipfs_peers(job: &Job, nodes: &[NodeView]) -> Vec<String> {
+    let Some(task) = job.task() else {
+        return Vec::new();
+    };
+    let wanted: Vec<&bacalhau_models::InputSource> = task
+        .input_sources
+        .iter()
+        .filter(|input| input.source.r#type == "ipfs")
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let mut peers: Vec<String> = nodes
+        .iter()
+        .filter(|node| {
+            let held = &node.state.info.compute_node_info.data_locality;
+            wanted.iter().any(|input| held.holds(input))
+        })
+        .flat_map(|node| node.state.info.compute_node_info.ipfs_addresses.clone())
+        .collect();
+    peers.sort();
+    peers.dedup();
+    peers
+}
+
 /// Why an execution is stopped.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StopReason {
@@ -117,6 +144,8 @@ pub struct Plan {
     pub follow_ups: Vec<Evaluation>,
     /// History events to record.
     pub events: Vec<JobHistory>,
+    /// IPFS nodes holding the CIDs the job reads, for the new executions to fetch from.
+    pub ipfs_peers: Vec<String>,
 }
 
 impl Plan {
@@ -131,6 +160,7 @@ impl Plan {
             job_state: None,
             follow_ups: Vec::new(),
             events: Vec::new(),
+            ipfs_peers: Vec::new(),
         }
     }
 
