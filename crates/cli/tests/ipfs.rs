@@ -58,7 +58,13 @@ async fn ingest_from_a_url_then_compute_on_the_cid() {
     let server = Server::start_with(
         &dir.path().join("ipfs-node"),
         common::free_port(),
-        &["-c", "Compute.IPFS.FetchTimeout=2s", "serve", "--name", "ipfs-node"],
+        &[
+            "-c",
+            "Compute.IPFS.FetchTimeout=2s",
+            "serve",
+            "--name",
+            "ipfs-node",
+        ],
     )
     .await;
 
@@ -298,33 +304,9 @@ async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
     }
 }
 
-/// Set in the re-run of a test inside a network namespace.
-const INSIDE_NETNS: &str = "BACALHAU_TEST_IN_NETNS";
-
-/// Runs test `name` again inside a network namespace with only loopback up (`unshare -n`, as
-/// root), so no bitswap packet can leave the machine; true when this is that run.
-fn inside_netns(name: &str) -> bool {
-    if std::env::var_os(INSIDE_NETNS).is_some() {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("the test binary");
-    let status = std::process::Command::new("unshare")
-        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
-        .arg(exe)
-        .args(["--exact", name, "--nocapture"])
-        .env(INSIDE_NETNS, "1")
-        .status()
-        .expect("unshare (util-linux, as root) runs the test without a network");
-    assert!(
-        status.success(),
-        "{name} failed inside its network namespace"
-    );
-    false
-}
-
 #[test]
 fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
-    if !inside_netns("a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap") {
+    if !common::inside_netns("a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap") {
         return;
     }
     tokio::runtime::Runtime::new()

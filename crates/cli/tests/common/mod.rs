@@ -507,3 +507,28 @@ pub fn hash_password(password: &str) -> String {
     assert!(hash.starts_with("$2"), "{hash}");
     hash
 }
+
+/// Set in the re-run of a test inside a network namespace.
+const INSIDE_NETNS: &str = "BACALHAU_TEST_IN_NETNS";
+
+/// Runs test `name` again inside a network namespace with only loopback up (`unshare -n`, as
+/// root), so no peer-to-peer packet can leave the machine; true when this is that run (the
+/// caller then does the work), false in the outer run (which has checked the inner one passed).
+pub fn inside_netns(name: &str) -> bool {
+    if std::env::var_os(INSIDE_NETNS).is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    let status = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        .arg(exe)
+        .args(["--exact", name, "--nocapture"])
+        .env(INSIDE_NETNS, "1")
+        .status()
+        .expect("unshare (util-linux, as root) runs the test without a network");
+    assert!(
+        status.success(),
+        "{name} failed inside its network namespace"
+    );
+    false
+}
