@@ -301,6 +301,12 @@ async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
             "no node was asked in vain: {executions:?}"
         );
         assert_eq!(executions[0].node_id, holder);
+        let details = &executions[0].compute_state.details;
+        assert_eq!(
+            details.get("InputBytes:/data").map(String::as_str),
+            Some("0"),
+            "nothing fetched on the holder: {details:?}"
+        );
     }
 }
 
@@ -381,6 +387,15 @@ fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
             let executions = client.job_executions(reader.trim()).await.unwrap().items;
             let ran = executions.last().expect("an execution");
             assert_ne!(ran.node_id, holder);
+            // What came over bitswap: the file's distinct blocks (its two full 256 KiB chunks of
+            // `y` are one block), so more than one chunk and less than the file.
+            let fetched: u64 = ran.compute_state.details["InputBytes:/data"]
+                .parse()
+                .unwrap();
+            assert!(
+                (262_144..700_000).contains(&fetched),
+                "{fetched} bytes fetched"
+            );
             let output = ran.run_output.clone().unwrap_or_default().stdout;
             assert!(output.contains("700000 /data/out/big.txt"), "{output}");
         });

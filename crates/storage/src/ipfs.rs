@@ -80,6 +80,8 @@ impl InputStorage for IpfsStorage {
         Box::pin(async move {
             let input = request.input;
             let (cid, path) = cid_of(input)?;
+            // Bytes that came from peers: 0 when the node held every block.
+            let mut fetched = 0;
             if let Some(fetching) = &self.fetching {
                 let peers: Vec<bacalhau_content::Multiaddr> = request
                     .peers
@@ -93,7 +95,7 @@ impl InputStorage for IpfsStorage {
                         }
                     })
                     .collect();
-                let fetched = fetching
+                fetched = fetching
                     .network
                     .fetch(&cid, &peers, fetching.timeout)
                     .await
@@ -133,7 +135,7 @@ impl InputStorage for IpfsStorage {
                 target: request.target,
                 read_write: false,
                 in_tree: true,
-                bytes_read: exported,
+                bytes_read: fetched,
             })
         })
     }
