@@ -229,11 +229,14 @@ async fn job_get_checks_every_block_and_names_an_altered_one() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
-    let dir = tempfile::tempdir().unwrap();
+/// A 3-node devstack where a job published `script`'s `/out` with `-p ipfs`: the server, the
+/// CID, and the node holding it, once that node advertises the CID.
+async fn published_on_a_devstack(
+    dir: &Path,
+    script: &str,
+) -> (Server, String, bacalhau_models::NodeId) {
     let server = Server::start_with(
-        &dir.path().join("ipfs-devstack"),
+        &dir.join("devstack"),
         common::free_port(),
         &["devstack", "--computes", "3"],
     )
@@ -258,12 +261,13 @@ async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
             "--",
             "sh",
             "-c",
-            "echo held here > /out/note.txt",
+            script,
         ],
     );
     let cid = published_cid(&server, id.trim()).await;
-    let executions = client.job_executions(id.trim()).await.unwrap().items;
-    let holder = executions[0].node_id.clone();
+    let holder = client.job_executions(id.trim()).await.unwrap().items[0]
+        .node_id
+        .clone();
     // The holder advertises its pinned roots with its next heartbeat.
     common::eventually(30, "the holder to advertise the CID", || {
         let client = client.clone();
@@ -279,6 +283,15 @@ async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
         }
     })
     .await;
+    (server, cid, holder)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, cid, holder) =
+        published_on_a_devstack(dir.path(), "echo held here > /out/note.txt").await;
+    let client = server.client();
     for _ in 0..3 {
         let reader = run_ok(
             &server,
@@ -319,53 +332,12 @@ fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
         .expect("a runtime")
         .block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let server = Server::start_with(
-                &dir.path().join("bitswap-devstack"),
-                common::free_port(),
-                &["devstack", "--computes", "3"],
+            let (server, cid, holder) = published_on_a_devstack(
+                dir.path(),
+                "head -c 700000 /dev/zero | tr '\\0' y > /out/big.txt",
             )
             .await;
             let client = server.client();
-            common::eventually(30, "three compute nodes", || {
-                let client = client.clone();
-                async move { (client.list_nodes().await.ok()?.nodes.len() >= 3).then_some(()) }
-            })
-            .await;
-            let id = run_ok(
-                &server,
-                &[
-                    "docker",
-                    "run",
-                    "--id-only",
-                    "-o",
-                    "out:/out",
-                    "-p",
-                    "ipfs",
-                    "busybox:1.37.0",
-                    "--",
-                    "sh",
-                    "-c",
-                    "head -c 700000 /dev/zero | tr '\\0' y > /out/big.txt",
-                ],
-            );
-            let cid = published_cid(&server, id.trim()).await;
-            let holder = client.job_executions(id.trim()).await.unwrap().items[0]
-                .node_id
-                .clone();
-            common::eventually(30, "the holder to advertise the CID", || {
-                let client = client.clone();
-                let (cid, holder) = (cid.clone(), holder.clone());
-                async move {
-                    let node = client.get_node(holder.as_str()).await.ok()?.node;
-                    node.info
-                        .compute_node_info
-                        .data_locality
-                        .ipfs
-                        .contains(&cid)
-                        .then_some(())
-                }
-            })
-            .await;
             // Kept off the holder: this node has to fetch the blocks.
             let reader = run_ok(
                 &server,
