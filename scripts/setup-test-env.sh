@@ -14,6 +14,8 @@ missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# IPFS tests run in a loopback-only network namespace: unshare (util-linux) and ip.
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # A private registry on loopback for the registry-credentials test.
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -116,8 +116,8 @@ pub struct ComputeNode {
     /// Wakes the session when the outbox has new messages.
     pub(crate) outbox_wake: Notify,
     runner_wake: Notify,
-    /// The root CIDs last told to the orchestrator.
-    advertised_roots: Mutex<Option<Vec<String>>>,
+    /// The block store's pin generation when the roots were last told to the orchestrator.
+    advertised_roots: Mutex<Option<u64>>,
     /// IPFS holders of each accepted execution's CIDs, until it runs.
     ipfs_peers: Mutex<HashMap<ExecutionId, Vec<String>>>,
 }
@@ -216,14 +216,24 @@ impl ComputeNode {
         }
     }
 
+    /// The block store's pin generation (0 without a store).
+    fn pin_generation(&self) -> u64 {
+        self.config
+            .blocks
+            .as_ref()
+            .map_or(0, |b| b.pin_generation())
+    }
+
     /// What the node tells the orchestrator about itself.
     pub fn node_info(&self) -> NodeInfo {
         let mut data_locality = self.config.data_locality.clone();
+        // Read before listing: a pin in between is listed again at the next heartbeat.
+        let generation = self.pin_generation();
         data_locality.ipfs = self.pinned_roots();
         *self
             .advertised_roots
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(data_locality.ipfs.clone());
+            .unwrap_or_else(|e| e.into_inner()) = Some(generation);
         let capacity = self.lock_capacity();
         let mut engines: Vec<String> = self.executors.keys().map(|e| e.to_string()).collect();
         engines.sort();
@@ -257,14 +267,15 @@ impl ComputeNode {
         }
         let (running, enqueued) = (queue.running.len() as u64, queue.waiting.len() as u64);
         drop(queue);
-        // Roots travel only when they changed: published results add pins between beats.
-        let roots = self.pinned_roots();
+        // Roots travel only when pins changed (published results add them between beats); the
+        // store is listed only then, not on every beat.
+        let generation = self.pin_generation();
         let mut advertised = self
             .advertised_roots
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let ipfs_roots = (advertised.as_ref() != Some(&roots)).then(|| roots.clone());
-        *advertised = Some(roots);
+        let ipfs_roots = (*advertised != Some(generation)).then(|| self.pinned_roots());
+        *advertised = Some(generation);
         drop(advertised);
         Heartbeat {
             available: self.lock_capacity().available(),

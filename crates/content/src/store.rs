@@ -13,6 +13,9 @@ pub const DAG_PB: u64 = 0x70;
 #[derive(Debug, Clone)]
 pub struct BlockStore {
     root: PathBuf,
+    /// Bumped by every `pin` of this store (and its clones): readers list pins only after a
+    /// change, not on every look.
+    pin_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl BlockStore {
@@ -26,6 +29,7 @@ impl BlockStore {
         }
         Ok(Self {
             root: root.to_path_buf(),
+            pin_generation: Default::default(),
         })
     }
 
@@ -78,7 +82,17 @@ impl BlockStore {
     /// Keeps `root` and every block under it from collection.
     pub fn pin(&self, root: &Cid) -> Result<(), ContentError> {
         let path = self.root.join("pins").join(root.to_string());
-        std::fs::write(&path, b"").map_err(ContentError::io(format!("cannot pin {root}")))
+        std::fs::write(&path, b"").map_err(ContentError::io(format!("cannot pin {root}")))?;
+        self.pin_generation
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Changes whenever this store pins something: compare it to know whether `pins` could
+    /// say something new.
+    pub fn pin_generation(&self) -> u64 {
+        self.pin_generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The pinned roots, the CIDs this node holds for others.
