@@ -264,3 +264,35 @@ pub struct ApiErrorBody {
     )]
     pub details: BTreeMap<String, String>,
 }
+
+/// `POST /api/v1/orchestrator/data` request (ours): pin a CID on a compute node, its blocks
+/// fetched from `Peers` (the client's own IPFS node, for `bacalhau data add`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PinDataRequest {
+    /// The root CID.
+    #[serde(rename = "CID")]
+    pub cid: String,
+    /// The compute node (full ID or unique prefix).
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    /// IPFS nodes (multiaddrs with `/p2p/ID`) holding the blocks.
+    #[serde(rename = "Peers", default)]
+    pub peers: Vec<String>,
+    /// How long the node may take to bring the blocks, in seconds (default 600).
+    #[serde(rename = "TimeoutSeconds", default)]
+    pub timeout_seconds: u64,
+}
+
+/// `POST /api/v1/orchestrator/data` response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PinDataResponse {
+    /// The root CID, as pinned.
+    #[serde(rename = "CID")]
+    pub cid: String,
+    /// The node that holds it.
+    #[serde(rename = "NodeID")]
+    pub node_id: String,
+    /// Bytes the node fetched (0 when it held every block already).
+    #[serde(rename = "BytesFetched")]
+    pub bytes_fetched: u64,
+}

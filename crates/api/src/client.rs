@@ -584,6 +584,15 @@ impl ApiClient {
         .await
     }
 
+    /// Asks a compute node to fetch a CID from `peers` and pin it (ours: `data add`).
+    pub async fn pin_data(&self, request: &PinDataRequest) -> Result<PinDataResponse, ClientError> {
+        self.send(
+            self.request(Method::POST, "/api/v1/orchestrator/data")
+                .json(request),
+        )
+        .await
+    }
+
     /// Whether the agent is up.
     pub async fn alive(&self) -> Result<IsAliveResponse, ClientError> {
         self.send(self.request(Method::GET, "/api/v1/agent/alive"))

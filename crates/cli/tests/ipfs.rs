@@ -372,3 +372,159 @@ fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
             assert!(output.contains("700000 /data/out/big.txt"), "{output}");
         });
 }
+
+/// The free CPU a node reports.
+async fn free_cpu(client: &bacalhau_api::ApiClient, node: &str) -> Option<f64> {
+    let node = client.get_node(node).await.ok()?.node;
+    Some(node.info.compute_node_info.available_capacity.cpu)
+}
+
+#[test]
+fn data_add_pins_on_a_chosen_node_and_jobs_follow_it_until_it_is_full() {
+    if !common::inside_netns("data_add_pins_on_a_chosen_node_and_jobs_follow_it_until_it_is_full") {
+        return;
+    }
+    tokio::runtime::Runtime::new()
+        .expect("a runtime")
+        .block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let server = Server::start_with(
+                &dir.path().join("devstack"),
+                common::free_port(),
+                &["devstack", "--computes", "3"],
+            )
+            .await;
+            let client = server.client();
+            let mut nodes = common::eventually(30, "three compute nodes", || {
+                let client = client.clone();
+                async move {
+                    let nodes = client.list_nodes().await.ok()?.nodes;
+                    (nodes.len() >= 3).then_some(nodes)
+                }
+            })
+            .await;
+            nodes.sort_by(|a, b| a.info.node_id.as_str().cmp(b.info.node_id.as_str()));
+            let holder = nodes[1].info.node_id.to_string();
+
+            // A directory: a 600 KB file of varied lines (three chunks) and a nested note.
+            let data = dir.path().join("dataset");
+            std::fs::create_dir_all(data.join("notes")).unwrap();
+            let lines: String = (0..60_000).map(|i| format!("{i:09}\n")).collect();
+            std::fs::write(data.join("table.txt"), &lines).unwrap();
+            std::fs::write(data.join("notes/readme"), "added from the client\n").unwrap();
+            let expected = {
+                let scratch = tempfile::tempdir().unwrap();
+                let store = bacalhau_content::BlockStore::open(scratch.path()).unwrap();
+                bacalhau_content::import(&store, &data, CidVersion::V0)
+                    .unwrap()
+                    .root
+                    .to_string()
+            };
+
+            let added = server.cli(&["data", "add", data.to_str().unwrap(), "--node", &holder]);
+            assert!(added.status.success(), "{}", stderr(&added));
+            let cid = stdout(&added).trim().to_string();
+            assert_eq!(cid, expected, "the CID Kubo's `ipfs add -r` gives");
+            assert!(
+                stderr(&added).contains(&format!("pinned on node {holder}")),
+                "{}",
+                stderr(&added)
+            );
+            // Known at once: the next job goes to the holder and fetches nothing.
+            let reader = run_ok(
+                &server,
+                &[
+                    "docker",
+                    "run",
+                    "--id-only",
+                    "--cpu",
+                    "0.5",
+                    "-i",
+                    &format!("ipfs://{cid}:/data"),
+                    "busybox:1.37.0",
+                    "--",
+                    "sh",
+                    "-c",
+                    "wc -l < /data/table.txt; cat /data/notes/readme",
+                ],
+            );
+            let executions = client.job_executions(reader.trim()).await.unwrap().items;
+            assert_eq!(executions.len(), 1, "{executions:?}");
+            assert_eq!(executions[0].node_id.as_str(), holder);
+            let details = &executions[0].compute_state.details;
+            assert_eq!(details["InputBytes:/data"], "0", "{details:?}");
+            let output = executions[0].run_output.clone().unwrap_or_default().stdout;
+            assert!(
+                output.contains("60000") && output.contains("added from the client"),
+                "{output}"
+            );
+
+            // The holder fills up: a job pinned to it takes all its CPU.
+            let all_cpu = nodes[1].info.compute_node_info.max_capacity.cpu.to_string();
+            let blocker = run_ok(
+                &server,
+                &[
+                    "docker",
+                    "run",
+                    "--id-only",
+                    "--wait=false",
+                    "-s",
+                    &format!("name={holder}"),
+                    "--cpu",
+                    &all_cpu,
+                    "busybox:1.37.0",
+                    "--",
+                    "sleep",
+                    "120",
+                ],
+            );
+            common::eventually(30, "the holder to report itself full", || {
+                let client = client.clone();
+                let holder = holder.clone();
+                async move { (free_cpu(&client, &holder).await? < 0.5).then_some(()) }
+            })
+            .await;
+            let elsewhere = run_ok(
+                &server,
+                &[
+                    "docker",
+                    "run",
+                    "--id-only",
+                    "--cpu",
+                    "0.5",
+                    "-i",
+                    &format!("ipfs://{cid}:/data"),
+                    "busybox:1.37.0",
+                    "--",
+                    "wc",
+                    "-l",
+                    "/data/table.txt",
+                ],
+            );
+            let executions = client.job_executions(elsewhere.trim()).await.unwrap().items;
+            let ran = executions.last().expect("an execution");
+            assert_ne!(ran.node_id.as_str(), holder, "{executions:?}");
+            let fetched: u64 = ran.compute_state.details["InputBytes:/data"]
+                .parse()
+                .unwrap();
+            assert!(
+                fetched >= lines.len() as u64,
+                "{fetched} bytes fetched from the holder"
+            );
+            let output = ran.run_output.clone().unwrap_or_default().stdout;
+            assert!(output.contains("60000 /data/table.txt"), "{output}");
+            run_ok(&server, &["job", "stop", blocker.trim()]);
+
+            // Bad input: a node that is not there, a path that is not there.
+            let missing = server.cli(&["data", "add", data.to_str().unwrap(), "--node", "nope"]);
+            assert!(!missing.status.success());
+            assert!(stderr(&missing).contains("nope"), "{}", stderr(&missing));
+            let absent = server.cli(&["data", "add", "/no/such/path"]);
+            assert!(!absent.status.success());
+            assert!(
+                stderr(&absent).contains("/no/such/path"),
+                "{}",
+                stderr(&absent)
+            );
+        });
+}

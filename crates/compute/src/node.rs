@@ -60,6 +60,8 @@ pub struct ComputeConfig {
     pub blocks: Option<bacalhau_content::BlockStore>,
     /// Where the node's IPFS node takes bitswap connections.
     pub ipfs_addresses: Vec<String>,
+    /// The node's IPFS node, which brings the CIDs it is asked to pin.
+    pub ipfs_network: Option<Arc<bacalhau_content::Network>>,
 }
 
 /// What a node runs executions with: engines, input storages and publishers.
@@ -222,6 +224,55 @@ impl ComputeNode {
             .blocks
             .as_ref()
             .map_or(0, |b| b.pin_generation())
+    }
+
+    /// Brings every block of a CID into the node's store (from the request's peers and any
+    /// connected one) and pins it: `bacalhau data add`.
+    pub async fn pin(&self, request: bacalhau_protocol::PinRequest) -> bacalhau_protocol::PinReply {
+        let request_id = request.request_id;
+        let reply = |bytes_fetched: u64, error: String| bacalhau_protocol::PinReply {
+            request_id,
+            bytes_fetched,
+            error,
+        };
+        let (Some(blocks), Some(network)) = (&self.config.blocks, &self.config.ipfs_network) else {
+            return reply(0, "this node has no IPFS node".into());
+        };
+        let cid = match bacalhau_content::parse_cid(&request.cid) {
+            Ok(cid) => cid,
+            Err(e) => return reply(0, e.to_string()),
+        };
+        let peers: Vec<bacalhau_content::Multiaddr> = request
+            .peers
+            .iter()
+            .filter_map(|peer| peer.parse().ok())
+            .collect();
+        let hold = blocks.hold(&cid);
+        let timeout = std::time::Duration::from_millis(request.timeout_ms);
+        let fetched = match network.fetch(&cid, &peers, timeout).await {
+            Ok(bytes) => bytes,
+            Err(e) => return reply(0, e.to_string()),
+        };
+        let store = blocks.clone();
+        let pinned = tokio::task::spawn_blocking(move || store.pin(&cid))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|pinned| pinned.map_err(|e| e.to_string()));
+        drop(hold);
+        match pinned {
+            Ok(()) => {
+                tracing::info!(%cid, bytes = fetched, "pinned");
+                // Pinned data counts against the cap too: make room among the unpinned.
+                let store = blocks.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.tidy() {
+                        tracing::warn!(error = %e, "cannot collect unpinned blocks");
+                    }
+                });
+                reply(fetched, String::new())
+            }
+            Err(e) => reply(fetched, e),
+        }
     }
 
     /// What the node tells the orchestrator about itself.

@@ -131,6 +131,14 @@ async fn session(
                     let id = request.stream_id;
                     streams.0.insert(id, tokio::spawn(stream_log(Arc::clone(node), request, outgoing.clone())));
                 }
+                Some(Frame::PinRequest(request)) => {
+                    // Answered on its own task: a large fetch must not hold up the channel.
+                    let (node, outgoing) = (Arc::clone(node), outgoing.clone());
+                    tokio::spawn(async move {
+                        let reply = node.pin(request).await;
+                        let _ = outgoing.send(Frame::PinReply(reply)).await;
+                    });
+                }
                 Some(Frame::LogCancel { stream_id }) => {
                     if let Some(task) = streams.0.remove(&stream_id) {
                         task.abort();

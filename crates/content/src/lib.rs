@@ -19,7 +19,7 @@ pub use export::{Exported, export};
 pub use import::{Added, CidVersion, hash_file, import, import_bytes};
 pub use libp2p::Multiaddr;
 pub use network::Network;
-pub use store::{BlockStore, links, verify};
+pub use store::{BlockStore, Hold, links, verify};
 
 /// What can go wrong with content.
 #[derive(Debug, thiserror::Error)]

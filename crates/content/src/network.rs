@@ -65,6 +65,8 @@ struct Behaviour {
 /// What the swarm's task is asked to do.
 #[derive(Debug)]
 enum Command {
+    /// Opens connections to these peers (they may then ask this node for blocks).
+    Dial(Vec<Multiaddr>),
     Fetch {
         root: Cid,
         peers: Vec<Multiaddr>,
@@ -146,6 +148,15 @@ impl Network {
             .collect()
     }
 
+    /// Connects to `peers`, so they can ask this node for blocks even when they cannot dial
+    /// it (a client behind a firewall offering data to a compute node).
+    pub async fn connect(&self, peers: &[Multiaddr]) -> Result<(), ContentError> {
+        self.commands
+            .send(Command::Dial(peers.to_vec()))
+            .await
+            .map_err(|_| ContentError::Network("the IPFS node has stopped".into()))
+    }
+
     /// Brings every block of `root` into the store from `peers` (dialled only when a block is
     /// missing), within `timeout`; returns the bytes that came over the network (0 when all
     /// were here).
@@ -207,6 +218,13 @@ async fn run(
         tokio::select! {
             command = commands.recv() => match command {
                 None => return,
+                Some(Command::Dial(peers)) => {
+                    for address in peers {
+                        if let Err(e) = swarm.dial(address.clone()) {
+                            tracing::warn!(%address, error = %e, "cannot dial an IPFS peer");
+                        }
+                    }
+                }
                 Some(Command::Fetch { root, peers, done }) => {
                     next_fetch += 1;
                     let id = next_fetch;

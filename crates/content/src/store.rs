@@ -3,8 +3,9 @@
 
 use crate::{Cid, ContentError};
 use multihash_codetable::{Code, MultihashDigest};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The dag-pb codec: UnixFS files and directories.
 pub const DAG_PB: u64 = 0x70;
@@ -15,7 +16,31 @@ pub struct BlockStore {
     root: PathBuf,
     /// Bumped by every `pin` of this store (and its clones): readers list pins only after a
     /// change, not on every look.
-    pin_generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pin_generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Roots being fetched or exported, with how many holds each has: collection keeps them
+    /// as if pinned, so a block is not removed under a running job.
+    held: Arc<Mutex<HashMap<Cid, usize>>>,
+    /// Unpinned blocks are collected down to this many bytes by [`BlockStore::tidy`].
+    cap: Option<u64>,
+}
+
+/// Keeps a root's blocks from collection until dropped (see [`BlockStore::hold`]).
+#[derive(Debug)]
+pub struct Hold {
+    root: Cid,
+    held: Arc<Mutex<HashMap<Cid, usize>>>,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&self.root) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.root);
+            }
+        }
+    }
 }
 
 impl BlockStore {
@@ -30,7 +55,40 @@ impl BlockStore {
         Ok(Self {
             root: root.to_path_buf(),
             pin_generation: Default::default(),
+            held: Default::default(),
+            cap: None,
         })
+    }
+
+    /// The same store, with unpinned blocks collected down to `cap` bytes by
+    /// [`BlockStore::tidy`]; `0` means no cap.
+    pub fn with_cap(mut self, cap: u64) -> Self {
+        self.cap = (cap > 0).then_some(cap);
+        self
+    }
+
+    /// Keeps `root` and the blocks under it from collection while the returned guard lives:
+    /// taken by whoever fetches or exports a root that is not pinned.
+    pub fn hold(&self, root: &Cid) -> Hold {
+        *self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(*root)
+            .or_default() += 1;
+        Hold {
+            root: *root,
+            held: Arc::clone(&self.held),
+        }
+    }
+
+    /// Collects unpinned, unheld blocks down to the store's cap (nothing without one); returns
+    /// the bytes freed.
+    pub fn tidy(&self) -> Result<u64, ContentError> {
+        match self.cap {
+            Some(cap) => self.collect(cap),
+            None => Ok(0),
+        }
     }
 
     /// Where a block lives: CIDv0 and CIDv1 of the same dag-pb block share one file.
@@ -130,7 +188,7 @@ impl BlockStore {
         blocks
     }
 
-    /// Removes blocks no pin reaches while the store holds more than `cap` bytes; returns the
+    /// Removes blocks no pin or hold reaches while the store holds more than `cap` bytes; returns the
     /// bytes freed. Pinned data is never removed, whatever the cap.
     pub fn collect(&self, cap: u64) -> Result<u64, ContentError> {
         let mut blocks = self.blocks();
@@ -139,8 +197,15 @@ impl BlockStore {
             return Ok(0);
         }
         let mut keep = HashSet::new();
-        for pin in self.pins()? {
-            self.reachable(&pin, &mut keep)?;
+        let in_use: Vec<Cid> = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect();
+        for root in self.pins()?.into_iter().chain(in_use) {
+            self.reachable(&root, &mut keep)?;
         }
         // Oldest first, so what was fetched last (most likely wanted again) stays longest.
         blocks.sort_by_key(|(path, _)| {
@@ -209,5 +274,92 @@ pub fn verify(cid: &Cid, bytes: &[u8]) -> Result<(), ContentError> {
         Err(ContentError::Corrupt {
             cid: cid.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CidVersion, import_bytes};
+
+    /// Puts a file of `size` distinct-looking bytes (seeded by `seed`) into `store`, returning
+    /// its root; no two chunks are alike, so no block is shared.
+    fn add(store: &BlockStore, size: usize, seed: u8) -> Cid {
+        let mut state = u64::from(seed) + 1;
+        let data: Vec<u8> = (0..size)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 56) as u8
+            })
+            .collect();
+        let (root, blocks) = import_bytes(&data, CidVersion::V0);
+        for (cid, bytes) in blocks {
+            store.put(&cid, &bytes).unwrap();
+        }
+        root
+    }
+
+    fn complete(store: &BlockStore, root: &Cid) -> bool {
+        let mut keep = HashSet::new();
+        store.reachable(root, &mut keep).unwrap();
+        let mut pending = vec![*root];
+        while let Some(cid) = pending.pop() {
+            match store.get(&cid).unwrap() {
+                Some(block) => pending.extend(links(&cid, &block).unwrap()),
+                None => return false,
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn collection_keeps_pinned_and_held_roots_and_frees_the_rest_down_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlockStore::open(dir.path()).unwrap().with_cap(1 << 20);
+        let pinned = add(&store, 3 << 20, 1);
+        store.pin(&pinned).unwrap();
+        let held = add(&store, 1 << 20, 2);
+        let hold = store.hold(&held);
+        let loose = add(&store, 2 << 20, 3);
+        let before = store.size();
+
+        let freed = store.tidy().unwrap();
+
+        assert!(freed >= 2 << 20, "freed {freed} of {before}");
+        assert_eq!(store.size(), before - freed);
+        assert!(complete(&store, &pinned), "a pinned root lost blocks");
+        assert!(complete(&store, &held), "a held root lost blocks");
+        assert!(
+            !complete(&store, &loose),
+            "an unpinned root survived over the cap"
+        );
+
+        // Once released, the held root goes too (the pinned one still exceeds the cap alone).
+        drop(hold);
+        store.tidy().unwrap();
+        assert!(!complete(&store, &held));
+        assert!(complete(&store, &pinned));
+    }
+
+    #[test]
+    fn a_store_under_its_cap_or_without_one_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let uncapped = BlockStore::open(dir.path()).unwrap();
+        let root = add(&uncapped, 1 << 20, 4);
+        assert_eq!(uncapped.tidy().unwrap(), 0);
+        let roomy = uncapped.clone().with_cap(10 << 20);
+        assert_eq!(roomy.tidy().unwrap(), 0);
+        assert!(complete(&roomy, &root));
+        // Two holds of one root: it stays until both are gone.
+        let tight = roomy.with_cap(1);
+        let (first, second) = (tight.hold(&root), tight.hold(&root));
+        drop(first);
+        tight.tidy().unwrap();
+        assert!(complete(&tight, &root));
+        drop(second);
+        tight.tidy().unwrap();
+        assert!(!complete(&tight, &root));
     }
 }

@@ -731,6 +731,27 @@ impl Orchestrator {
         }
     }
 
+    /// Asks a compute node (full ID or unique prefix) to fetch `cid` from `peers` and pin it,
+    /// within `timeout` (`bacalhau data add`); returns the node and the bytes it fetched.
+    pub async fn pin(
+        &self,
+        node: &str,
+        cid: &str,
+        peers: Vec<String>,
+        timeout: std::time::Duration,
+    ) -> Result<(NodeId, u64), OrchestratorError> {
+        let state = self.node(node)?;
+        if !state.info.node_type.eq_ignore_ascii_case("Compute") {
+            return Err(OrchestratorError::Invalid(format!(
+                "node {} is not a compute node: only compute nodes hold data",
+                state.info.node_id
+            )));
+        }
+        let node_id = state.info.node_id;
+        let bytes = self.nodes.pin(&node_id, cid, peers, timeout).await?;
+        Ok((node_id, bytes))
+    }
+
     /// Approves, rejects or deletes a node (`approve`, `reject`, `delete`).
     pub async fn update_node(
         &self,

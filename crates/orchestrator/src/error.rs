@@ -34,6 +34,9 @@ pub enum OrchestratorError {
         /// What the user can do about it.
         hint: Option<String>,
     },
+    /// A node could not do what it was asked.
+    #[error(transparent)]
+    Pin(#[from] crate::nodes::PinError),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),

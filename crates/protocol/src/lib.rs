@@ -77,6 +77,43 @@ pub enum Frame {
         #[serde(rename = "StreamID")]
         stream_id: u64,
     },
+    /// Orchestrator → node: fetch a CID (from the given peers and any connected one) and pin
+    /// it (`bacalhau data add`). Not durable, like log frames: a request lost with its
+    /// connection is answered with an error, and pinning again is harmless.
+    PinRequest(PinRequest),
+    /// Node → orchestrator: how a [`PinRequest`] ended.
+    PinReply(PinReply),
+}
+
+/// A request to hold a CID on a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinRequest {
+    /// Chosen by the orchestrator; the reply carries it back.
+    #[serde(rename = "RequestID")]
+    pub request_id: u64,
+    /// The root CID.
+    #[serde(rename = "CID")]
+    pub cid: String,
+    /// IPFS nodes (multiaddrs) that hold the blocks.
+    #[serde(rename = "Peers", default)]
+    pub peers: Vec<String>,
+    /// How long the node may take to bring every block, in milliseconds.
+    #[serde(rename = "TimeoutMs")]
+    pub timeout_ms: u64,
+}
+
+/// The answer to a [`PinRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PinReply {
+    /// The request answered.
+    #[serde(rename = "RequestID")]
+    pub request_id: u64,
+    /// Bytes that came over the network (0 when the node held every block).
+    #[serde(rename = "BytesFetched", default)]
+    pub bytes_fetched: u64,
+    /// Why it failed, or empty when the CID is pinned.
+    #[serde(rename = "Error", default)]
+    pub error: String,
 }
 
 /// A request for an execution's log.

@@ -80,6 +80,8 @@ impl InputStorage for IpfsStorage {
         Box::pin(async move {
             let input = request.input;
             let (cid, path) = cid_of(input)?;
+            // Not pinned here: kept from collection until exported.
+            let hold = self.store.hold(&cid);
             // Bytes that came from peers: 0 when the node held every block.
             let mut fetched = 0;
             if let Some(fetching) = &self.fetching {
@@ -125,6 +127,16 @@ impl InputStorage for IpfsStorage {
             .await
             .map_err(|e| InputError::unavailable(input, e))?
             .map_err(|e| InputError::unavailable(input, e))?;
+            drop(hold);
+            if fetched > 0 {
+                // What came in may push the store over its cap: make room for the next job.
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || match store.tidy() {
+                    Ok(0) => {}
+                    Ok(freed) => tracing::info!(bytes = freed, "unpinned blocks collected"),
+                    Err(e) => tracing::warn!(error = %e, "cannot collect unpinned blocks"),
+                });
+            }
             if max_bytes > 0 && exported > max_bytes {
                 let _ = tokio::fs::remove_dir_all(&request.dest).await;
                 let _ = tokio::fs::remove_file(&request.dest).await;

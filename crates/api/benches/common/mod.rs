@@ -89,6 +89,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                 address: String::new(),
                 blocks: None,
                 ipfs_addresses: Vec::new(),
+                ipfs_network: None,
                 max_result_bytes: 0,
                 data_locality: Default::default(),
                 env_allow_list: Default::default(),

@@ -463,19 +463,21 @@ fn required_capability(method: &Method, path: &str) -> Option<Capability> {
         return None;
     }
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let resource = if under(path, "/api/v1/orchestrator/jobs") {
-        Resource::Job
-    } else if under(path, "/api/v1/orchestrator/nodes") {
-        Resource::Node
-    } else if under(path, "/api/v1/agent") {
-        Resource::Agent
-    } else {
-        // Everything else (the audit log, unknown paths) is for node administrators.
-        return Some(Capability {
-            write: true,
-            resource: Resource::Node,
-        });
-    };
+    // Adding data is like submitting a job that pins it: a job writer may.
+    let resource =
+        if under(path, "/api/v1/orchestrator/jobs") || under(path, "/api/v1/orchestrator/data") {
+            Resource::Job
+        } else if under(path, "/api/v1/orchestrator/nodes") {
+            Resource::Node
+        } else if under(path, "/api/v1/agent") {
+            Resource::Agent
+        } else {
+            // Everything else (the audit log, unknown paths) is for node administrators.
+            return Some(Capability {
+                write: true,
+                resource: Resource::Node,
+            });
+        };
     Some(Capability { write, resource })
 }
 
@@ -641,6 +643,13 @@ mod tests {
         assert_eq!(
             required_capability(&put, "/api/v1/orchestrator/nodes/n-1"),
             Some(cap("write:node"))
+        );
+        assert_eq!(
+            required_capability(&Method::POST, "/api/v1/orchestrator/data"),
+            Some(Capability {
+                write: true,
+                resource: Resource::Job
+            })
         );
         // A prefix is a path segment, not a string prefix.
         assert_eq!(

@@ -32,6 +32,8 @@ pub(crate) fn status_of(e: &OrchestratorError) -> StatusCode {
     classify(e).0
 }
 
+use bacalhau_orchestrator::nodes::PinError;
+
 fn classify(e: &OrchestratorError) -> (StatusCode, &'static str, Option<String>) {
     match e {
         OrchestratorError::NotFound { .. } => (StatusCode::NOT_FOUND, "NotFound", None),
@@ -40,6 +42,12 @@ fn classify(e: &OrchestratorError) -> (StatusCode, &'static str, Option<String>)
         OrchestratorError::Conflict { hint, .. } => {
             (StatusCode::CONFLICT, "Conflict", hint.clone())
         }
+        OrchestratorError::Pin(PinError::NotConnected(_)) => (
+            StatusCode::CONFLICT,
+            "Conflict",
+            Some("choose a connected compute node (bacalhau node list)".into()),
+        ),
+        OrchestratorError::Pin(_) => (StatusCode::BAD_GATEWAY, "NodeError", None),
         OrchestratorError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None),
     }
 }

@@ -3,6 +3,7 @@
 mod agent;
 mod audit;
 pub mod auth;
+mod data;
 mod error;
 mod jobs;
 mod logs;
@@ -12,7 +13,7 @@ mod query;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Uri};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use bacalhau_models::NodeInfo;
 use bacalhau_models::node::BuildVersionInfo;
 use bacalhau_orchestrator::Orchestrator;
@@ -78,6 +79,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/orchestrator/jobs/{id}/logs", get(logs::stream))
         .route(bacalhau_protocol::CONNECT_PATH, get(node_connect))
         .route("/api/v1/orchestrator/audit", get(audit::list))
+        .route("/api/v1/orchestrator/data", post(data::pin))
         .route("/api/v1/openapi.json", get(openapi))
         .route("/swagger/doc.json", get(openapi))
         .route(

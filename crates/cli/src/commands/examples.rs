@@ -288,6 +288,21 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau audit verify",
     ),
     (
+        "data",
+        "\
+  # Pin a directory on a compute node, then compute on it where it lies
+  CID=$(bacalhau data add ./dataset)
+  bacalhau docker run -i ipfs://$CID:/data busybox:1.37.0 -- ls /data",
+    ),
+    (
+        "data add",
+        "\
+  # Pinned on the connected compute node with the most free disk; prints the CID
+  bacalhau data add ./table.csv
+  # On a chosen node, as CIDv1
+  bacalhau data add ./dataset --node node-1 --cid-version 1",
+    ),
+    (
         "version",
         "\
   bacalhau version

@@ -5,6 +5,7 @@ mod agent;
 mod audit;
 mod auth;
 mod config_cmd;
+mod data;
 mod examples;
 mod get;
 mod job;
@@ -270,6 +271,9 @@ enum Command {
     /// How the server authenticates, and helpers for API users (hash a password).
     #[command(subcommand)]
     Auth(auth::AuthCommand),
+    /// Add local files to the cluster, known by their CID (ours).
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Export or verify the hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -312,6 +316,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(command) => config_cmd::run(&global, command),
         Command::Auth(command) => auth::run(&global, command).await,
         Command::Audit(command) => audit::run(&global, command).await,
+        Command::Data(command) => data::run(&global, command).await,
         Command::Version(args) => agent::version(&global, args).await,
         Command::Completion(args) => {
             // Written whole, so a closed pipe (`| head`) ends the output, not the process.

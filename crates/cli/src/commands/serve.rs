@@ -360,7 +360,8 @@ async fn start_compute(
     labels.extend(crate::host::gpu::labels(&capacity.gpus));
     // The node's content: blocks of `ipfs` results and inputs, served beside local results,
     // and exchanged with other nodes over bitswap.
-    let blocks = bacalhau_content::BlockStore::open(&data_dir.join("ipfs"))?;
+    let blocks = bacalhau_content::BlockStore::open(&data_dir.join("ipfs"))?
+        .with_cap(config.bytes("Compute.IPFS.MaxStoreSize")?);
     let listen = config
         .strings("Compute.IPFS.Listen")
         .iter()
@@ -383,7 +384,7 @@ async fn start_compute(
         read_timeout: config.duration("InputSources.ReadTimeout")?,
         max_retries: u32::try_from(config.number("InputSources.MaxRetryCount")?).unwrap_or(3),
         blocks: Some(blocks.clone()),
-        ipfs_network: Some(network),
+        ipfs_network: Some(Arc::clone(&network)),
         ipfs_peers: config.strings("Compute.IPFS.Peers"),
         ipfs_fetch_timeout: config.duration("Compute.IPFS.FetchTimeout")?,
     });
@@ -450,6 +451,7 @@ async fn start_compute(
             address: local_base_url,
             blocks: Some(node_blocks),
             ipfs_addresses,
+            ipfs_network: Some(network),
         },
         Providers {
             executors,

@@ -252,6 +252,12 @@ pub const KEYS: &[Key] = &[
         support: Support::Honoured,
     },
     Key {
+        path: "Compute.IPFS.MaxStoreSize",
+        kind: Kind::Str,
+        description: "ours: blocks the embedded IPFS node keeps unpinned (fetched inputs) are collected down to this size (0: never)",
+        support: Support::Honoured,
+    },
+    Key {
         path: "Compute.IPFS.Peers",
         kind: Kind::List,
         description: "ours: IPFS nodes (multiaddrs with /p2p/ID, e.g. a Kubo) asked for every CID",

@@ -171,7 +171,12 @@ fn our_defaults() -> Value {
             "TLS": { "CACert": "", "RequireTLS": false },
             "Network": { "PortRangeStart": 20000, "PortRangeEnd": 32000 },
             // The embedded IPFS node: no public bootstrap, peers only as named.
-            "IPFS": { "Listen": ["/ip4/0.0.0.0/tcp/0"], "Peers": [], "FetchTimeout": "1m" }
+            "IPFS": {
+                "Listen": ["/ip4/0.0.0.0/tcp/0"],
+                "Peers": [],
+                "FetchTimeout": "1m",
+                "MaxStoreSize": "10GB"
+            }
         },
         "InputSources": { "Disabled": [], "ReadTimeout": "5m", "MaxRetryCount": 3, "MaxSize": "10GB" },
         "Publishers": {

@@ -175,6 +175,7 @@ async fn handle_frame(
             }
         }
         log @ (Frame::LogData { .. } | Frame::LogEnd { .. }) => manager.route_log(id, log),
+        Frame::PinReply(reply) => manager.route_pin(id, reply),
         other => tracing::warn!(node = %id, frame = ?other, "unexpected frame from a node"),
     }
     Ok(())

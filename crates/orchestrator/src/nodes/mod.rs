@@ -107,6 +107,8 @@ pub struct NodeManager {
     config: NodeManagerConfig,
     nodes: RwLock<HashMap<NodeId, LiveNode>>,
     log_streams: std::sync::Mutex<LogStreams>,
+    /// Pin requests sent, by request ID, until their node answers or goes away.
+    pins: std::sync::Mutex<PendingPins>,
     next_stream: std::sync::atomic::AtomicU64,
     /// When each refused node's refusal was last written to the audit log.
     refusals: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
@@ -114,6 +116,28 @@ pub struct NodeManager {
 
 /// A node refused again within this long is not audited again: a misconfigured node retries
 /// every few seconds, and the audit log is never pruned.
+/// Pin requests waiting for their node's answer.
+type PendingPins = HashMap<u64, (NodeId, tokio::sync::oneshot::Sender<Result<u64, PinError>>)>;
+
+/// Why a node could not pin a CID.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The node is not connected now.
+    #[error("node {0} is not connected")]
+    NotConnected(NodeId),
+    /// The connection closed before the node answered.
+    #[error("the connection to node {0} closed before it answered")]
+    Lost(NodeId),
+    /// The node tried and failed (no peer had the blocks in time, a full disk...).
+    #[error("node {node} could not pin it: {message}")]
+    Failed {
+        /// The node.
+        node: NodeId,
+        /// What it said.
+        message: String,
+    },
+}
+
 const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(3600);
 
 fn now() -> Timestamp {
@@ -162,6 +186,7 @@ impl NodeManager {
             config,
             nodes: RwLock::new(nodes),
             log_streams: std::sync::Mutex::new(HashMap::new()),
+            pins: std::sync::Mutex::new(HashMap::new()),
             next_stream: std::sync::atomic::AtomicU64::new(1),
             refusals: std::sync::Mutex::new(HashMap::new()),
         })
@@ -373,8 +398,94 @@ impl NodeManager {
         }
     }
 
+    fn lock_pins(&self) -> std::sync::MutexGuard<'_, PendingPins> {
+        self.pins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks `node` to fetch `cid` (from `peers` and any IPFS node connected to it) and pin it;
+    /// returns the bytes it fetched. On success the node is known to hold the CID at once, so
+    /// a job submitted next is placed there without waiting for a heartbeat.
+    pub async fn pin(
+        &self,
+        node: &NodeId,
+        cid: &str,
+        peers: Vec<String>,
+        timeout: Duration,
+    ) -> Result<u64, PinError> {
+        let control = self
+            .read()
+            .get(node)
+            .filter(|n| n.disconnected_at.is_none())
+            .and_then(|n| n.control.clone())
+            .ok_or_else(|| PinError::NotConnected(node.clone()))?;
+        let request_id = self
+            .next_stream
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        self.lock_pins().insert(request_id, (node.clone(), answer));
+        let request = Frame::PinRequest(bacalhau_protocol::PinRequest {
+            request_id,
+            cid: cid.to_string(),
+            peers,
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        });
+        if control.send(request).await.is_err() {
+            self.lock_pins().remove(&request_id);
+            return Err(PinError::Lost(node.clone()));
+        }
+        // The node gives up at `timeout`; a little longer here lets its answer arrive.
+        let outcome =
+            tokio::time::timeout(timeout.saturating_add(Duration::from_secs(5)), answered).await;
+        self.lock_pins().remove(&request_id);
+        let bytes = match outcome {
+            Ok(Ok(result)) => result?,
+            Ok(Err(_)) => return Err(PinError::Lost(node.clone())),
+            Err(_) => {
+                return Err(PinError::Failed {
+                    node: node.clone(),
+                    message: format!("no answer within {}s", timeout.as_secs() + 5),
+                });
+            }
+        };
+        if let Some(live) = self.write().get_mut(node) {
+            let roots = &mut Arc::make_mut(&mut live.state)
+                .info
+                .compute_node_info
+                .data_locality
+                .ipfs;
+            if let Err(at) = roots.binary_search_by(|root| root.as_str().cmp(cid)) {
+                roots.insert(at, cid.to_string());
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Hands a node's answer to the pin request waiting for it.
+    pub(crate) fn route_pin(&self, node: &NodeId, reply: bacalhau_protocol::PinReply) {
+        let mut pins = self.lock_pins();
+        if pins
+            .get(&reply.request_id)
+            .is_none_or(|(owner, _)| owner != node)
+        {
+            return;
+        }
+        if let Some((_, answer)) = pins.remove(&reply.request_id) {
+            let result = if reply.error.is_empty() {
+                Ok(reply.bytes_fetched)
+            } else {
+                Err(PinError::Failed {
+                    node: node.clone(),
+                    message: reply.error,
+                })
+            };
+            let _ = answer.send(result);
+        }
+    }
+
     /// Ends every log stream of a node whose connection dropped.
-    fn end_log_streams(&self, node: &NodeId) {
+    fn end_streams(&self, node: &NodeId) {
+        // Pin requests in flight are answered by dropping their senders: the node is gone.
+        self.lock_pins().retain(|_, (owner, _)| owner != node);
         self.lock_streams().retain(|_, (owner, sender)| {
             if owner == node {
                 let _ = sender.send(LogEvent::End {
@@ -427,7 +538,7 @@ impl NodeManager {
             state.clone()
         };
         tracing::info!(node = %id, reason, "node disconnected");
-        self.end_log_streams(id);
+        self.end_streams(id);
         if let Err(e) = self.store.write(move |w| w.put_node(&state)).await {
             tracing::error!(node = %id, error = %e, "cannot record disconnection");
         }

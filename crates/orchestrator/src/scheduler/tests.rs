@@ -272,6 +272,28 @@ fn a_job_goes_to_the_node_that_holds_its_s3_prefix() {
 }
 
 #[test]
+fn a_full_holder_loses_its_data_locality_to_a_node_with_room() {
+    let job = job(
+        "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0}}\n   Resources: {CPU: '1'}\n   InputSources:\n    - Target: /data\n      Source: {Type: ipfs, Params: {CID: QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH}}\n",
+    );
+    let mut holder = node("node-b", &[]);
+    info(&mut holder).data_locality.ipfs =
+        vec!["QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH".into()];
+    let mut nodes = vec![node("node-a", &[]), holder, node("node-c", &[])];
+    for n in &mut nodes {
+        info(n).storage_sources = vec!["ipfs".into()];
+    }
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let placed = plan(job.clone(), vec![], nodes.clone(), &e);
+    assert_eq!(placed.create[0].node_id.as_str(), "node-b");
+    // Busy: less than the job's one CPU free. Another node takes it (and fetches the data).
+    info(&mut nodes[1]).available_capacity.cpu = 0.5;
+    let placed = plan(job, vec![], nodes, &e);
+    assert_eq!(placed.create.len(), 1);
+    assert_ne!(placed.create[0].node_id.as_str(), "node-b");
+}
+
+#[test]
 fn a_local_input_only_runs_where_its_path_is_allow_listed() {
     let job = job(
         "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0}}\n   InputSources:\n    - Target: /data\n      Source: {Type: local, Params: {SourcePath: /srv/data/set1}}\n",
