@@ -64,6 +64,15 @@ fn two_nodes_exchange_a_dag_over_bitswap() {
             .await
             .unwrap();
         assert_eq!(again, 0);
+        // Collected (the fetcher keeps nothing unpinned under a tiny cap), then wanted again:
+        // the holder answers the same wants a second time.
+        let freed = fetcher_store.clone().with_cap(1).tidy().unwrap();
+        assert!(freed >= big.len() as u64, "{freed} bytes collected");
+        let refetched = fetcher
+            .fetch(&added.root, &holder.addresses(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(refetched, fetched);
 
         let (absent, _) = import_bytes(b"held by nobody", CidVersion::V0);
         let err = fetcher

@@ -232,6 +232,12 @@ where
             };
 
             for peer in peers_waiting {
+                // Patched (see PATCHED.md): a want is fulfilled once its block is sent. Left in
+                // the peer's wantlist, a later want of the same CID (the peer dropped the block
+                // and asks again) would be taken as a duplicate and never answered.
+                if let Some(wantlist) = self.peers_wantlists.get_mut(&*peer) {
+                    wantlist.0.remove(&cid);
+                }
                 blocks_ready_for_peer
                     .entry(peer)
                     .or_default()
