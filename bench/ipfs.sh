@@ -77,7 +77,7 @@ without_s=$(for i in $(seq $runs); do seconds job; done | median)
 fetch_s=$(echo "$with_s - $without_s" | bc -l)
 # The same bytes from the holder's results server (it serves any file of its results folder).
 cp "$work/input" "$work/devstack/devstack/node-0/results/local-publisher/input"
-address=$("$bin" node describe node-0 --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Info"]["ComputeNodeInfo"]["Address"])')
+address=$("$bin" node describe node-0 --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)["Info"]["ComputeNodeInfo"]["address"])')
 curl_s=$(for i in $(seq $runs); do seconds curl -sf -o "$work/curl.out" "$address/input"; done | median)
 cmp -s "$work/input" "$work/curl.out" || echo "bench: curl fetched other bytes" >&2
 echo "| ${bitswap_mib} MiB input over bitswap between two nodes (job with the input minus job without, MiB/s) | $(mibs "$bitswap_mib" "$fetch_s") | curl of the same bytes from the holder: $(mibs "$bitswap_mib" "$curl_s") | $(ratio "$curl_s" "$fetch_s") |"

@@ -84,32 +84,35 @@ pub async fn fetch_ipfs(
     let store_dir = raw_dir.join(format!("blocks-{root}"));
     let store = bacalhau_content::BlockStore::open(&store_dir)
         .map_err(|e| FetchError::Io(e.to_string()))?;
+    // Several blocks in flight: one request per 256 KiB block would otherwise wait a round
+    // trip each.
+    let base = node_url.trim_end_matches('/').to_string();
     let mut pending = vec![root];
     let mut seen = std::collections::HashSet::from([root]);
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
     let mut fetched = 0u64;
-    while let Some(cid) = pending.pop() {
-        let url = format!("{}/ipfs/{cid}", node_url.trim_end_matches('/'));
-        let response = client
-            .get(&url)
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| {
-                FetchError::Download(format!("cannot fetch block {cid} of {root}: {e}"))
-            })?;
-        let bytes = response.bytes().await.map_err(|e| {
-            FetchError::Download(format!("cannot fetch block {cid} of {root}: {e}"))
-        })?;
-        // Checked before it is kept: a node cannot hand back other data under this CID.
-        store
-            .put(&cid, &bytes)
-            .map_err(|e| FetchError::Download(format!("{e} (result {root})")))?;
-        fetched += bytes.len() as u64;
+    loop {
+        while in_flight.len() < BLOCKS_IN_FLIGHT {
+            let Some(cid) = pending.pop() else { break };
+            in_flight.push(fetch_block(client, &base, &store, root, cid));
+        }
+        let Some(block) = in_flight.next().await else {
+            break;
+        };
+        let (size, links) = match block {
+            Ok(block) => block,
+            Err(e) => {
+                // The other requests finish first, so none writes a block after the clean-up.
+                while in_flight.next().await.is_some() {}
+                let _ = std::fs::remove_dir_all(&store_dir);
+                return Err(e);
+            }
+        };
+        fetched += size;
         progress(fetched, None);
-        let links = bacalhau_content::links(&cid, &bytes)
-            .map_err(|e| FetchError::Download(e.to_string()))?;
         pending.extend(links.into_iter().filter(|link| seen.insert(*link)));
     }
+    drop(in_flight);
     let dest = raw_dir.join(format!("ipfs-{root}"));
     let exported = tokio::task::spawn_blocking({
         let dest = dest.clone();
@@ -120,6 +123,44 @@ pub async fn fetch_ipfs(
     let _ = std::fs::remove_dir_all(&store_dir);
     exported.map_err(|e| FetchError::Download(e.to_string()))?;
     Ok(dest)
+}
+
+/// Block requests `fetch_ipfs` keeps open at once.
+const BLOCKS_IN_FLIGHT: usize = 16;
+
+/// Fetches one block from a node's results server and keeps it in `store` once it matches
+/// its CID; returns its size and its links.
+async fn fetch_block(
+    client: &reqwest::Client,
+    base: &str,
+    store: &bacalhau_content::BlockStore,
+    root: bacalhau_content::Cid,
+    cid: bacalhau_content::Cid,
+) -> Result<(u64, Vec<bacalhau_content::Cid>), FetchError> {
+    let failed = |e: reqwest::Error| {
+        FetchError::Download(format!("cannot fetch block {cid} of {root}: {e}"))
+    };
+    let bytes = client
+        .get(format!("{base}/ipfs/{cid}"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(failed)?
+        .bytes()
+        .await
+        .map_err(failed)?;
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        // Checked before it is kept: a node cannot hand back other data under this CID.
+        store
+            .put(&cid, &bytes)
+            .map_err(|e| FetchError::Download(format!("{e} (result {root})")))?;
+        let links = bacalhau_content::links(&cid, &bytes)
+            .map_err(|e| FetchError::Download(e.to_string()))?;
+        Ok((bytes.len() as u64, links))
+    })
+    .await
+    .map_err(|e| FetchError::Io(e.to_string()))?
 }
 
 async fn fetch_url(
