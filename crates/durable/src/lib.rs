@@ -5,7 +5,11 @@
 //! and commits once: many writers share one fsync, and each is answered only after its data
 //! is durable. Readers use [`Durable::read`] snapshots and never wait for writers.
 //! **Invariant:** a write closure makes all its checks before its first write, so a closure
-//! that fails leaves nothing behind in the shared transaction.
+//! that returns an error leaves nothing behind in the shared transaction.
+//! **Invariant:** a closure that panics (a bug) does not take the writer with it: the shared
+//! transaction is aborted, its caller gets [`DurableError::Panicked`] and the callers whose
+//! closures had already run in it get [`DurableError::Aborted`] (nothing of theirs was
+//! written; they may try again); later writes carry on. Every closure's writes are all or none.
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::Path;
@@ -21,6 +25,13 @@ pub enum DurableError {
     /// The writer thread is gone (the store is shutting down).
     #[error("store is closed")]
     Closed,
+    /// The write closure panicked (a bug); nothing it wrote was kept.
+    #[error("a store write failed: {0}")]
+    Panicked(String),
+    /// Another write of the same group panicked: the group's transaction was aborted and
+    /// nothing of this write was kept; trying again is safe.
+    #[error("the store write was rolled back with a failed one; try again")]
+    Aborted,
 }
 
 macro_rules! db_errors {
@@ -42,7 +53,9 @@ db_errors!(
 );
 
 type Finisher = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
-type WriteOp = Box<dyn FnOnce(&WriteTransaction) -> Finisher + Send>;
+/// A queued write: runs its closure and says whether it panicked (the shared transaction must
+/// then be aborted), and what to do once the group is durable (or failed).
+type WriteOp = Box<dyn FnOnce(&WriteTransaction) -> (bool, Finisher) + Send>;
 
 /// Upper bound on writes sharing one commit, so one commit's latency stays bounded.
 const MAX_GROUP: usize = 512;
@@ -107,14 +120,25 @@ impl Durable {
     {
         let (reply, answer) = oneshot::channel();
         let op: WriteOp = Box::new(move |txn| {
-            let result = f(txn);
-            Box::new(move |committed: Result<(), DurableError>| {
-                let outcome = match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(E::from(e)),
+            // A panicking closure (a bug) fails its own write, not the writer thread.
+            let (panicked, result) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || f(txn),
+            )) {
+                Ok(result) => (false, result),
+                Err(panic) => {
+                    let message = panic_message(panic.as_ref());
+                    tracing::error!(panic = %message, "a store write panicked; its transaction is aborted");
+                    (true, Err(E::from(DurableError::Panicked(message))))
+                }
+            };
+            let finish: Finisher = Box::new(move |committed: Result<(), DurableError>| {
+                let outcome = match (committed, result) {
+                    (Ok(()), result) | (Err(_), result @ Err(_)) => result,
+                    (Err(e), Ok(_)) => Err(E::from(e)),
                 };
                 let _ = reply.send(outcome);
-            })
+            });
+            (panicked, finish)
         });
         let sender = self
             .writer
@@ -151,15 +175,37 @@ fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
                 Err(_) => break,
             }
         }
-        let txn = match db.begin_write() {
-            Ok(txn) => txn,
-            Err(e) => {
-                // Dropping the ops drops their reply channels: each caller gets `Closed`.
-                tracing::error!(error = %e, n_writes = batch.len(), "cannot begin a write transaction");
+        let mut txn = None;
+        let mut finishers: Vec<Finisher> = Vec::with_capacity(batch.len());
+        for op in batch {
+            let shared = match txn.take() {
+                Some(txn) => txn,
+                None => match db.begin_write() {
+                    Ok(txn) => txn,
+                    Err(e) => {
+                        // Dropping the op drops its reply channel: the caller gets `Closed`.
+                        tracing::error!(error = %e, "cannot begin a write transaction");
+                        continue;
+                    }
+                },
+            };
+            let (panicked, finish) = op(&shared);
+            if panicked {
+                // The panicking closure may have written part of its work: the whole
+                // transaction goes, and the writes that shared it are told so.
+                if let Err(e) = shared.abort() {
+                    tracing::error!(error = %e, "cannot abort a panicked write");
+                }
+                for earlier in finishers.drain(..) {
+                    earlier(Err(DurableError::Aborted));
+                }
+                finish(Err(DurableError::Aborted));
                 continue;
             }
-        };
-        let finishers: Vec<Finisher> = batch.into_iter().map(|op| op(&txn)).collect();
+            finishers.push(finish);
+            txn = Some(shared);
+        }
+        let Some(txn) = txn else { continue };
         let committed = txn.commit().map_err(DurableError::from);
         if let Err(e) = &committed {
             tracing::error!(error = %e, n_writes = finishers.len(), "store commit failed");
@@ -168,6 +214,15 @@ fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
             finish(committed.clone());
         }
     }
+}
+
+/// The text a panic carried.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|m| m.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 #[cfg(test)]
@@ -216,5 +271,89 @@ mod tests {
             .write(|_| Err(DurableError::Db("refused".into())))
             .await;
         assert!(matches!(result, Err(DurableError::Db(m)) if m == "refused"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_closure_keeps_nothing_and_the_writer_lives_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let durable = Durable::open(&dir.path().join("db.redb"), "w", |txn| {
+            txn.open_table(T).map(|_| ())
+        })
+        .unwrap();
+        let writes_then_panics = durable.write(|txn| {
+            txn.open_table(T)?.insert(1, 1)?;
+            if txn.open_table(T)?.get(1)?.is_some() {
+                panic!("a bug after the first write");
+            }
+            Ok::<_, DurableError>(())
+        });
+        let (panicked, ()) = tokio::join!(writes_then_panics, async {});
+        assert!(
+            matches!(&panicked, Err(DurableError::Panicked(m)) if m.contains("a bug")),
+            "{panicked:?}"
+        );
+        // The writer lives on.
+        durable
+            .write(|txn| {
+                txn.open_table(T)?.insert(4, 4)?;
+                Ok::<_, DurableError>(())
+            })
+            .await
+            .unwrap();
+        let read = durable.read().unwrap();
+        let table = read.open_table(T).unwrap();
+        let keys: Vec<u64> = table
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value())
+            .collect();
+        assert_eq!(keys, vec![4], "nothing of the panicked write is kept");
+    }
+
+    /// Drives the writer directly, so the group is known: the panic comes second of three.
+    #[test]
+    fn a_panic_aborts_its_group_and_tells_every_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db.redb")).unwrap();
+        let init = db.begin_write().unwrap();
+        init.open_table(T).unwrap();
+        init.commit().unwrap();
+        let (sender, ops) = mpsc::sync_channel::<WriteOp>(8);
+        let (answers, answered) = mpsc::channel();
+        for (key, panics) in [(1u64, false), (2, true), (3, false)] {
+            let answers = answers.clone();
+            let op: WriteOp = Box::new(move |txn| {
+                let mut table = txn.open_table(T).unwrap();
+                table.insert(key, key).unwrap();
+                drop(table);
+                let finish: Finisher = Box::new(move |outcome| {
+                    let _ = answers.send((key, outcome));
+                });
+                (panics, finish)
+            });
+            sender.send(op).unwrap();
+        }
+        drop(sender);
+        run_writer(&db, &ops);
+        let mut outcomes: Vec<(u64, Result<(), DurableError>)> = answered.try_iter().collect();
+        outcomes.sort_by_key(|(key, _)| *key);
+        assert!(
+            matches!(outcomes[0], (1, Err(DurableError::Aborted))),
+            "{outcomes:?}"
+        );
+        assert!(
+            matches!(outcomes[1], (2, Err(DurableError::Aborted))),
+            "{outcomes:?}"
+        );
+        // The write after the panic went into a fresh transaction and was kept.
+        assert!(matches!(outcomes[2], (3, Ok(()))), "{outcomes:?}");
+        let read = db.begin_read().unwrap();
+        let table = read.open_table(T).unwrap();
+        let keys: Vec<u64> = table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect();
+        assert_eq!(keys, vec![3]);
     }
 }

@@ -2,7 +2,8 @@
 //! per-node outboxes in redb, written with group commit (`bacalhau-durable`): many submissions
 //! share one fsync, and each caller is answered only after its data is durable.
 //! **Invariant:** a write closure makes all its checks before its first write, so a closure
-//! that fails leaves nothing behind in the shared transaction.
+//! that fails leaves nothing behind in the shared transaction; one that panics aborts the
+//! shared transaction (see `bacalhau-durable`).
 
 mod tables;
 
@@ -40,6 +41,9 @@ impl From<DurableError> for StoreError {
         match e {
             DurableError::Db(message) => Self::Db(message),
             DurableError::Closed => Self::Closed,
+            failed @ (DurableError::Panicked(_) | DurableError::Aborted) => {
+                Self::Db(failed.to_string())
+            }
         }
     }
 }
