@@ -74,6 +74,9 @@ echo "content: job get of an ipfs result, bitswap, data add..." >&2
 if [ "$result_mib" -ge 1024 ]; then bitswap_mib=256; else bitswap_mib=64; fi
 bench/ipfs.sh "$result_mib" "$bitswap_mib" 2>>"$tmp/stderr"
 
+echo "bitswap in one process..." >&2
+cargo bench -q -p bacalhau-content --bench bitswap -- "$bitswap_mib" 2>>"$tmp/stderr"
+
 echo "durable writes: group commit..." >&2
 cargo bench -q -p bacalhau-durable --bench group_commit -- 20000 64 2>>"$tmp/stderr"
 

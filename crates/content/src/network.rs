@@ -37,13 +37,12 @@ impl blockstore::Blockstore for Blocks {
 
     async fn put_keyed<const S: usize>(
         &self,
-        cid: &cid::CidGeneric<S>,
-        data: &[u8],
+        _cid: &cid::CidGeneric<S>,
+        _data: &[u8],
     ) -> blockstore::Result<()> {
-        let cid = our_cid(cid)?;
-        self.0
-            .put(&cid, data)
-            .map_err(|e| blockstore::Error::StoredDataError(e.to_string()))
+        // A block beetswap received is stored (checked, once) by the fetch that asked for it,
+        // before the fetch walks its links; storing it here too would write it twice.
+        Ok(())
     }
 
     async fn remove<const S: usize>(&self, _cid: &cid::CidGeneric<S>) -> blockstore::Result<()> {
@@ -196,6 +195,9 @@ impl Network {
     }
 }
 
+/// A received block once stored: its fetch, its size, and its links (or why not).
+type Stored = (u64, u64, Result<Vec<Cid>, ContentError>);
+
 /// One fetch in progress: blocks asked for, bytes received.
 struct Fetching {
     root: Cid,
@@ -214,8 +216,25 @@ async fn run(
     let mut queries: HashMap<beetswap::QueryId, (u64, Cid)> = HashMap::new();
     let mut asked: HashSet<(u64, Cid)> = HashSet::new();
     let mut next_fetch = 0u64;
+    // Received blocks are checked and written on the blocking pool, so the swarm keeps
+    // receiving (and serving) meanwhile; each comes back here with its links.
+    let (stored_tx, mut stored) = mpsc::unbounded_channel::<Stored>();
     loop {
         tokio::select! {
+            Some((id, size, outcome)) = stored.recv() => {
+                let links = match outcome {
+                    Ok(links) => links,
+                    Err(e) => {
+                        finish(&mut fetches, id, Err(e));
+                        continue;
+                    }
+                };
+                if let Some(fetch) = fetches.get_mut(&id) {
+                    fetch.pending -= 1;
+                    fetch.bytes += size;
+                }
+                want(&mut swarm, &store, &mut fetches, &mut queries, &mut asked, id, links);
+            }
             command = commands.recv() => match command {
                 None => return,
                 Some(Command::Dial(peers)) => {
@@ -247,18 +266,11 @@ async fn run(
                 match event {
                     beetswap::Event::GetQueryResponse { query_id, data } => {
                         let Some((id, cid)) = queries.remove(&query_id) else { continue };
-                        let links = match store.put(&cid, &data).and_then(|()| crate::links(&cid, &data)) {
-                            Ok(links) => links,
-                            Err(e) => {
-                                finish(&mut fetches, id, Err(e));
-                                continue;
-                            }
-                        };
-                        if let Some(fetch) = fetches.get_mut(&id) {
-                            fetch.pending -= 1;
-                            fetch.bytes += data.len() as u64;
-                        }
-                        want(&mut swarm, &store, &mut fetches, &mut queries, &mut asked, id, links);
+                        let (store, stored_tx) = (store.clone(), stored_tx.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let outcome = store.put(&cid, &data).and_then(|()| crate::links(&cid, &data));
+                            let _ = stored_tx.send((id, data.len() as u64, outcome));
+                        });
                     }
                     beetswap::Event::GetQueryError { query_id, error } => {
                         if let Some((id, cid)) = queries.remove(&query_id) {

@@ -45,7 +45,8 @@ impl Decoder for Codec {
 
         let varint_len = src.len() - rest.len();
 
-        if varint_len > MAX_MESSAGE_SIZE {
+        // Patched (see PATCHED.md): the message's length is checked, not its varint's.
+        if len > MAX_MESSAGE_SIZE {
             return Err(io::Error::other("Message too large"));
         }
 

@@ -382,9 +382,25 @@ impl<const S: usize> ServerConnectionHandler<S> {
                         continue;
                     }
 
-                    let messages = pending_messages
+                    let mut messages = pending_messages
                         .take()
                         .expect("pending_messages can't be None here");
+                    // Patched (see PATCHED.md): at most `MAX_MESSAGE_SIZE` of blocks per
+                    // message (at least one block), the rest in the next ones. One message
+                    // of every pending block is many MiB the peer must receive whole before
+                    // it can use any, and more than the spec allows.
+                    let mut size = 0;
+                    let fits = messages
+                        .iter()
+                        .position(|block| {
+                            size += block.data.len() + block.prefix.len() + 16;
+                            size > crate::message::MAX_MESSAGE_SIZE
+                        })
+                        .unwrap_or(messages.len())
+                        .max(1);
+                    if fits < messages.len() {
+                        *pending_messages = Some(messages.split_off(fits));
+                    }
                     let message = Message {
                         payload: messages,
                         ..Message::default()
