@@ -6,7 +6,7 @@
 
 mod common;
 
-use bacalhau_api::ApiClient;
+use bacalhau_client::ApiClient;
 use bacalhau_models::{JobStateType, parse_job_spec};
 use common::{BoxError, arg, percentile};
 use std::time::{Duration, Instant};

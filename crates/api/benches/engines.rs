@@ -7,7 +7,7 @@
 
 mod common;
 
-use bacalhau_api::ApiClient;
+use bacalhau_client::ApiClient;
 use bacalhau_models::{Job, JobStateType, parse_job_spec};
 use base64::Engine as _;
 use common::{BoxError, arg, median, ms, percentile};

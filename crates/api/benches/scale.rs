@@ -12,8 +12,8 @@
 
 mod common;
 
-use bacalhau_api::ApiClient;
 use bacalhau_api::node_channel::websocket_connector;
+use bacalhau_client::ApiClient;
 use bacalhau_compute::Link;
 use bacalhau_models::node::ComputeNodeInfo;
 use bacalhau_models::{

@@ -10,7 +10,7 @@ mod common;
 use bacalhau_api::server::auth::{Authenticator, hash_password};
 use bacalhau_api::server::{AppState, serve};
 use bacalhau_api::tls::{TlsListener, self_signed};
-use bacalhau_api::{ApiClient, ClientOptions, Credentials};
+use bacalhau_client::{ApiClient, ClientOptions, Credentials};
 use bacalhau_models::parse_job_spec;
 use common::{BoxError, arg, ms, percentile};
 use std::sync::Arc;

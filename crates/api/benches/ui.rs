@@ -26,7 +26,7 @@ async fn main() -> Result<(), BoxError> {
             for _ in 0..share {
                 client.put_job(&job, false).await?;
             }
-            Ok::<_, bacalhau_api::ClientError>(())
+            Ok::<_, bacalhau_client::ClientError>(())
         }));
     }
     for task in tasks {

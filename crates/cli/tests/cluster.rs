@@ -4,7 +4,7 @@
 
 mod common;
 
-use bacalhau_api::ApiClient;
+use bacalhau_client::ApiClient;
 use bacalhau_models::{Execution, ExecutionStateType, JobStateType, parse_job_spec};
 use common::{ComputeProcess, Server, eventually, free_port};
 use std::collections::BTreeSet;

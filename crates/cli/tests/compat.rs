@@ -684,7 +684,7 @@ async fn two_hybrid_nodes_on_one_host_with_default_publisher_ports() {
             ("BACALHAU_API_PORT", &port.to_string()),
             ("HOME", data.to_str().unwrap()),
         ];
-        let client = bacalhau_api::ApiClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let client = bacalhau_client::ApiClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
         eventually(30, "the node to connect", || {
             let client = client.clone();
             async move {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use bacalhau_api::ApiClient;
+use bacalhau_client::ApiClient;
 use bacalhau_models::{Job, JobStateType, parse_job_spec};
 use common::Server;
 use std::collections::BTreeMap;

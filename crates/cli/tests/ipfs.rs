@@ -374,7 +374,7 @@ fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
 }
 
 /// The free CPU a node reports.
-async fn free_cpu(client: &bacalhau_api::ApiClient, node: &str) -> Option<f64> {
+async fn free_cpu(client: &bacalhau_client::ApiClient, node: &str) -> Option<f64> {
     let node = client.get_node(node).await.ok()?.node;
     Some(node.info.compute_node_info.available_capacity.cpu)
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use bacalhau_api::{ApiClient, ClientError, ClientOptions, Credentials};
+use bacalhau_client::{ApiClient, ClientError, ClientOptions, Credentials};
 use bacalhau_models::{JobStateType, parse_job_spec};
 use common::{ComputeProcess, Server, eventually, free_port, stderr, stdout};
 use redb::ReadableTable as _;

@@ -219,7 +219,7 @@ async fn with_users_every_page_needs_a_sign_in_and_a_reader_cannot_stop_jobs() {
         login.url()
     );
     let base = format!("http://127.0.0.1:{}", server.port);
-    let admin = server.client_with(Some(bacalhau_api::Credentials::ApiKey(ADMIN_KEY.into())));
+    let admin = server.client_with(Some(bacalhau_client::Credentials::ApiKey(ADMIN_KEY.into())));
     let queued = bacalhau_models::parse_job_spec(
         "Name: waiting\nType: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n   Timeouts: {QueueTimeout: 600}\n",
     )

@@ -3,9 +3,9 @@
 
 #![allow(dead_code)]
 
-use bacalhau_api::ApiClient;
 use bacalhau_api::node_channel::in_process_connector;
 use bacalhau_api::server::{AppState, serve};
+use bacalhau_client::ApiClient;
 use bacalhau_compute::{ComputeConfig, ComputeNode, Executor, Providers, Publishers, Storages};
 use bacalhau_models::{NodeId, Resources};
 use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};

@@ -1,5 +1,5 @@
 use super::*;
-use crate::client::{ApiClient, ListJobsOptions};
+use bacalhau_client::client::{ApiClient, ListJobsOptions};
 use bacalhau_models::{JobStateType, parse_job_spec};
 use bacalhau_orchestrator::OrchestratorConfig;
 use std::time::{Duration, Instant};

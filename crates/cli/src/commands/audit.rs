@@ -3,7 +3,7 @@
 
 use super::Global;
 use anyhow::{Context, Result};
-use bacalhau_api::ApiClient;
+use bacalhau_client::ApiClient;
 use bacalhau_models::JobHistory;
 use bacalhau_models::history::{ChainBreak, ChainVerifier};
 use clap::{Args, Subcommand};

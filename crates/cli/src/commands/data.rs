@@ -6,7 +6,7 @@
 
 use super::Global;
 use anyhow::{Context, Result, bail};
-use bacalhau_api::apimodels::PinDataRequest;
+use bacalhau_client::apimodels::PinDataRequest;
 use bacalhau_content::{BlockStore, CidVersion, Multiaddr, Network};
 use bacalhau_models::NodeState;
 use bacalhau_models::node::{connection, membership};
@@ -147,7 +147,10 @@ async fn add(global: &Global, args: AddArgs) -> Result<ExitCode> {
 
 /// The node named (it must be a connected compute node with an IPFS node), or the connected
 /// one with the most free disk.
-async fn choose_node(client: &bacalhau_api::ApiClient, wanted: Option<&str>) -> Result<NodeState> {
+async fn choose_node(
+    client: &bacalhau_client::ApiClient,
+    wanted: Option<&str>,
+) -> Result<NodeState> {
     let usable = |node: &NodeState| -> Result<(), String> {
         let info = &node.info.compute_node_info;
         if !node.info.node_type.eq_ignore_ascii_case("Compute") {

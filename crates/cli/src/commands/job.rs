@@ -3,8 +3,8 @@
 use super::Global;
 use crate::output::{self, Format};
 use anyhow::{Context, Result, bail};
-use bacalhau_api::ApiClient;
-use bacalhau_api::client::ListJobsOptions;
+use bacalhau_client::ApiClient;
+use bacalhau_client::client::ListJobsOptions;
 use bacalhau_models::ids::short_id;
 use bacalhau_models::{Execution, Job, JobHistory, JobHistoryType, JobStateType, parse_job_spec};
 use clap::{Args, Subcommand};
@@ -170,8 +170,8 @@ pub struct PageFlags {
 }
 
 impl PageFlags {
-    fn query(&self, default_limit: usize) -> bacalhau_api::client::ListQuery {
-        bacalhau_api::client::ListQuery {
+    fn query(&self, default_limit: usize) -> bacalhau_client::client::ListQuery {
+        bacalhau_client::client::ListQuery {
             limit: self.limit.unwrap_or(default_limit),
             next_token: self.next_token.clone().unwrap_or_default(),
             order_by: self.order_by.clone().unwrap_or_default(),
@@ -688,7 +688,7 @@ fn print_event(event: &JobHistory) {
 }
 
 async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
-    let query = bacalhau_api::client::ListQuery {
+    let query = bacalhau_client::client::ListQuery {
         namespace: args.namespace.clone().unwrap_or_default(),
         job_version: args.version,
         ..Default::default()
@@ -1070,7 +1070,7 @@ async fn executions(client: &ApiClient, args: ExecutionsArgs) -> Result<ExitCode
 }
 
 async fn versions(client: &ApiClient, args: VersionsArgs) -> Result<ExitCode> {
-    let query = bacalhau_api::client::ListQuery {
+    let query = bacalhau_client::client::ListQuery {
         namespace: args.namespace.clone().unwrap_or_default(),
         ..Default::default()
     };

@@ -15,7 +15,7 @@ mod serve;
 
 use crate::config::Config;
 use anyhow::{Result, bail};
-use bacalhau_api::{ApiClient, ClientOptions, Credentials};
+use bacalhau_client::{ApiClient, ClientOptions, Credentials};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 

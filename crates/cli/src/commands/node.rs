@@ -79,7 +79,7 @@ pub async fn run(global: &Global, command: NodeCommand) -> Result<ExitCode> {
     let client = global.client()?;
     match command {
         NodeCommand::List(args) => {
-            let mut query = bacalhau_api::client::ListQuery {
+            let mut query = bacalhau_client::client::ListQuery {
                 limit: args.limit,
                 next_token: args.next_token.clone().unwrap_or_default(),
                 order_by: args.order_by.clone().unwrap_or_default(),
@@ -143,7 +143,7 @@ pub async fn run(global: &Global, command: NodeCommand) -> Result<ExitCode> {
 }
 
 async fn act(
-    client: &bacalhau_api::ApiClient,
+    client: &bacalhau_client::ApiClient,
     args: &ActionArgs,
     action: &str,
     done: &str,

@@ -5,7 +5,7 @@
 
 pub mod webdriver;
 
-use bacalhau_api::{ApiClient, ClientOptions, Credentials};
+use bacalhau_client::{ApiClient, ClientOptions, Credentials};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
