@@ -2,16 +2,13 @@
 //! Both bridge text frames to `protocol::Frame` channels, so the protocol code never sees HTTP.
 
 use axum::extract::ws::{Message as WsMessage, WebSocket};
-use bacalhau_compute::{Connector, Link};
+use bacalhau_channel::{BUFFER, ConnectError, Connector, Link};
 use bacalhau_orchestrator::nodes::{NodeManager, serve_connection};
 use bacalhau_protocol::Frame;
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message as TMessage;
-
-/// Frames buffered per direction before the sender waits.
-const BUFFER: usize = 1024;
 
 /// Serves one upgraded node connection until either side closes.
 pub async fn serve_socket(socket: WebSocket, manager: Arc<NodeManager>) {
@@ -61,11 +58,14 @@ pub fn websocket_connector(url: String, tls: Option<Arc<rustls::ClientConfig>>) 
     })
 }
 
-async fn dial(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Link, String> {
+async fn dial(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Link, ConnectError> {
     let connector = tls.map(tokio_tungstenite::Connector::Rustls);
     let (socket, _) = tokio_tungstenite::connect_async_tls_with_config(url, None, false, connector)
         .await
-        .map_err(|e| format!("{url}: {e}"))?;
+        .map_err(|e| ConnectError::Dial {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
     let (mut sink, mut stream) = socket.split();
     let (to_node, incoming) = mpsc::channel(BUFFER);
     let (outgoing, mut from_node) = mpsc::channel::<Frame>(BUFFER);
@@ -104,16 +104,7 @@ async fn dial(url: &str, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Link,
 
 /// A connector to an orchestrator in the same process: the same frames over channels.
 pub fn in_process_connector(manager: Arc<NodeManager>) -> Connector {
-    Arc::new(move || {
-        let manager = Arc::clone(&manager);
-        Box::pin(async move {
-            let (to_orchestrator, from_node) = mpsc::channel(BUFFER);
-            let (to_node, from_orchestrator) = mpsc::channel(BUFFER);
-            tokio::spawn(serve_connection(manager, from_node, to_node));
-            Ok(Link {
-                outgoing: to_orchestrator,
-                incoming: from_orchestrator,
-            })
-        })
+    bacalhau_channel::in_process(move |from_node, to_node| {
+        Box::pin(serve_connection(Arc::clone(&manager), from_node, to_node))
     })
 }

@@ -10,23 +10,14 @@ use bacalhau_models::{
     Execution, ExecutionId, ExecutionStateType, NodeId, NodeInfo, Resources, RunCommandResult,
     SpecConfig, Task,
 };
-use bacalhau_protocol::{ExecutionUpdate, Frame, Heartbeat, Message, RETRYABLE};
+use bacalhau_protocol::{ExecutionUpdate, Heartbeat, Message, RETRYABLE};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, watch};
 
-/// Both directions of one connection to the orchestrator.
-pub struct Link {
-    /// Frames to the orchestrator.
-    pub outgoing: mpsc::Sender<Frame>,
-    /// Frames from the orchestrator.
-    pub incoming: mpsc::Receiver<Frame>,
-}
-
-/// Opens a new connection to an orchestrator (a WebSocket, or an in-process pair).
-pub type Connector = Arc<dyn Fn() -> BoxFuture<'static, Result<Link, String>> + Send + Sync>;
+pub use bacalhau_channel::{Connector, Link};
 
 /// How the compute node is set up.
 #[derive(Debug, Clone)]
@@ -386,14 +377,7 @@ impl ComputeNode {
             } => self.cancel(seq, execution_id, reason).await,
             Message::ExecutionUpdate(_) => {
                 tracing::warn!("the orchestrator sent an execution update; ignored");
-                self.store
-                    .write(move |t| {
-                        if seq > t.applied_in()? {
-                            t.set_applied_in(seq)?;
-                        }
-                        Ok(())
-                    })
-                    .await
+                self.store.apply(seq, |_| Ok(())).await.map(|_| ())
             }
         }
     }
@@ -433,11 +417,9 @@ impl ComputeNode {
         let queued = execution.clone();
         let fresh = self
             .store
-            .write(move |t| {
-                if seq <= t.applied_in()? || t.execution(execution.id.as_str())?.is_some() {
-                    if seq > t.applied_in()? {
-                        t.set_applied_in(seq)?;
-                    }
+            .apply(seq, move |t| {
+                // Already here under another message (the orchestrator resent it).
+                if t.execution(execution.id.as_str())?.is_some() {
                     return Ok(false);
                 }
                 let (state, message) = match verdict {
@@ -450,10 +432,10 @@ impl ComputeNode {
                     message: message.clone(),
                 })?;
                 t.enqueue(&update(&execution, state, Report::message(message)))?;
-                t.set_applied_in(seq)?;
                 Ok(true)
             })
-            .await?;
+            .await?
+            .unwrap_or(false);
         if fresh {
             self.outbox_wake.notify_waiters();
             if accepted {
@@ -477,11 +459,7 @@ impl ComputeNode {
         };
         let cancelled = self
             .store
-            .write(move |t| {
-                if seq <= t.applied_in()? {
-                    return Ok(false);
-                }
-                t.set_applied_in(seq)?;
+            .apply(seq, move |t| {
                 let Some(local) = t.execution(id.as_str())? else {
                     return Ok(false);
                 };
@@ -496,7 +474,8 @@ impl ComputeNode {
                 ))?;
                 Ok(true)
             })
-            .await?;
+            .await?
+            .unwrap_or(false);
         if cancelled {
             self.outbox_wake.notify_waiters();
         }

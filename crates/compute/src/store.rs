@@ -117,6 +117,26 @@ impl NodeStore {
         self.durable.write(move |txn| f(&mut NodeTxn { txn })).await
     }
 
+    /// Applies the orchestrator's message number `seq` with `f`, in one durable transaction
+    /// with the sequence number: a message at or below the last one applied (a replay after a
+    /// reconnect) is skipped without running `f`, and gives `None`. The only way to record a
+    /// message as applied, so no handler can forget the check.
+    pub async fn apply<T, F>(&self, seq: u64, f: F) -> Result<Option<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut NodeTxn<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.write(move |t| {
+            if seq <= t.applied_in()? {
+                return Ok(None);
+            }
+            let applied = f(t)?;
+            t.set_applied_in(seq)?;
+            Ok(Some(applied))
+        })
+        .await
+    }
+
     /// The last orchestrator → node sequence applied.
     pub fn applied_in(&self) -> Result<u64, StoreError> {
         let txn = self.durable.read()?;
@@ -255,8 +275,9 @@ impl NodeTxn<'_> {
         Ok(meta.get(APPLIED_IN)?.map(|v| v.value()).unwrap_or(0))
     }
 
-    /// Records the last orchestrator → node sequence applied.
-    pub fn set_applied_in(&mut self, seq: u64) -> Result<(), StoreError> {
+    /// Records the last orchestrator → node sequence applied (through [`NodeStore::apply`]
+    /// only).
+    fn set_applied_in(&mut self, seq: u64) -> Result<(), StoreError> {
         self.txn.open_table(META)?.insert(APPLIED_IN, seq)?;
         Ok(())
     }
@@ -293,5 +314,36 @@ mod tests {
         let left = store.outbox_after(0, 10).unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].0, 3);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_message_is_skipped_without_running_its_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = NodeStore::open(&dir.path().join("compute.redb")).unwrap();
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        for seq in [1, 2, 2, 1, 3, 3] {
+            let ran = std::sync::Arc::clone(&ran);
+            let applied = store
+                .apply(seq, move |_| {
+                    ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(seq)
+                })
+                .await
+                .unwrap();
+            assert!(applied.is_none() || applied == Some(seq));
+        }
+        assert_eq!(
+            ran.load(std::sync::atomic::Ordering::SeqCst),
+            3,
+            "1, 2, 3 once each"
+        );
+        assert_eq!(store.applied_in().unwrap(), 3);
+        // A handler that fails records nothing: the message is applied when it comes again.
+        let failed = store
+            .apply(4, |_| Err::<(), _>(StoreError::Db("refused".into())))
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(store.applied_in().unwrap(), 3);
+        assert_eq!(store.apply(4, |_| Ok(())).await.unwrap(), Some(()));
     }
 }
