@@ -1,8 +1,10 @@
 //! The node channel's transport seam. A compute node talks to its orchestrator through a
 //! [`Link`]: frames out, frames in, whatever carries them (a WebSocket in `bacalhau-api`, or
 //! channels within one process from [`in_process`]). A [`Connector`] opens a fresh link for
-//! each session; the reliable-delivery rules (sequence numbers, acks, replay) live with the
-//! two ends and are written down in `bacalhau-protocol`.
+//! each session. [`reliable`] holds the delivery rules both ends follow (sequence numbers,
+//! acknowledgements, replay, gaps).
+
+pub mod reliable;
 
 use bacalhau_protocol::Frame;
 use std::future::Future;

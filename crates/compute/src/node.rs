@@ -5,6 +5,7 @@ use crate::executor::{BoxFuture, ExecutionContext, Executor, ExecutorError};
 use crate::inputs::{InputError, Partition, Storages};
 use crate::publisher::{PublishError, PublishRequest, Published, Publishers};
 use crate::store::{LocalExecution, NodeStore, StoreError};
+use bacalhau_channel::reliable::{Delivery, delivery};
 use bacalhau_models::node::{ComputeNodeInfo, DataLocality};
 use bacalhau_models::{
     Execution, ExecutionId, ExecutionStateType, NodeId, NodeInfo, Resources, RunCommandResult,
@@ -356,11 +357,21 @@ impl ComputeNode {
 
     /// Applies one message from the orchestrator with its sequence number, in one
     /// transaction; a replayed message (at or below the applied sequence) changes nothing.
+    /// Returns the message that should have come first when one is missing (nothing applied:
+    /// the session drops the connection and the handshake resumes from the last applied).
     pub(crate) async fn handle_message(
         &self,
         seq: u64,
         message: Message,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
+        // Decided before any effect in memory (stopping a run, leaving the queue): a replay or
+        // a message after a gap must change nothing. The session hands over one message at a
+        // time, and `NodeStore::apply` checks again in the transaction.
+        match delivery(self.store.applied_in()?, seq) {
+            Delivery::Replay => return Ok(None),
+            Delivery::Gap { expected } => return Ok(Some(expected)),
+            Delivery::Apply => {}
+        }
         match message {
             Message::RunExecution {
                 execution,
@@ -377,7 +388,7 @@ impl ComputeNode {
             } => self.cancel(seq, execution_id, reason).await,
             Message::ExecutionUpdate(_) => {
                 tracing::warn!("the orchestrator sent an execution update; ignored");
-                self.store.apply(seq, |_| Ok(())).await.map(|_| ())
+                Ok(self.store.apply(seq, |_| Ok(())).await?.missing())
             }
         }
     }
@@ -408,7 +419,7 @@ impl ComputeNode {
         Ok(())
     }
 
-    async fn accept(&self, seq: u64, execution: Execution) -> Result<(), StoreError> {
+    async fn accept(&self, seq: u64, execution: Execution) -> Result<Option<u64>, StoreError> {
         let verdict = self.bid(&execution);
         let accepted = verdict.is_ok();
         if !accepted {
@@ -434,19 +445,24 @@ impl ComputeNode {
                 t.enqueue(&update(&execution, state, Report::message(message)))?;
                 Ok(true)
             })
-            .await?
-            .unwrap_or(false);
-        if fresh {
+            .await?;
+        let missing = fresh.missing();
+        if fresh.done().unwrap_or(false) {
             self.outbox_wake.notify_waiters();
             if accepted {
                 self.lock_queue().waiting.push_back(queued);
                 self.runner_wake.notify_one();
             }
         }
-        Ok(())
+        Ok(missing)
     }
 
-    async fn cancel(&self, seq: u64, id: ExecutionId, reason: String) -> Result<(), StoreError> {
+    async fn cancel(
+        &self,
+        seq: u64,
+        id: ExecutionId,
+        reason: String,
+    ) -> Result<Option<u64>, StoreError> {
         // A running execution stops through its executor, which reports the end itself.
         if let Some(stop) = self.lock_queue().running.get(&id) {
             let _ = stop.send(true);
@@ -474,12 +490,12 @@ impl ComputeNode {
                 ))?;
                 Ok(true)
             })
-            .await?
-            .unwrap_or(false);
-        if cancelled {
+            .await?;
+        let missing = cancelled.missing();
+        if cancelled.done().unwrap_or(false) {
             self.outbox_wake.notify_waiters();
         }
-        Ok(())
+        Ok(missing)
     }
 
     /// Records a state change of an execution and queues its report, in one transaction.

@@ -2,6 +2,7 @@
 //! orchestrator's messages and acknowledging them; reconnects with backoff when it drops.
 
 use crate::node::{ComputeNode, Connector, Link};
+use bacalhau_channel::reliable::Sending;
 use bacalhau_protocol::LogRequest;
 use bacalhau_protocol::{Frame, Hello};
 use std::collections::HashMap;
@@ -82,7 +83,7 @@ async fn session(
         .write(move |t| t.trim(applied))
         .await
         .map_err(store_error)?;
-    let mut sent_up_to = applied;
+    let mut sending = Sending::resume(applied);
     let mut heartbeat =
         tokio::time::interval(Duration::from_millis(welcome.heartbeat_interval_ms.max(50)));
     // Log streams of this connection; they end with it.
@@ -93,7 +94,7 @@ async fn session(
         notified.as_mut().enable();
         let pending = node
             .store()
-            .outbox_after(sent_up_to, SEND_BATCH)
+            .outbox_after(sending.after(), SEND_BATCH)
             .map_err(store_error)?;
         let full_batch = pending.len() == SEND_BATCH;
         for (seq, body) in pending {
@@ -101,7 +102,7 @@ async fn session(
                 .send(Frame::Message { seq, body })
                 .await
                 .map_err(|_| "connection closed".to_string())?;
-            sent_up_to = seq;
+            sending.sent(seq);
         }
         if full_batch {
             continue;
@@ -117,7 +118,11 @@ async fn session(
             frame = incoming.recv() => match frame {
                 None => return Err("connection closed by the orchestrator".into()),
                 Some(Frame::Message { seq, body }) => {
-                    node.handle_message(seq, body).await.map_err(store_error)?;
+                    if let Some(expected) = node.handle_message(seq, body).await.map_err(store_error)? {
+                        return Err(format!(
+                            "message {expected} from the orchestrator is missing (got {seq}): reconnecting to resume"
+                        ));
+                    }
                     outgoing
                         .send(Frame::Ack { seq })
                         .await

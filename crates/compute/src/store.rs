@@ -2,6 +2,7 @@
 //! sequence numbers of both directions, in redb. Every state change is one write, and writes
 //! made at the same time share a commit (`bacalhau-durable`'s group commit).
 
+use bacalhau_channel::reliable::{Delivery, delivery};
 use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::{Execution, ExecutionStateType};
 use bacalhau_protocol::Message;
@@ -41,6 +42,39 @@ macro_rules! db_errors {
     )+};
 }
 db_errors!(redb::StorageError, redb::TableError, DurableError);
+
+/// What [`NodeStore::apply`] did with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied<T> {
+    /// Applied; the handler's result.
+    Done(T),
+    /// Applied before: nothing changed.
+    Replay,
+    /// An earlier message is missing: nothing applied; the connection should be dropped so the
+    /// handshake resumes from the last applied one.
+    Missing {
+        /// The message that should have come.
+        expected: u64,
+    },
+}
+
+impl<T> Applied<T> {
+    /// The message that should have come first, when one is missing.
+    pub fn missing(&self) -> Option<u64> {
+        match self {
+            Applied::Missing { expected } => Some(*expected),
+            _ => None,
+        }
+    }
+
+    /// The handler's result, if it ran.
+    pub fn done(self) -> Option<T> {
+        match self {
+            Applied::Done(value) => Some(value),
+            _ => None,
+        }
+    }
+}
 
 /// An execution as this node knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,21 +152,24 @@ impl NodeStore {
     }
 
     /// Applies the orchestrator's message number `seq` with `f`, in one durable transaction
-    /// with the sequence number: a message at or below the last one applied (a replay after a
-    /// reconnect) is skipped without running `f`, and gives `None`. The only way to record a
-    /// message as applied, so no handler can forget the check.
-    pub async fn apply<T, F>(&self, seq: u64, f: F) -> Result<Option<T>, StoreError>
+    /// with the sequence number, following the channel's rules
+    /// (`bacalhau_channel::reliable::delivery`): a message at or below the last one applied (a
+    /// replay after a reconnect) is skipped without running `f`, one that leaves a gap is not
+    /// applied either. The only way to record a message as applied, so no handler can forget
+    /// the check.
+    pub async fn apply<T, F>(&self, seq: u64, f: F) -> Result<Applied<T>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut NodeTxn<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write(move |t| {
-            if seq <= t.applied_in()? {
-                return Ok(None);
+        self.write(move |t| match delivery(t.applied_in()?, seq) {
+            Delivery::Replay => Ok(Applied::Replay),
+            Delivery::Gap { expected } => Ok(Applied::Missing { expected }),
+            Delivery::Apply => {
+                let applied = f(t)?;
+                t.set_applied_in(seq)?;
+                Ok(Applied::Done(applied))
             }
-            let applied = f(t)?;
-            t.set_applied_in(seq)?;
-            Ok(Some(applied))
         })
         .await
     }
@@ -321,7 +358,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = NodeStore::open(&dir.path().join("compute.redb")).unwrap();
         let ran = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        for seq in [1, 2, 2, 1, 3, 3] {
+        for seq in [1, 2, 2, 1, 3, 3, 5] {
             let ran = std::sync::Arc::clone(&ran);
             let applied = store
                 .apply(seq, move |_| {
@@ -330,7 +367,12 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            assert!(applied.is_none() || applied == Some(seq));
+            match applied {
+                Applied::Done(done) => assert_eq!(done, seq),
+                Applied::Replay => assert!(seq <= 3),
+                // 4 never came: 5 is not applied.
+                Applied::Missing { expected } => assert_eq!((seq, expected), (5, 4)),
+            }
         }
         assert_eq!(
             ran.load(std::sync::atomic::Ordering::SeqCst),
@@ -344,6 +386,6 @@ mod tests {
             .await;
         assert!(failed.is_err());
         assert_eq!(store.applied_in().unwrap(), 3);
-        assert_eq!(store.apply(4, |_| Ok(())).await.unwrap(), Some(()));
+        assert_eq!(store.apply(4, |_| Ok(())).await.unwrap(), Applied::Done(()));
     }
 }

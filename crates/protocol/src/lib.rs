@@ -5,8 +5,10 @@
 //! per-direction sequence number, written to the sender's durable outbox before it is sent.
 //! The receiver applies a message and its effects in one transaction with the sequence number,
 //! so a replayed message is recognised and skipped, then answers [`Frame::Ack`] with the
-//! highest sequence it has durably applied; the sender trims its outbox up to there. On
-//! reconnect each side's handshake says what it last applied, and the sender replays the rest.
+//! highest sequence it has durably applied; the sender trims its outbox up to there. A message
+//! beyond the next one (one went missing) is not applied: the receiver drops the connection.
+//! On reconnect each side's handshake says what it last applied, and the sender replays the
+//! rest. `bacalhau-channel`'s `reliable` module holds these rules as code.
 //! Heartbeats carry the node's free capacity. This crate defines the frames; it does no I/O.
 
 use bacalhau_models::{

@@ -2,6 +2,7 @@
 //! heartbeats and the node's execution updates.
 
 use super::{NodeManager, updates};
+use bacalhau_channel::reliable::Sending;
 use bacalhau_protocol::{Frame, Message, Welcome};
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,7 +74,7 @@ async fn run_session(
     if let Err(e) = trim(manager, id, node_applied).await {
         return format!("store failure: {e}");
     }
-    let mut sent_up_to = node_applied;
+    let mut sending = Sending::resume(node_applied);
     let idle = manager.config.disconnect_timeout;
     loop {
         let notified = wake.notified();
@@ -86,7 +87,7 @@ async fn run_session(
         let pending = match manager
             .store()
             .read()
-            .and_then(|r| r.outbox_after(id, sent_up_to, SEND_BATCH))
+            .and_then(|r| r.outbox_after(id, sending.after(), SEND_BATCH))
         {
             Ok(pending) => pending,
             Err(e) => return format!("store failure: {e}"),
@@ -96,7 +97,7 @@ async fn run_session(
             if outgoing.send(Frame::Message { seq, body }).await.is_err() {
                 return "connection closed".into();
             }
-            sent_up_to = seq;
+            sending.sent(seq);
         }
         if full_batch {
             continue;
@@ -144,32 +145,32 @@ async fn handle_frame(
                     Err(_) => break,
                 }
             }
-            let updates: Vec<(u64, bacalhau_protocol::ExecutionUpdate)> = batch
+            let messages: Vec<(u64, Option<bacalhau_protocol::ExecutionUpdate>)> = batch
                 .into_iter()
-                .filter_map(|(seq, body)| match body {
-                    Message::ExecutionUpdate(update) => Some((seq, update)),
+                .map(|(seq, body)| match body {
+                    Message::ExecutionUpdate(update) => (seq, Some(update)),
                     other => {
                         tracing::warn!(node = %id, message = ?other, "unexpected message from a node");
-                        None
+                        (seq, None)
                     }
                 })
                 .collect();
-            let highest = updates
-                .iter()
-                .map(|(s, _)| *s)
-                .max()
-                .unwrap_or(seq)
-                .max(seq);
-            let evaluations = updates::apply(manager.store(), id, updates, highest)
+            let applied = updates::apply(manager.store(), id, messages)
                 .await
                 .map_err(|e| format!("store failure: {e}"))?;
-            for evaluation in evaluations {
+            for evaluation in applied.evaluations {
                 manager.broker().enqueue(evaluation);
             }
             outgoing
-                .send(Frame::Ack { seq: highest })
+                .send(Frame::Ack { seq: applied.up_to })
                 .await
                 .map_err(|_| "connection closed".to_string())?;
+            if let Some(expected) = applied.missing {
+                return Err(format!(
+                    "message {expected} from the node is missing: reconnecting to resume from {}",
+                    applied.up_to
+                ));
+            }
             for other in others {
                 Box::pin(handle_frame(manager, id, other, incoming, outgoing)).await?;
             }

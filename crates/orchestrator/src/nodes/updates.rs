@@ -1,8 +1,10 @@
 //! Applies compute nodes' execution updates to the store: idempotent, forward-only, one
-//! transaction per batch together with the sequence number that makes replays harmless.
+//! transaction per batch together with the sequence number that makes replays harmless (the
+//! channel's rules, `bacalhau_channel::reliable`, decide what is applied).
 
 use crate::scheduler::execution_event;
 use crate::store::{Direction, Store, StoreError};
+use bacalhau_channel::reliable::{Delivery, delivery};
 use bacalhau_models::history::topics;
 use bacalhau_models::{
     Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, TriggeredBy, time,
@@ -42,24 +44,44 @@ fn describe(update: &ExecutionUpdate) -> String {
     }
 }
 
-/// Applies `updates` from `node` (skipping those at or below the last applied sequence) and
-/// records `highest` as applied; returns the evaluations to schedule.
+/// What applying a batch of a node's messages did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// Evaluations to schedule.
+    pub evaluations: Vec<Evaluation>,
+    /// The node's messages applied up to here (to acknowledge).
+    pub up_to: u64,
+    /// A message was missing before the rest of the batch: this one should have come. The
+    /// connection is dropped, and the next handshake resumes from `up_to`.
+    pub missing: Option<u64>,
+}
+
+/// Applies a batch of `node`'s messages in order (`None` for a kind the orchestrator ignores,
+/// which still counts as applied), following the channel's rules: a replay is skipped, a gap
+/// stops the batch. The updates and the new sequence number are one transaction.
 pub async fn apply(
     store: &Store,
     node: &NodeId,
-    updates: Vec<(u64, ExecutionUpdate)>,
-    highest: u64,
-) -> Result<Vec<Evaluation>, StoreError> {
+    messages: Vec<(u64, Option<ExecutionUpdate>)>,
+) -> Result<Applied, StoreError> {
     let node = node.clone();
     let now = time::to_nanos(SystemTime::now());
     store
         .write(move |w| {
-            let applied = w.sequence(Direction::In, &node)?;
+            let before = w.sequence(Direction::In, &node)?;
+            let mut applied = before;
             let mut evaluations = Vec::new();
-            for (seq, update) in updates {
-                if seq <= applied {
-                    continue;
+            let mut missing = None;
+            for (seq, update) in messages {
+                match delivery(applied, seq) {
+                    Delivery::Replay => continue,
+                    Delivery::Gap { expected } => {
+                        missing = Some(expected);
+                        break;
+                    }
+                    Delivery::Apply => applied = seq,
                 }
+                let Some(update) = update else { continue };
                 let Some(mut execution) = w.execution(&update.execution_id)? else {
                     tracing::warn!(execution = %update.execution_id, "update for an unknown execution");
                     continue;
@@ -105,10 +127,14 @@ pub async fn apply(
                     evaluations.push(evaluation);
                 }
             }
-            if highest > applied {
-                w.set_sequence(Direction::In, &node, highest)?;
+            if applied > before {
+                w.set_sequence(Direction::In, &node, applied)?;
             }
-            Ok(evaluations)
+            Ok(Applied {
+                evaluations,
+                up_to: applied,
+                missing,
+            })
         })
         .await
 }
