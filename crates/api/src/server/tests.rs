@@ -1,3 +1,5 @@
+//! The API server's tests: every route through the router, with a real orchestrator behind it.
+
 use super::*;
 use bacalhau_client::client::{ApiClient, ListJobsOptions};
 use bacalhau_models::{JobStateType, parse_job_spec};

@@ -1,3 +1,5 @@
+//! The job model's tests: normalization and validation of specs as users write them.
+
 use super::*;
 use crate::spec::parse_job_spec;
 

@@ -1,3 +1,5 @@
+//! The orchestrator endpoint's tests: submit, stop, rerun, queries, on a real store.
+
 use super::*;
 use bacalhau_models::parse_job_spec;
 use std::time::{Duration, Instant};

@@ -1,3 +1,5 @@
+//! The schedulers' tests, as data: a snapshot of jobs, executions and nodes in, a plan out.
+
 use super::*;
 use bacalhau_models::node::{ComputeNodeInfo, NodeInfo, connection, membership};
 use bacalhau_models::{ExecutionStateType, TriggeredBy, parse_job_spec};

@@ -1,3 +1,5 @@
+//! The store's tests: writes, reads, the outbox and the audit chain on a real redb file.
+
 use super::*;
 use bacalhau_models::{JobHistoryType, history::Event};
 
