@@ -27,14 +27,7 @@ url=$(curl -sf "http://127.0.0.1:$port/api/v1/orchestrator/jobs/$id/results" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["Items"][0]["Params"]["URL"])')
 bytes=$(curl -sfI "$url" | tr -d '\r' | awk 'tolower($1)=="content-length:" {print $2}')
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-seconds() {
-  local t0 t1
-  t0=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 || echo "bench: failed: $*" >&2
-  t1=$(date +%s.%N)
-  echo "$t1 - $t0" | bc -l
-}
+. bench/timing.sh
 runs=3
 curl_s=$(for i in $(seq $runs); do rm -f "$work/c.tgz"; seconds curl -sf -o "$work/c.tgz" "$url"; done | median)
 raw_s=$(for i in $(seq $runs); do rm -rf "$work/raw$i"; seconds "$bin" job get "$id" --raw --output-dir "$work/raw$i"; rm -rf "$work/raw$i"; done | median)
