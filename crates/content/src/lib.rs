@@ -18,7 +18,7 @@ pub use cid::Cid;
 pub use export::{Exported, export};
 pub use import::{Added, CidVersion, hash_file, import, import_bytes};
 pub use libp2p::Multiaddr;
-pub use network::Network;
+pub use network::{Network, resolve_path};
 pub use store::{BlockStore, Hold, links, verify};
 
 /// What can go wrong with content.
@@ -34,6 +34,8 @@ pub enum ContentError {
     Unsupported { cid: String, reason: String },
     #[error("cannot add {path}: {reason}")]
     Import { path: String, reason: String },
+    #[error("{root} has no {path}")]
+    NoSuchPath { root: String, path: String },
     #[error("no peer provided {cid} within {seconds}s")]
     Unavailable { cid: String, seconds: u64 },
     #[error("IPFS network: {0}")]

@@ -69,6 +69,8 @@ enum Command {
     Fetch {
         root: Cid,
         peers: Vec<Multiaddr>,
+        /// The whole DAG under `root`, or only the block of `root`.
+        whole: bool,
         done: oneshot::Sender<Result<u64, ContentError>>,
     },
 }
@@ -165,6 +167,29 @@ impl Network {
         peers: &[Multiaddr],
         timeout: Duration,
     ) -> Result<u64, ContentError> {
+        self.fetch_some(root, peers, timeout, true).await
+    }
+
+    /// Brings the one block of `cid` into the store (not what it links to), as [`fetch`]
+    /// does.
+    ///
+    /// [`fetch`]: Network::fetch
+    pub async fn fetch_block(
+        &self,
+        cid: &Cid,
+        peers: &[Multiaddr],
+        timeout: Duration,
+    ) -> Result<u64, ContentError> {
+        self.fetch_some(cid, peers, timeout, false).await
+    }
+
+    async fn fetch_some(
+        &self,
+        root: &Cid,
+        peers: &[Multiaddr],
+        timeout: Duration,
+        whole: bool,
+    ) -> Result<u64, ContentError> {
         let gone = || ContentError::Network("the IPFS node has stopped".into());
         let peers = peers
             .iter()
@@ -180,6 +205,7 @@ impl Network {
             .send(Command::Fetch {
                 root: *root,
                 peers,
+                whole,
                 done,
             })
             .await
@@ -201,6 +227,8 @@ type Stored = (u64, u64, Result<Vec<Cid>, ContentError>);
 /// One fetch in progress: blocks asked for, bytes received.
 struct Fetching {
     root: Cid,
+    /// Walk the links of what arrives (the whole DAG), or stop at the root's block.
+    whole: bool,
     pending: usize,
     bytes: u64,
     done: Option<oneshot::Sender<Result<u64, ContentError>>>,
@@ -229,9 +257,13 @@ async fn run(
                         continue;
                     }
                 };
+                let mut links = links;
                 if let Some(fetch) = fetches.get_mut(&id) {
                     fetch.pending -= 1;
                     fetch.bytes += size;
+                    if !fetch.whole {
+                        links.clear();
+                    }
                 }
                 want(&mut swarm, &store, &mut fetches, &mut queries, &mut asked, id, links);
             }
@@ -244,10 +276,10 @@ async fn run(
                         }
                     }
                 }
-                Some(Command::Fetch { root, peers, done }) => {
+                Some(Command::Fetch { root, peers, whole, done }) => {
                     next_fetch += 1;
                     let id = next_fetch;
-                    fetches.insert(id, Fetching { root, pending: 0, bytes: 0, done: Some(done) });
+                    fetches.insert(id, Fetching { root, whole, pending: 0, bytes: 0, done: Some(done) });
                     want(&mut swarm, &store, &mut fetches, &mut queries, &mut asked, id, vec![root]);
                     // Something is missing: ask the holders (bitswap sends the wants on connect).
                     if fetches.contains_key(&id) {
@@ -299,7 +331,9 @@ fn want(
         if !asked.insert((id, cid)) {
             continue;
         }
+        let whole = fetches.get(&id).is_some_and(|f| f.whole);
         match store.get(&cid) {
+            Ok(Some(_)) if !whole => {}
             Ok(Some(block)) => match crate::links(&cid, &block) {
                 Ok(links) => todo.extend(links),
                 Err(e) => return finish(fetches, id, Err(e)),
@@ -329,4 +363,58 @@ fn finish(fetches: &mut HashMap<u64, Fetching>, id: u64, result: Result<u64, Con
         }
         tracing::debug!(root = %fetch.root, "fetch over");
     }
+}
+
+/// The CID at `path` (`a/b/c`) under the directory `root`, plain or HAMT-sharded: only the
+/// blocks on the way are read, from the store or, when it lacks them and a network is given,
+/// fetched one by one from `peers` within `timeout` each.
+pub async fn resolve_path(
+    store: &BlockStore,
+    network: Option<&Network>,
+    root: &Cid,
+    path: &str,
+    peers: &[Multiaddr],
+    timeout: Duration,
+) -> Result<Cid, ContentError> {
+    let block_of = |cid: Cid| async move {
+        if let Some(block) = store.get(&cid)? {
+            return Ok(block);
+        }
+        if let Some(network) = network {
+            network.fetch_block(&cid, peers, timeout).await?;
+        }
+        store.get(&cid)?.ok_or_else(|| ContentError::Missing {
+            root: root.to_string(),
+            cid: cid.to_string(),
+        })
+    };
+    let no_such = || ContentError::NoSuchPath {
+        root: root.to_string(),
+        path: path.to_string(),
+    };
+    let unsupported = |cid: &Cid, e: &dyn std::fmt::Display| ContentError::Unsupported {
+        cid: cid.to_string(),
+        reason: e.to_string(),
+    };
+    let mut cid = *root;
+    let mut cache = None;
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        let block = block_of(cid).await?;
+        let mut step =
+            rust_unixfs::resolve(&block, segment, &mut cache).map_err(|e| unsupported(&cid, &e))?;
+        cid = loop {
+            match step {
+                rust_unixfs::MaybeResolved::Found(found) => break found,
+                rust_unixfs::MaybeResolved::NotFound => return Err(no_such()),
+                rust_unixfs::MaybeResolved::NeedToLoadMore(lookup) => {
+                    let bucket = *lookup.pending_links().0;
+                    let block = block_of(bucket).await?;
+                    step = lookup
+                        .continue_walk(&block, &mut cache)
+                        .map_err(|e| unsupported(&bucket, &e))?;
+                }
+            }
+        };
+    }
+    Ok(cid)
 }

@@ -2,7 +2,9 @@
 //! runs its body again inside a network namespace with only loopback up (`unshare -n`, as
 //! root), so no packet of the libp2p stack can leave the machine.
 
-use bacalhau_content::{BlockStore, CidVersion, Multiaddr, Network, export, import, import_bytes};
+use bacalhau_content::{
+    BlockStore, CidVersion, Multiaddr, Network, export, import, import_bytes, resolve_path,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -73,6 +75,44 @@ fn two_nodes_exchange_a_dag_over_bitswap() {
             .await
             .unwrap();
         assert_eq!(refetched, fetched);
+
+        // A path under the root: only the directory block on the way and the file come over,
+        // not the 3 MB beside it.
+        let lean_store = BlockStore::open(&dir.path().join("lean")).unwrap();
+        let lean = Network::start(lean_store.clone(), std::slice::from_ref(&loopback))
+            .await
+            .unwrap();
+        let small = resolve_path(
+            &lean_store,
+            Some(&lean),
+            &added.root,
+            "small.txt",
+            &holder.addresses(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+        let brought = lean
+            .fetch(&small, &holder.addresses(), Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert!(brought < 100, "{brought} bytes for a 6-byte file");
+        assert!(
+            lean_store.size() < 1_000,
+            "{} bytes held",
+            lean_store.size()
+        );
+        let missing = resolve_path(
+            &lean_store,
+            Some(&lean),
+            &added.root,
+            "sub/nope",
+            &holder.addresses(),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap_err();
+        assert!(missing.to_string().contains("sub/nope"), "{missing}");
 
         let (absent, _) = import_bytes(b"held by nobody", CidVersion::V0);
         let err = fetcher

@@ -1,5 +1,6 @@
-//! `ipfs` inputs: a CID (optionally `CID/sub/path`) written at the target as a file or a
-//! directory, every block checked against its hash. Blocks the node's store lacks come over
+//! `ipfs` inputs: a CID (optionally `CID/sub/path`, resolved by reading only the directory
+//! blocks on the way) written at the target as a file or a directory, every block checked
+//! against its hash. Blocks the node's store lacks come over
 //! bitswap from the holders the orchestrator names (and any configured peers) within a
 //! timeout that names the CID; a node without an IPFS node bids only for CIDs it holds.
 
@@ -79,13 +80,9 @@ impl InputStorage for IpfsStorage {
     ) -> BoxFuture<'a, Result<PreparedInput, InputError>> {
         Box::pin(async move {
             let input = request.input;
-            let (cid, path) = cid_of(input)?;
-            // Not pinned here: kept from collection until exported.
-            let hold = self.store.hold(&cid);
-            // Bytes that came from peers: 0 when the node held every block.
-            let mut fetched = 0;
-            if let Some(fetching) = &self.fetching {
-                let peers: Vec<bacalhau_content::Multiaddr> = request
+            let (root, path) = cid_of(input)?;
+            let peers: Vec<bacalhau_content::Multiaddr> = match &self.fetching {
+                Some(fetching) => request
                     .peers
                     .iter()
                     .chain(&fetching.peers)
@@ -96,7 +93,34 @@ impl InputStorage for IpfsStorage {
                             None
                         }
                     })
-                    .collect();
+                    .collect(),
+                None => Vec::new(),
+            };
+            // Not pinned here: kept from collection until exported.
+            let _root_hold = self.store.hold(&root);
+            // A path under the root: only the blocks on the way to it are read, then its DAG.
+            let cid = if path.is_empty() {
+                root
+            } else {
+                let timeout = self
+                    .fetching
+                    .as_ref()
+                    .map_or(std::time::Duration::ZERO, |f| f.timeout);
+                bacalhau_content::resolve_path(
+                    &self.store,
+                    self.fetching.as_ref().map(|f| f.network.as_ref()),
+                    &root,
+                    &path,
+                    &peers,
+                    timeout,
+                )
+                .await
+                .map_err(|e| InputError::unavailable(input, e))?
+            };
+            let hold = self.store.hold(&cid);
+            // Bytes that came from peers: 0 when the node held every block.
+            let mut fetched = 0;
+            if let Some(fetching) = &self.fetching {
                 fetched = fetching
                     .network
                     .fetch(&cid, &peers, fetching.timeout)
@@ -109,20 +133,8 @@ impl InputStorage for IpfsStorage {
             let store = self.store.clone();
             let dest = request.dest.clone();
             let max_bytes = self.max_bytes;
-            let exported = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-                if path.is_empty() {
-                    let exported =
-                        bacalhau_content::export(&store, &cid, &dest).map_err(|e| e.to_string())?;
-                    return Ok(exported.bytes);
-                }
-                // A path under the root: export the tree beside the target, keep that path.
-                let whole = dest.with_extension("ipfs-tree");
-                let exported =
-                    bacalhau_content::export(&store, &cid, &whole).map_err(|e| e.to_string())?;
-                let moved = std::fs::rename(whole.join(&path), &dest)
-                    .map_err(|e| format!("{cid}/{path}: {e}"));
-                let _ = std::fs::remove_dir_all(&whole);
-                moved.map(|()| exported.bytes)
+            let exported = tokio::task::spawn_blocking(move || {
+                bacalhau_content::export(&store, &cid, &dest).map(|exported| exported.bytes)
             })
             .await
             .map_err(|e| InputError::unavailable(input, e))?
