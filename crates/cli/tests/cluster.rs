@@ -47,7 +47,10 @@ async fn wait_nodes(client: &ApiClient, n: usize) {
         let nodes = client.list_nodes().await.ok()?.nodes;
         let connected = nodes
             .iter()
-            .filter(|n| n.connection_state.status == "CONNECTED" && n.info.node_type == "Compute")
+            .filter(|n| {
+                n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
+                    && n.info.node_type == "Compute"
+            })
             .count();
         (connected >= n).then_some(())
     })
@@ -241,7 +244,8 @@ async fn a_partition_loses_and_duplicates_nothing() {
     proxy.set_cut(true);
     eventually(20, "the node to be seen as disconnected", || async {
         let node = client.get_node("edge-node").await.ok()?.node;
-        (node.connection_state.status == "DISCONNECTED").then_some(())
+        (node.connection_state.status == bacalhau_models::node::ConnectionStatus::Disconnected)
+            .then_some(())
     })
     .await;
     // The execution finishes on the far side of the partition; its report waits in the outbox.
@@ -327,7 +331,9 @@ async fn with_manual_approval_a_node_waits_until_approved() {
     let _node = ComputeProcess::start(&dir.path().join("new"), "new-node", &address, &[]);
     eventually(20, "the node to be pending", || async {
         let node = client.get_node("new-node").await.ok()?.node;
-        (node.membership == "PENDING" && node.connection_state.status == "CONNECTED").then_some(())
+        (node.membership == bacalhau_models::node::Membership::Pending
+            && node.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected)
+            .then_some(())
     })
     .await;
     let put = client
@@ -344,7 +350,9 @@ async fn with_manual_approval_a_node_waits_until_approved() {
     assert!(reject.status.success(), "{}", common::stderr(&reject));
     eventually(20, "the rejected node to be refused", || async {
         let node = client.get_node("new-node").await.ok()?.node;
-        (node.membership == "REJECTED" && node.connection_state.status == "DISCONNECTED")
+        (node.membership == bacalhau_models::node::Membership::Rejected
+            && node.connection_state.status
+                == bacalhau_models::node::ConnectionStatus::Disconnected)
             .then_some(())
     })
     .await;

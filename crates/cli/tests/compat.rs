@@ -182,7 +182,9 @@ async fn every_upstream_config_key_loads_and_the_unused_ones_are_named() {
             let nodes = client.list_nodes().await.ok()?.nodes;
             nodes
                 .iter()
-                .any(|n| n.connection_state.status == "CONNECTED")
+                .any(|n| {
+                    n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
+                })
                 .then_some(())
         }
     })
@@ -501,7 +503,9 @@ async fn a_gpu_job_goes_to_the_node_whose_nvidia_smi_shows_one() {
             let nodes = client.list_nodes().await.ok()?.nodes;
             let connected = nodes
                 .iter()
-                .filter(|n| n.connection_state.status == "CONNECTED")
+                .filter(|n| {
+                    n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
+                })
                 .count();
             let gpu = nodes
                 .into_iter()
@@ -691,7 +695,10 @@ async fn two_hybrid_nodes_on_one_host_with_default_publisher_ports() {
                 let nodes = client.list_nodes().await.ok()?.nodes;
                 nodes
                     .iter()
-                    .any(|n| n.connection_state.status == "CONNECTED")
+                    .any(|n| {
+                        n.connection_state.status
+                            == bacalhau_models::node::ConnectionStatus::Connected
+                    })
                     .then_some(())
             }
         })

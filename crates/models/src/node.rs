@@ -5,22 +5,88 @@ use crate::resources::Resources;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Membership: `PENDING` until approved, `APPROVED`, or `REJECTED` for good.
-pub mod membership {
+/// A node's membership: `PENDING` until approved, `APPROVED`, or `REJECTED` for good. On the
+/// wire as upstream's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Membership {
     /// Waiting for an operator's approval.
-    pub const PENDING: &str = "PENDING";
+    #[default]
+    // Records written before the field was typed may hold an empty string.
+    #[serde(rename = "PENDING", alias = "")]
+    Pending,
     /// May receive work.
-    pub const APPROVED: &str = "APPROVED";
+    #[serde(rename = "APPROVED")]
+    Approved,
     /// Refused; its handshakes are refused too.
-    pub const REJECTED: &str = "REJECTED";
+    #[serde(rename = "REJECTED")]
+    Rejected,
 }
 
-/// Connection status: `CONNECTED` or `DISCONNECTED`.
-pub mod connection {
+impl Membership {
+    /// Every membership, in upstream's order.
+    pub const ALL: [Membership; 3] = [Self::Pending, Self::Approved, Self::Rejected];
+
+    /// Upstream's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Approved => "APPROVED",
+            Self::Rejected => "REJECTED",
+        }
+    }
+
+    /// Parses upstream's name, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl std::fmt::Display for Membership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node's connection: `CONNECTED` while heartbeats arrive, else `DISCONNECTED`. On the wire
+/// as upstream's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum ConnectionStatus {
     /// Heartbeats arrive.
-    pub const CONNECTED: &str = "CONNECTED";
-    /// Heartbeats stopped.
-    pub const DISCONNECTED: &str = "DISCONNECTED";
+    #[serde(rename = "CONNECTED")]
+    Connected,
+    /// Heartbeats stopped (or never came).
+    #[default]
+    // Records written before the field was typed may hold an empty string.
+    #[serde(rename = "DISCONNECTED", alias = "")]
+    Disconnected,
+}
+
+impl ConnectionStatus {
+    /// Both, in upstream's order.
+    pub const ALL: [ConnectionStatus; 2] = [Self::Connected, Self::Disconnected];
+
+    /// Upstream's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connected => "CONNECTED",
+            Self::Disconnected => "DISCONNECTED",
+        }
+    }
+
+    /// Parses upstream's name, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|c| c.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl std::fmt::Display for ConnectionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The version of the software a node runs.
@@ -196,7 +262,7 @@ pub struct NodeInfo {
 pub struct ConnectionState {
     /// `CONNECTED` or `DISCONNECTED`.
     #[serde(rename = "Status", default)]
-    pub status: String,
+    pub status: ConnectionStatus,
     /// Last heartbeat, RFC 3339.
     #[serde(rename = "LastHeartbeat", default)]
     pub last_heartbeat: String,
@@ -237,10 +303,10 @@ pub struct NodeState {
     pub info: NodeInfo,
     /// `PENDING`, `APPROVED` or `REJECTED`.
     #[serde(rename = "Membership", default)]
-    pub membership: String,
+    pub membership: Membership,
     /// Deprecated copy of `ConnectionState.Status`, kept as upstream sends it.
     #[serde(rename = "Connection", default)]
-    pub connection: String,
+    pub connection: ConnectionStatus,
     /// The connection's state.
     #[serde(rename = "ConnectionState", default)]
     pub connection_state: ConnectionState,
@@ -287,5 +353,35 @@ mod tests {
             "ipfs",
             &[("CID", "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH")]
         )));
+    }
+
+    #[test]
+    fn membership_and_connection_travel_as_upstreams_strings() {
+        let state = NodeState {
+            membership: Membership::Approved,
+            connection_state: ConnectionState {
+                status: ConnectionStatus::Connected,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(json["Membership"], "APPROVED");
+        assert_eq!(json["ConnectionState"]["Status"], "CONNECTED");
+        assert_eq!(json["Connection"], "DISCONNECTED");
+        let back: NodeState = serde_json::from_value(json).unwrap();
+        assert_eq!(back.membership, Membership::Approved);
+        assert_eq!(Membership::parse("rejected"), Some(Membership::Rejected));
+        assert_eq!(
+            ConnectionStatus::parse(" Connected "),
+            Some(ConnectionStatus::Connected)
+        );
+        assert_eq!(Membership::parse("maybe"), None);
+        assert!(serde_json::from_str::<Membership>("\"MAYBE\"").is_err());
+        // As older records hold them.
+        assert_eq!(
+            serde_json::from_str::<ConnectionStatus>("\"\"").unwrap(),
+            ConnectionStatus::Disconnected
+        );
     }
 }

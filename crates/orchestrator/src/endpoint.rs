@@ -699,8 +699,10 @@ impl Orchestrator {
             .nodes
             .states()
             .into_iter()
-            .filter(|n| membership.is_none_or(|m| n.membership.eq_ignore_ascii_case(m)))
-            .filter(|n| status.is_none_or(|s| n.connection_state.status.eq_ignore_ascii_case(s)))
+            .filter(|n| membership.is_none_or(|m| n.membership.as_str().eq_ignore_ascii_case(m)))
+            .filter(|n| {
+                status.is_none_or(|s| n.connection_state.status.as_str().eq_ignore_ascii_case(s))
+            })
             .collect())
     }
 

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use bacalhau_models::NodeState;
-use bacalhau_models::node::{connection, membership};
+use bacalhau_models::node::{ConnectionStatus, Membership};
 use std::cmp::Ordering;
 use std::sync::Arc;
 
@@ -65,8 +65,12 @@ fn compare(order: &str, a: &NodeState, b: &NodeState) -> Ordering {
         "available_memory" => free(b).memory.cmp(&free(a).memory),
         "available_disk" => free(b).disk.cmp(&free(a).disk),
         "available_gpu" => free(b).gpu.cmp(&free(a).gpu),
-        "approval" => a.membership.cmp(&b.membership),
-        "status" => a.connection_state.status.cmp(&b.connection_state.status),
+        "approval" => a.membership.as_str().cmp(b.membership.as_str()),
+        "status" => a
+            .connection_state
+            .status
+            .as_str()
+            .cmp(b.connection_state.status.as_str()),
         _ => a.info.node_id.cmp(&b.info.node_id),
     }
 }
@@ -80,15 +84,18 @@ pub async fn list(
         &params,
         ["filter-approval", "filter_approval"],
         &[
-            membership::APPROVED,
-            membership::PENDING,
-            membership::REJECTED,
+            Membership::Approved.as_str(),
+            Membership::Pending.as_str(),
+            Membership::Rejected.as_str(),
         ],
     )?;
     let status = filter(
         &params,
         ["filter-status", "filter_status"],
-        &[connection::CONNECTED, connection::DISCONNECTED],
+        &[
+            ConnectionStatus::Connected.as_str(),
+            ConnectionStatus::Disconnected.as_str(),
+        ],
     )?;
     let labels = super::jobs::labels_of(&params)?;
     let order = order_by(&params, NODE_ORDERS, "id")?;

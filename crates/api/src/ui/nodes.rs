@@ -12,6 +12,7 @@ use axum::extract::{Form, Path, Query, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
 use bacalhau_models::NodeState;
+use bacalhau_models::node::Membership;
 use maud::{Markup, html};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,8 +34,8 @@ fn actions(node: &NodeState, csrf: &Csrf) -> Markup {
     html! {
         div.actions {
             @for (action, label, shown) in [
-                ("approve", "Approve", node.membership != "APPROVED"),
-                ("reject", "Reject", node.membership != "REJECTED"),
+                ("approve", "Approve", node.membership != Membership::Approved),
+                ("reject", "Reject", node.membership != Membership::Rejected),
                 ("delete", "Delete", true),
             ] {
                 @if shown {
@@ -81,8 +82,8 @@ pub async fn list(
                         tr data-node=(node.info.node_id) {
                             td { a href={ "/ui/nodes/" (encode(node.info.node_id.as_str())) } { (node.info.node_id) } }
                             td { (node.info.node_type) }
-                            td { (badge(&node.connection_state.status)) }
-                            td { (badge(&node.membership)) }
+                            td { (badge(node.connection_state.status.as_str())) }
+                            td { (badge(node.membership.as_str())) }
                             td { @for (k, v) in &node.info.labels { code { (k) "=" (v) } " " } }
                             td { (capacity(node)) }
                             td { (node.info.compute_node_info.execution_engines.join(", ")) }
@@ -127,9 +128,9 @@ pub async fn detail(
         @if viewer.can("write:node") && node.info.node_type == "Compute" { (actions(&node, &csrf)) }
         dl.facts {
             dt { "Type" } dd { (node.info.node_type) }
-            dt { "Connection" } dd { (badge(&node.connection_state.status)) " since " (node.connection_state.connected_since) }
+            dt { "Connection" } dd { (badge(node.connection_state.status.as_str())) " since " (node.connection_state.connected_since) }
             dt { "Last heartbeat" } dd { (node.connection_state.last_heartbeat) }
-            dt { "Approval" } dd { (badge(&node.membership)) }
+            dt { "Approval" } dd { (badge(node.membership.as_str())) }
             dt { "Labels" } dd { @for (k, v) in &node.info.labels { code { (k) "=" (v) } " " } }
             dt { "Used / capacity" } dd { (capacity(&node)) }
             dt { "Running / queued" } dd { (info.running_executions) " / " (info.enqueued_executions) }

@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use bacalhau_client::apimodels::PinDataRequest;
 use bacalhau_content::{BlockStore, CidVersion, Multiaddr, Network};
 use bacalhau_models::NodeState;
-use bacalhau_models::node::{connection, membership};
+use bacalhau_models::node::{ConnectionStatus, Membership};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -156,10 +156,10 @@ async fn choose_node(
         if !node.info.node_type.eq_ignore_ascii_case("Compute") {
             return Err("it is not a compute node".into());
         }
-        if node.membership != membership::APPROVED {
+        if node.membership != Membership::Approved {
             return Err(format!("its membership is {}", node.membership));
         }
-        if node.connection_state.status != connection::CONNECTED {
+        if node.connection_state.status != ConnectionStatus::Connected {
             return Err(format!("it is {}", node.connection_state.status));
         }
         if info.ipfs_addresses.is_empty()

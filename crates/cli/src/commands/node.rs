@@ -184,8 +184,8 @@ fn nodes_table(nodes: &[NodeState], show: &[String]) -> comfy_table::Table {
         let mut row = vec![
             info.node_id.to_string(),
             info.node_type.clone(),
-            node.membership.clone(),
-            node.connection_state.status.clone(),
+            node.membership.to_string(),
+            node.connection_state.status.to_string(),
         ];
         if shows("labels") {
             row.push(

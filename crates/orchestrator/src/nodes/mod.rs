@@ -15,7 +15,7 @@ use crate::planner::Applied;
 use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
 use bacalhau_models::history::topics;
-use bacalhau_models::node::{ConnectionState, connection as conn, membership};
+use bacalhau_models::node::{ConnectionState, ConnectionStatus, Membership};
 use bacalhau_models::{Evaluation, JobHistory, NodeId, NodeState, Timestamp, TriggeredBy, time};
 use bacalhau_protocol::{Frame, Heartbeat, Hello, Welcome};
 use std::collections::{BTreeSet, HashMap};
@@ -164,8 +164,8 @@ impl NodeManager {
         let now = now();
         let mut nodes = HashMap::new();
         for mut state in store.read()?.nodes()? {
-            state.connection_state.status = conn::DISCONNECTED.into();
-            state.connection = conn::DISCONNECTED.into();
+            state.connection_state.status = ConnectionStatus::Disconnected;
+            state.connection = ConnectionStatus::Disconnected;
             nodes.insert(
                 state.info.node_id.clone(),
                 LiveNode {
@@ -243,27 +243,27 @@ impl NodeManager {
         let (state, wake, generation, is_new) = {
             let mut nodes = self.write();
             let existing = nodes.get(&id);
-            if existing.is_some_and(|n| n.state.membership == membership::REJECTED) {
+            if existing.is_some_and(|n| n.state.membership == Membership::Rejected) {
                 return Err(Refusal::Rejected(id));
             }
             let is_new = existing.is_none();
             let membership_state =
                 existing
-                    .map(|n| n.state.membership.clone())
+                    .map(|n| n.state.membership)
                     .unwrap_or_else(|| {
                         if self.config.manual_approval {
-                            membership::PENDING.into()
+                            Membership::Pending
                         } else {
-                            membership::APPROVED.into()
+                            Membership::Approved
                         }
                     });
             let stamp = time::rfc3339(now);
             let state = NodeState {
                 info: hello.node_info.clone(),
                 membership: membership_state,
-                connection: conn::CONNECTED.into(),
+                connection: ConnectionStatus::Connected,
                 connection_state: ConnectionState {
-                    status: conn::CONNECTED.into(),
+                    status: ConnectionStatus::Connected,
                     last_heartbeat: stamp.clone(),
                     connected_since: stamp,
                     ..Default::default()
@@ -319,7 +319,7 @@ impl NodeManager {
     /// Whether `generation` is still the node's current connection and the node is welcome.
     pub fn is_current(&self, id: &NodeId, generation: u64) -> bool {
         self.read().get(id).is_some_and(|n| {
-            n.generation == generation && n.state.membership != membership::REJECTED
+            n.generation == generation && n.state.membership != Membership::Rejected
         })
     }
 
@@ -531,8 +531,8 @@ impl NodeManager {
             node.disconnected_at = Some(now);
             node.control = None;
             let state = Arc::make_mut(&mut node.state);
-            state.connection = conn::DISCONNECTED.into();
-            state.connection_state.status = conn::DISCONNECTED.into();
+            state.connection = ConnectionStatus::Disconnected;
+            state.connection_state.status = ConnectionStatus::Disconnected;
             state.connection_state.disconnected_since = time::rfc3339(now);
             state.connection_state.last_error = reason.to_string();
             state.clone()
@@ -565,16 +565,14 @@ impl NodeManager {
                 });
             };
             match action {
-                "approve" if node.state.membership == membership::APPROVED => {
+                "approve" if node.state.membership == Membership::Approved => {
                     return Err(conflict(format!("node {id} is already approved")));
                 }
-                "approve" => {
-                    Arc::make_mut(&mut node.state).membership = membership::APPROVED.into()
-                }
-                "reject" if node.state.membership == membership::REJECTED => {
+                "approve" => Arc::make_mut(&mut node.state).membership = Membership::Approved,
+                "reject" if node.state.membership == Membership::Rejected => {
                     return Err(conflict(format!("node {id} is already rejected")));
                 }
-                "reject" => Arc::make_mut(&mut node.state).membership = membership::REJECTED.into(),
+                "reject" => Arc::make_mut(&mut node.state).membership = Membership::Rejected,
                 "delete" => {}
                 other => {
                     return Err(OrchestratorError::Invalid(format!(

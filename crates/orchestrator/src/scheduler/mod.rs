@@ -43,7 +43,7 @@ impl NodeView {
     /// Builds a view from a stored node.
     pub fn new(state: impl Into<Arc<NodeState>>) -> Self {
         let state = state.into();
-        let connected = state.connection_state.status == node::connection::CONNECTED;
+        let connected = state.connection_state.status == node::ConnectionStatus::Connected;
         Self {
             state,
             connected,

@@ -93,7 +93,7 @@ pub fn select_nodes(
     // Only approved, connected compute nodes count as available, as upstream counts them.
     let is_available = |node: &NodeView| {
         node.state.info.node_type == "Compute"
-            && node.state.membership == node::membership::APPROVED
+            && node.state.membership == node::Membership::Approved
             && node.connected
     };
     selection.available = nodes.iter().filter(|n| is_available(n)).count();

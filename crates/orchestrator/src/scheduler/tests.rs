@@ -1,7 +1,7 @@
 //! The schedulers' tests, as data: a snapshot of jobs, executions and nodes in, a plan out.
 
 use super::*;
-use bacalhau_models::node::{ComputeNodeInfo, NodeInfo, connection, membership};
+use bacalhau_models::node::{ComputeNodeInfo, ConnectionStatus, Membership, NodeInfo};
 use bacalhau_models::{ExecutionStateType, TriggeredBy, parse_job_spec};
 use std::sync::Arc;
 
@@ -47,10 +47,10 @@ fn node(id: &str, labels: &[(&str, &str)]) -> NodeView {
             },
             ..Default::default()
         },
-        membership: membership::APPROVED.into(),
-        connection: connection::CONNECTED.into(),
+        membership: Membership::Approved,
+        connection: ConnectionStatus::Connected,
         connection_state: bacalhau_models::node::ConnectionState {
-            status: connection::CONNECTED.into(),
+            status: ConnectionStatus::Connected,
             ..Default::default()
         },
     })
