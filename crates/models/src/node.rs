@@ -89,6 +89,44 @@ impl std::fmt::Display for ConnectionStatus {
     }
 }
 
+/// What an operator can do to a node's membership (`node approve|reject|delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeAction {
+    /// Let it take work.
+    Approve,
+    /// Refuse it for good.
+    Reject,
+    /// Forget it (it may join again).
+    Delete,
+}
+
+impl NodeAction {
+    /// Every action.
+    pub const ALL: [NodeAction; 3] = [Self::Approve, Self::Reject, Self::Delete];
+
+    /// The action's name as the API and CLI write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// Parses an action's name, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+}
+
+impl std::fmt::Display for NodeAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The version of the software a node runs.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct BuildVersionInfo {

@@ -761,10 +761,13 @@ impl Orchestrator {
         action: &str,
         actor: &str,
     ) -> Result<(), OrchestratorError> {
+        let action = bacalhau_models::node::NodeAction::parse(action).ok_or_else(|| {
+            OrchestratorError::Invalid(format!(
+                "unknown node action {action:?}: use approve, reject or delete"
+            ))
+        })?;
         let node_id: NodeId = self.node(id)?.info.node_id;
-        self.nodes
-            .update_membership(&node_id, &action.to_ascii_lowercase(), actor)
-            .await
+        self.nodes.update_membership(&node_id, action, actor).await
     }
 
     /// Up to `limit` events of the audit log (job and node events, hash-chained) after

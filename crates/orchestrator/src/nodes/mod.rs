@@ -15,7 +15,7 @@ use crate::planner::Applied;
 use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
 use bacalhau_models::history::topics;
-use bacalhau_models::node::{ConnectionState, ConnectionStatus, Membership};
+use bacalhau_models::node::{ConnectionState, ConnectionStatus, Membership, NodeAction};
 use bacalhau_models::{Evaluation, JobHistory, NodeId, NodeState, Timestamp, TriggeredBy, time};
 use bacalhau_protocol::{Frame, Heartbeat, Hello, Welcome};
 use std::collections::{BTreeSet, HashMap};
@@ -247,16 +247,13 @@ impl NodeManager {
                 return Err(Refusal::Rejected(id));
             }
             let is_new = existing.is_none();
-            let membership_state =
-                existing
-                    .map(|n| n.state.membership)
-                    .unwrap_or_else(|| {
-                        if self.config.manual_approval {
-                            Membership::Pending
-                        } else {
-                            Membership::Approved
-                        }
-                    });
+            let membership_state = existing.map(|n| n.state.membership).unwrap_or_else(|| {
+                if self.config.manual_approval {
+                    Membership::Pending
+                } else {
+                    Membership::Approved
+                }
+            });
             let stamp = time::rfc3339(now);
             let state = NodeState {
                 info: hello.node_info.clone(),
@@ -548,7 +545,7 @@ impl NodeManager {
     pub async fn update_membership(
         &self,
         id: &NodeId,
-        action: &str,
+        action: NodeAction,
         actor: &str,
     ) -> Result<(), crate::OrchestratorError> {
         use crate::OrchestratorError;
@@ -565,30 +562,29 @@ impl NodeManager {
                 });
             };
             match action {
-                "approve" if node.state.membership == Membership::Approved => {
+                NodeAction::Approve if node.state.membership == Membership::Approved => {
                     return Err(conflict(format!("node {id} is already approved")));
                 }
-                "approve" => Arc::make_mut(&mut node.state).membership = Membership::Approved,
-                "reject" if node.state.membership == Membership::Rejected => {
+                NodeAction::Approve => {
+                    Arc::make_mut(&mut node.state).membership = Membership::Approved
+                }
+                NodeAction::Reject if node.state.membership == Membership::Rejected => {
                     return Err(conflict(format!("node {id} is already rejected")));
                 }
-                "reject" => Arc::make_mut(&mut node.state).membership = Membership::Rejected,
-                "delete" => {}
-                other => {
-                    return Err(OrchestratorError::Invalid(format!(
-                        "unknown node action {other:?}: use approve, reject or delete"
-                    )));
+                NodeAction::Reject => {
+                    Arc::make_mut(&mut node.state).membership = Membership::Rejected
                 }
+                NodeAction::Delete => {}
             }
             let wake = Arc::clone(&node.wake);
             let state = NodeState::clone(&node.state);
-            if action == "delete" {
+            if action == NodeAction::Delete {
                 nodes.remove(id);
             }
             (state, wake)
         };
         let node_id = id.clone();
-        let delete = action == "delete";
+        let delete = action == NodeAction::Delete;
         let event = JobHistory::node_event(
             id.as_str(),
             topics::NODE_MEMBERSHIP,
@@ -608,7 +604,7 @@ impl NodeManager {
             .await?;
         // A rejected or deleted node's connection closes; an approved node may take work.
         wake.notify_waiters();
-        if action == "approve" {
+        if action == NodeAction::Approve {
             self.evaluate_active_jobs(TriggeredBy::NodeJoin).await?;
         } else {
             self.evaluate_active_jobs(TriggeredBy::NodeLeave).await?;
