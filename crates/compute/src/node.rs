@@ -255,12 +255,7 @@ impl ComputeNode {
             Ok(()) => {
                 tracing::info!(%cid, bytes = fetched, "pinned");
                 // Pinned data counts against the cap too: make room among the unpinned.
-                let store = blocks.clone();
-                tokio::task::spawn_blocking(move || {
-                    if let Err(e) = store.tidy() {
-                        tracing::warn!(error = %e, "cannot collect unpinned blocks");
-                    }
-                });
+                blocks.tidy_in_background();
                 reply(fetched, String::new())
             }
             Err(e) => reply(fetched, e),

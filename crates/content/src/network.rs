@@ -250,14 +250,13 @@ async fn run(
     loop {
         tokio::select! {
             Some((id, size, outcome)) = stored.recv() => {
-                let links = match outcome {
+                let mut links = match outcome {
                     Ok(links) => links,
                     Err(e) => {
                         finish(&mut fetches, id, Err(e));
                         continue;
                     }
                 };
-                let mut links = links;
                 if let Some(fetch) = fetches.get_mut(&id) {
                     fetch.pending -= 1;
                     fetch.bytes += size;

@@ -189,6 +189,17 @@ impl BlockStore {
         blocks
     }
 
+    /// [`BlockStore::tidy`] on the blocking pool, logging what it freed or why it could not:
+    /// for callers that have just added blocks and need not wait for the room.
+    pub fn tidy_in_background(&self) {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || match store.tidy() {
+            Ok(0) => {}
+            Ok(freed) => tracing::info!(bytes = freed, "unpinned blocks collected"),
+            Err(e) => tracing::warn!(error = %e, "cannot collect unpinned blocks"),
+        });
+    }
+
     /// Removes blocks no pin or hold reaches while the store holds more than `cap` bytes; returns the
     /// bytes freed. Pinned data is never removed, whatever the cap.
     pub fn collect(&self, cap: u64) -> Result<u64, ContentError> {

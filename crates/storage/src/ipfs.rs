@@ -142,12 +142,7 @@ impl InputStorage for IpfsStorage {
             drop(hold);
             if fetched > 0 {
                 // What came in may push the store over its cap: make room for the next job.
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || match store.tidy() {
-                    Ok(0) => {}
-                    Ok(freed) => tracing::info!(bytes = freed, "unpinned blocks collected"),
-                    Err(e) => tracing::warn!(error = %e, "cannot collect unpinned blocks"),
-                });
+                self.store.tidy_in_background();
             }
             if max_bytes > 0 && exported > max_bytes {
                 let _ = tokio::fs::remove_dir_all(&request.dest).await;

@@ -114,8 +114,6 @@ pub struct NodeManager {
     refusals: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
 }
 
-/// A node refused again within this long is not audited again: a misconfigured node retries
-/// every few seconds, and the audit log is never pruned.
 /// Pin requests waiting for their node's answer.
 type PendingPins = HashMap<u64, (NodeId, tokio::sync::oneshot::Sender<Result<u64, PinError>>)>;
 
@@ -138,6 +136,8 @@ pub enum PinError {
     },
 }
 
+/// A node refused again within this long is not audited again: a misconfigured node retries
+/// every few seconds, and the audit log is never pruned.
 const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(3600);
 
 fn now() -> Timestamp {
