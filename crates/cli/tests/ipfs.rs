@@ -230,11 +230,13 @@ async fn job_get_checks_every_block_and_names_an_altered_one() {
 }
 
 /// A 3-node devstack where a job published `script`'s `/out` with `-p ipfs`: the server, the
-/// CID, and the node holding it, once that node advertises the CID.
+/// CID, and the node holding it, once that node advertises the CID; and the devstack lock,
+/// to hold while the server runs.
 async fn published_on_a_devstack(
     dir: &Path,
     script: &str,
-) -> (Server, String, bacalhau_models::NodeId) {
+) -> (Server, String, bacalhau_models::NodeId, std::fs::File) {
+    let lock = common::devstack_lock();
     let server = Server::start_with(
         &dir.join("devstack"),
         common::free_port(),
@@ -283,13 +285,13 @@ async fn published_on_a_devstack(
         }
     })
     .await;
-    (server, cid, holder)
+    (server, cid, holder, lock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_reading_a_cid_goes_to_the_node_that_holds_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, cid, holder) =
+    let (server, cid, holder, _lock) =
         published_on_a_devstack(dir.path(), "echo held here > /out/note.txt").await;
     let client = server.client();
     for _ in 0..3 {
@@ -332,7 +334,7 @@ fn a_node_without_the_cid_fetches_it_from_the_holder_over_bitswap() {
         .expect("a runtime")
         .block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let (server, cid, holder) = published_on_a_devstack(
+            let (server, cid, holder, _lock) = published_on_a_devstack(
                 dir.path(),
                 "head -c 700000 /dev/zero | tr '\\0' y > /out/big.txt",
             )
@@ -388,6 +390,7 @@ fn data_add_pins_on_a_chosen_node_and_jobs_follow_it_until_it_is_full() {
         .expect("a runtime")
         .block_on(async {
             let dir = tempfile::tempdir().unwrap();
+            let _lock = common::devstack_lock();
             let server = Server::start_with(
                 &dir.path().join("devstack"),
                 common::free_port(),

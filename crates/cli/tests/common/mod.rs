@@ -532,3 +532,20 @@ pub fn inside_netns(name: &str) -> bool {
     );
     false
 }
+
+/// Held while a devstack runs Docker jobs. Devstacks name their nodes `node-0`, `node-1`...,
+/// and a node removes the Docker containers labelled with its name when it starts (what a
+/// crash left behind), so two devstacks on one Docker engine at once (tests of one binary run
+/// in parallel, and `inside_netns` re-runs a test in a child process) could remove each
+/// other's just-created containers. An exclusive lock on a file serialises them.
+pub fn devstack_lock() -> std::fs::File {
+    let path = std::env::temp_dir().join("bacalhau-tests-devstack.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .expect("the devstack lock file");
+    file.lock().expect("the devstack lock");
+    file
+}
