@@ -2,9 +2,12 @@
 //! [`Link`]: frames out, frames in, whatever carries them (a WebSocket in `bacalhau-api`, or
 //! channels within one process from [`in_process`]). A [`Connector`] opens a fresh link for
 //! each session. [`reliable`] holds the delivery rules both ends follow (sequence numbers,
-//! acknowledgements, replay, gaps).
+//! acknowledgements, replay, gaps), and [`store`] the durable tables they keep them in (an
+//! outbox and sequence numbers per peer, laid out the same in both ends' databases, and
+//! [`store::apply`], the one way to record a received message as applied).
 
 pub mod reliable;
+pub mod store;
 
 use bacalhau_protocol::Frame;
 use std::future::Future;

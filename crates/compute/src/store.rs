@@ -1,8 +1,9 @@
-//! The compute node's durable store: its executions, its outbox to the orchestrator and the
-//! sequence numbers of both directions, in redb. Every state change is one write, and writes
-//! made at the same time share a commit (`bacalhau-durable`'s group commit).
+//! The compute node's durable store: its executions, and the channel's outbox to the
+//! orchestrator and sequence numbers (`bacalhau_channel::store`, laid out as the
+//! orchestrator's), in redb. Every state change is one write, and writes made at the same time
+//! share a commit (`bacalhau-durable`'s group commit).
 
-use bacalhau_channel::reliable::{Delivery, delivery};
+use bacalhau_channel::store::{self as channel, ChannelTxn, ORCHESTRATOR};
 use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::{Execution, ExecutionStateType};
 use bacalhau_protocol::Message;
@@ -10,16 +11,12 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+pub use bacalhau_channel::store::Applied;
+
 /// Execution ID → the execution with its job, written once: jobs can be large (inline data).
 const EXECUTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("executions");
 /// Execution ID → its state on this node, rewritten on every change.
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("execution_states");
-const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-/// The last sequence number given to an outgoing message.
-const OUT_SEQ: &str = "out_seq";
-/// The last orchestrator → node sequence number applied.
-const APPLIED_IN: &str = "applied_in";
 
 /// What can go wrong in the node's store.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +27,9 @@ pub enum StoreError {
     /// A record could not be decoded.
     #[error("corrupt record in the compute store: {0}")]
     Corrupt(String),
+    /// The channel's tables failed.
+    #[error(transparent)]
+    Channel(#[from] channel::StoreError),
 }
 
 macro_rules! db_errors {
@@ -42,39 +42,6 @@ macro_rules! db_errors {
     )+};
 }
 db_errors!(redb::StorageError, redb::TableError, DurableError);
-
-/// What [`NodeStore::apply`] did with a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied<T> {
-    /// Applied; the handler's result.
-    Done(T),
-    /// Applied before: nothing changed.
-    Replay,
-    /// An earlier message is missing: nothing applied; the connection should be dropped so the
-    /// handshake resumes from the last applied one.
-    Missing {
-        /// The message that should have come.
-        expected: u64,
-    },
-}
-
-impl<T> Applied<T> {
-    /// The message that should have come first, when one is missing.
-    pub fn missing(&self) -> Option<u64> {
-        match self {
-            Applied::Missing { expected } => Some(*expected),
-            _ => None,
-        }
-    }
-
-    /// The handler's result, if it ran.
-    pub fn done(self) -> Option<T> {
-        match self {
-            Applied::Done(value) => Some(value),
-            _ => None,
-        }
-    }
-}
 
 /// An execution as this node knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,9 +102,9 @@ impl NodeStore {
         let durable = Durable::open(path, "compute-store", |txn| {
             txn.open_table(EXECUTIONS)?;
             txn.open_table(STATES)?;
-            txn.open_table(OUTBOX)?;
-            txn.open_table(META)?;
-            Ok(())
+            migrate_channel_tables(txn)?;
+            channel::create_tables(txn)?;
+            Ok::<(), StoreError>(())
         })?;
         Ok(Self { durable })
     }
@@ -152,33 +119,21 @@ impl NodeStore {
     }
 
     /// Applies the orchestrator's message number `seq` with `f`, in one durable transaction
-    /// with the sequence number, following the channel's rules
-    /// (`bacalhau_channel::reliable::delivery`): a message at or below the last one applied (a
-    /// replay after a reconnect) is skipped without running `f`, one that leaves a gap is not
-    /// applied either. The only way to record a message as applied, so no handler can forget
-    /// the check.
+    /// with the sequence number that records it ([`bacalhau_channel::store::apply`]): a replay
+    /// and a message after a gap are not handed to `f`. The only way to record a message as
+    /// applied, so no handler can forget the check.
     pub async fn apply<T, F>(&self, seq: u64, f: F) -> Result<Applied<T>, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut NodeTxn<'_>) -> Result<T, StoreError> + Send + 'static,
     {
-        self.write(move |t| match delivery(t.applied_in()?, seq) {
-            Delivery::Replay => Ok(Applied::Replay),
-            Delivery::Gap { expected } => Ok(Applied::Missing { expected }),
-            Delivery::Apply => {
-                let applied = f(t)?;
-                t.set_applied_in(seq)?;
-                Ok(Applied::Done(applied))
-            }
-        })
-        .await
+        self.write(move |t| channel::apply(t, ORCHESTRATOR, seq, f))
+            .await
     }
 
     /// The last orchestrator → node sequence applied.
     pub fn applied_in(&self) -> Result<u64, StoreError> {
-        let txn = self.durable.read()?;
-        let meta = txn.open_table(META)?;
-        Ok(meta.get(APPLIED_IN)?.map(|v| v.value()).unwrap_or(0))
+        Ok(channel::applied(&self.durable.read()?, ORCHESTRATOR)?)
     }
 
     /// Outgoing messages above `after`, oldest first, at most `limit`.
@@ -187,16 +142,12 @@ impl NodeStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, Message)>, StoreError> {
-        let txn = self.durable.read()?;
-        let table = txn.open_table(OUTBOX)?;
-        let mut messages = Vec::new();
-        for entry in table.range(after.saturating_add(1)..)?.take(limit) {
-            let (key, value) = entry?;
-            let message = serde_json::from_slice(value.value())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            messages.push((key.value(), message));
-        }
-        Ok(messages)
+        Ok(channel::outbox_after(
+            &self.durable.read()?,
+            ORCHESTRATOR,
+            after,
+            limit,
+        )?)
     }
 
     /// One execution this node knows.
@@ -285,45 +236,111 @@ impl NodeTxn<'_> {
 
     /// Queues a message for the orchestrator; returns its sequence number.
     pub fn enqueue(&mut self, message: &Message) -> Result<u64, StoreError> {
-        let mut meta = self.txn.open_table(META)?;
-        let seq = meta.get(OUT_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
-        meta.insert(OUT_SEQ, seq)?;
-        let bytes = serde_json::to_vec(message).map_err(|e| StoreError::Db(e.to_string()))?;
-        self.txn.open_table(OUTBOX)?.insert(seq, bytes.as_slice())?;
-        Ok(seq)
+        Ok(channel::enqueue(self.txn, ORCHESTRATOR, message)?)
     }
 
     /// Drops outgoing messages up to `seq`, which the orchestrator applied.
     pub fn trim(&mut self, seq: u64) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(OUTBOX)?;
-        let acknowledged: Vec<u64> = table
-            .range(..=seq)?
-            .map(|entry| entry.map(|(key, _)| key.value()))
-            .collect::<Result<_, _>>()?;
-        for s in acknowledged {
-            table.remove(s)?;
-        }
-        Ok(())
+        Ok(channel::acknowledged(self.txn, ORCHESTRATOR, seq)?)
     }
 
     /// The last orchestrator → node sequence applied.
     pub fn applied_in(&self) -> Result<u64, StoreError> {
-        let meta = self.txn.open_table(META)?;
-        Ok(meta.get(APPLIED_IN)?.map(|v| v.value()).unwrap_or(0))
+        Ok(channel::applied(self.txn, ORCHESTRATOR)?)
     }
+}
 
-    /// Records the last orchestrator → node sequence applied (through [`NodeStore::apply`]
-    /// only).
-    fn set_applied_in(&mut self, seq: u64) -> Result<(), StoreError> {
-        self.txn.open_table(META)?.insert(APPLIED_IN, seq)?;
-        Ok(())
+impl ChannelTxn for NodeTxn<'_> {
+    fn channel_txn(&self) -> &WriteTransaction {
+        self.txn
     }
+}
+
+/// Stores written before the channel's tables were shared kept the outbox keyed by number
+/// alone and the two sequence numbers in a `meta` table; this moves them into the channel's
+/// tables with their numbers unchanged (the orchestrator resumes by them). A store already in
+/// the channel's layout is left alone.
+fn migrate_channel_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    const OLD_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+    const OLD_META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+    let waiting: Vec<(u64, Message)> = match txn.open_table(OLD_OUTBOX) {
+        Ok(table) => table
+            .iter()?
+            .map(|entry| {
+                let (seq, bytes) = entry?;
+                Ok((seq.value(), decode(bytes.value())?))
+            })
+            .collect::<Result<_, StoreError>>()?,
+        // The channel's outbox (keyed by peer and number) is already there.
+        Err(redb::TableError::TableTypeMismatch { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    txn.delete_table(OLD_OUTBOX)?;
+    let (queued, applied) = {
+        let meta = txn.open_table(OLD_META)?;
+        let number = |key: &str| -> Result<u64, StoreError> {
+            Ok(meta.get(key)?.map(|v| v.value()).unwrap_or(0))
+        };
+        (number("out_seq")?, number("applied_in")?)
+    };
+    txn.delete_table(OLD_META)?;
+    channel::create_tables(txn)?;
+    channel::adopt(txn, ORCHESTRATOR, queued, applied, &waiting)?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use bacalhau_models::ExecutionId;
+
+    fn cancel(i: u64) -> Message {
+        Message::CancelExecution {
+            execution_id: ExecutionId::from(format!("e-{i}")),
+            reason: String::new(),
+        }
+    }
+
+    /// A store in the layout before the channel's tables were shared (outbox keyed by number,
+    /// numbers in `meta`) opens with its waiting messages and numbers intact, so an upgraded
+    /// node resumes where it stopped.
+    #[tokio::test]
+    async fn a_store_in_the_older_layout_keeps_its_outbox_and_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compute.redb");
+        {
+            let db = redb::Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut outbox = txn
+                    .open_table(TableDefinition::<u64, &[u8]>::new("outbox"))
+                    .unwrap();
+                for seq in [6, 7] {
+                    outbox
+                        .insert(seq, serde_json::to_vec(&cancel(seq)).unwrap().as_slice())
+                        .unwrap();
+                }
+                let mut meta = txn
+                    .open_table(TableDefinition::<&str, u64>::new("meta"))
+                    .unwrap();
+                meta.insert("out_seq", 7).unwrap();
+                meta.insert("applied_in", 12).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        for _ in 0..2 {
+            let store = NodeStore::open(&path).unwrap();
+            assert_eq!(store.applied_in().unwrap(), 12);
+            assert_eq!(
+                store.outbox_after(0, 10).unwrap(),
+                vec![(6, cancel(6)), (7, cancel(7))]
+            );
+        }
+        let store = NodeStore::open(&path).unwrap();
+        let next = store.write(|t| t.enqueue(&cancel(8))).await.unwrap();
+        assert_eq!(next, 8, "numbering goes on after the migrated messages");
+        assert_eq!(store.apply(12, |_| Ok(())).await.unwrap(), Applied::Replay);
+    }
 
     #[tokio::test]
     async fn outbox_survives_reopen_and_trims_on_ack() {
@@ -334,18 +351,16 @@ mod tests {
             store
                 .write(|t| {
                     for i in 0..3 {
-                        t.enqueue(&Message::CancelExecution {
-                            execution_id: ExecutionId::from(format!("e-{i}")),
-                            reason: String::new(),
-                        })?;
+                        t.enqueue(&cancel(i))?;
                     }
-                    t.set_applied_in(9)
+                    Ok(())
                 })
                 .await
                 .unwrap();
+            store.apply(1, |_| Ok(())).await.unwrap();
         }
         let store = NodeStore::open(&path).unwrap();
-        assert_eq!(store.applied_in().unwrap(), 9);
+        assert_eq!(store.applied_in().unwrap(), 1);
         assert_eq!(store.outbox_after(0, 10).unwrap().len(), 3);
         store.write(|t| t.trim(2)).await.unwrap();
         let left = store.outbox_after(0, 10).unwrap();

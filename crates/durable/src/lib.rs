@@ -85,15 +85,16 @@ impl Drop for WriterHandle {
 
 impl Durable {
     /// Opens (or creates) the database at `path`, runs `init` in a first transaction (to
-    /// create tables), and starts the writer thread named `name`.
-    pub fn open(
+    /// create tables, or bring an older layout up to date; nothing is kept if it fails), and
+    /// starts the writer thread named `name`.
+    pub fn open<E: std::fmt::Display>(
         path: &Path,
         name: &str,
-        init: impl FnOnce(&WriteTransaction) -> Result<(), redb::TableError>,
+        init: impl FnOnce(&WriteTransaction) -> Result<(), E>,
     ) -> Result<Self, DurableError> {
         let db = Arc::new(Database::create(path)?);
         let txn = db.begin_write()?;
-        init(&txn)?;
+        init(&txn).map_err(|e| DurableError::Db(format!("cannot prepare the store: {e}")))?;
         txn.commit()?;
         let (sender, ops) = mpsc::sync_channel::<WriteOp>(4096);
         let writer_db = Arc::clone(&db);
@@ -266,7 +267,10 @@ mod tests {
     #[tokio::test]
     async fn a_failing_closure_returns_its_own_error() {
         let dir = tempfile::tempdir().unwrap();
-        let durable = Durable::open(&dir.path().join("db.redb"), "w", |_| Ok(())).unwrap();
+        let durable = Durable::open(&dir.path().join("db.redb"), "w", |_| {
+            Ok::<(), DurableError>(())
+        })
+        .unwrap();
         let result: Result<(), DurableError> = durable
             .write(|_| Err(DurableError::Db("refused".into())))
             .await;

@@ -291,7 +291,7 @@ impl NodeManager {
             .store
             .write(move |w| {
                 w.put_node(&stored)?;
-                w.sequence(crate::store::Direction::In, &node_id)
+                w.applied_from(&node_id)
             })
             .await?;
         tracing::info!(node = %id, new = is_new, "node connected");

@@ -1,13 +1,15 @@
 //! Applies compute nodes' execution updates to the store: idempotent, forward-only, one
-//! transaction per batch together with the sequence number that makes replays harmless (the
-//! channel's rules, `bacalhau_channel::reliable`, decide what is applied).
+//! transaction per batch, each message applied through the channel's
+//! `bacalhau_channel::store::apply` together with the sequence number that makes its replay
+//! harmless.
 
 use crate::scheduler::execution_event;
-use crate::store::{Direction, Store, StoreError};
-use bacalhau_channel::reliable::{Delivery, delivery};
+use crate::store::{Store, StoreError, Writer};
+use bacalhau_channel::store::{self as channel, Applied as Delivered};
 use bacalhau_models::history::topics;
 use bacalhau_models::{
-    Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, TriggeredBy, time,
+    Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, Timestamp,
+    TriggeredBy, time,
 };
 use bacalhau_protocol::ExecutionUpdate;
 use std::time::SystemTime;
@@ -68,73 +70,86 @@ pub async fn apply(
     let now = time::to_nanos(SystemTime::now());
     store
         .write(move |w| {
-            let before = w.sequence(Direction::In, &node)?;
-            let mut applied = before;
             let mut evaluations = Vec::new();
             let mut missing = None;
             for (seq, update) in messages {
-                match delivery(applied, seq) {
-                    Delivery::Replay => continue,
-                    Delivery::Gap { expected } => {
+                let delivered = channel::apply(w, node.as_str(), seq, |w| match update {
+                    Some(update) => apply_update(w, &node, &update, now),
+                    None => Ok(None),
+                })?;
+                match delivered {
+                    Delivered::Done(evaluation) => evaluations.extend(evaluation),
+                    Delivered::Replay => {}
+                    Delivered::Missing { expected } => {
                         missing = Some(expected);
                         break;
                     }
-                    Delivery::Apply => applied = seq,
                 }
-                let Some(update) = update else { continue };
-                let Some(mut execution) = w.execution(&update.execution_id)? else {
-                    tracing::warn!(execution = %update.execution_id, "update for an unknown execution");
-                    continue;
-                };
-                // A node can only speak for its own executions; a terminal execution (stopped
-                // or given up on by the orchestrator) stays as it is, so nothing completes twice.
-                if execution.node_id != node
-                    || execution.is_terminal()
-                    || progress(update.state) <= progress(execution.compute_state.state_type)
-                {
-                    continue;
-                }
-                let Some(job) = w.job(&execution.job_id)? else {
-                    continue;
-                };
-                execution.compute_state = State::with_message(update.state, update.message.clone());
-                execution.compute_state.details = update.details.clone();
-                if update.state.is_terminal() {
-                    execution.desired_state =
-                        State::new(ExecutionDesiredStateType::Stopped);
-                }
-                if update.run_output.is_some() {
-                    execution.run_output = update.run_output.clone();
-                }
-                if update.published_result.is_some() {
-                    execution.published_result = update.published_result.clone();
-                }
-                execution.revision += 1;
-                execution.modify_time = now;
-                w.put_execution(&execution)?;
-                w.add_history(
-                    execution_event(&job, &execution.id, topics::EXECUTION, describe(&update), now)
-                        .by(format!("node:{node}")),
-                )?;
-                if update.state.is_terminal() {
-                    let trigger = if update.state == ExecutionStateType::Failed {
-                        TriggeredBy::ExecFailure
-                    } else {
-                        TriggeredBy::ExecUpdate
-                    };
-                    let evaluation = Evaluation::for_job(&job, trigger, now);
-                    w.put_evaluation(&evaluation)?;
-                    evaluations.push(evaluation);
-                }
-            }
-            if applied > before {
-                w.set_sequence(Direction::In, &node, applied)?;
             }
             Ok(Applied {
                 evaluations,
-                up_to: applied,
+                up_to: w.applied_from(&node)?,
                 missing,
             })
         })
         .await
+}
+
+/// Applies one update of `node`'s; the evaluation to schedule when it finished an execution.
+fn apply_update(
+    w: &mut Writer<'_>,
+    node: &NodeId,
+    update: &ExecutionUpdate,
+    now: Timestamp,
+) -> Result<Option<Evaluation>, StoreError> {
+    let Some(mut execution) = w.execution(&update.execution_id)? else {
+        tracing::warn!(execution = %update.execution_id, "update for an unknown execution");
+        return Ok(None);
+    };
+    // A node can only speak for its own executions; a terminal execution (stopped or given up
+    // on by the orchestrator) stays as it is, so nothing completes twice.
+    if execution.node_id != *node
+        || execution.is_terminal()
+        || progress(update.state) <= progress(execution.compute_state.state_type)
+    {
+        return Ok(None);
+    }
+    let Some(job) = w.job(&execution.job_id)? else {
+        return Ok(None);
+    };
+    execution.compute_state = State::with_message(update.state, update.message.clone());
+    execution.compute_state.details = update.details.clone();
+    if update.state.is_terminal() {
+        execution.desired_state = State::new(ExecutionDesiredStateType::Stopped);
+    }
+    if update.run_output.is_some() {
+        execution.run_output = update.run_output.clone();
+    }
+    if update.published_result.is_some() {
+        execution.published_result = update.published_result.clone();
+    }
+    execution.revision += 1;
+    execution.modify_time = now;
+    w.put_execution(&execution)?;
+    w.add_history(
+        execution_event(
+            &job,
+            &execution.id,
+            topics::EXECUTION,
+            describe(update),
+            now,
+        )
+        .by(format!("node:{node}")),
+    )?;
+    if !update.state.is_terminal() {
+        return Ok(None);
+    }
+    let trigger = if update.state == ExecutionStateType::Failed {
+        TriggeredBy::ExecFailure
+    } else {
+        TriggeredBy::ExecUpdate
+    };
+    let evaluation = Evaluation::for_job(&job, trigger, now);
+    w.put_evaluation(&evaluation)?;
+    Ok(Some(evaluation))
 }

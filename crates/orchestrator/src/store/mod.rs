@@ -7,6 +7,7 @@
 
 mod tables;
 
+use bacalhau_channel::store::{self as channel, ChannelTxn};
 use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
@@ -34,6 +35,9 @@ pub enum StoreError {
     /// The writer thread is gone (the store is shutting down).
     #[error("store is closed")]
     Closed,
+    /// A node channel's tables failed.
+    #[error(transparent)]
+    Channel(#[from] channel::StoreError),
 }
 
 impl From<DurableError> for StoreError {
@@ -364,21 +368,17 @@ macro_rules! read_queries {
             after: u64,
             limit: usize,
         ) -> Result<Vec<(u64, bacalhau_protocol::Message)>, StoreError> {
-            let table = self.txn.open_table(OUTBOX)?;
-            let mut messages = Vec::new();
-            let range = (node.as_str(), after.saturating_add(1))..=(node.as_str(), u64::MAX);
-            for entry in table.range(range)?.take(limit) {
-                let (key, value) = entry?;
-                messages.push((key.value().1, decode(OUTBOX_NAME, value.value())?));
-            }
-            Ok(messages)
+            Ok(channel::outbox_after(
+                self.view(),
+                node.as_str(),
+                after,
+                limit,
+            )?)
         }
 
-        /// The last sequence applied from `node` (`in`) or assigned to it (`out`).
-        pub fn sequence(&self, direction: Direction, node: &NodeId) -> Result<u64, StoreError> {
-            let table = self.txn.open_table(SEQUENCES)?;
-            let found = table.get((direction.key(), node.as_str()))?;
-            Ok(found.map(|v| v.value()).unwrap_or(0))
+        /// The last of `node`'s messages applied here.
+        pub fn applied_from(&self, node: &NodeId) -> Result<u64, StoreError> {
+            Ok(channel::applied(self.view(), node.as_str())?)
         }
 
         /// How many jobs the store holds.
@@ -389,24 +389,6 @@ macro_rules! read_queries {
     };
 }
 
-/// Which way a sequence number counts on a node channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Messages from the node, applied here.
-    In,
-    /// Messages to the node, assigned here.
-    Out,
-}
-
-impl Direction {
-    fn key(self) -> &'static str {
-        match self {
-            Self::In => "in",
-            Self::Out => "out",
-        }
-    }
-}
-
 /// A consistent read-only snapshot of the store.
 pub struct Reader {
     txn: ReadTransaction,
@@ -414,6 +396,10 @@ pub struct Reader {
 
 impl Reader {
     read_queries!();
+
+    fn view(&self) -> &ReadTransaction {
+        &self.txn
+    }
 }
 
 /// The writable view a write closure receives; it also answers every read query.
@@ -421,8 +407,18 @@ pub struct Writer<'t> {
     txn: &'t WriteTransaction,
 }
 
+impl ChannelTxn for Writer<'_> {
+    fn channel_txn(&self) -> &WriteTransaction {
+        self.txn
+    }
+}
+
 impl Writer<'_> {
     read_queries!();
+
+    fn view(&self) -> &WriteTransaction {
+        self.txn
+    }
 
     /// Stores a job as its latest state, indexing its name, creation time and activity.
     pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
@@ -525,39 +521,12 @@ impl Writer<'_> {
         node: &NodeId,
         message: &bacalhau_protocol::Message,
     ) -> Result<u64, StoreError> {
-        let seq = self.sequence(Direction::Out, node)? + 1;
-        self.set_sequence(Direction::Out, node, seq)?;
-        let bytes = encode(message)?;
-        self.txn
-            .open_table(OUTBOX)?
-            .insert((node.as_str(), seq), bytes.as_slice())?;
-        Ok(seq)
+        Ok(channel::enqueue(self.txn, node.as_str(), message)?)
     }
 
     /// Drops the messages for `node` up to `seq`, which the node has applied.
     pub fn trim_outbox(&mut self, node: &NodeId, seq: u64) -> Result<(), StoreError> {
-        let mut table = self.txn.open_table(OUTBOX)?;
-        let acknowledged: Vec<u64> = table
-            .range((node.as_str(), 0u64)..=(node.as_str(), seq))?
-            .map(|entry| entry.map(|(key, _)| key.value().1))
-            .collect::<Result<_, _>>()?;
-        for s in acknowledged {
-            table.remove((node.as_str(), s))?;
-        }
-        Ok(())
-    }
-
-    /// Records a sequence number (see [`Reader::sequence`]).
-    pub fn set_sequence(
-        &mut self,
-        direction: Direction,
-        node: &NodeId,
-        seq: u64,
-    ) -> Result<(), StoreError> {
-        self.txn
-            .open_table(SEQUENCES)?
-            .insert((direction.key(), node.as_str()), seq)?;
-        Ok(())
+        Ok(channel::acknowledged(self.txn, node.as_str(), seq)?)
     }
 
     /// Stores a node's state.

@@ -42,12 +42,6 @@ pub(super) const CHAIN_HEAD_KEY: &str = "head";
 pub(super) const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new(NODES_NAME);
 /// Job ID → (), for jobs not in a terminal state: what node joins and capacity re-evaluate.
 pub(super) const ACTIVE_JOBS: TableDefinition<&str, ()> = TableDefinition::new("active_jobs");
-/// (node ID, sequence) → message waiting for the node's acknowledgement.
-pub(super) const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new(OUTBOX_NAME);
-pub(super) const OUTBOX_NAME: &str = "outbox";
-/// (direction, node ID) → sequence: `out` the last assigned to the node, `in` the last
-/// applied from it.
-pub(super) const SEQUENCES: TableDefinition<(&str, &str), u64> = TableDefinition::new("sequences");
 /// Counters.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last history sequence number handed out.
@@ -69,7 +63,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(NODES)?;
     txn.open_table(META)?;
     txn.open_table(ACTIVE_JOBS)?;
-    txn.open_table(OUTBOX)?;
-    txn.open_table(SEQUENCES)?;
+    // The node channels' outboxes and sequence numbers, keyed by node ID.
+    bacalhau_channel::store::create_tables(txn)?;
     Ok(())
 }
