@@ -6,12 +6,9 @@ mod common;
 
 use bacalhau_client::ApiClient;
 use bacalhau_models::{Execution, ExecutionStateType, JobStateType, parse_job_spec};
-use common::{ComputeProcess, Server, eventually, free_port};
+use common::{ComputeProcess, Proxy, Server, eventually, free_port};
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
 
 fn noop_job(name: &str, count: u32, duration: &str, extra: &str) -> bacalhau_models::Job {
     parse_job_spec(&format!(
@@ -164,51 +161,6 @@ async fn a_killed_compute_node_s_execution_is_rescheduled_elsewhere() {
         .collect();
     assert_eq!(completed.len(), 1);
     assert_ne!(completed[0].node_id, first.node_id);
-}
-
-/// A TCP forwarder that can cut every connection and refuse new ones until healed.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    async fn start(target: u16) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&cut);
-        tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                if flag.load(Ordering::SeqCst) {
-                    continue; // dropped: the connection is refused in effect
-                }
-                let flag = Arc::clone(&flag);
-                tokio::spawn(async move {
-                    let Ok(outbound) = TcpStream::connect(("127.0.0.1", target)).await else {
-                        return;
-                    };
-                    let (mut ri, mut wi) = inbound.into_split();
-                    let (mut ro, mut wo) = outbound.into_split();
-                    let watch = async {
-                        while !flag.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
-                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
-                        _ = watch => {}
-                    }
-                });
-            }
-        });
-        Proxy { port, cut }
-    }
-
-    fn set_cut(&self, cut: bool) {
-        self.cut.store(cut, Ordering::SeqCst);
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,13 +25,20 @@ pub async fn run_sessions(
         if *stop.borrow() {
             return;
         }
+        let mut welcomed = false;
         let outcome = tokio::select! {
             result = connector() => match result {
-                Ok(link) => session(node, link, &mut stop).await,
+                Ok(link) => session(node, link, &mut stop, &mut welcomed).await,
                 Err(e) => Err(format!("cannot connect: {e}")),
             },
             _ = stop.changed() => return,
         };
+        // A session that got through its handshake starts the next one's backoff afresh: a
+        // node that was connected reconnects within the orchestrator's grace period after a
+        // restart, however many restarts came before.
+        if welcomed {
+            backoff = MIN_BACKOFF;
+        }
         match outcome {
             Ok(()) => return,
             Err(reason) => {
@@ -51,6 +58,7 @@ async fn session(
     node: &Arc<ComputeNode>,
     link: Link,
     stop: &mut watch::Receiver<bool>,
+    welcomed: &mut bool,
 ) -> Result<(), String> {
     let Link {
         outgoing,
@@ -77,6 +85,7 @@ async fn session(
         return Err(format!("refused by the orchestrator: {}", welcome.reason));
     }
     tracing::info!(reason = %welcome.reason, "connected to the orchestrator");
+    *welcomed = true;
     // What the orchestrator applied is done; everything after it is sent again.
     let applied = welcome.last_applied;
     node.store()

@@ -50,10 +50,12 @@ impl From<PlanError> for OrchestratorError {
                 kind: "job",
                 id: id.to_string(),
             },
-            stale @ PlanError::Stale { .. } => Self::Conflict {
-                message: stale.to_string(),
-                hint: None,
-            },
+            stale @ (PlanError::Stale { .. } | PlanError::ExecutionChanged { .. }) => {
+                Self::Conflict {
+                    message: stale.to_string(),
+                    hint: None,
+                }
+            }
         }
     }
 }

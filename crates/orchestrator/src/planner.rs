@@ -23,6 +23,14 @@ pub enum PlanError {
         /// The revision found.
         found: u64,
     },
+    /// An execution the plan stops changed after the snapshot was taken; schedule again.
+    #[error("execution {execution_id} of job {job_id} changed since the plan was computed")]
+    ExecutionChanged {
+        /// The job.
+        job_id: JobId,
+        /// The execution.
+        execution_id: bacalhau_models::ExecutionId,
+    },
     /// The job no longer exists.
     #[error("job {0} not found")]
     JobGone(JobId),
@@ -64,9 +72,20 @@ pub async fn apply(
             }
             let mut to_stop = Vec::with_capacity(plan.stop.len());
             for (id, reason) in &plan.stop {
-                if let Some(execution) = w.execution(id)?
-                    && !execution.is_terminal()
+                let Some(execution) = w.execution(id)? else {
+                    continue;
+                };
+                // The plan may have replaced this execution (its node was lost) while the node
+                // reported it finished: running the replacement would run the job twice.
+                if let Some(&seen) = plan.stops_seen.get(id)
+                    && seen != execution.revision
                 {
+                    return Err(PlanError::ExecutionChanged {
+                        job_id: job.id.clone(),
+                        execution_id: id.clone(),
+                    });
+                }
+                if !execution.is_terminal() {
                     to_stop.push((execution, reason.clone()));
                 }
             }
@@ -137,4 +156,71 @@ pub async fn apply(
             Ok(applied)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::StopReason;
+    use bacalhau_models::{ExecutionId, Job, NodeId, TriggeredBy};
+
+    /// A plan that replaces an execution on a lost node, computed before that node's report of
+    /// the execution finishing was applied, is void: applying it would run the job twice.
+    #[tokio::test]
+    async fn a_plan_whose_stopped_execution_changed_meanwhile_is_void() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store.redb")).unwrap();
+        let job = Job {
+            id: JobId::from("j-1"),
+            name: "j".into(),
+            namespace: "default".into(),
+            r#type: "batch".into(),
+            version: 1,
+            ..Default::default()
+        };
+        let execution = Execution {
+            id: ExecutionId::from("e-1"),
+            job_id: job.id.clone(),
+            node_id: NodeId::from("n-lost"),
+            compute_state: State::new(ExecutionStateType::Running),
+            revision: 3,
+            ..Default::default()
+        };
+        let (stored_job, stored) = (job.clone(), execution.clone());
+        store
+            .write(move |w| {
+                w.put_job(&stored_job)?;
+                w.put_execution(&stored)
+            })
+            .await
+            .unwrap();
+
+        let eval = bacalhau_models::Evaluation::for_job(&job, TriggeredBy::NodeLeave, 0);
+        let mut plan = Plan::new(&eval, &job);
+        plan.stop.push((execution.id.clone(), StopReason::NodeLost));
+        plan.stops_seen.insert(execution.id.clone(), 3);
+        plan.create.push(Execution {
+            id: ExecutionId::from("e-2"),
+            job_id: job.id.clone(),
+            node_id: NodeId::from("n-other"),
+            ..Default::default()
+        });
+
+        // The node's report lands first: the execution completed.
+        let mut finished = execution.clone();
+        finished.compute_state = State::new(ExecutionStateType::Completed);
+        finished.revision = 4;
+        store
+            .write(move |w| w.put_execution(&finished))
+            .await
+            .unwrap();
+
+        let outcome = apply(&store, plan, vec![], 1).await;
+        assert!(
+            matches!(outcome, Err(PlanError::ExecutionChanged { .. })),
+            "{outcome:?}"
+        );
+        let read = store.read().unwrap();
+        assert!(read.execution(&ExecutionId::from("e-2")).unwrap().is_none());
+    }
 }

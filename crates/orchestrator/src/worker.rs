@@ -30,8 +30,11 @@ pub async fn run(
                 broker.ack(&job_id);
             }
             Ok(None) => broker.ack(&job_id),
-            Err(ProcessError::Plan(PlanError::Stale { .. })) => {
-                // Someone changed the job meanwhile: plan again on fresh state, at once.
+            Err(ProcessError::Plan(
+                PlanError::Stale { .. } | PlanError::ExecutionChanged { .. },
+            )) => {
+                // Someone changed the job or one of its executions meanwhile: plan again on
+                // fresh state, at once.
                 broker.nack(evaluation, Duration::ZERO);
             }
             Err(e) => {
@@ -115,6 +118,12 @@ async fn process(
             plan
         }
     };
+    let mut plan = plan;
+    for (id, _) in &plan.stop {
+        if let Some(seen) = snapshot.executions.iter().find(|e| &e.id == id) {
+            plan.stops_seen.insert(id.clone(), seen.revision);
+        }
+    }
     let applied = planner::apply(store, plan, superseded, now).await?;
     tracing::trace!(job = %snapshot.job.id, created = applied.created.len(), "plan applied");
     Ok(Some(applied))

@@ -8,6 +8,8 @@ pub mod webdriver;
 use bacalhau_client::{ApiClient, ClientOptions, Credentials};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -548,4 +550,50 @@ pub fn devstack_lock() -> std::fs::File {
         .expect("the devstack lock file");
     file.lock().expect("the devstack lock");
     file
+}
+
+/// A TCP forwarder that can cut every connection and refuse new ones until healed.
+pub struct Proxy {
+    pub port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    pub async fn start(target: u16) -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cut);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if flag.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused in effect
+                }
+                let flag = Arc::clone(&flag);
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                    else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let watch = async {
+                        while !flag.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = watch => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, Ordering::SeqCst);
+    }
 }

@@ -207,9 +207,12 @@ impl NodeManager {
             .values()
             .map(|n| {
                 let mut view = NodeView::new(Arc::clone(&n.state));
-                view.lost = n
-                    .disconnected_at
-                    .is_some_and(|since| now.saturating_sub(since) >= grace);
+                if let Some(since) = n.disconnected_at {
+                    view.lost = now.saturating_sub(since) >= grace;
+                    if !view.lost && !view.connected {
+                        view.returns_by = Some(since.saturating_add(grace));
+                    }
+                }
                 view
             })
             .collect()

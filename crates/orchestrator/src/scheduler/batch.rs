@@ -107,7 +107,24 @@ impl Scheduler for BatchScheduler {
         let deadline_passed = eval.triggered_by == TriggeredBy::JobQueue
             && eval.wait_until > 0
             && now >= eval.wait_until;
-        if queue_timeout <= 0 || deadline_passed {
+        // When to look again: at the queue deadline, or, for a job that may not queue, when
+        // the disconnected nodes that could run it count as lost (a node that comes back
+        // earlier re-evaluates it at once): an orchestrator restart or a short partition
+        // must not fail jobs that would have run.
+        let (look_again, queued_because) = if queue_timeout > 0 && !deadline_passed {
+            let first = job.state.state_type == JobStateType::Pending;
+            (
+                first.then(|| now.saturating_add(queue_timeout.saturating_mul(1_000_000_000))),
+                "Job queued.",
+            )
+        } else if let Some(until) = selection.reconnecting_until.filter(|_| queue_timeout <= 0) {
+            let first = job.state.state_type == JobStateType::Pending
+                || eval.triggered_by == TriggeredBy::JobQueue;
+            (
+                first.then_some(until),
+                "Job queued until disconnected nodes come back or count as lost.",
+            )
+        } else {
             let mut details = std::collections::BTreeMap::new();
             details.insert("NodesRequested".into(), missing.len().to_string());
             details.insert("NodesAvailable".into(), selection.available.to_string());
@@ -117,14 +134,14 @@ impl Scheduler for BatchScheduler {
             plan.events
                 .retain(|e| e.event.topic != topics::SCHEDULING || e.execution_id.is_none());
             return plan;
-        }
-        if job.state.state_type == JobStateType::Pending {
+        };
+        if let Some(at) = look_again {
             let mut follow_up = Evaluation::for_job(job, TriggeredBy::JobQueue, now);
-            follow_up.wait_until = now.saturating_add(queue_timeout.saturating_mul(1_000_000_000));
+            follow_up.wait_until = at;
             plan.follow_ups.push(follow_up);
         }
         if plan.create.is_empty() && live.is_empty() {
-            let message = format!("Job queued. {reason}");
+            let message = format!("{queued_because} {reason}");
             if job.state.state_type != JobStateType::Queued {
                 plan.events.push(super::job_event(
                     job,

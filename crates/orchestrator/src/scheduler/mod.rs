@@ -32,6 +32,10 @@ pub struct NodeView {
     pub connected: bool,
     /// Whether the node has been gone past the grace period: its executions are given up.
     pub lost: bool,
+    /// For a node that dropped off (or has not reconnected since an orchestrator restart) and
+    /// is still within its grace period: when it will count as lost. Until then a job that
+    /// only it could run waits for it instead of failing.
+    pub returns_by: Option<Timestamp>,
 }
 
 impl NodeView {
@@ -48,6 +52,7 @@ impl NodeView {
             state,
             connected,
             lost: false,
+            returns_by: None,
         }
     }
 }
@@ -138,6 +143,10 @@ pub struct Plan {
     pub create: Vec<Execution>,
     /// Executions to stop.
     pub stop: Vec<(ExecutionId, StopReason)>,
+    /// The revisions of the executions it stops, as its snapshot saw them: one that changed
+    /// since (a node's update came in between) voids the plan, which replaced that execution
+    /// on a view that no longer holds. Executions missing here are not checked.
+    pub stops_seen: BTreeMap<ExecutionId, u64>,
     /// The job's new state, when it changes.
     pub job_state: Option<State<JobStateType>>,
     /// Evaluations to run later (a queued job's deadline, a timeout).
@@ -157,6 +166,7 @@ impl Plan {
             job_id: job.id.clone(),
             create: Vec::new(),
             stop: Vec::new(),
+            stops_seen: BTreeMap::new(),
             job_state: None,
             follow_ups: Vec::new(),
             events: Vec::new(),

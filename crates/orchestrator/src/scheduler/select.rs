@@ -2,7 +2,7 @@
 //! rest, and counts rejections per reason for the "not enough nodes" message.
 
 use super::{NodeView, feasible, rank};
-use bacalhau_models::{Execution, Job, NodeId, node};
+use bacalhau_models::{Execution, Job, NodeId, Timestamp, node};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The outcome of node selection.
@@ -14,6 +14,9 @@ pub struct Selection {
     pub available: usize,
     /// Rejection reason → nodes rejected for it.
     pub rejections: BTreeMap<String, Vec<NodeId>>,
+    /// When the last of the disconnected nodes that could run the job counts as lost, if any
+    /// is still within its grace period: until then the job may wait for them.
+    pub reconnecting_until: Option<Timestamp>,
 }
 
 impl Selection {
@@ -108,6 +111,16 @@ pub fn select_nodes(
             break;
         }
         if !is_available(node) {
+            if let Some(until) = node.returns_by
+                && node.state.info.node_type == "Compute"
+                && node.state.membership == node::Membership::Approved
+                && !exclude.contains(node.id())
+                && checks
+                    .iter()
+                    .all(|check| check.check(job, executions, node).is_ok())
+            {
+                selection.reconnecting_until = selection.reconnecting_until.max(Some(until));
+            }
             continue;
         }
         if exclude.contains(node.id()) {

@@ -115,6 +115,47 @@ fn queue_deadline_reached_fails_the_job() {
     assert!(plan.follow_ups.is_empty());
 }
 
+/// A node that dropped off moments ago (or has not reconnected since an orchestrator restart).
+fn reconnecting(id: &str, returns_by: Timestamp) -> NodeView {
+    let mut view = node(id, &[]);
+    view.connected = false;
+    view.returns_by = Some(returns_by);
+    view
+}
+
+#[test]
+fn a_job_waits_for_a_node_within_its_grace_period_instead_of_failing() {
+    let job = noop_job(1, 0);
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let until = NOW + 2_000_000_000;
+    let plan = plan(job.clone(), vec![], vec![reconnecting("n1", until)], &e);
+    assert_eq!(new_state(&plan), Some(JobStateType::Queued));
+    assert!(plan.create.is_empty());
+    assert_eq!(plan.follow_ups.len(), 1);
+    assert_eq!(plan.follow_ups[0].wait_until, until);
+
+    // The follow-up finds the node lost: the job fails as upstream's would.
+    let mut queued = job;
+    queued.state = State::new(JobStateType::Queued);
+    let mut follow_up = eval(&queued, TriggeredBy::JobQueue);
+    follow_up.wait_until = until;
+    let mut lost = node("n1", &[]);
+    lost.connected = false;
+    lost.lost = true;
+    let plan = super::tests::plan(queued, vec![], vec![lost], &follow_up);
+    assert_eq!(new_state(&plan), Some(JobStateType::Failed));
+}
+
+#[test]
+fn a_reconnecting_node_that_could_not_run_the_job_is_not_waited_for() {
+    let job = noop_job(1, 0);
+    let e = eval(&job, TriggeredBy::JobRegister);
+    let mut unsuitable = reconnecting("n1", NOW + 2_000_000_000);
+    info(&mut unsuitable).execution_engines = vec!["docker".into()];
+    let plan = plan(job, vec![], vec![unsuitable], &e);
+    assert_eq!(new_state(&plan), Some(JobStateType::Failed));
+}
+
 #[test]
 fn count_spreads_over_distinct_nodes() {
     let job = noop_job(3, 0);
