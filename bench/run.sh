@@ -25,7 +25,7 @@ echo "building (release)..." >&2
 # The busybox images, and the venv with moto for the S3 figures.
 scripts/setup-test-env.sh >/dev/null
 cargo build --release -q -p bacalhau
-cargo bench -q -p bacalhau-api --no-run 2>/dev/null
+cargo bench -q -p bacalhau-api -p bacalhau-webui --no-run 2>/dev/null
 
 # A benchmark's rows go to stdout; its stderr to the caller's redirection.
 bench() { cargo bench -q -p bacalhau-api --bench "$@"; }
@@ -61,7 +61,7 @@ echo "auth and TLS..." >&2
 bench security -- 1000 2>>"$tmp/stderr"
 
 echo "web UI..." >&2
-bench ui -- "$jobs" 2>>"$tmp/stderr"
+cargo bench -q -p bacalhau-webui --bench ui -- "$jobs" 2>>"$tmp/stderr"
 
 echo "engines..." >&2
 bench engines -- "$docker_runs" "$wasm_runs" 2>>"$tmp/stderr"

@@ -56,9 +56,19 @@ async fn main() -> Result<(), BoxError> {
             let port = listener.local_addr()?.port();
             if tls {
                 let listener = TlsListener::new(listener, tls_config?)?;
-                tokio::spawn(serve(listener, state, std::future::pending()));
+                tokio::spawn(serve(
+                    listener,
+                    state,
+                    axum::Router::new(),
+                    std::future::pending(),
+                ));
             } else {
-                tokio::spawn(serve(listener, state, std::future::pending()));
+                tokio::spawn(serve(
+                    listener,
+                    state,
+                    axum::Router::new(),
+                    std::future::pending(),
+                ));
             }
             Ok::<_, BoxError>(port)
         }

@@ -5,6 +5,8 @@
 //! ([`apimodels`]) and the typed client that speaks the same wire format live in
 //! `bacalhau-client`.
 //! [`results`] serves a compute node's locally published results.
+//! The web UI's pages live in `bacalhau-webui`, which depends on this crate; the binary hands
+//! them to [`server::serve`], which puts them behind the same layers (auth first) as the API.
 //! Only this crate serves HTTP: errors become upstream's error JSON in one place
 //! (`server/error.rs`). Start at `server/mod.rs`.
 
@@ -12,7 +14,6 @@ pub mod node_channel;
 pub mod results;
 pub mod server;
 pub mod tls;
-pub mod ui;
 
 // The API's bodies are the client's models: one definition for both ends.
 pub use bacalhau_client::apimodels;

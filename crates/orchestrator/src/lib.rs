@@ -6,7 +6,7 @@
 //! [`broker::EvaluationBroker`] hands evaluations to workers that ask the job type's
 //! [`scheduler::Scheduler`] for a [`scheduler::Plan`] and apply it with [`planner::apply`].
 //! This crate knows no HTTP and no engine; nodes are reached only through messages.
-//! Start at `endpoint.rs` and `scheduler/mod.rs`.
+//! Start at `endpoint/mod.rs` and `scheduler/mod.rs`.
 
 pub mod broker;
 pub mod endpoint;

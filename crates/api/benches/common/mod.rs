@@ -113,7 +113,12 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(serve(listener, state, std::future::pending()));
+    tokio::spawn(serve(
+        listener,
+        state,
+        axum::Router::new(),
+        std::future::pending(),
+    ));
     let client = ApiClient::new(&base)?;
     while client.list_nodes().await?.nodes.len() < n_nodes {
         tokio::time::sleep(Duration::from_millis(10)).await;

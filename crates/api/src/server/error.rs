@@ -27,8 +27,9 @@ impl ApiError {
     }
 }
 
-/// The status an orchestrator error deserves, for the API and the web UI alike.
-pub(crate) fn status_of(e: &OrchestratorError) -> StatusCode {
+/// The status an orchestrator error deserves, for the API and the web UI (`bacalhau-webui`)
+/// alike.
+pub fn status_of(e: &OrchestratorError) -> StatusCode {
     classify(e).0
 }
 

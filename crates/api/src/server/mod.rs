@@ -20,8 +20,7 @@ use bacalhau_orchestrator::Orchestrator;
 use std::sync::Arc;
 use tower::ServiceExt as _;
 
-pub use error::ApiError;
-pub(crate) use error::status_of;
+pub use error::{ApiError, status_of};
 
 /// What the handlers share.
 pub struct AppState {
@@ -41,7 +40,11 @@ pub struct AppState {
 pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
 /// The routes, before path normalization.
-pub fn router(state: Arc<AppState>) -> Router {
+///
+/// `extra` holds routes this crate does not own (the binary passes the web UI's, from
+/// `bacalhau-webui`; `Router::new()` for none): they are merged in before the layers, so the
+/// body limit, the auth middleware and the version headers wrap them as they wrap the API.
+pub fn router(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
     let version = HeaderValue::from_str(&state.version.git_version)
         .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
     let commit = HeaderValue::from_str(&state.version.git_commit)
@@ -90,7 +93,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/orchestrator/nodes/{id}",
             get(nodes::get).put(nodes::update),
         )
-        .merge(crate::ui::routes(Arc::clone(&state)))
+        .merge(extra)
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
@@ -158,18 +161,19 @@ fn normalize_path(mut request: Request) -> Request {
     request
 }
 
-/// Serves the API on `listener` (plain TCP or [`crate::tls::TlsListener`]) until `shutdown`
-/// resolves.
+/// Serves the API, with the `extra` routes of [`router`], on `listener` (plain TCP or
+/// [`crate::tls::TlsListener`]) until `shutdown` resolves.
 pub async fn serve<L>(
     listener: L,
     state: Arc<AppState>,
+    extra: Router<Arc<AppState>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
 {
-    let app = router(state).map_request(normalize_path);
+    let app = router(state, extra).map_request(normalize_path);
     axum::serve(
         listener,
         axum::ServiceExt::<Request>::into_make_service(app),

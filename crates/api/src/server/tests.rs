@@ -40,7 +40,12 @@ async fn start_with(auth: auth::Authenticator) -> Harness {
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state, std::future::pending()));
+    tokio::spawn(serve(
+        listener,
+        state,
+        axum::Router::new(),
+        std::future::pending(),
+    ));
     Harness {
         client: ApiClient::new(&base).unwrap(),
         base,

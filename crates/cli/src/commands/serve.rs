@@ -293,30 +293,42 @@ impl Cluster {
                     let ui_local = ui_listener.local_addr()?;
                     outln!("Web UI also at {scheme}://{ui_local}/ui");
                     let ui_state = Arc::clone(&state);
+                    let ui_pages = bacalhau_webui::routes(Arc::clone(&state));
                     let ui_tls = tls.clone();
                     tokio::spawn(async move {
                         let served = match ui_tls {
                             Some(tls) => {
                                 match bacalhau_api::tls::TlsListener::new(ui_listener, tls) {
                                     Ok(listener) => {
-                                        server::serve(listener, ui_state, shutdown_signal()).await
+                                        server::serve(
+                                            listener,
+                                            ui_state,
+                                            ui_pages,
+                                            shutdown_signal(),
+                                        )
+                                        .await
                                     }
                                     Err(e) => Err(e),
                                 }
                             }
-                            None => server::serve(ui_listener, ui_state, shutdown_signal()).await,
+                            None => {
+                                server::serve(ui_listener, ui_state, ui_pages, shutdown_signal())
+                                    .await
+                            }
                         };
                         if let Err(e) = served {
                             tracing::error!(error = %e, "the web UI listener stopped");
                         }
                     });
                 }
+                // The web UI's pages ride on the API's listener, behind the API's auth.
+                let pages = bacalhau_webui::routes(Arc::clone(&state));
                 match tls {
                     Some(tls) => {
                         let listener = bacalhau_api::tls::TlsListener::new(listener, tls)?;
-                        server::serve(listener, state, shutdown_signal()).await
+                        server::serve(listener, state, pages, shutdown_signal()).await
                     }
-                    None => server::serve(listener, state, shutdown_signal()).await,
+                    None => server::serve(listener, state, pages, shutdown_signal()).await,
                 }
                 .context("API server failed")?;
             }

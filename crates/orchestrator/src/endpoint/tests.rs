@@ -1,7 +1,7 @@
 //! The orchestrator endpoint's tests: submit, stop, rerun, queries, on a real store.
 
 use super::*;
-use bacalhau_models::parse_job_spec;
+use bacalhau_models::{Execution, Job, JobStateType, parse_job_spec};
 use std::time::{Duration, Instant};
 
 async fn start(dir: &std::path::Path) -> Orchestrator {

@@ -1,12 +1,12 @@
 //! Signing in (an API key, or a username and password) and out of the web UI.
 
-use super::{Csrf, Section, csrf_field, csrf_ok, layout, maud_response};
-use crate::server::AppState;
-use crate::server::auth::{Principal, SESSION_COOKIE, cookie};
+use crate::{Csrf, Section, csrf_field, csrf_ok, layout, maud_response};
 use axum::Extension;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::{Principal, SESSION_COOKIE, cookie};
 use base64::Engine as _;
 use maud::html;
 use std::collections::HashMap;

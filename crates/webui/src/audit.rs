@@ -1,13 +1,13 @@
 //! The Audit page: the hash-chained log, newest first, with the whole chain verified on each
 //! view.
 
-use super::{Csrf, Section, error_page, gate, layout, maud_response};
-use crate::server::AppState;
-use crate::server::auth::Principal;
+use crate::{Csrf, Section, error_page, gate, layout, maud_response};
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
+use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::Principal;
 use bacalhau_models::JobHistory;
 use bacalhau_models::history::ChainVerifier;
 use maud::html;
@@ -88,7 +88,7 @@ pub async fn page(
                             td { (event.actor) }
                             td {
                                 @if let Some(node) = event.event.details.get("NodeID").filter(|_| event.job_id.as_str().is_empty()) {
-                                    "node " a href={ "/ui/nodes/" (super::encode(node)) } { (node) }
+                                    "node " a href={ "/ui/nodes/" (crate::encode(node)) } { (node) }
                                 } @else {
                                     a href={ "/ui/jobs/" (event.job_id) } { code { (event.job_id.short()) } }
                                 }

@@ -1,16 +1,16 @@
 //! The Nodes page (type, connection, approval, labels, capacity and use, engines,
 //! publishers; approve, reject, delete) and a node's own page.
 
-use super::{
+use crate::{
     Csrf, Section, badge, csrf_field, encode, error_page, gate, gate_form, human_bytes, layout,
     maud_response,
 };
-use crate::server::auth::Principal;
-use crate::server::{AppState, status_of};
 use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
+use bacalhau_api::server::auth::Principal;
+use bacalhau_api::server::{AppState, status_of};
 use bacalhau_models::NodeState;
 use bacalhau_models::node::Membership;
 use maud::{Markup, html};

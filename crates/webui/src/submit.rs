@@ -2,13 +2,13 @@
 //! form; "Preview" shows the job as it would be stored (a dry run), "Submit" stores it.
 //! Validation errors appear beside the field they name.
 
-use super::{Csrf, Section, csrf_field, encode, gate_form, layout, maud_response, viewer};
-use crate::server::AppState;
-use crate::server::auth::Principal;
+use crate::{Csrf, Section, csrf_field, encode, gate_form, layout, maud_response, viewer};
 use axum::Extension;
 use axum::extract::{Form, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
+use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::Principal;
 use bacalhau_models::{Job, ValidationError, parse_job_spec};
 use maud::{Markup, html};
 use serde_json::json;

@@ -1,16 +1,16 @@
 //! The Jobs page (a filtered, paged table with live state), the Job page (spec, state,
 //! executions, history, live logs, results, stop and rerun) and the result download.
 
-use super::{
+use crate::{
     Csrf, Section, badge, csrf_field, encode, error_page, gate, gate_form, human_bytes, layout,
     maud_response, script_note, when,
 };
-use crate::server::auth::Principal;
-use crate::server::{AppState, status_of};
 use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use bacalhau_api::server::auth::Principal;
+use bacalhau_api::server::{AppState, status_of};
 use bacalhau_models::{Execution, Job, JobHistory, JobStateType};
 use bacalhau_orchestrator::{HistoryQuery, JobQuery, JobVersions};
 use maud::{Markup, html};

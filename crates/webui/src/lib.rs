@@ -1,8 +1,17 @@
-//! The web UI: server-rendered pages (maud) under `/ui` with a little plain JavaScript for live
-//! updates; every asset is compiled into the binary and nothing is fetched from elsewhere.
+//! Bacalhau's web UI: server-rendered pages (maud) under `/ui` with a little plain JavaScript
+//! for live updates; every asset is compiled into the binary and nothing is fetched from
+//! elsewhere.
+//!
+//! [`routes`] gives the pages (Jobs, Job, Submit, Nodes, Audit, Login) as a router over the
+//! API's [`AppState`]; the binary hands it to `bacalhau_api::server::serve`, which merges it
+//! under the API's layers, so the same auth middleware puts the session's [`Principal`] on
+//! every page's request. The pages call the [`Orchestrator`](bacalhau_orchestrator::Orchestrator)
+//! directly, as the API handlers do.
 //! Reading works without JavaScript. Pages act as the signed-in user: with API users the UI
 //! asks for a key or a password and keeps an `HttpOnly`, `SameSite=Strict` session cookie;
 //! every form that changes something carries a CSRF token checked against a cookie.
+//! This crate serves nothing itself and owns no API route; `bacalhau-api` never depends on it.
+//! Start at [`routes`].
 
 mod audit;
 mod jobs;
@@ -10,14 +19,14 @@ mod login;
 mod nodes;
 mod submit;
 
-use crate::server::AppState;
-use crate::server::auth::{Principal, cookie};
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::{Principal, cookie};
 use maud::{DOCTYPE, Markup, html};
 use std::sync::Arc;
 

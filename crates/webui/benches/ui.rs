@@ -2,18 +2,78 @@
 //! page (50 rows, newest first) with N jobs in the store, plus a state filter that matches
 //! nothing and so reads every job.
 //!
-//! `cargo bench -p bacalhau-api --bench ui [-- JOBS]`
+//! `cargo bench -p bacalhau-webui --bench ui [-- JOBS]`
 
-mod common;
-
+use bacalhau_api::server::{AppState, serve};
+use bacalhau_client::ApiClient;
 use bacalhau_models::parse_job_spec;
-use common::{BoxError, arg, ms, percentile};
-use std::time::Instant;
+use bacalhau_orchestrator::{Orchestrator, OrchestratorConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Any error, across tasks.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The `index`th positional argument after `--`, or `default`.
+fn arg(index: usize, default: usize) -> usize {
+    std::env::args()
+        .filter(|a| !a.starts_with("--"))
+        .nth(index)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The `p` quantile (0.0..=1.0) of sorted samples.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Milliseconds.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A running orchestrator with no compute nodes, serving the API and the UI on loopback.
+struct Cluster {
+    /// A client of its API.
+    client: ApiClient,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the orchestrator and serves the API with the UI's routes, as `bacalhau serve` does.
+async fn start() -> Result<Cluster, BoxError> {
+    let dir = tempfile::tempdir()?;
+    let orchestrator = Arc::new(
+        Orchestrator::start(OrchestratorConfig {
+            data_dir: dir.path().join("orchestrator"),
+            job_defaults: Default::default(),
+            workers: 64,
+            nodes: Default::default(),
+        })
+        .await?,
+    );
+    let state = Arc::new(AppState {
+        orchestrator,
+        node_info: Default::default(),
+        config: serde_json::json!({}),
+        version: Default::default(),
+        auth: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let pages = bacalhau_webui::routes(Arc::clone(&state));
+    tokio::spawn(serve(listener, state, pages, std::future::pending()));
+    Ok(Cluster {
+        client: ApiClient::new(&base)?,
+        _dir: dir,
+    })
+}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let n_jobs = arg(1, 10_000);
-    let cluster = common::start(Vec::new()).await?;
+    let cluster = start().await?;
     let job = parse_job_spec(
         "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n   Timeouts: {QueueTimeout: 3600}\n",
     )?;
@@ -34,7 +94,7 @@ async fn main() -> Result<(), BoxError> {
     }
     let base = cluster.client.base_url().to_string();
     let http = reqwest::Client::new();
-    let assets = bacalhau_api::ui::STYLE.len() + bacalhau_api::ui::SCRIPT.len();
+    let assets = bacalhau_webui::STYLE.len() + bacalhau_webui::SCRIPT.len();
     println!(
         "| web UI assets compiled into the binary (CSS + JS; pages are Rust code) | {:.1} KiB | | |",
         assets as f64 / 1024.0

@@ -1,0 +1,138 @@
+//! The orchestrator's front door: [`Orchestrator`], everything the API (and the web UI) can
+//! ask of it, split by concern.
+//!
+//! This file holds the type, its configuration, `start`, `shutdown` and the accessors of its
+//! parts; each concern adds its own `impl Orchestrator` block: `commands.rs` (submit, dry run,
+//! check, diff, stop, rerun), `queries.rs` (jobs, versions, executions, history, results, the
+//! audit log, store figures), `nodes.rs` (list, look up, approve/reject/delete, pin) and
+//! `logs.rs` (an execution's log stream).
+
+mod commands;
+mod logs;
+mod nodes;
+mod queries;
+
+pub use commands::{Rerun, Submitted};
+pub use queries::{DEFAULT_PAGE, HistoryQuery, JobQuery, JobVersions};
+
+use crate::broker::EvaluationBroker;
+use crate::error::OrchestratorError;
+use crate::nodes::{NodeManager, NodeManagerConfig};
+use crate::store::{Store, StoreError};
+use crate::worker;
+use bacalhau_models::job::JobDefaults;
+use bacalhau_models::{Timestamp, time};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// How the orchestrator is set up.
+#[derive(Debug, Clone)]
+pub struct OrchestratorConfig {
+    /// Where the store file lives.
+    pub data_dir: PathBuf,
+    /// Defaults applied to submitted jobs.
+    pub job_defaults: JobDefaults,
+    /// How many scheduler workers run at once.
+    pub workers: usize,
+    /// How compute nodes are admitted and watched.
+    pub nodes: NodeManagerConfig,
+}
+
+/// The store's file name in the orchestrator's data directory.
+const STORE_FILE: &str = "orchestrator.redb";
+
+/// The orchestrator: a store, a broker and the scheduler workers behind them.
+pub struct Orchestrator {
+    store: Store,
+    broker: Arc<EvaluationBroker>,
+    nodes: Arc<NodeManager>,
+    config: OrchestratorConfig,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+fn now() -> Timestamp {
+    time::to_nanos(SystemTime::now())
+}
+
+fn not_found(kind: &'static str, id: impl Into<String>) -> OrchestratorError {
+    OrchestratorError::NotFound {
+        kind,
+        id: id.into(),
+    }
+}
+
+impl Orchestrator {
+    /// Opens the store under `config.data_dir`, requeues unfinished evaluations and starts the
+    /// scheduler workers.
+    pub async fn start(config: OrchestratorConfig) -> Result<Self, OrchestratorError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let store = Store::open(&config.data_dir.join(STORE_FILE))?;
+        let broker = Arc::new(EvaluationBroker::new());
+        let pending = store.read()?.pending_evaluations()?;
+        tracing::info!(
+            n_evaluations = pending.len(),
+            "requeued unfinished evaluations"
+        );
+        for evaluation in pending {
+            broker.enqueue(evaluation);
+        }
+        let nodes = Arc::new(NodeManager::new(
+            store.clone(),
+            Arc::clone(&broker),
+            config.nodes.clone(),
+        )?);
+        let mut workers: Vec<_> = (0..config.workers.max(1))
+            .map(|i| {
+                tokio::spawn(worker::run(
+                    format!("scheduler-worker-{i}"),
+                    store.clone(),
+                    Arc::clone(&broker),
+                    Arc::clone(&nodes),
+                ))
+            })
+            .collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        workers.push(tokio::spawn(
+            Arc::clone(&nodes).run_heartbeat_checker(stopped),
+        ));
+        Ok(Self {
+            store,
+            broker,
+            nodes,
+            config,
+            workers,
+            stop,
+        })
+    }
+
+    /// Stops the workers and waits for them; pending evaluations stay stored for next time.
+    pub async fn shutdown(self) {
+        self.broker.close();
+        let _ = self.stop.send(true);
+        for worker in self.workers {
+            let _ = worker.await;
+        }
+    }
+
+    /// The store, for components that share it.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The broker, for components that create evaluations (node joins, execution updates).
+    pub fn broker(&self) -> &Arc<EvaluationBroker> {
+        &self.broker
+    }
+
+    /// The node manager, which serves node connections.
+    pub fn node_manager(&self) -> &Arc<NodeManager> {
+        &self.nodes
+    }
+}
+
+#[cfg(test)]
+mod tests;
