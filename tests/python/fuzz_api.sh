@@ -13,7 +13,8 @@
 #   FUZZ_MAX_EXAMPLES  test cases per operation and phase (default 25)
 #   FUZZ_SEED          hypothesis seed (default 1, so runs repeat; set to "random" for a new one)
 #   FUZZ_WORKERS       concurrent workers (default 2)
-#   FUZZ_TIME_LIMIT    seconds before the run is killed (default 110)
+#   FUZZ_TIME_LIMIT    seconds before the run is killed (default 300: a safety net; the run is
+#                      bounded by FUZZ_MAX_EXAMPLES and takes ~100 s on a busy 2-core machine)
 #   FUZZ_TOKEN         sent as "Authorization: Bearer ..." when set
 #   FUZZ_BASIC_AUTH    USER:PASS for basic authentication when set
 #   FUZZ_REPORT_DIR    where to write a JUnit report (default: none)
@@ -140,7 +141,7 @@ fi
 
 start=$(date +%s)
 set +e
-timeout --kill-after=10 "${FUZZ_TIME_LIMIT:-110}" "${cmd[@]}" &
+timeout --kill-after=10 "${FUZZ_TIME_LIMIT:-300}" "${cmd[@]}" &
 run_pid=$!
 monitor_pid=
 if [ -n "$server_pid" ]; then
@@ -163,7 +164,7 @@ rc=$?
 set -e
 echo "fuzz_api: schemathesis exited $rc after $(($(date +%s) - start))s" >&2
 if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-  echo "fuzz_api: the run went past ${FUZZ_TIME_LIMIT:-110}s and was stopped" >&2
+  echo "fuzz_api: the run went past ${FUZZ_TIME_LIMIT:-300}s and was stopped" >&2
 fi
 if [ -f "$over" ]; then
   echo "fuzz_api: FAILED: server $server_pid grew to $(($(cat "$over") / 1024)) MiB (limit ${FUZZ_MAX_RSS_MB:-1024}); run stopped" >&2

@@ -43,7 +43,7 @@ async fn join(url: String, name: &str) -> Result<(Link, Duration), BoxError> {
     let mut link = websocket_connector(url, None)().await?;
     let info = NodeInfo {
         node_id: NodeId::from(name),
-        node_type: "Compute".into(),
+        node_type: bacalhau_models::node::NodeType::Compute,
         supported_protocols: vec![bacalhau_protocol::PROTOCOL.into()],
         compute_node_info: ComputeNodeInfo {
             execution_engines: vec!["noop".into()],

@@ -46,7 +46,7 @@ async fn wait_nodes(client: &ApiClient, n: usize) {
             .iter()
             .filter(|n| {
                 n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
-                    && n.info.node_type == "Compute"
+                    && n.info.node_type == bacalhau_models::node::NodeType::Compute
             })
             .count();
         (connected >= n).then_some(())

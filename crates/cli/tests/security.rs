@@ -32,7 +32,7 @@ async fn compute_nodes(client: &ApiClient) -> Vec<String> {
         .expect("nodes")
         .nodes
         .into_iter()
-        .filter(|n| n.info.node_type == "Compute")
+        .filter(|n| n.info.node_type == bacalhau_models::node::NodeType::Compute)
         .map(|n| n.info.node_id.to_string())
         .collect()
 }

@@ -277,7 +277,7 @@ impl ComputeNode {
         engines.sort();
         NodeInfo {
             node_id: self.config.node_id.clone(),
-            node_type: "Compute".into(),
+            node_type: bacalhau_models::node::NodeType::Compute,
             labels: self.config.labels.clone(),
             supported_protocols: vec![bacalhau_protocol::PROTOCOL.into()],
             compute_node_info: ComputeNodeInfo {

@@ -30,7 +30,7 @@ pub struct Event {
     pub message: String,
     /// The area: `Submission`, `State Update`, `Scheduling`, `Queueing`...
     #[serde(rename = "Topic", default)]
-    pub topic: String,
+    pub topic: Topic,
     /// When, as RFC 3339.
     #[serde(rename = "Timestamp", default)]
     pub timestamp: String,
@@ -89,7 +89,7 @@ impl JobHistory {
     /// A node-level event of the audit log: `message` about `node` (its ID in `Details`).
     pub fn node_event(
         node: &str,
-        topic: &str,
+        topic: Topic,
         message: impl Into<String>,
         actor: impl Into<String>,
         time: String,
@@ -104,7 +104,7 @@ impl JobHistory {
             execution_id: None,
             event: Event {
                 message: message.into(),
-                topic: topic.to_string(),
+                topic,
                 timestamp: time.clone(),
                 details,
             },
@@ -222,29 +222,76 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// Upstream's event topics.
-pub mod topics {
+/// The area an event belongs to: upstream's topics, on the wire as its strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum Topic {
     /// Submission, update and rerun of a job.
-    pub const SUBMISSION: &str = "Submission";
+    #[default]
+    #[serde(rename = "Submission")]
+    Submission,
     /// A state change.
-    pub const STATE_UPDATE: &str = "State Update";
+    #[serde(rename = "State Update")]
+    StateUpdate,
     /// Placement decisions.
-    pub const SCHEDULING: &str = "Scheduling";
+    #[serde(rename = "Scheduling")]
+    Scheduling,
     /// A job waiting for nodes.
-    pub const QUEUEING: &str = "Queueing";
+    #[serde(rename = "Queueing")]
+    Queueing,
     /// A job's total timeout.
-    pub const JOB_TIMEOUT: &str = "Job Timeout";
+    #[serde(rename = "Job Timeout")]
+    JobTimeout,
     /// An execution's timeout.
-    pub const EXEC_TIMEOUT: &str = "Exec Timeout";
+    #[serde(rename = "Exec Timeout")]
+    ExecTimeout,
     /// An execution's own progress.
-    pub const EXECUTION: &str = "Execution";
+    #[serde(rename = "Execution")]
+    Execution,
     /// Node membership: approval, rejection, deletion, refused joins.
-    pub const NODE_MEMBERSHIP: &str = "Node Membership";
+    #[serde(rename = "Node Membership")]
+    NodeMembership,
+}
+
+impl Topic {
+    /// Upstream's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Submission => "Submission",
+            Self::StateUpdate => "State Update",
+            Self::Scheduling => "Scheduling",
+            Self::Queueing => "Queueing",
+            Self::JobTimeout => "Job Timeout",
+            Self::ExecTimeout => "Exec Timeout",
+            Self::Execution => "Execution",
+            Self::NodeMembership => "Node Membership",
+        }
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Typed topics serialize as the strings events were stored and hashed with.
+    #[test]
+    fn topics_keep_upstreams_strings_on_the_wire() {
+        for (topic, wire) in [
+            (Topic::StateUpdate, "State Update"),
+            (Topic::NodeMembership, "Node Membership"),
+            (Topic::ExecTimeout, "Exec Timeout"),
+        ] {
+            assert_eq!(serde_json::to_value(topic).unwrap(), wire);
+            assert_eq!(topic.as_str(), wire);
+            let back: Topic = serde_json::from_value(wire.into()).unwrap();
+            assert_eq!(back, topic);
+        }
+    }
 
     fn chain(n: u64) -> Vec<JobHistory> {
         let mut prev = String::new();

@@ -5,6 +5,38 @@ use crate::resources::Resources;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// What a node is: an orchestrator (upstream's `Requester`) or a compute node. On the wire as
+/// upstream's strings; a hybrid node shows as both, one record each. Ordered as upstream sorts
+/// them: requesters first.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub enum NodeType {
+    /// An orchestrator.
+    #[serde(rename = "Requester")]
+    Requester,
+    /// A compute node: the only kind that joins over the node channel and runs executions.
+    #[default]
+    #[serde(rename = "Compute")]
+    Compute,
+}
+
+impl NodeType {
+    /// Upstream's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requester => "Requester",
+            Self::Compute => "Compute",
+        }
+    }
+}
+
+impl std::fmt::Display for NodeType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A node's membership: `PENDING` until approved, `APPROVED`, or `REJECTED` for good. On the
 /// wire as upstream's strings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -280,7 +312,7 @@ pub struct NodeInfo {
     pub node_id: NodeId,
     /// `Requester` (orchestrator) or `Compute`.
     #[serde(rename = "NodeType", default)]
-    pub node_type: String,
+    pub node_type: NodeType,
     /// Labels jobs select nodes by.
     #[serde(rename = "Labels", default)]
     pub labels: BTreeMap<String, String>,
@@ -354,6 +386,18 @@ pub struct NodeState {
 mod tests {
     use super::*;
     use crate::{InputSource, SpecConfig};
+
+    #[test]
+    fn node_types_are_upstreams_strings_and_sort_requesters_first() {
+        assert_eq!(
+            serde_json::to_string(&NodeType::Requester).unwrap(),
+            "\"Requester\""
+        );
+        let compute: NodeType = serde_json::from_str("\"Compute\"").unwrap();
+        assert_eq!(compute, NodeType::Compute);
+        assert!(serde_json::from_str::<NodeType>("\"Hybrid\"").is_err());
+        assert!(NodeType::Requester < NodeType::Compute);
+    }
 
     fn input(kind: &str, params: &[(&str, &str)]) -> InputSource {
         let mut source = SpecConfig::of_type(kind);

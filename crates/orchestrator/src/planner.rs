@@ -3,7 +3,7 @@
 
 use crate::scheduler::Plan;
 use crate::store::{Store, StoreError};
-use bacalhau_models::history::topics;
+use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, EvaluationId, Execution, ExecutionDesiredStateType, ExecutionStateType, JobId,
     State, Timestamp,
@@ -113,7 +113,7 @@ pub async fn apply(
                 w.add_history(crate::scheduler::execution_event(
                     &job,
                     &execution.id,
-                    topics::SCHEDULING,
+                    Topic::Scheduling,
                     reason.message(),
                     now,
                 ))?;

@@ -7,6 +7,7 @@ use axum::extract::{Query, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::Capability;
 use bacalhau_api::server::auth::Principal;
 use bacalhau_models::JobHistory;
 use bacalhau_models::history::ChainVerifier;
@@ -28,7 +29,7 @@ pub async fn page(
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     // The API's audit route needs an administrator (write:node); so does this page.
-    let viewer = match gate(&state, principal, &csrf, &uri, "write:node") {
+    let viewer = match gate(&state, principal, &csrf, &uri, Capability::WRITE_NODE) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };

@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use bacalhau_api::server::auth::Capability;
 use bacalhau_api::server::auth::Principal;
 use bacalhau_api::server::{AppState, status_of};
 use bacalhau_models::{Execution, Job, JobHistory, JobStateType};
@@ -40,7 +41,7 @@ pub async fn list(
     uri: Uri,
     Query(params): Params,
 ) -> Response {
-    let viewer = match gate(&state, principal, &csrf, &uri, "read:job") {
+    let viewer = match gate(&state, principal, &csrf, &uri, Capability::READ_JOB) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -263,7 +264,7 @@ pub async fn detail(
     Path(id): Path<String>,
     Query(params): Params,
 ) -> Response {
-    let viewer = match gate(&state, principal, &csrf, &uri, "read:job") {
+    let viewer = match gate(&state, principal, &csrf, &uri, Capability::READ_JOB) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -278,7 +279,7 @@ pub async fn detail(
         Err(e) => return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string()),
     };
     let terminal = job.state.state_type.is_terminal();
-    let can_write = viewer.can("write:job");
+    let can_write = viewer.can(Capability::WRITE_JOB);
     if params.get("partial").is_some_and(|p| p == "live") {
         let mut page = live_sections(&job, &executions, &csrf, can_write).into_string();
         if terminal {
@@ -336,7 +337,7 @@ pub async fn stop(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:job") {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, Capability::WRITE_JOB) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -364,7 +365,7 @@ pub async fn rerun(
     Path(id): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:job") {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, Capability::WRITE_JOB) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -392,7 +393,7 @@ pub async fn result(
     uri: Uri,
     Path((id, execution_id)): Path<(String, String)>,
 ) -> Response {
-    let viewer = match gate(&state, principal, &csrf, &uri, "read:job") {
+    let viewer = match gate(&state, principal, &csrf, &uri, Capability::READ_JOB) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };

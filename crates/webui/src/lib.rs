@@ -26,6 +26,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::Capability;
 use bacalhau_api::server::auth::{Principal, cookie};
 use maud::{DOCTYPE, Markup, html};
 use std::sync::Arc;
@@ -145,7 +146,7 @@ fn gate(
     principal: Option<axum::Extension<Principal>>,
     csrf: &Csrf,
     uri: &Uri,
-    capability: &str,
+    capability: Capability,
 ) -> Result<Principal, Box<Response>> {
     let viewer = viewer(state, principal.map(|p| p.0), uri)?;
     if !viewer.can(capability) {
@@ -161,7 +162,7 @@ fn gate_form(
     csrf: &Csrf,
     uri: &Uri,
     form: &std::collections::HashMap<String, String>,
-    capability: &str,
+    capability: Capability,
 ) -> Result<Principal, Box<Response>> {
     let viewer = viewer(state, principal.map(|p| p.0), uri)?;
     if !csrf_ok(csrf, form.get("csrf")) {
@@ -212,13 +213,18 @@ fn layout(
 ) -> Markup {
     // Only the pages the viewer may use.
     let nav = [
-        (Section::Jobs, "/ui/jobs", "Jobs", "read:job"),
-        (Section::Submit, "/ui/submit", "Submit", "write:job"),
-        (Section::Nodes, "/ui/nodes", "Nodes", "read:node"),
-        (Section::Audit, "/ui/audit", "Audit", "write:node"),
+        (Section::Jobs, "/ui/jobs", "Jobs", Capability::READ_JOB),
+        (
+            Section::Submit,
+            "/ui/submit",
+            "Submit",
+            Capability::WRITE_JOB,
+        ),
+        (Section::Nodes, "/ui/nodes", "Nodes", Capability::READ_NODE),
+        (Section::Audit, "/ui/audit", "Audit", Capability::WRITE_NODE),
     ]
     .into_iter()
-    .filter(|(_, _, _, capability)| viewer.is_none_or(|v| v.can(capability)));
+    .filter(|(_, _, _, capability)| viewer.is_none_or(|v| v.can(*capability)));
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -287,7 +293,7 @@ fn error_page(
 }
 
 /// A 403 page for a user without `capability`.
-fn forbidden(viewer: &Principal, csrf: &Csrf, capability: &str) -> Response {
+fn forbidden(viewer: &Principal, csrf: &Csrf, capability: Capability) -> Response {
     error_page(
         StatusCode::FORBIDDEN,
         Some(viewer),

@@ -9,6 +9,7 @@ use axum::Extension;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Redirect, Response};
+use bacalhau_api::server::auth::Capability;
 use bacalhau_api::server::auth::Principal;
 use bacalhau_api::server::{AppState, status_of};
 use bacalhau_models::NodeState;
@@ -57,7 +58,7 @@ pub async fn list(
     uri: Uri,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match gate(&state, principal, &csrf, &uri, "read:node") {
+    let viewer = match gate(&state, principal, &csrf, &uri, Capability::READ_NODE) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -67,7 +68,7 @@ pub async fn list(
             return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string());
         }
     };
-    let can_write = viewer.can("write:node");
+    let can_write = viewer.can(Capability::WRITE_NODE);
     let content = html! {
         h1 { "Nodes" }
         div.scroll {
@@ -88,7 +89,7 @@ pub async fn list(
                             td { (capacity(node)) }
                             td { (node.info.compute_node_info.execution_engines.join(", ")) }
                             td { (node.info.compute_node_info.publishers.join(", ")) }
-                            @if can_write { td { @if node.info.node_type == "Compute" { (actions(node, &csrf)) } } }
+                            @if can_write { td { @if node.info.node_type == bacalhau_models::node::NodeType::Compute { (actions(node, &csrf)) } } }
                         }
                     }
                     @if nodes.is_empty() { tr { td colspan="9" .muted { "No nodes." } } }
@@ -114,7 +115,7 @@ pub async fn detail(
     uri: Uri,
     Path(id): Path<String>,
 ) -> Response {
-    let viewer = match gate(&state, principal, &csrf, &uri, "read:node") {
+    let viewer = match gate(&state, principal, &csrf, &uri, Capability::READ_NODE) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -125,7 +126,7 @@ pub async fn detail(
     let info = &node.info.compute_node_info;
     let content = html! {
         h1 { (node.info.node_id) }
-        @if viewer.can("write:node") && node.info.node_type == "Compute" { (actions(&node, &csrf)) }
+        @if viewer.can(Capability::WRITE_NODE) && node.info.node_type == bacalhau_models::node::NodeType::Compute { (actions(&node, &csrf)) }
         dl.facts {
             dt { "Type" } dd { (node.info.node_type) }
             dt { "Connection" } dd { (badge(node.connection_state.status.as_str())) " since " (node.connection_state.connected_since) }
@@ -160,7 +161,14 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:node") {
+    let viewer = match gate_form(
+        &state,
+        principal,
+        &csrf,
+        &uri,
+        &form,
+        Capability::WRITE_NODE,
+    ) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };

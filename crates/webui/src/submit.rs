@@ -8,6 +8,7 @@ use axum::extract::{Form, State};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use bacalhau_api::server::AppState;
+use bacalhau_api::server::auth::Capability;
 use bacalhau_api::server::auth::Principal;
 use bacalhau_models::{Job, ValidationError, parse_job_spec};
 use maud::{Markup, html};
@@ -70,7 +71,7 @@ pub async fn submit(
     uri: Uri,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, "write:job") {
+    let viewer = match gate_form(&state, principal, &csrf, &uri, &form, Capability::WRITE_JOB) {
         Ok(v) => v,
         Err(refused) => return *refused,
     };
@@ -320,7 +321,7 @@ fn render(viewer: &Principal, csrf: &Csrf, draft: &Draft, status: StatusCode) ->
     let content = html! {
         h1 { "Submit a job" }
         (draft.errors_for(""))
-        @if !viewer.can("write:job") {
+        @if !viewer.can(Capability::WRITE_JOB) {
             p.notice { "You may not submit jobs: that needs the write:job capability." }
         } @else {
             (forms)

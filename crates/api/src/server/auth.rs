@@ -40,13 +40,9 @@ impl Principal {
         &self.name
     }
 
-    /// Whether the caller holds a capability written as upstream does (`read:job`,
-    /// `write:node`...); an unknown capability is never held.
-    pub fn can(&self, capability: &str) -> bool {
-        let Some(needed) = Capability::parse(capability) else {
-            return false;
-        };
-        self.holds(needed)
+    /// Whether the caller holds `capability`.
+    pub fn can(&self, capability: Capability) -> bool {
+        self.holds(capability)
     }
 
     fn holds(&self, needed: Capability) -> bool {
@@ -58,21 +54,40 @@ impl Principal {
 
 /// What a route is about, as upstream's capability names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Resource {
+pub enum Resource {
+    /// Jobs, their executions, history, logs and results.
     Job,
+    /// Nodes and their membership, the audit log, pinned data.
     Node,
+    /// The serving node's own state and configuration.
     Agent,
 }
 
-/// A capability a route needs: `read:job`, `write:node`...
+/// A capability a route or a page needs: upstream's `read:job`, `write:node`...
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Capability {
+pub struct Capability {
     write: bool,
     resource: Resource,
 }
 
 impl Capability {
-    fn parse(text: &str) -> Option<Self> {
+    /// `read:job`.
+    pub const READ_JOB: Self = Self::new(false, Resource::Job);
+    /// `write:job`.
+    pub const WRITE_JOB: Self = Self::new(true, Resource::Job);
+    /// `read:node`.
+    pub const READ_NODE: Self = Self::new(false, Resource::Node);
+    /// `write:node`.
+    pub const WRITE_NODE: Self = Self::new(true, Resource::Node);
+    /// `read:agent`.
+    pub const READ_AGENT: Self = Self::new(false, Resource::Agent);
+
+    const fn new(write: bool, resource: Resource) -> Self {
+        Self { write, resource }
+    }
+
+    /// Parses upstream's form (`read:job`); a wildcard is an [`Action`], not a capability.
+    pub fn parse(text: &str) -> Option<Self> {
         let action = Action::parse(text)?;
         Some(Self {
             write: action.write?,
@@ -744,9 +759,9 @@ mod tests {
             .principal_for(&basic("alice:correct horse battery"))
             .unwrap();
         assert_eq!(alice.name(), "Alice");
-        assert!(alice.can("read:job"));
-        assert!(!alice.can("write:job"));
-        assert!(Principal::anonymous().can("write:node"));
+        assert!(alice.can(Capability::READ_JOB));
+        assert!(!alice.can(Capability::WRITE_JOB));
+        assert!(Principal::anonymous().can(Capability::WRITE_NODE));
         let token = auth.open_session(alice.clone());
         assert_eq!(auth.session(&token), Some(alice));
         auth.close_session(&token);

@@ -47,20 +47,11 @@ fn filter<'a>(
     }
 }
 
-/// Upstream's node types are ordered Requester before Compute.
-fn type_rank(node: &NodeState) -> u8 {
-    match node.info.node_type.as_str() {
-        "Requester" => 1,
-        "Compute" => 2,
-        _ => 0,
-    }
-}
-
 /// How two nodes compare under `order_by`; free capacity sorts largest first, as upstream.
 fn compare(order: &str, a: &NodeState, b: &NodeState) -> Ordering {
     let free = |n: &NodeState| n.info.compute_node_info.available_capacity.clone();
     match order {
-        "type" => type_rank(a).cmp(&type_rank(b)),
+        "type" => a.info.node_type.cmp(&b.info.node_type),
         "available_cpu" => free(b).cpu.total_cmp(&free(a).cpu),
         "available_memory" => free(b).memory.cmp(&free(a).memory),
         "available_disk" => free(b).disk.cmp(&free(a).disk),

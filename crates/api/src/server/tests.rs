@@ -466,7 +466,7 @@ async fn join_node(h: &Harness, id: &str, zone: &str, cpu: f64) {
     labels.insert("zone".to_string(), zone.to_string());
     let mut info = NodeInfo {
         node_id: bacalhau_models::NodeId::from(id),
-        node_type: "Compute".into(),
+        node_type: bacalhau_models::node::NodeType::Compute,
         labels,
         ..Default::default()
     };

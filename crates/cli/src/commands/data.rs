@@ -153,7 +153,7 @@ async fn choose_node(
 ) -> Result<NodeState> {
     let usable = |node: &NodeState| -> Result<(), String> {
         let info = &node.info.compute_node_info;
-        if !node.info.node_type.eq_ignore_ascii_case("Compute") {
+        if node.info.node_type != bacalhau_models::node::NodeType::Compute {
             return Err("it is not a compute node".into());
         }
         if node.membership != Membership::Approved {

@@ -857,7 +857,7 @@ fn history_table<'a>(events: impl Iterator<Item = &'a JobHistory>) -> comfy_tabl
                 .get("NodeID")
                 .map(|n| short_id(n).to_string())
                 .unwrap_or_default(),
-            event.event.topic.clone(),
+            event.event.topic.to_string(),
             event.event.message.clone(),
         ]);
     }

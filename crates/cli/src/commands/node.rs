@@ -173,7 +173,7 @@ fn nodes_table(nodes: &[NodeState], show: &[String]) -> comfy_table::Table {
     for node in nodes {
         let info = &node.info;
         let compute = &info.compute_node_info;
-        let is_compute = info.node_type == "Compute";
+        let is_compute = info.node_type == bacalhau_models::node::NodeType::Compute;
         let pair = |free: String, max: String| {
             if is_compute {
                 format!("{free} / {max}")
@@ -183,7 +183,7 @@ fn nodes_table(nodes: &[NodeState], show: &[String]) -> comfy_table::Table {
         };
         let mut row = vec![
             info.node_id.to_string(),
-            info.node_type.clone(),
+            info.node_type.to_string(),
             node.membership.to_string(),
             node.connection_state.status.to_string(),
         ];

@@ -228,7 +228,7 @@ impl Cluster {
         .context("cannot start the orchestrator")?;
         self.node_info = NodeInfo {
             node_id: NodeId::from(name),
-            node_type: "Requester".into(),
+            node_type: bacalhau_models::node::NodeType::Requester,
             labels: labels.clone(),
             supported_protocols: vec![bacalhau_protocol::PROTOCOL.into()],
             bacalhau_version: super::agent::client_version(),

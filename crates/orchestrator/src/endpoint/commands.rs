@@ -4,7 +4,7 @@
 use super::{Orchestrator, not_found, now};
 use crate::error::OrchestratorError;
 use crate::scheduler::job_event;
-use bacalhau_models::history::topics;
+use bacalhau_models::history::Topic;
 use bacalhau_models::job::describe_errors;
 use bacalhau_models::{
     Evaluation, EvaluationId, Job, JobId, JobStateType, State, TriggeredBy, ValidationError,
@@ -90,7 +90,7 @@ impl Orchestrator {
                 w.put_job(&job)?;
                 w.put_job_version(&job)?;
                 w.add_history(
-                    job_event(&job, topics::SUBMISSION, message, BTreeMap::new(), now).by(actor),
+                    job_event(&job, Topic::Submission, message, BTreeMap::new(), now).by(actor),
                 )?;
                 w.put_evaluation(&evaluation)?;
                 Ok::<_, OrchestratorError>((job.id.clone(), evaluation))
@@ -176,7 +176,7 @@ impl Orchestrator {
                 details.insert("Reason".to_string(), reason.clone());
                 let stop_event = job_event(
                     &job,
-                    topics::SCHEDULING,
+                    Topic::Scheduling,
                     "Job requested to stop before completion",
                     details,
                     now,
@@ -191,7 +191,7 @@ impl Orchestrator {
                 state_details.insert("PreviousState".to_string(), previous.to_string());
                 let state_event = job_event(
                     &job,
-                    topics::STATE_UPDATE,
+                    Topic::StateUpdate,
                     format!("Stopped: {}", job.state.message),
                     state_details,
                     now,
@@ -265,14 +265,8 @@ impl Orchestrator {
                 w.put_job(&job)?;
                 w.put_job_version(&job)?;
                 w.add_history(
-                    job_event(
-                        &job,
-                        topics::SUBMISSION,
-                        "Job rerun requested",
-                        details,
-                        now,
-                    )
-                    .by(actor),
+                    job_event(&job, Topic::Submission, "Job rerun requested", details, now)
+                        .by(actor),
                 )?;
                 w.put_evaluation(&evaluation)?;
                 Ok::<_, OrchestratorError>((

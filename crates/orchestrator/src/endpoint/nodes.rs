@@ -60,7 +60,7 @@ impl Orchestrator {
         timeout: std::time::Duration,
     ) -> Result<(NodeId, u64), OrchestratorError> {
         let state = self.node(node)?;
-        if !state.info.node_type.eq_ignore_ascii_case("Compute") {
+        if state.info.node_type != bacalhau_models::node::NodeType::Compute {
             return Err(OrchestratorError::Invalid(format!(
                 "node {} is not a compute node: only compute nodes hold data",
                 state.info.node_id

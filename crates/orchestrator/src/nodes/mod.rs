@@ -14,7 +14,7 @@ use crate::broker::EvaluationBroker;
 use crate::planner::Applied;
 use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
-use bacalhau_models::history::topics;
+use bacalhau_models::history::Topic;
 use bacalhau_models::node::{ConnectionState, ConnectionStatus, Membership, NodeAction};
 use bacalhau_models::{Evaluation, JobHistory, NodeId, NodeState, Timestamp, TriggeredBy, time};
 use bacalhau_protocol::{Frame, Heartbeat, Hello, Welcome};
@@ -239,7 +239,7 @@ impl NodeManager {
                 .await;
             return Err(Refusal::BadToken(id));
         }
-        if hello.node_info.node_type != "Compute" {
+        if hello.node_info.node_type != bacalhau_models::node::NodeType::Compute {
             return Err(Refusal::NotCompute(id));
         }
         let now = now();
@@ -590,7 +590,7 @@ impl NodeManager {
         let delete = action == NodeAction::Delete;
         let event = JobHistory::node_event(
             id.as_str(),
-            topics::NODE_MEMBERSHIP,
+            Topic::NodeMembership,
             format!("node {id}: {action}"),
             actor,
             time::rfc3339(now()),
@@ -635,7 +635,7 @@ impl NodeManager {
         }
         let event = JobHistory::node_event(
             id.as_str(),
-            topics::NODE_MEMBERSHIP,
+            Topic::NodeMembership,
             format!("node {id} {message}"),
             format!("node:{id}"),
             time::rfc3339(now()),

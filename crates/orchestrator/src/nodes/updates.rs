@@ -6,7 +6,7 @@
 use crate::scheduler::execution_event;
 use crate::store::{Store, StoreError, Writer};
 use bacalhau_channel::store::{self as channel, Applied as Delivered};
-use bacalhau_models::history::topics;
+use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, Timestamp,
     TriggeredBy, time,
@@ -132,14 +132,8 @@ fn apply_update(
     execution.modify_time = now;
     w.put_execution(&execution)?;
     w.add_history(
-        execution_event(
-            &job,
-            &execution.id,
-            topics::EXECUTION,
-            describe(update),
-            now,
-        )
-        .by(format!("node:{node}")),
+        execution_event(&job, &execution.id, Topic::Execution, describe(update), now)
+            .by(format!("node:{node}")),
     )?;
     if !update.state.is_terminal() {
         return Ok(None);

@@ -3,7 +3,7 @@
 
 use super::common::{Triage, fail_job, triage};
 use super::{Plan, Scheduler, Snapshot, execution_event, new_execution, select_nodes};
-use bacalhau_models::history::topics;
+use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, ExecutionStateType, JobStateType, State, Timestamp, ids::short_id,
 };
@@ -40,7 +40,7 @@ impl Scheduler for AllNodesScheduler {
             plan.events.push(execution_event(
                 job,
                 &execution.id,
-                topics::SCHEDULING,
+                Topic::Scheduling,
                 format!("Requested execution on {}", short_id(node_id.as_str())),
                 now,
             ));

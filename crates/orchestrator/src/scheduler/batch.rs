@@ -3,7 +3,7 @@
 
 use super::common::{Triage, fail_job, triage};
 use super::{Plan, Scheduler, Snapshot, execution_event, new_execution, select_nodes};
-use bacalhau_models::history::topics;
+use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, ExecutionStateType, JobStateType, State, Timestamp, TriggeredBy, ids::short_id,
 };
@@ -71,7 +71,7 @@ impl Scheduler for BatchScheduler {
             plan.events.push(execution_event(
                 job,
                 &execution.id,
-                topics::SCHEDULING,
+                Topic::Scheduling,
                 format!("Requested execution on {}", short_id(node_id.as_str())),
                 now,
             ));
@@ -132,7 +132,7 @@ impl Scheduler for BatchScheduler {
             fail_job(&mut plan, snapshot, &live, reason, details, now);
             plan.create.clear();
             plan.events
-                .retain(|e| e.event.topic != topics::SCHEDULING || e.execution_id.is_none());
+                .retain(|e| e.event.topic != Topic::Scheduling || e.execution_id.is_none());
             return plan;
         };
         if let Some(at) = look_again {
@@ -145,7 +145,7 @@ impl Scheduler for BatchScheduler {
             if job.state.state_type != JobStateType::Queued {
                 plan.events.push(super::job_event(
                     job,
-                    topics::QUEUEING,
+                    Topic::Queueing,
                     message.clone(),
                     Default::default(),
                     now,

@@ -12,7 +12,7 @@ pub mod feasible;
 pub mod rank;
 mod select;
 
-use bacalhau_models::history::{Event, topics};
+use bacalhau_models::history::{Event, Topic};
 use bacalhau_models::{
     Evaluation, EvaluationId, Execution, ExecutionId, Job, JobHistory, JobHistoryType,
     JobStateType, JobType, NodeId, NodeState, Resources, State, Timestamp, node, time,
@@ -200,7 +200,7 @@ impl Plan {
             format!("{}: {}", state.state_type, state.message)
         };
         self.events
-            .push(job_event(job, topics::STATE_UPDATE, message, details, now));
+            .push(job_event(job, Topic::StateUpdate, message, details, now));
         self.job_state = Some(state);
     }
 }
@@ -208,7 +208,7 @@ impl Plan {
 /// A job-level history event.
 pub fn job_event(
     job: &Job,
-    topic: &str,
+    topic: Topic,
     message: impl Into<String>,
     details: BTreeMap<String, String>,
     now: Timestamp,
@@ -222,7 +222,7 @@ pub fn job_event(
         execution_id: None,
         event: Event {
             message: message.into(),
-            topic: topic.to_string(),
+            topic,
             timestamp: timestamp.clone(),
             details,
         },
@@ -237,7 +237,7 @@ pub fn job_event(
 pub fn execution_event(
     job: &Job,
     execution_id: &ExecutionId,
-    topic: &str,
+    topic: Topic,
     message: impl Into<String>,
     now: Timestamp,
 ) -> JobHistory {

@@ -95,7 +95,7 @@ pub fn select_nodes(
     let mut selection = Selection::default();
     // Only approved, connected compute nodes count as available, as upstream counts them.
     let is_available = |node: &NodeView| {
-        node.state.info.node_type == "Compute"
+        node.state.info.node_type == node::NodeType::Compute
             && node.state.membership == node::Membership::Approved
             && node.connected
     };
@@ -112,7 +112,7 @@ pub fn select_nodes(
         }
         if !is_available(node) {
             if let Some(until) = node.returns_by
-                && node.state.info.node_type == "Compute"
+                && node.state.info.node_type == node::NodeType::Compute
                 && node.state.membership == node::Membership::Approved
                 && !exclude.contains(node.id())
                 && checks

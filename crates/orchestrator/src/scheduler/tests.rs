@@ -33,7 +33,7 @@ fn node(id: &str, labels: &[(&str, &str)]) -> NodeView {
     NodeView::new(NodeState {
         info: NodeInfo {
             node_id: NodeId::from(id),
-            node_type: "Compute".into(),
+            node_type: bacalhau_models::node::NodeType::Compute,
             labels: labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
