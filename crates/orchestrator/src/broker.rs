@@ -4,11 +4,12 @@
 //! The scheduler reads state rather than events, so several evaluations waiting for the same
 //! job are one piece of work: they are coalesced, and the extras handed back for deletion.
 
-use bacalhau_models::{Evaluation, EvaluationId, JobId, Timestamp, time};
+use crate::clock::Clock;
+use bacalhau_models::{Evaluation, EvaluationId, JobId, Timestamp};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// Work for one worker: an evaluation and the evaluations of the same job it supersedes.
@@ -101,16 +102,30 @@ impl Inner {
 pub struct EvaluationBroker {
     inner: Mutex<Inner>,
     wake: Notify,
-}
-
-fn now() -> Timestamp {
-    time::to_nanos(SystemTime::now())
+    clock: Clock,
 }
 
 impl EvaluationBroker {
-    /// An empty broker.
+    /// An empty broker on the system clock.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty broker whose delays follow `clock`.
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            clock,
+            ..Self::default()
+        }
+    }
+
+    /// The clock delays are measured by.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -122,7 +137,7 @@ impl EvaluationBroker {
     /// Adds an evaluation; one with a future `WaitUntil` waits until then.
     pub fn enqueue(&self, evaluation: Evaluation) {
         let mut inner = self.lock();
-        let delayed = evaluation.wait_until > now();
+        let delayed = evaluation.wait_until > self.now();
         if delayed {
             inner.seq += 1;
             let key = (evaluation.wait_until, inner.seq);
@@ -149,7 +164,7 @@ impl EvaluationBroker {
                 if inner.closed {
                     return None;
                 }
-                inner.promote_due(now());
+                inner.promote_due(self.now());
                 while let Some(ready) = inner.ready.pop() {
                     let Some(mut evaluations) = inner.waiting.remove(&ready.job_id) else {
                         continue;
@@ -171,7 +186,7 @@ impl EvaluationBroker {
             };
             match next_due {
                 Some(due) => {
-                    let wait = u64::try_from(due.saturating_sub(now())).unwrap_or(0);
+                    let wait = u64::try_from(due.saturating_sub(self.now())).unwrap_or(0);
                     let _ = tokio::time::timeout(Duration::from_nanos(wait), notified).await;
                 }
                 None => notified.await,
@@ -193,7 +208,9 @@ impl EvaluationBroker {
     /// Gives an evaluation back after a failed attempt, to retry after `delay`.
     pub fn nack(&self, mut evaluation: Evaluation, delay: Duration) {
         let job_id = evaluation.job_id.clone();
-        evaluation.wait_until = now().saturating_add(delay.as_nanos().min(i64::MAX as u128) as i64);
+        evaluation.wait_until = self
+            .now()
+            .saturating_add(delay.as_nanos().min(i64::MAX as u128) as i64);
         self.ack(&job_id);
         self.enqueue(evaluation);
     }
@@ -228,13 +245,18 @@ mod tests {
             "batch",
             priority,
             TriggeredBy::JobRegister,
-            now(),
+            0,
         )
     }
 
-    #[tokio::test]
+    /// A broker on a paused clock: its waits return as soon as nothing else can run.
+    fn broker() -> EvaluationBroker {
+        EvaluationBroker::with_clock(Clock::following_tokio(1_000_000_000_000))
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn higher_priority_first_then_fifo() {
-        let broker = EvaluationBroker::new();
+        let broker = broker();
         broker.enqueue(eval("j-low", 0));
         broker.enqueue(eval("j-high", 5));
         broker.enqueue(eval("j-low2", 0));
@@ -246,9 +268,9 @@ mod tests {
         assert_eq!(order, vec!["j-high", "j-low", "j-low2"]);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn one_evaluation_per_job_in_flight_and_extras_coalesce() {
-        let broker = EvaluationBroker::new();
+        let broker = broker();
         broker.enqueue(eval("j-1", 0));
         let first = broker.dequeue().await.unwrap();
         broker.enqueue(eval("j-1", 0));
@@ -264,18 +286,33 @@ mod tests {
         assert_eq!(second.superseded.len(), 1);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn delayed_evaluations_wait_for_their_time() {
-        let broker = EvaluationBroker::new();
+        let broker = broker();
+        let due = broker.clock().now() + 3_600_000_000_000;
         let mut delayed = eval("j-later", 0);
-        delayed.wait_until = now() + 50_000_000;
+        delayed.wait_until = due;
         broker.enqueue(delayed);
-        let started = std::time::Instant::now();
-        let work = tokio::time::timeout(Duration::from_secs(5), broker.dequeue())
+        broker.enqueue(eval("j-now", 0));
+        let first = broker.dequeue().await.unwrap();
+        assert_eq!(first.evaluation.job_id.as_str(), "j-now");
+        let work = tokio::time::timeout(Duration::from_secs(7200), broker.dequeue())
             .await
             .expect("delayed evaluation never came")
             .unwrap();
         assert_eq!(work.evaluation.job_id.as_str(), "j-later");
-        assert!(started.elapsed() >= Duration::from_millis(40));
+        assert!(broker.clock().now() >= due, "handed out before it was due");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_evaluation_comes_back_after_its_delay() {
+        let broker = broker();
+        broker.enqueue(eval("j-retry", 0));
+        let work = broker.dequeue().await.unwrap();
+        let failed_at = broker.clock().now();
+        broker.nack(work.evaluation, Duration::from_secs(1));
+        let again = broker.dequeue().await.unwrap();
+        assert_eq!(again.evaluation.job_id.as_str(), "j-retry");
+        assert!(broker.clock().now() >= failed_at + 1_000_000_000);
     }
 }

@@ -9,6 +9,7 @@
 //! Start at `endpoint/mod.rs` and `scheduler/mod.rs`.
 
 pub mod broker;
+pub mod clock;
 pub mod endpoint;
 pub mod error;
 pub mod nodes;

@@ -6,9 +6,9 @@ use crate::planner::{self, Applied, PlanError};
 use crate::scheduler::common::fail_job;
 use crate::scheduler::{Plan, Snapshot, scheduler_for};
 use crate::store::{Store, StoreError};
-use bacalhau_models::{Evaluation, time};
+use bacalhau_models::Evaluation;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Runs the `scheduler-worker` loop until the broker closes.
 pub async fn run(
@@ -63,7 +63,7 @@ async fn process(
         evaluation,
         superseded,
     } = work;
-    let now = time::to_nanos(SystemTime::now());
+    let now = nodes.clock().now();
     let snapshot = {
         let reader = store.read()?;
         let Some(job) = reader.job(&evaluation.job_id)? else {

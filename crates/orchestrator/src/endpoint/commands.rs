@@ -1,7 +1,7 @@
 //! Job commands: submit (a new job or a new version of one), dry run, check, diff, stop and
 //! rerun; each change is one store transaction with its history and evaluation.
 
-use super::{Orchestrator, not_found, now};
+use super::{Orchestrator, not_found};
 use crate::error::OrchestratorError;
 use crate::scheduler::job_event;
 use bacalhau_models::history::Topic;
@@ -49,7 +49,7 @@ impl Orchestrator {
         if let Err(errors) = job.validate() {
             return Err(OrchestratorError::Invalid(describe_errors(&errors)));
         }
-        let now = now();
+        let now = self.clock().now();
         let (submitted, evaluation) = self
             .store
             .write(move |w| {
@@ -155,7 +155,7 @@ impl Orchestrator {
         } else {
             reason.to_string()
         };
-        let now = now();
+        let now = self.clock().now();
         let evaluation = self
             .store
             .write(move |w| {
@@ -228,7 +228,7 @@ impl Orchestrator {
         } else {
             reason.to_string()
         };
-        let now = now();
+        let now = self.clock().now();
         let (rerun, evaluation) = self
             .store
             .write(move |w| {

@@ -16,15 +16,14 @@ pub use commands::{Rerun, Submitted};
 pub use queries::{DEFAULT_PAGE, HistoryQuery, JobQuery, JobVersions};
 
 use crate::broker::EvaluationBroker;
+use crate::clock::Clock;
 use crate::error::OrchestratorError;
 use crate::nodes::{NodeManager, NodeManagerConfig};
 use crate::store::{Store, StoreError};
 use crate::worker;
 use bacalhau_models::job::JobDefaults;
-use bacalhau_models::{Timestamp, time};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// How the orchestrator is set up.
 #[derive(Debug, Clone)]
@@ -52,10 +51,6 @@ pub struct Orchestrator {
     stop: tokio::sync::watch::Sender<bool>,
 }
 
-fn now() -> Timestamp {
-    time::to_nanos(SystemTime::now())
-}
-
 fn not_found(kind: &'static str, id: impl Into<String>) -> OrchestratorError {
     OrchestratorError::NotFound {
         kind,
@@ -67,11 +62,20 @@ impl Orchestrator {
     /// Opens the store under `config.data_dir`, requeues unfinished evaluations and starts the
     /// scheduler workers.
     pub async fn start(config: OrchestratorConfig) -> Result<Self, OrchestratorError> {
+        Self::start_with_clock(config, Clock::system()).await
+    }
+
+    /// [`Orchestrator::start`] with every timestamp and wait read from `clock` (tests pass a
+    /// paused one).
+    pub async fn start_with_clock(
+        config: OrchestratorConfig,
+        clock: Clock,
+    ) -> Result<Self, OrchestratorError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let store = Store::open(&config.data_dir.join(STORE_FILE))?;
-        let broker = Arc::new(EvaluationBroker::new());
+        let broker = Arc::new(EvaluationBroker::with_clock(clock));
         let pending = store.read()?.pending_evaluations()?;
         tracing::info!(
             n_evaluations = pending.len(),
@@ -116,6 +120,11 @@ impl Orchestrator {
         for worker in self.workers {
             let _ = worker.await;
         }
+    }
+
+    /// The clock every timestamp is read from.
+    pub fn clock(&self) -> Clock {
+        self.broker.clock()
     }
 
     /// The store, for components that share it.

@@ -206,3 +206,36 @@ async fn executions_and_history_are_filtered_by_job_version() {
     assert_eq!(history_versions(JobVersions::Latest), vec![2]);
     assert_eq!(history_versions(JobVersions::Only(1)), vec![1]);
 }
+
+/// The queue deadline on the orchestrator's injected clock: an hour of waiting passes on a
+/// paused runtime without the test waiting for it.
+#[tokio::test(start_paused = true)]
+async fn a_queued_job_fails_at_its_queue_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = crate::clock::Clock::following_tokio(1_700_000_000_000_000_000);
+    let o = Orchestrator::start_with_clock(
+        OrchestratorConfig {
+            data_dir: dir.path().to_path_buf(),
+            job_defaults: JobDefaults::default(),
+            workers: 1,
+            nodes: Default::default(),
+        },
+        clock,
+    )
+    .await
+    .unwrap();
+    let submitted = o.submit(spec("late", 3600), false, "tester").await.unwrap();
+    let id = submitted.job_id.as_str();
+    let queued = wait_for_state(&o, id, JobStateType::Queued).await;
+    tokio::time::sleep(Duration::from_secs(3599)).await;
+    assert_eq!(
+        o.job(id, "").unwrap().state.state_type,
+        JobStateType::Queued
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let failed = wait_for_state(&o, id, JobStateType::Failed).await;
+    assert!(
+        failed.modify_time >= queued.create_time + 3_600_000_000_000,
+        "failed before its deadline"
+    );
+}

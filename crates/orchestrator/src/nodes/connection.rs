@@ -155,7 +155,7 @@ async fn handle_frame(
                     }
                 })
                 .collect();
-            let applied = updates::apply(manager.store(), id, messages)
+            let applied = updates::apply(manager.store(), id, messages, manager.clock().now())
                 .await
                 .map_err(|e| format!("store failure: {e}"))?;
             for evaluation in applied.evaluations {

@@ -11,6 +11,7 @@ mod updates;
 pub use connection::serve_connection;
 
 use crate::broker::EvaluationBroker;
+use crate::clock::Clock;
 use crate::planner::Applied;
 use crate::scheduler::NodeView;
 use crate::store::{Store, StoreError};
@@ -20,7 +21,7 @@ use bacalhau_models::{Evaluation, JobHistory, NodeId, NodeState, Timestamp, Trig
 use bacalhau_protocol::{Frame, Heartbeat, Hello, Welcome};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 
 /// How the node manager treats nodes.
@@ -111,7 +112,7 @@ pub struct NodeManager {
     pins: std::sync::Mutex<PendingPins>,
     next_stream: std::sync::atomic::AtomicU64,
     /// When each refused node's refusal was last written to the audit log.
-    refusals: std::sync::Mutex<HashMap<NodeId, std::time::Instant>>,
+    refusals: std::sync::Mutex<HashMap<NodeId, Timestamp>>,
 }
 
 /// Pin requests waiting for their node's answer.
@@ -140,10 +141,6 @@ pub enum PinError {
 /// every few seconds, and the audit log is never pruned.
 const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(3600);
 
-fn now() -> Timestamp {
-    time::to_nanos(SystemTime::now())
-}
-
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -161,7 +158,7 @@ impl NodeManager {
         broker: Arc<EvaluationBroker>,
         config: NodeManagerConfig,
     ) -> Result<Self, StoreError> {
-        let now = now();
+        let now = broker.clock().now();
         let mut nodes = HashMap::new();
         for mut state in store.read()?.nodes()? {
             state.connection_state.status = ConnectionStatus::Disconnected;
@@ -190,6 +187,15 @@ impl NodeManager {
             next_stream: std::sync::atomic::AtomicU64::new(1),
             refusals: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The orchestrator's clock (the broker's).
+    pub fn clock(&self) -> Clock {
+        self.broker.clock()
+    }
+
+    fn now(&self) -> Timestamp {
+        self.broker.clock().now()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NodeId, LiveNode>> {
@@ -242,7 +248,7 @@ impl NodeManager {
         if hello.node_info.node_type != bacalhau_models::node::NodeType::Compute {
             return Err(Refusal::NotCompute(id));
         }
-        let now = now();
+        let now = self.now();
         let (state, wake, generation, is_new) = {
             let mut nodes = self.write();
             let existing = nodes.get(&id);
@@ -500,7 +506,7 @@ impl NodeManager {
 
     /// Records a heartbeat.
     pub fn heartbeat(&self, id: &NodeId, heartbeat: &Heartbeat) {
-        let now = now();
+        let now = self.now();
         if let Some(node) = self.write().get_mut(id) {
             // Copies the record only while a scheduler snapshot still holds the old one.
             let state = Arc::make_mut(&mut node.state);
@@ -519,7 +525,7 @@ impl NodeManager {
 
     /// Marks a node's connection closed (if `generation` is still its current connection).
     pub async fn disconnected(&self, id: &NodeId, generation: u64, reason: &str) {
-        let now = now();
+        let now = self.now();
         let state = {
             let mut nodes = self.write();
             let Some(node) = nodes.get_mut(id) else {
@@ -593,7 +599,7 @@ impl NodeManager {
             Topic::NodeMembership,
             format!("node {id}: {action}"),
             actor,
-            time::rfc3339(now()),
+            time::rfc3339(self.now()),
         );
         self.store
             .write(move |w| {
@@ -620,16 +626,15 @@ impl NodeManager {
     async fn record_refusal(&self, id: &NodeId, message: &str) {
         {
             let mut refusals = self.refusals.lock().unwrap_or_else(|e| e.into_inner());
-            let now = std::time::Instant::now();
-            if refusals
-                .get(id)
-                .is_some_and(|last| now.duration_since(*last) < REFUSAL_AUDIT_INTERVAL)
-            {
+            let now = self.now();
+            let recent =
+                |last: &Timestamp| now.saturating_sub(*last) < nanos(REFUSAL_AUDIT_INTERVAL);
+            if refusals.get(id).is_some_and(recent) {
                 return;
             }
             // Bounded: forget old entries rather than grow with every made-up node ID.
             if refusals.len() >= 10_000 {
-                refusals.retain(|_, last| now.duration_since(*last) < REFUSAL_AUDIT_INTERVAL);
+                refusals.retain(|_, last| recent(last));
             }
             refusals.insert(id.clone(), now);
         }
@@ -638,7 +643,7 @@ impl NodeManager {
             Topic::NodeMembership,
             format!("node {id} {message}"),
             format!("node:{id}"),
-            time::rfc3339(now()),
+            time::rfc3339(self.now()),
         );
         if let Err(e) = self.store.write(move |w| w.add_history(event)).await {
             tracing::warn!(node = %id, error = %e, "cannot record a refused join in the audit log");
@@ -664,7 +669,7 @@ impl NodeManager {
     /// Creates an evaluation for every job not in a terminal state: what a node join,
     /// leave or freed capacity may change.
     pub async fn evaluate_active_jobs(&self, trigger: TriggeredBy) -> Result<(), StoreError> {
-        let now = now();
+        let now = self.now();
         let evaluations = self
             .store
             .write(move |w| {
@@ -697,7 +702,7 @@ impl NodeManager {
                 _ = tokio::time::sleep(period) => {}
                 _ = stop.changed() => return,
             }
-            let now = now();
+            let now = self.now();
             let silent: Vec<(NodeId, u64)> = self
                 .read()
                 .iter()

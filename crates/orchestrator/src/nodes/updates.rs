@@ -9,10 +9,9 @@ use bacalhau_channel::store::{self as channel, Applied as Delivered};
 use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, Timestamp,
-    TriggeredBy, time,
+    TriggeredBy,
 };
 use bacalhau_protocol::ExecutionUpdate;
-use std::time::SystemTime;
 
 /// Where a state sits in an execution's life; updates never move an execution backwards.
 fn progress(state: ExecutionStateType) -> u8 {
@@ -65,9 +64,9 @@ pub async fn apply(
     store: &Store,
     node: &NodeId,
     messages: Vec<(u64, Option<ExecutionUpdate>)>,
+    now: Timestamp,
 ) -> Result<Applied, StoreError> {
     let node = node.clone();
-    let now = time::to_nanos(SystemTime::now());
     store
         .write(move |w| {
             let mut evaluations = Vec::new();
