@@ -7,6 +7,7 @@ use crate::publisher::{PublishError, PublishRequest, Published, Publishers};
 use crate::store::{LocalExecution, NodeStore, StoreError};
 use bacalhau_channel::reliable::{Delivery, delivery};
 use bacalhau_models::node::{ComputeNodeInfo, DataLocality};
+use bacalhau_models::task::NetworkType;
 use bacalhau_models::{
     Execution, ExecutionId, ExecutionStateType, NodeId, NodeInfo, Resources, RunCommandResult,
     SpecConfig, Task,
@@ -401,8 +402,9 @@ impl ComputeNode {
         self.storages.check(task).map_err(|e| e.to_string())?;
         self.publishers.check(task).map_err(|e| e.to_string())?;
         self.config.env_allow_list.check(task)?;
-        let network = &task.network.r#type;
-        if !matches!(network.as_str(), "" | "Default" | "None") && self.config.reject_networked_jobs
+        let network = task.network.r#type;
+        if !matches!(network, NetworkType::Default | NetworkType::None)
+            && self.config.reject_networked_jobs
         {
             return Err(format!(
                 "this node rejects networked jobs (network {network}); see JobAdmissionControl.RejectNetworkedJobs"
@@ -680,14 +682,12 @@ impl ComputeNode {
         if let Some(first) = run.job.as_mut().and_then(|j| j.tasks.first_mut()) {
             first.env = env;
             // A node that rejects networked jobs runs `Default` ones without a network.
-            if self.config.reject_networked_jobs
-                && matches!(first.network.r#type.as_str(), "" | "Default")
-            {
-                first.network.r#type = "None".into();
+            if self.config.reject_networked_jobs && first.network.r#type == NetworkType::Default {
+                first.network.r#type = NetworkType::None;
             }
             // Published ports get host ports of this node for the length of the run.
             if !first.network.ports.is_empty() {
-                let bridge = first.network.r#type == "Bridge";
+                let bridge = first.network.r#type == NetworkType::Bridge;
                 if let Err(e) = self.config.ports.allocate(&mut first.network.ports, bridge) {
                     let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
                     return Err(ExecutorError::Failed(e));

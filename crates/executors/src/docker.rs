@@ -11,6 +11,7 @@ use crate::registry::RegistryCredentials;
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::logs::{LogWriter, Stream};
 use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
+use bacalhau_models::task::NetworkType;
 use bacalhau_models::{Execution, RunCommandResult, Task};
 use bollard::Docker;
 use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
@@ -250,7 +251,7 @@ impl DockerExecutor {
         let mut body = container_body(&execution, &task, &params, &self.node_id)?;
         // Lives until the container is gone: the proxy lets its token through until then.
         let mut _grant = None;
-        if task.network.r#type == "HTTP" {
+        if task.network.r#type == NetworkType::Http {
             let network = self.http_network().await?;
             let grant = network.proxy.grant(&task.network.domains);
             let url = grant.url();
@@ -568,12 +569,12 @@ fn container_body(
         .map_err(|e| ExecutorError::InvalidSpec(e.to_string()))?;
     // Upstream's meanings since v1.7: `Default` is a bridge network (a node that rejects
     // networked jobs turns it into `None` before the run), `Full` is the host's network.
-    let network_mode = match task.network.r#type.as_str() {
-        "None" => "none",
-        "Host" | "Full" => "host",
-        "" | "Default" | "Bridge" => "bridge",
+    let network_mode = match task.network.r#type {
+        NetworkType::None => "none",
+        NetworkType::Host | NetworkType::Full => "host",
+        NetworkType::Default | NetworkType::Bridge => "bridge",
         // Joined to the HTTP-only network once its proxy is up (`run_container`).
-        "HTTP" => {
+        NetworkType::Http => {
             if task.network.domains.is_empty() {
                 return Err(ExecutorError::InvalidSpec(
                     "Network.Domains is empty: an HTTP network needs the domains the job may reach"
@@ -581,11 +582,6 @@ fn container_body(
                 ));
             }
             "none"
-        }
-        other => {
-            return Err(ExecutorError::InvalidSpec(format!(
-                "unknown network type {other:?}"
-            )));
         }
     };
     let mut env = params.environment.clone();

@@ -7,8 +7,7 @@ use crate::resources::ResourcesConfig;
 use crate::selector::{LabelSelectorRequirement, validate_label_key, validate_label_value};
 use crate::state::{JobStateType, State};
 use crate::task::{
-    ENGINE_TYPES, INPUT_SOURCE_TYPES, NETWORK_TYPES, PUBLISHER_TYPES, SpecConfig, Task,
-    TimeoutConfig,
+    ENGINE_TYPES, INPUT_SOURCE_TYPES, NetworkType, PUBLISHER_TYPES, SpecConfig, Task, TimeoutConfig,
 };
 use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -502,19 +501,14 @@ fn validate_task(at: &str, task: &Task, err: &mut impl FnMut(&str, String)) {
         err(&format!("{at}.Resources"), e.to_string());
     }
     let network = &task.network;
-    if !network.r#type.is_empty() && !NETWORK_TYPES.contains(&network.r#type.as_str()) {
-        err(
-            &format!("{at}.Network.Type"),
-            format!("invalid networking type {:?}", network.r#type),
-        );
-    }
-    if !network.domains.is_empty() && network.r#type != "HTTP" {
+    if !network.domains.is_empty() && network.r#type != NetworkType::Http {
         err(
             &format!("{at}.Network.Domains"),
             "domains can only be set for HTTP network mode".into(),
         );
     }
-    if !network.ports.is_empty() && !matches!(network.r#type.as_str(), "Host" | "Full" | "Bridge") {
+    let takes_ports = network.r#type.is_host() || network.r#type == NetworkType::Bridge;
+    if !network.ports.is_empty() && !takes_ports {
         err(
             &format!("{at}.Network.Ports"),
             "ports can only be set for Host or Bridge network modes".into(),
@@ -572,7 +566,7 @@ fn validate_task(at: &str, task: &Task, err: &mut impl FnMut(&str, String)) {
                 format!("port {} is above 65535", port.target),
             );
         }
-        if port.target != 0 && matches!(network.r#type.as_str(), "Host" | "Full") {
+        if port.target != 0 && network.r#type.is_host() {
             err(
                 &format!("{field}.Target"),
                 "target ports cannot be set for Host network mode".into(),

@@ -118,50 +118,122 @@ fn is_zero_i64(n: &i64) -> bool {
     *n == 0
 }
 
-/// The network types upstream knows, written as strings on the wire.
-pub const NETWORK_TYPES: &[&str] = &["Default", "None", "Host", "Full", "HTTP", "Bridge"];
+/// A task's network access, as upstream's v1.7+ types: on the wire as their names (any case
+/// when read) or upstream's numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum NetworkType {
+    /// A bridge network, unless the node rejects networked jobs (then none). Also what an
+    /// absent or empty type means.
+    #[default]
+    Default,
+    /// No network.
+    None,
+    /// The host's network.
+    Host,
+    /// The host's network (upstream's older name).
+    Full,
+    /// Only HTTP(S) to the listed domains, through the node's proxy.
+    Http,
+    /// A bridge network with port mappings.
+    Bridge,
+}
+
+impl NetworkType {
+    /// Every type, in upstream's numbering.
+    pub const ALL: [NetworkType; 6] = [
+        Self::Default,
+        Self::None,
+        Self::Host,
+        Self::Full,
+        Self::Http,
+        Self::Bridge,
+    ];
+
+    /// Upstream's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "Default",
+            Self::None => "None",
+            Self::Host => "Host",
+            Self::Full => "Full",
+            Self::Http => "HTTP",
+            Self::Bridge => "Bridge",
+        }
+    }
+
+    /// Parses upstream's name in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// Upstream's names, for messages.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+
+    /// Whether the job reaches the host's own network.
+    pub fn is_host(self) -> bool {
+        matches!(self, Self::Host | Self::Full)
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::Default
+    }
+}
+
+impl std::fmt::Display for NetworkType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for NetworkType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkType {
+    /// A name in any case, upstream's number, or null / empty for `Default`.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        let found = match &value {
+            serde_json::Value::Null => Some(Self::Default),
+            serde_json::Value::String(s) if s.is_empty() => Some(Self::Default),
+            serde_json::Value::String(s) => Self::parse(s),
+            serde_json::Value::Number(n) => n
+                .as_u64()
+                .and_then(|i| Self::ALL.get(usize::try_from(i).ok()?))
+                .copied(),
+            _ => None,
+        };
+        found.ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown network type {value} (known: {})",
+                Self::names()
+            ))
+        })
+    }
+}
 
 /// A task's network access.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NetworkConfig {
-    /// One of [`NETWORK_TYPES`]; empty means `Default`.
+    /// The type; `Default` when absent (and then not written).
     #[serde(
         rename = "Type",
         default,
-        deserialize_with = "network_type",
-        skip_serializing_if = "String::is_empty"
+        skip_serializing_if = "NetworkType::is_default"
     )]
-    pub r#type: String,
+    pub r#type: NetworkType,
     /// Port mappings (host and bridge networking).
     #[serde(rename = "Ports", default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<Port>,
     /// Domains reachable with `HTTP` networking.
     #[serde(rename = "Domains", default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<String>,
-}
-
-/// Accepts a network type by name (any case) or by upstream's number, and keeps its canonical name.
-fn network_type<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    let name = match &value {
-        serde_json::Value::Null => return Ok(String::new()),
-        serde_json::Value::String(s) if s.is_empty() => return Ok(String::new()),
-        serde_json::Value::String(s) => NETWORK_TYPES
-            .iter()
-            .find(|t| t.eq_ignore_ascii_case(s))
-            .copied(),
-        serde_json::Value::Number(n) => n
-            .as_u64()
-            .and_then(|i| NETWORK_TYPES.get(usize::try_from(i).ok()?))
-            .copied(),
-        _ => None,
-    };
-    name.map(str::to_string).ok_or_else(|| {
-        serde::de::Error::custom(format!(
-            "unknown network type {value} (known: {})",
-            NETWORK_TYPES.join(", ")
-        ))
-    })
 }
 
 /// Timeouts in seconds; zero means none.

@@ -341,17 +341,13 @@ fn build_job(
     })
 }
 
-fn canonical_network(text: &str) -> Result<String> {
-    bacalhau_models::task::NETWORK_TYPES
-        .iter()
-        .find(|t| t.eq_ignore_ascii_case(text))
-        .map(|t| t.to_string())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "invalid --network {text:?}: use one of {}",
-                bacalhau_models::task::NETWORK_TYPES.join(", ")
-            )
-        })
+fn canonical_network(text: &str) -> Result<bacalhau_models::task::NetworkType> {
+    bacalhau_models::task::NetworkType::parse(text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid --network {text:?}: use one of {}",
+            bacalhau_models::task::NetworkType::names()
+        )
+    })
 }
 
 /// `(key, value)` pairs of a flag value; a bare field has an empty key.
