@@ -7,10 +7,13 @@
 //! every message committed to the sender's outbox is applied exactly once, in order, and once
 //! the faults stop everything gets through and the outbox drains.
 
+mod common;
+
 use bacalhau_channel::reliable::Sending;
 use bacalhau_channel::store::{self as channel, Applied};
 use bacalhau_models::ExecutionId;
 use bacalhau_protocol::Message;
+use common::{Fault, Step, step};
 use proptest::prelude::*;
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, StorageBackend,
@@ -113,48 +116,6 @@ impl Side {
 enum Frame {
     Message { seq: u64, body: Box<Message> },
     Ack { seq: u64 },
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    None,
-    Drop,
-    Duplicate,
-    HoldBack,
-}
-
-#[derive(Debug, Clone)]
-enum Step {
-    Produce,
-    Send(u8),
-    Deliver(Fault),
-    DeliverAck(bool),
-    Cut,
-    KillSender,
-    KillReceiver,
-    /// The receiver is killed while applying the next frame, before the commit.
-    KillReceiverMidApply,
-    Handshake,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        4 => Just(Step::Produce),
-        4 => (1u8..6).prop_map(Step::Send),
-        6 => prop_oneof![
-            6 => Just(Fault::None),
-            1 => Just(Fault::Drop),
-            1 => Just(Fault::Duplicate),
-            1 => Just(Fault::HoldBack),
-        ]
-        .prop_map(Step::Deliver),
-        3 => any::<bool>().prop_map(Step::DeliverAck),
-        1 => Just(Step::Cut),
-        1 => Just(Step::KillSender),
-        1 => Just(Step::KillReceiver),
-        1 => Just(Step::KillReceiverMidApply),
-        2 => Just(Step::Handshake),
-    ]
 }
 
 /// A message whose body says which one it is.

@@ -5,7 +5,10 @@
 //! applied by the receiver exactly once and in order, and once the faults stop everything gets
 //! through. Thousands of schedules run in a second or two.
 
+mod common;
+
 use bacalhau_channel::reliable::{Delivery, Sending, delivery};
+use common::{Fault, Step, step};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -31,54 +34,6 @@ struct Receiver {
     applied: u64,
     log: Vec<u32>,
     connected: bool,
-}
-
-/// One step of a schedule.
-#[derive(Debug, Clone)]
-enum Step {
-    /// A message is written to the sender's outbox (the promise starts here).
-    Produce,
-    /// The sender sends up to this many messages after what it sent on this connection.
-    Send(u8),
-    /// The next frame towards the receiver arrives, or is lost, duplicated or held back.
-    Deliver(Fault),
-    /// The next acknowledgement arrives (or is lost).
-    DeliverAck(bool),
-    /// The connection breaks: frames in flight are gone.
-    Cut,
-    /// A side loses everything in memory (kill -9) and its connection.
-    CrashSender,
-    CrashReceiver,
-    /// Both sides (re)connect: the receiver says what it applied, the sender resumes.
-    Handshake,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Fault {
-    None,
-    Drop,
-    Duplicate,
-    /// Moved behind the frames after it, as if held up in a buffer.
-    HoldBack,
-}
-
-fn step() -> impl Strategy<Value = Step> {
-    prop_oneof![
-        4 => Just(Step::Produce),
-        4 => (1u8..6).prop_map(Step::Send),
-        6 => prop_oneof![
-            6 => Just(Fault::None),
-            1 => Just(Fault::Drop),
-            1 => Just(Fault::Duplicate),
-            1 => Just(Fault::HoldBack),
-        ]
-        .prop_map(Step::Deliver),
-        3 => any::<bool>().prop_map(Step::DeliverAck),
-        1 => Just(Step::Cut),
-        1 => Just(Step::CrashSender),
-        1 => Just(Step::CrashReceiver),
-        2 => Just(Step::Handshake),
-    ]
 }
 
 /// The two sides and the link between them.
@@ -164,13 +119,9 @@ impl World {
                 }
             }
             Step::Cut => self.cut(),
-            Step::CrashSender => {
-                self.cut();
-                // Only the outbox (and its numbering) was on disk.
-            }
-            Step::CrashReceiver => {
-                self.cut();
-            }
+            // Only the outboxes, numbers and applied log were on disk: what is lost is the
+            // connection and what was in flight (a kill mid-apply committed nothing).
+            Step::KillSender | Step::KillReceiver | Step::KillReceiverMidApply => self.cut(),
             Step::Handshake => {
                 self.cut();
                 let applied = self.receiver.applied;
