@@ -1,0 +1,371 @@
+//! Running one execution: fetch its inputs, run it on its engine within the task's timeout,
+//! publish its results, and turn how it ended into the final report ([`outcome`]).
+
+use super::ComputeNode;
+use super::queue::needs;
+use super::report::Report;
+use crate::executor::{BoxFuture, ExecutionContext, ExecutorError};
+use crate::inputs::{InputError, Partition};
+use crate::publisher::{PublishError, PublishRequest, Published};
+use bacalhau_models::task::NetworkType;
+use bacalhau_models::{Execution, ExecutionStateType, RunCommandResult, Task};
+use bacalhau_protocol::RETRYABLE;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How an execution that ran to an exit code ended.
+#[derive(Debug)]
+pub(super) struct Finished {
+    output: RunCommandResult,
+    published: Option<Published>,
+    input_bytes: Vec<(String, u64)>,
+}
+
+/// The state an execution ends in and what its report says, from how its run ended.
+///
+/// A non-zero exit code and the job's own faults (timeout, out of memory, a bad spec) are
+/// marked not retryable: another attempt would fail the same way.
+fn outcome(result: Result<Finished, ExecutorError>) -> (ExecutionStateType, Report) {
+    match result {
+        Ok(finished) => {
+            let mut report = Report::default();
+            for (target, bytes) in &finished.input_bytes {
+                report
+                    .details
+                    .insert(format!("InputBytes:{target}"), bytes.to_string());
+            }
+            if let Some(published) = finished.published {
+                report
+                    .details
+                    .insert("PublishedBytes".into(), published.bytes.to_string());
+                report.published_result = published.result;
+            }
+            let exit_code = finished.output.exit_code;
+            report.run_output = Some(finished.output);
+            if exit_code == 0 {
+                (ExecutionStateType::Completed, report)
+            } else {
+                // The program itself failed: another attempt would fail the same way.
+                report.details.insert(RETRYABLE.into(), "false".into());
+                report.message = format!("exited with code {exit_code}");
+                (ExecutionStateType::Failed, report)
+            }
+        }
+        Err(ExecutorError::Cancelled) => (
+            ExecutionStateType::Cancelled,
+            Report::message("execution cancelled"),
+        ),
+        Err(e) => {
+            let mut report = Report::message(e.to_string());
+            report
+                .details
+                .insert(RETRYABLE.into(), e.retryable().to_string());
+            report.run_output = Some(RunCommandResult {
+                error_msg: report.message.clone(),
+                ..Default::default()
+            });
+            (ExecutionStateType::Failed, report)
+        }
+    }
+}
+
+fn publish_error(e: PublishError) -> ExecutorError {
+    match e {
+        PublishError::Invalid(reason) => ExecutorError::InvalidSpec(reason),
+        other => ExecutorError::Failed(other.to_string()),
+    }
+}
+
+impl ComputeNode {
+    /// Runs an execution the queue started, reports how it ended and gives its capacity back.
+    pub(super) async fn execute(self: Arc<Self>, execution: Execution) {
+        let cancel = self.lock_queue().cancel_signal(&execution.id);
+        let result = match cancel {
+            Some(cancel) => self.run_execution(&execution, cancel).await,
+            None => Err(ExecutorError::Cancelled),
+        };
+        let (state, report) = outcome(result);
+        if let Err(e) = self.report(&execution, state, report).await {
+            tracing::error!(execution = %execution.id, error = %e, "cannot record the end of an execution");
+        }
+        self.lock_queue().finish(&execution.id);
+        self.lock_capacity().release(&needs(&execution));
+        self.runner_wake.notify_one();
+    }
+
+    async fn run_execution(
+        &self,
+        execution: &Execution,
+        cancel: watch::Receiver<bool>,
+    ) -> Result<Finished, ExecutorError> {
+        let task = execution
+            .job
+            .as_ref()
+            .and_then(|j| j.task())
+            .cloned()
+            .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
+        let engine = task.engine.r#type.clone();
+        let executor = self
+            .executors
+            .get(engine.as_str())
+            .cloned()
+            .ok_or_else(|| ExecutorError::Failed(format!("no executor for engine {engine:?}")))?;
+        self.report(execution, ExecutionStateType::Running, Report::default())
+            .await
+            .map_err(|e| ExecutorError::Failed(e.to_string()))?;
+        let work_dir = self.execution_dir(execution.id.as_str());
+        std::fs::create_dir_all(&work_dir).map_err(|e| {
+            ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
+        })?;
+        let partition = Partition {
+            index: execution.partition_index,
+            count: execution
+                .job
+                .as_ref()
+                .map_or(1, |j| u64::try_from(j.count).unwrap_or(1).max(1)),
+        };
+        // The holders named with the execution; a restarted node no longer knows them and
+        // reads only what it holds.
+        let peers = self.lock_peers().remove(&execution.id).unwrap_or_default();
+        let inputs = self
+            .storages
+            .prepare(&task, &work_dir, partition, &peers)
+            .await;
+        if inputs.is_err() {
+            // Whatever arrived before the failure is of no use.
+            let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+        }
+        let inputs = inputs.map_err(|e| match e {
+            InputError::Invalid(reason) => ExecutorError::InvalidSpec(reason),
+            other => ExecutorError::Failed(other.to_string()),
+        })?;
+        let input_bytes = inputs
+            .iter()
+            .filter(|i| i.in_tree)
+            .map(|i| (i.target.clone(), i.bytes_read))
+            .collect();
+        let publishing = !task.publisher.is_empty();
+        let results = if publishing {
+            crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
+        } else {
+            Vec::new()
+        };
+        // Host variables are resolved into this run's copy of the job only; what is stored
+        // and reported keeps the `env:NAME` references.
+        let env = self
+            .config
+            .env_allow_list
+            .resolve(&task)
+            .map_err(ExecutorError::InvalidSpec)?;
+        let mut run = execution.clone();
+        let mut held_ports = Vec::new();
+        if let Some(first) = run.job.as_mut().and_then(|j| j.tasks.first_mut()) {
+            first.env = env;
+            // A node that rejects networked jobs runs `Default` ones without a network.
+            if self.config.reject_networked_jobs && first.network.r#type == NetworkType::Default {
+                first.network.r#type = NetworkType::None;
+            }
+            // Published ports get host ports of this node for the length of the run.
+            if !first.network.ports.is_empty() {
+                let bridge = first.network.r#type == NetworkType::Bridge;
+                if let Err(e) = self.config.ports.allocate(&mut first.network.ports, bridge) {
+                    let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+                    return Err(ExecutorError::Failed(e));
+                }
+                held_ports = first.network.ports.clone();
+            }
+        }
+        let context = ExecutionContext {
+            execution: run,
+            cancel: cancel.clone(),
+            work_dir: work_dir.clone(),
+            inputs,
+            results,
+        };
+        let output = self
+            .run_with_timeout(execution, &task, executor.run(context), cancel)
+            .await;
+        self.config.ports.release(&held_ports);
+        // Inputs fetched onto the node are not needed once the run is over.
+        let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+        let output = output?;
+        let published = if publishing {
+            Some(self.publish(execution, &task, &work_dir, &output).await?)
+        } else {
+            None
+        };
+        Ok(Finished {
+            output,
+            published,
+            input_bytes,
+        })
+    }
+
+    /// Runs an executor's future, stopping it when the task's execution timeout passes.
+    async fn run_with_timeout(
+        &self,
+        execution: &Execution,
+        task: &Task,
+        run: BoxFuture<'_, Result<RunCommandResult, ExecutorError>>,
+        mut cancel: watch::Receiver<bool>,
+    ) -> Result<RunCommandResult, ExecutorError> {
+        let timeout_secs = task.timeouts.execution_timeout;
+        tokio::pin!(run);
+        if timeout_secs <= 0 {
+            return run.await;
+        }
+        let limit = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
+        tokio::select! {
+            result = &mut run => result,
+            _ = tokio::time::sleep(limit) => {
+                // Ask the executor to stop, then wait for it to clean up.
+                self.lock_queue().stop(&execution.id);
+                let _ = cancel.changed().await;
+                let _ = run.await;
+                Err(ExecutorError::JobFault(format!(
+                    "execution timed out: it took longer than {timeout_secs}s"
+                )))
+            }
+        }
+    }
+
+    /// Writes the run's `stdout`, `stderr` and `exitCode` beside its result paths and hands
+    /// the directory to the task's publisher.
+    async fn publish(
+        &self,
+        execution: &Execution,
+        task: &Task,
+        work_dir: &std::path::Path,
+        output: &RunCommandResult,
+    ) -> Result<Published, ExecutorError> {
+        self.report(execution, ExecutionStateType::Publishing, Report::default())
+            .await
+            .map_err(|e| ExecutorError::Failed(e.to_string()))?;
+        let results_dir = crate::publisher::results_dir(work_dir);
+        crate::logs::write_streams(work_dir, &results_dir)
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot write the run's output: {e}")))?;
+        tokio::fs::write(results_dir.join("exitCode"), output.exit_code.to_string())
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot write the exit code: {e}")))?;
+        let limit = self.config.max_result_bytes;
+        if limit > 0 {
+            let size = crate::publisher::dir_size(&results_dir)
+                .map_err(|e| ExecutorError::Failed(format!("cannot size the results: {e}")))?;
+            if size > limit {
+                return Err(ExecutorError::JobFault(format!(
+                    "the results are {size} bytes, more than this node publishes ({limit} bytes)"
+                )));
+            }
+        }
+        let publisher = self
+            .publishers
+            .get(&task.publisher)
+            .map_err(publish_error)?;
+        let published = publisher
+            .publish(PublishRequest {
+                execution,
+                spec: &task.publisher,
+                results_dir: &results_dir,
+            })
+            .await
+            .map_err(publish_error)?;
+        // The publisher has its own copy now (an archive, an upload).
+        let _ = tokio::fs::remove_dir_all(&results_dir).await;
+        Ok(published)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bacalhau_models::SpecConfig;
+
+    fn exited(exit_code: i64) -> Finished {
+        Finished {
+            output: RunCommandResult {
+                stdout: "hello\n".into(),
+                exit_code,
+                ..Default::default()
+            },
+            published: None,
+            input_bytes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn exit_code_zero_completes_with_the_output_inputs_and_published_result() {
+        let finished = Finished {
+            published: Some(Published {
+                result: Some(SpecConfig::of_type("local")),
+                bytes: 42,
+            }),
+            input_bytes: vec![("/data".into(), 7)],
+            ..exited(0)
+        };
+        let (state, report) = outcome(Ok(finished));
+        assert_eq!(state, ExecutionStateType::Completed);
+        assert_eq!(report.message, "");
+        assert_eq!(
+            report.run_output.map(|o| o.stdout),
+            Some("hello\n".to_string())
+        );
+        assert_eq!(report.published_result, Some(SpecConfig::of_type("local")));
+        assert_eq!(
+            report.details.get("InputBytes:/data").map(String::as_str),
+            Some("7")
+        );
+        assert_eq!(
+            report.details.get("PublishedBytes").map(String::as_str),
+            Some("42")
+        );
+        assert!(!report.details.contains_key(RETRYABLE));
+    }
+
+    #[test]
+    fn a_non_zero_exit_code_fails_and_is_not_retried() {
+        let (state, report) = outcome(Ok(exited(3)));
+        assert_eq!(state, ExecutionStateType::Failed);
+        assert_eq!(report.message, "exited with code 3");
+        assert_eq!(
+            report.details.get(RETRYABLE).map(String::as_str),
+            Some("false")
+        );
+        // The run's output still goes back, for `job describe` and `job logs`.
+        assert_eq!(report.run_output.map(|o| o.exit_code), Some(3));
+    }
+
+    #[test]
+    fn a_cancelled_run_is_reported_cancelled() {
+        let (state, report) = outcome(Err(ExecutorError::Cancelled));
+        assert_eq!(state, ExecutionStateType::Cancelled);
+        assert_eq!(report.message, "execution cancelled");
+        assert!(report.details.is_empty());
+        assert!(report.run_output.is_none());
+    }
+
+    #[test]
+    fn an_engine_failure_is_retryable_and_the_job_s_own_faults_are_not() {
+        let cases = [
+            (ExecutorError::Failed("docker is down".into()), "true"),
+            (
+                ExecutorError::JobFault("execution timed out: it took longer than 1s".into()),
+                "false",
+            ),
+            (ExecutorError::InvalidSpec("no such image".into()), "false"),
+        ];
+        for (error, retryable) in cases {
+            let message = error.to_string();
+            let (state, report) = outcome(Err(error));
+            assert_eq!(state, ExecutionStateType::Failed, "{message}");
+            assert_eq!(report.message, message);
+            assert_eq!(
+                report.details.get(RETRYABLE).map(String::as_str),
+                Some(retryable),
+                "{message}"
+            );
+            assert_eq!(report.run_output.map(|o| o.error_msg), Some(message));
+        }
+    }
+}
