@@ -117,6 +117,7 @@ async fn serve(mut link: Link, interval: Duration, arrivals: Arrivals) -> Result
                 run_output: None,
                 published_result: None,
                 details: Default::default(),
+                retryable: None,
             };
             link.outgoing
                 .send(Frame::Message {

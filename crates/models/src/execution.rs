@@ -109,7 +109,27 @@ pub struct Execution {
     pub modify_time: Timestamp,
 }
 
+/// The detail of a failed execution's state that says whether another attempt could succeed
+/// (upstream's state details are a map of strings).
+pub const RETRYABLE_DETAIL: &str = "Retryable";
+
 impl Execution {
+    /// For a failed execution: whether another attempt could succeed, when its node said.
+    pub fn retryable(&self) -> Option<bool> {
+        match self.compute_state.details.get(RETRYABLE_DETAIL)?.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// Records whether another attempt could succeed, in the state's details.
+    pub fn set_retryable(&mut self, retryable: bool) {
+        self.compute_state
+            .details
+            .insert(RETRYABLE_DETAIL.to_string(), retryable.to_string());
+    }
+
     /// Whether the execution is finished for good.
     pub fn is_terminal(&self) -> bool {
         self.compute_state.state_type.is_terminal()

@@ -238,18 +238,19 @@ pub struct ExecutionUpdate {
         skip_serializing_if = "Option::is_none"
     )]
     pub published_result: Option<SpecConfig>,
-    /// Machine-readable details, e.g. `Retryable: false` for a failure that another attempt
-    /// would repeat.
+    /// Machine-readable details (bytes read per input, bytes published).
     #[serde(
         rename = "Details",
         default,
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub details: BTreeMap<String, String>,
+    /// For a failure: whether another attempt could succeed (`false` for the job's own faults:
+    /// a non-zero exit code, a timeout, a bad spec). Nodes of earlier versions sent it as a
+    /// `Retryable` detail instead, which the orchestrator still reads.
+    #[serde(rename = "Retryable", default, skip_serializing_if = "Option::is_none")]
+    pub retryable: Option<bool>,
 }
-
-/// The detail key saying whether a failed execution is worth another attempt.
-pub const RETRYABLE: &str = "Retryable";
 
 /// A frame that could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,8 @@ pub(super) struct Report {
     pub(super) run_output: Option<RunCommandResult>,
     pub(super) published_result: Option<SpecConfig>,
     pub(super) details: BTreeMap<String, String>,
+    /// For a failure: whether another attempt could succeed.
+    pub(super) retryable: Option<bool>,
 }
 
 impl Report {
@@ -35,6 +37,7 @@ pub(super) fn update(execution: &Execution, state: ExecutionStateType, report: R
         run_output: report.run_output,
         published_result: report.published_result,
         details: report.details,
+        retryable: report.retryable,
     })
 }
 

@@ -9,7 +9,6 @@ use crate::inputs::{InputError, Partition};
 use crate::publisher::{PublishError, PublishRequest, Published};
 use bacalhau_models::task::NetworkType;
 use bacalhau_models::{Execution, ExecutionStateType, RunCommandResult, Task};
-use bacalhau_protocol::RETRYABLE;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -47,7 +46,7 @@ fn outcome(result: Result<Finished, ExecutorError>) -> (ExecutionStateType, Repo
                 (ExecutionStateType::Completed, report)
             } else {
                 // The program itself failed: another attempt would fail the same way.
-                report.details.insert(RETRYABLE.into(), "false".into());
+                report.retryable = Some(false);
                 report.message = format!("exited with code {exit_code}");
                 (ExecutionStateType::Failed, report)
             }
@@ -58,9 +57,7 @@ fn outcome(result: Result<Finished, ExecutorError>) -> (ExecutionStateType, Repo
         ),
         Err(e) => {
             let mut report = Report::message(e.to_string());
-            report
-                .details
-                .insert(RETRYABLE.into(), e.retryable().to_string());
+            report.retryable = Some(e.retryable());
             report.run_output = Some(RunCommandResult {
                 error_msg: report.message.clone(),
                 ..Default::default()
@@ -320,7 +317,7 @@ mod tests {
             report.details.get("PublishedBytes").map(String::as_str),
             Some("42")
         );
-        assert!(!report.details.contains_key(RETRYABLE));
+        assert_eq!(report.retryable, None);
     }
 
     #[test]
@@ -328,10 +325,7 @@ mod tests {
         let (state, report) = outcome(Ok(exited(3)));
         assert_eq!(state, ExecutionStateType::Failed);
         assert_eq!(report.message, "exited with code 3");
-        assert_eq!(
-            report.details.get(RETRYABLE).map(String::as_str),
-            Some("false")
-        );
+        assert_eq!(report.retryable, Some(false));
         // The run's output still goes back, for `job describe` and `job logs`.
         assert_eq!(report.run_output.map(|o| o.exit_code), Some(3));
     }
@@ -348,23 +342,19 @@ mod tests {
     #[test]
     fn an_engine_failure_is_retryable_and_the_job_s_own_faults_are_not() {
         let cases = [
-            (ExecutorError::Failed("docker is down".into()), "true"),
+            (ExecutorError::Failed("docker is down".into()), true),
             (
                 ExecutorError::JobFault("execution timed out: it took longer than 1s".into()),
-                "false",
+                false,
             ),
-            (ExecutorError::InvalidSpec("no such image".into()), "false"),
+            (ExecutorError::InvalidSpec("no such image".into()), false),
         ];
         for (error, retryable) in cases {
             let message = error.to_string();
             let (state, report) = outcome(Err(error));
             assert_eq!(state, ExecutionStateType::Failed, "{message}");
             assert_eq!(report.message, message);
-            assert_eq!(
-                report.details.get(RETRYABLE).map(String::as_str),
-                Some(retryable),
-                "{message}"
-            );
+            assert_eq!(report.retryable, Some(retryable), "{message}");
             assert_eq!(report.run_output.map(|o| o.error_msg), Some(message));
         }
     }

@@ -118,6 +118,9 @@ fn apply_update(
     };
     execution.compute_state = State::with_message(update.state, update.message.clone());
     execution.compute_state.details = update.details.clone();
+    if let Some(retryable) = update.retryable {
+        execution.set_retryable(retryable);
+    }
     if update.state.is_terminal() {
         execution.desired_state = State::new(ExecutionDesiredStateType::Stopped);
     }

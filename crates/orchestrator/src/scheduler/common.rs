@@ -59,11 +59,7 @@ pub fn triage<'a>(
     if let Some(fatal) = snapshot.executions.iter().find(|e| {
         e.job_version == job.version
             && e.compute_state.state_type == bacalhau_models::ExecutionStateType::Failed
-            && e.compute_state
-                .details
-                .get(bacalhau_protocol::RETRYABLE)
-                .map(String::as_str)
-                == Some("false")
+            && e.retryable() == Some(false)
     }) {
         let reason = format!(
             "execution {} failed: {}",

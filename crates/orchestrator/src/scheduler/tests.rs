@@ -251,6 +251,26 @@ fn a_failed_partition_is_retried_on_another_node() {
 }
 
 #[test]
+fn a_failure_another_attempt_would_repeat_fails_the_job_with_its_reason() {
+    let mut job = noop_job(1, 0);
+    job.state = State::new(JobStateType::Running);
+    let e = eval(&job, TriggeredBy::ExecFailure);
+    let mut failed = new_execution(&job, &e, &NodeId::from("a"), 0, NOW);
+    failed.compute_state = State::with_message(ExecutionStateType::Failed, "exited with code 3");
+    failed.set_retryable(false);
+    assert_eq!(failed.retryable(), Some(false));
+    let plan = plan(job, vec![failed], vec![node("a", &[]), node("b", &[])], &e);
+    assert!(plan.create.is_empty(), "not retried");
+    let state = plan.job_state.unwrap();
+    assert_eq!(state.state_type, JobStateType::Failed);
+    assert!(
+        state.message.ends_with("exited with code 3"),
+        "{}",
+        state.message
+    );
+}
+
+#[test]
 fn ops_job_without_nodes_fails() {
     let job = job("Type: ops\nTasks:\n - Name: main\n   Engine: {Type: noop}\n");
     let e = eval(&job, TriggeredBy::JobRegister);
