@@ -51,6 +51,8 @@ async fn main() -> Result<(), BoxError> {
                 } else {
                     Authenticator::default()
                 },
+                cluster: None,
+                forwarder: reqwest::Client::new(),
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let port = listener.local_addr()?.port();

@@ -14,13 +14,16 @@ use redb::{
     ReadOnlyTable, ReadTransaction, ReadableTable, Table, TableDefinition, WriteTransaction,
 };
 
-/// (peer, sequence) → a message (JSON) waiting for the peer's acknowledgement.
-const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox");
+/// (peer, sequence) → a message (JSON) waiting for the peer's acknowledgement. Public for a
+/// replicated store, which copies rows of every table it holds.
+pub const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("outbox");
 /// (direction, peer) → sequence: [`OUT`] the last given to a message for the peer, [`IN`] the
 /// last of the peer's messages applied here.
-const SEQUENCES: TableDefinition<(&str, &str), u64> = TableDefinition::new("sequences");
-const OUT: &str = "out";
-const IN: &str = "in";
+pub const SEQUENCES: TableDefinition<(&str, &str), u64> = TableDefinition::new("sequences");
+/// The direction of the number last given to a message for the peer.
+pub const OUT: &str = "out";
+/// The direction of the number of the peer's last message applied here.
+pub const IN: &str = "in";
 
 /// The peer a compute node's tables are kept for: its orchestrator (one channel).
 pub const ORCHESTRATOR: &str = "orchestrator";

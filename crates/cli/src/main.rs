@@ -36,7 +36,11 @@ fn main() -> ExitCode {
     // BACALHAU_LOG_LEVEL and RUST_LOG (full filter syntax) win over the configuration.
     let filter = tracing_subscriber::EnvFilter::try_from_env("BACALHAU_LOG_LEVEL")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(logging.directive()));
+        .unwrap_or_else(|_| match logging.directive() {
+            // Raft's own progress (votes, replication) is debug detail for an operator.
+            "info" => tracing_subscriber::EnvFilter::new("info,openraft=warn"),
+            directive => tracing_subscriber::EnvFilter::new(directive),
+        });
     let logger = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -296,3 +296,54 @@ pub struct PinDataResponse {
     #[serde(rename = "BytesFetched")]
     pub bytes_fetched: u64,
 }
+
+/// One member of an orchestrator cluster, as `GET /api/v1/cluster/status` shows it (ours).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ClusterMember {
+    /// Its Raft ID, in hex.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its node name.
+    pub name: String,
+    /// Its cluster address (`Orchestrator.Cluster.Advertise`).
+    pub address: String,
+    /// Its API.
+    #[serde(rename = "APIAddress")]
+    pub api_address: String,
+    /// `Leader`, `Follower` or `Learner` (catching up, not voting yet).
+    pub role: String,
+    /// The last log index it holds (known on the leader and for the member answering).
+    pub matched_index: Option<u64>,
+    /// How many entries it is behind the leader's log (known on the leader).
+    pub lag: Option<u64>,
+}
+
+/// `GET /api/v1/cluster/status` response (ours): the orchestrator cluster as the member
+/// answering sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ClusterStatus {
+    /// The cluster's name.
+    pub name: String,
+    /// The member answering.
+    pub this_member: String,
+    /// The leader's name, if one is known.
+    pub leader: Option<String>,
+    /// The current Raft term.
+    pub term: u64,
+    /// The last log index the member answering holds.
+    pub last_log_index: Option<u64>,
+    /// The last index it applied to its store.
+    pub applied_index: Option<u64>,
+    /// Every member.
+    pub members: Vec<ClusterMember>,
+}
+
+/// `POST /api/v1/cluster/members` request (ours).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AddClusterMemberRequest {
+    /// The new member's cluster address, `host:port`.
+    #[serde(rename = "Address")]
+    pub address: String,
+}

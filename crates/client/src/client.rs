@@ -593,6 +593,33 @@ impl ApiClient {
         .await
     }
 
+    /// The orchestrator cluster as the member answering sees it (ours).
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.send(self.request(Method::GET, "/api/v1/cluster/status"))
+            .await
+    }
+
+    /// Adds the orchestrator whose cluster listener is at `address` to the cluster (ours).
+    pub async fn add_cluster_member(&self, address: &str) -> Result<ClusterStatus, ClientError> {
+        let body = AddClusterMemberRequest {
+            address: address.to_string(),
+        };
+        self.send(
+            self.request(Method::POST, "/api/v1/cluster/members")
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Removes a member (by name, ID or cluster address) from the cluster (ours).
+    pub async fn remove_cluster_member(&self, member: &str) -> Result<ClusterStatus, ClientError> {
+        self.send(self.request(
+            Method::DELETE,
+            &format!("/api/v1/cluster/members/{}", encode(member)),
+        ))
+        .await
+    }
+
     /// Whether the agent is up.
     pub async fn alive(&self) -> Result<IsAliveResponse, ClientError> {
         self.send(self.request(Method::GET, "/api/v1/agent/alive"))

@@ -26,9 +26,10 @@ pub async fn run_sessions(
             return;
         }
         let mut welcomed = false;
+        let mut redirected = false;
         let outcome = tokio::select! {
             result = connector() => match result {
-                Ok(link) => session(node, link, &mut stop, &mut welcomed).await,
+                Ok(link) => session(node, link, &mut stop, &mut welcomed, &mut redirected).await,
                 Err(e) => Err(format!("cannot connect: {e}")),
             },
             _ = stop.changed() => return,
@@ -36,7 +37,9 @@ pub async fn run_sessions(
         // A session that got through its handshake starts the next one's backoff afresh: a
         // node that was connected reconnects within the orchestrator's grace period after a
         // restart, however many restarts came before.
-        if welcomed {
+        // An orchestrator that does not lead its cluster sends the node on to its next
+        // address: no reason to wait longer each time.
+        if welcomed || redirected {
             backoff = MIN_BACKOFF;
         }
         match outcome {
@@ -59,6 +62,7 @@ async fn session(
     link: Link,
     stop: &mut watch::Receiver<bool>,
     welcomed: &mut bool,
+    redirected: &mut bool,
 ) -> Result<(), String> {
     let Link {
         outgoing,
@@ -80,6 +84,10 @@ async fn session(
         Ok(None) => return Err("connection closed during the handshake".into()),
         Err(_) => return Err("no handshake answer within 10s".into()),
     };
+    if !welcome.accepted && welcome.not_leader {
+        *redirected = true;
+        return Err(format!("{}; trying the next orchestrator", welcome.reason));
+    }
     if !welcome.accepted {
         tracing::error!(reason = %welcome.reason, "the orchestrator refused this node");
         return Err(format!("refused by the orchestrator: {}", welcome.reason));

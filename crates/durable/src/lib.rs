@@ -32,6 +32,35 @@ pub enum DurableError {
     /// nothing of this write was kept; trying again is safe.
     #[error("the store write was rolled back with a failed one; try again")]
     Aborted,
+    /// The [`Commit`] hook could not make the writes durable (a replicated store that is not
+    /// its group's leader, or lost its majority): nothing of the group was written.
+    #[error("{0}")]
+    NotCommitted(String),
+}
+
+/// How a group's transaction is made durable. The default commits it to the local file; a
+/// replicated store instead reads what the group wrote, drops the transaction and has every
+/// member apply the same writes (see the orchestrator's `store::replication`).
+pub trait Commit: Send + 'static {
+    /// Called before a group's transaction begins. An error fails every write of the group
+    /// (their closures still run, against a transaction that is then dropped).
+    fn begin(&mut self) -> Result<(), DurableError> {
+        Ok(())
+    }
+    /// Makes the group's writes durable; every caller of the group is answered with the
+    /// outcome.
+    fn commit(&mut self, txn: WriteTransaction) -> Result<(), DurableError>;
+    /// The group's transaction was aborted (a closure panicked); forget what it wrote.
+    fn aborted(&mut self) {}
+}
+
+/// Commits to the local file: the store of a single orchestrator and of every compute node.
+pub struct LocalCommit;
+
+impl Commit for LocalCommit {
+    fn commit(&mut self, txn: WriteTransaction) -> Result<(), DurableError> {
+        Ok(txn.commit()?)
+    }
 }
 
 macro_rules! db_errors {
@@ -92,6 +121,16 @@ impl Durable {
         name: &str,
         init: impl FnOnce(&WriteTransaction) -> Result<(), E>,
     ) -> Result<Self, DurableError> {
+        Self::open_with(path, name, init, LocalCommit)
+    }
+
+    /// [`Durable::open`] with the groups made durable by `commit` instead of a local commit.
+    pub fn open_with<E: std::fmt::Display>(
+        path: &Path,
+        name: &str,
+        init: impl FnOnce(&WriteTransaction) -> Result<(), E>,
+        mut commit: impl Commit,
+    ) -> Result<Self, DurableError> {
         let db = Arc::new(Database::create(path)?);
         let txn = db.begin_write()?;
         init(&txn).map_err(|e| DurableError::Db(format!("cannot prepare the store: {e}")))?;
@@ -100,7 +139,7 @@ impl Durable {
         let writer_db = Arc::clone(&db);
         let thread = std::thread::Builder::new()
             .name(name.to_string())
-            .spawn(move || run_writer(&writer_db, &ops))
+            .spawn(move || run_writer(&writer_db, &ops, &mut commit))
             .map_err(|e| DurableError::Db(format!("cannot start the store writer: {e}")))?;
         Ok(Self {
             db,
@@ -165,10 +204,18 @@ impl Durable {
     pub fn read(&self) -> Result<ReadTransaction, DurableError> {
         Ok(self.db.begin_read()?)
     }
+
+    /// The database itself, for a replicated store's members to apply what their leader
+    /// committed (never while this writer holds a transaction: redb has one writer at a time,
+    /// and a [`Commit`] hook drops its group's transaction before waiting on the others).
+    pub fn database(&self) -> Arc<Database> {
+        Arc::clone(&self.db)
+    }
 }
 
-fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
+fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>, commit: &mut dyn Commit) {
     while let Ok(first) = ops.recv() {
+        let ready = commit.begin();
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP {
             match ops.try_recv() {
@@ -197,6 +244,7 @@ fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
                 if let Err(e) = shared.abort() {
                     tracing::error!(error = %e, "cannot abort a panicked write");
                 }
+                commit.aborted();
                 for earlier in finishers.drain(..) {
                     earlier(Err(DurableError::Aborted));
                 }
@@ -207,7 +255,14 @@ fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>) {
             txn = Some(shared);
         }
         let Some(txn) = txn else { continue };
-        let committed = txn.commit().map_err(DurableError::from);
+        let committed = match ready {
+            Ok(()) => commit.commit(txn),
+            Err(e) => {
+                drop(txn);
+                commit.aborted();
+                Err(e)
+            }
+        };
         if let Err(e) = &committed {
             tracing::error!(error = %e, n_writes = finishers.len(), "store commit failed");
         }
@@ -338,7 +393,7 @@ mod tests {
             sender.send(op).unwrap();
         }
         drop(sender);
-        run_writer(&db, &ops);
+        run_writer(&db, &ops, &mut LocalCommit);
         let mut outcomes: Vec<(u64, Result<(), DurableError>)> = answered.try_iter().collect();
         outcomes.sort_by_key(|(key, _)| *key);
         assert!(

@@ -59,6 +59,9 @@ struct Inner {
     delayed: BTreeMap<(Timestamp, u64), Evaluation>,
     seq: u64,
     closed: bool,
+    /// A member of an orchestrator cluster that does not lead it hands out nothing and
+    /// keeps nothing: its leader schedules.
+    paused: bool,
 }
 
 impl Inner {
@@ -137,6 +140,9 @@ impl EvaluationBroker {
     /// Adds an evaluation; one with a future `WaitUntil` waits until then.
     pub fn enqueue(&self, evaluation: Evaluation) {
         let mut inner = self.lock();
+        if inner.paused {
+            return;
+        }
         let delayed = evaluation.wait_until > self.now();
         if delayed {
             inner.seq += 1;
@@ -164,25 +170,29 @@ impl EvaluationBroker {
                 if inner.closed {
                     return None;
                 }
-                inner.promote_due(self.now());
-                while let Some(ready) = inner.ready.pop() {
-                    let Some(mut evaluations) = inner.waiting.remove(&ready.job_id) else {
-                        continue;
-                    };
-                    inner.in_flight.insert(ready.job_id.clone());
-                    // The newest evaluation carries the most recent trigger; the rest are covered.
-                    // A queue deadline is kept: it is what lets a waiting job fail on time.
-                    evaluations.sort_by_key(|e| (e.wait_until > 0, e.create_time));
-                    let Some(evaluation) = evaluations.pop() else {
-                        continue;
-                    };
-                    let superseded = evaluations.into_iter().map(|e| e.id).collect();
-                    return Some(Work {
-                        evaluation,
-                        superseded,
-                    });
+                if inner.paused {
+                    None
+                } else {
+                    inner.promote_due(self.now());
+                    while let Some(ready) = inner.ready.pop() {
+                        let Some(mut evaluations) = inner.waiting.remove(&ready.job_id) else {
+                            continue;
+                        };
+                        inner.in_flight.insert(ready.job_id.clone());
+                        // The newest evaluation carries the most recent trigger; the rest are covered.
+                        // A queue deadline is kept: it is what lets a waiting job fail on time.
+                        evaluations.sort_by_key(|e| (e.wait_until > 0, e.create_time));
+                        let Some(evaluation) = evaluations.pop() else {
+                            continue;
+                        };
+                        let superseded = evaluations.into_iter().map(|e| e.id).collect();
+                        return Some(Work {
+                            evaluation,
+                            superseded,
+                        });
+                    }
+                    inner.delayed.keys().next().map(|(due, _)| *due)
                 }
-                inner.delayed.keys().next().map(|(due, _)| *due)
             };
             match next_due {
                 Some(due) => {
@@ -213,6 +223,35 @@ impl EvaluationBroker {
             .saturating_add(delay.as_nanos().min(i64::MAX as u128) as i64);
         self.ack(&job_id);
         self.enqueue(evaluation);
+    }
+
+    /// Drops every queued evaluation and takes no more until [`EvaluationBroker::resume`]:
+    /// this orchestrator no longer leads its cluster (the evaluations stay stored, and the
+    /// leader requeues them). An evaluation in flight fails at its plan's commit.
+    pub fn pause(&self) {
+        let mut inner = self.lock();
+        inner.paused = true;
+        inner.ready.clear();
+        inner.waiting.clear();
+        inner.delayed.clear();
+        inner.in_flight.clear();
+    }
+
+    /// Takes work again, starting from `pending` (the stored evaluations): this orchestrator
+    /// now leads its cluster.
+    pub fn resume(&self, pending: Vec<Evaluation>) {
+        {
+            let mut inner = self.lock();
+            inner.paused = false;
+            inner.ready.clear();
+            inner.waiting.clear();
+            inner.delayed.clear();
+            inner.in_flight.clear();
+        }
+        for evaluation in pending {
+            self.enqueue(evaluation);
+        }
+        self.wake.notify_waiters();
     }
 
     /// Stops handing out work; waiting workers get `None`.
@@ -252,6 +291,28 @@ mod tests {
     /// A broker on a paused clock: its waits return as soon as nothing else can run.
     fn broker() -> EvaluationBroker {
         EvaluationBroker::with_clock(Clock::following_tokio(1_000_000_000_000))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_paused_broker_keeps_nothing_and_resumes_from_what_it_is_given() {
+        let broker = broker();
+        broker.enqueue(eval("j-before", 0));
+        broker.pause();
+        broker.enqueue(eval("j-while-following", 0));
+        assert!(broker.is_empty(), "a follower keeps no work");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), broker.dequeue())
+                .await
+                .is_err(),
+            "a paused broker hands out nothing"
+        );
+        broker.resume(vec![eval("j-stored", 0)]);
+        let work = broker.dequeue().await.expect("work after resuming");
+        assert_eq!(work.evaluation.job_id.as_str(), "j-stored");
+        assert!(
+            broker.is_empty(),
+            "what was queued before the pause is gone"
+        );
     }
 
     #[tokio::test(start_paused = true)]

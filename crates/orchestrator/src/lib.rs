@@ -19,6 +19,7 @@ pub mod store;
 pub mod worker;
 
 pub use endpoint::{
-    HistoryQuery, JobQuery, JobVersions, Orchestrator, OrchestratorConfig, Rerun, Submitted,
+    ClusterLink, HistoryQuery, JobQuery, JobVersions, Orchestrator, OrchestratorConfig, Rerun,
+    Submitted,
 };
 pub use error::OrchestratorError;

@@ -164,6 +164,10 @@ pub struct Welcome {
     /// How often the node must send heartbeats, in milliseconds.
     #[serde(rename = "HeartbeatIntervalMs")]
     pub heartbeat_interval_ms: u64,
+    /// On a refusal: this orchestrator does not lead its cluster, so the node should try its
+    /// next orchestrator address at once rather than back off.
+    #[serde(rename = "NotLeader", default)]
+    pub not_leader: bool,
 }
 
 /// A node's liveness report.

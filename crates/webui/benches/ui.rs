@@ -50,6 +50,7 @@ async fn start() -> Result<Cluster, BoxError> {
             job_defaults: Default::default(),
             workers: 64,
             nodes: Default::default(),
+            cluster: None,
         })
         .await?,
     );
@@ -59,6 +60,8 @@ async fn start() -> Result<Cluster, BoxError> {
         config: serde_json::json!({}),
         version: Default::default(),
         auth: Default::default(),
+        cluster: None,
+        forwarder: reqwest::Client::new(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

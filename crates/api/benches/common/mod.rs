@@ -61,6 +61,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
             job_defaults: Default::default(),
             workers: 64,
             nodes: Default::default(),
+            cluster: None,
         })
         .await?,
     );
@@ -110,6 +111,8 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
         config: serde_json::json!({}),
         version: Default::default(),
         auth: Default::default(),
+        cluster: None,
+        forwarder: reqwest::Client::new(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -482,7 +482,7 @@ fn required_capability(method: &Method, path: &str) -> Option<Capability> {
     let resource =
         if under(path, "/api/v1/orchestrator/jobs") || under(path, "/api/v1/orchestrator/data") {
             Resource::Job
-        } else if under(path, "/api/v1/orchestrator/nodes") {
+        } else if under(path, "/api/v1/orchestrator/nodes") || under(path, "/api/v1/cluster") {
             Resource::Node
         } else if under(path, "/api/v1/agent") {
             Resource::Agent

@@ -16,6 +16,26 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A 503: the orchestrator cluster cannot serve the request now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "Unavailable",
+            message: message.into(),
+            hint: Some("bacalhau cluster status shows the members and the leader".into()),
+        }
+    }
+
+    /// A 404 for something that does not exist here.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "NotFound",
+            message: message.into(),
+            hint: None,
+        }
+    }
+
     /// A 400 naming what is wrong with the request.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {
@@ -49,6 +69,13 @@ fn classify(e: &OrchestratorError) -> (StatusCode, &'static str, Option<String>)
             Some("choose a connected compute node (bacalhau node list)".into()),
         ),
         OrchestratorError::Pin(_) => (StatusCode::BAD_GATEWAY, "NodeError", None),
+        OrchestratorError::Store(bacalhau_orchestrator::store::StoreError::NotCommitted(_)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "NotLeader",
+            Some(
+                "send writes to the orchestrator cluster's leader (bacalhau cluster status)".into(),
+            ),
+        ),
         OrchestratorError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None),
     }
 }

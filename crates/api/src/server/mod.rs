@@ -3,6 +3,7 @@
 mod agent;
 mod audit;
 pub mod auth;
+mod cluster;
 mod data;
 mod error;
 mod jobs;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub version: BuildVersionInfo,
     /// The API's users; with none the API is open.
     pub auth: auth::Authenticator,
+    /// The orchestrator cluster this orchestrator is a member of (`None`: it stands alone).
+    pub cluster: Option<bacalhau_cluster::Cluster>,
+    /// The HTTP client a follower forwards writes to its leader with.
+    pub forwarder: reqwest::Client,
 }
 
 /// Upper bound on request bodies: job specs are small, inline inputs must stay modest.
@@ -83,6 +88,12 @@ pub fn router(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
         .route(bacalhau_protocol::CONNECT_PATH, get(node_connect))
         .route("/api/v1/orchestrator/audit", get(audit::list))
         .route("/api/v1/orchestrator/data", post(data::pin))
+        .route("/api/v1/cluster/status", get(cluster::status))
+        .route("/api/v1/cluster/members", post(cluster::add_member))
+        .route(
+            "/api/v1/cluster/members/{member}",
+            axum::routing::delete(cluster::remove_member),
+        )
         .route("/api/v1/openapi.json", get(openapi))
         .route("/swagger/doc.json", get(openapi))
         .route(
@@ -96,6 +107,10 @@ pub fn router(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
         .merge(extra)
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            cluster::route_to_leader,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             auth::authorize,

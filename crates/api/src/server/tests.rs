@@ -24,6 +24,7 @@ async fn start_with(auth: auth::Authenticator) -> Harness {
         job_defaults: Default::default(),
         workers: 2,
         nodes: Default::default(),
+        cluster: None,
     })
     .await
     .unwrap();
@@ -37,6 +38,8 @@ async fn start_with(auth: auth::Authenticator) -> Harness {
             ..Default::default()
         },
         auth,
+        cluster: None,
+        forwarder: reqwest::Client::new(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

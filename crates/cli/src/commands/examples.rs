@@ -162,6 +162,28 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau get j-1234 --output-dir results",
     ),
     (
+        "cluster",
+        "\
+  bacalhau cluster status
+  bacalhau cluster join 10.0.0.4:6222",
+    ),
+    (
+        "cluster status",
+        "\
+  bacalhau cluster status
+  bacalhau cluster status --output json --pretty",
+    ),
+    (
+        "cluster join",
+        "\
+  bacalhau cluster join 10.0.0.4:6222",
+    ),
+    (
+        "cluster remove",
+        "\
+  bacalhau cluster remove orchestrator-3",
+    ),
+    (
         "node",
         "\
   bacalhau node list

@@ -4,6 +4,7 @@
 mod agent;
 mod audit;
 mod auth;
+mod cluster;
 mod config_cmd;
 mod data;
 mod examples;
@@ -277,6 +278,9 @@ enum Command {
     /// Export or verify the hash-chained audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The orchestrator cluster (ours): members and leader, joining and removing members.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Print the client's and the server's versions.
     Version(agent::VersionArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish or powershell).
@@ -316,6 +320,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config(command) => config_cmd::run(&global, command),
         Command::Auth(command) => auth::run(&global, command).await,
         Command::Audit(command) => audit::run(&global, command).await,
+        Command::Cluster(command) => cluster::run(&global, command).await,
         Command::Data(command) => data::run(&global, command).await,
         Command::Version(args) => agent::version(&global, args).await,
         Command::Completion(args) => {

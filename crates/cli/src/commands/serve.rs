@@ -146,7 +146,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
 pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
     if args.orchestrators + args.hybrids != 1 {
         bail!(
-            "a devstack runs exactly one orchestrator (several need an orchestrator cluster, not built yet): use --orchestrators 1, or --orchestrators 0 --hybrids 1"
+            "a devstack runs exactly one orchestrator (start an orchestrator cluster with `serve` and Orchestrator.Cluster.Peers): use --orchestrators 1, or --orchestrators 0 --hybrids 1"
         );
     }
     let mut config = global.config()?;
@@ -200,6 +200,8 @@ struct Cluster {
     orchestrator: Option<Arc<Orchestrator>>,
     node_info: NodeInfo,
     nodes: Vec<tokio::task::JoinHandle<()>>,
+    /// The orchestrator cluster to join once the API listens (`Orchestrator.Cluster.Peers`).
+    raft: Option<bacalhau_cluster::Pending>,
 }
 
 impl Cluster {
@@ -210,6 +212,15 @@ impl Cluster {
         name: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<()> {
+        // With peers, this orchestrator is a member of a Raft group; without, it stands
+        // alone as before.
+        let link = if config.strings("Orchestrator.Cluster.Peers").is_empty() {
+            None
+        } else {
+            let (pending, link) = bacalhau_cluster::Pending::new();
+            self.raft = Some(pending);
+            Some(link)
+        };
         let orchestrator = Orchestrator::start(OrchestratorConfig {
             data_dir: data_dir.join("orchestrator"),
             job_defaults: config.job_defaults()?,
@@ -223,6 +234,7 @@ impl Cluster {
                 reschedule_grace: config
                     .duration("Orchestrator.NodeManager.RescheduleGracePeriod")?,
             },
+            cluster: link,
         })
         .await
         .context("cannot start the orchestrator")?;
@@ -241,10 +253,11 @@ impl Cluster {
     /// Serves the API (when this process orchestrates) until SIGINT/SIGTERM, then stops
     /// every role.
     async fn serve_until_signal(
-        self,
+        mut self,
         config: &Config,
         stop: watch::Sender<bool>,
     ) -> Result<ExitCode> {
+        let mut raft_member = None;
         match &self.orchestrator {
             Some(orchestrator) => {
                 let host = config.string("API.Host");
@@ -255,6 +268,23 @@ impl Cluster {
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let local = listener.local_addr()?;
                 let tls = api_tls(config, &host)?;
+                let raft = match self.raft.take() {
+                    Some(pending) => {
+                        let scheme = if tls.is_some() { "https" } else { "http" };
+                        Some(
+                            start_raft(
+                                pending,
+                                config,
+                                orchestrator,
+                                &self.node_info,
+                                scheme,
+                                local.port(),
+                            )
+                            .await?,
+                        )
+                    }
+                    None => None,
+                };
                 let auth = Authenticator::from_config(
                     config
                         .get("API.Auth.Users")
@@ -272,6 +302,11 @@ impl Cluster {
                     config: config.redacted(),
                     version: super::agent::client_version(),
                     auth,
+                    cluster: {
+                        raft_member = raft.clone();
+                        raft
+                    },
+                    forwarder: reqwest::Client::new(),
                 });
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 outln!("API listening on {scheme}://{local}");
@@ -338,6 +373,9 @@ impl Cluster {
         let _ = stop.send(true);
         for node in self.nodes {
             let _ = node.await;
+        }
+        if let Some(raft) = raft_member {
+            raft.shutdown().await;
         }
         if let Some(orchestrator) = self.orchestrator {
             match Arc::try_unwrap(orchestrator) {
@@ -553,6 +591,63 @@ async fn serve_local_results(
         address.as_str()
     };
     Ok(format!("http://{host}:{bound}"))
+}
+
+/// Joins this orchestrator to its Raft group (`Orchestrator.Cluster.*`): the cluster
+/// listener on `Host:Port` (upstream's default port 6222), advertised as `Advertise`, with
+/// this member's API at `api_scheme://<advertised host>:api_port` for followers to forward
+/// writes to.
+async fn start_raft(
+    pending: bacalhau_cluster::Pending,
+    config: &Config,
+    orchestrator: &Orchestrator,
+    node_info: &NodeInfo,
+    api_scheme: &str,
+    api_port: u16,
+) -> Result<bacalhau_cluster::Cluster> {
+    let host = config.string("Orchestrator.Cluster.Host");
+    let host = if host.is_empty() {
+        "0.0.0.0".to_string()
+    } else {
+        host
+    };
+    let port = match config.number("Orchestrator.Cluster.Port")? {
+        0 => 6222,
+        port => port,
+    };
+    let listen = format!("{host}:{port}");
+    let advertise = match config.string("Orchestrator.Cluster.Advertise") {
+        given if !given.is_empty() => given,
+        _ => format!("{}:{port}", client_host(&host)),
+    };
+    let advertised_host = advertise
+        .split_once("://")
+        .map_or(advertise.as_str(), |(_, rest)| rest)
+        .rsplit_once(':')
+        .map_or(advertise.as_str(), |(host, _)| host)
+        .to_string();
+    let cluster_name = match config.string("Orchestrator.Cluster.Name") {
+        name if name.is_empty() => "bacalhau".to_string(),
+        name => name,
+    };
+    let cluster = pending
+        .start(
+            bacalhau_cluster::ClusterConfig {
+                cluster_name,
+                node_name: node_info.node_id.to_string(),
+                listen: listen.clone(),
+                advertise,
+                api: format!("{api_scheme}://{advertised_host}:{api_port}"),
+                peers: config.strings("Orchestrator.Cluster.Peers"),
+                token: config.string("Orchestrator.Auth.Token"),
+                data_dir: orchestrator.data_dir().to_path_buf(),
+            },
+            orchestrator.store(),
+        )
+        .await
+        .context("cannot join the orchestrator cluster")?;
+    outln!("Orchestrator cluster listener on {listen}");
+    Ok(cluster)
 }
 
 /// Dials the configured orchestrators in turn, one per session.

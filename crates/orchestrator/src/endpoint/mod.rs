@@ -19,6 +19,7 @@ use crate::broker::EvaluationBroker;
 use crate::clock::Clock;
 use crate::error::OrchestratorError;
 use crate::nodes::{NodeManager, NodeManagerConfig};
+use crate::store::replication::Replicate;
 use crate::store::{Store, StoreError};
 use crate::worker;
 use bacalhau_models::job::JobDefaults;
@@ -36,6 +37,27 @@ pub struct OrchestratorConfig {
     pub workers: usize,
     /// How compute nodes are admitted and watched.
     pub nodes: NodeManagerConfig,
+    /// The orchestrator cluster this one is a member of (`None`: it stands alone).
+    pub cluster: Option<ClusterLink>,
+}
+
+/// How an orchestrator takes part in a cluster of orchestrators (`bacalhau-cluster`): its
+/// store's writes are committed by the group, and it schedules and serves compute nodes only
+/// while `leadership` says it leads.
+#[derive(Clone)]
+pub struct ClusterLink {
+    /// Commits the store's writes on every member.
+    pub group: Arc<dyn Replicate>,
+    /// Whether this member leads now.
+    pub leadership: tokio::sync::watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for ClusterLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterLink")
+            .field("leading", &*self.leadership.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 /// The store's file name in the orchestrator's data directory.
@@ -74,21 +96,31 @@ impl Orchestrator {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
-        let store = Store::open(&config.data_dir.join(STORE_FILE))?;
+        let path = config.data_dir.join(STORE_FILE);
+        let store = match &config.cluster {
+            None => Store::open(&path)?,
+            Some(link) => Store::open_replicated(&path, Arc::clone(&link.group))?,
+        };
         let broker = Arc::new(EvaluationBroker::with_clock(clock));
-        let pending = store.read()?.pending_evaluations()?;
-        tracing::info!(
-            n_evaluations = pending.len(),
-            "requeued unfinished evaluations"
-        );
-        for evaluation in pending {
-            broker.enqueue(evaluation);
-        }
         let nodes = Arc::new(NodeManager::new(
             store.clone(),
             Arc::clone(&broker),
             config.nodes.clone(),
         )?);
+        if config.cluster.is_none() {
+            let pending = store.read()?.pending_evaluations()?;
+            tracing::info!(
+                n_evaluations = pending.len(),
+                "requeued unfinished evaluations"
+            );
+            for evaluation in pending {
+                broker.enqueue(evaluation);
+            }
+        } else {
+            // A member schedules nothing until it leads (`follow_leadership`).
+            broker.pause();
+            nodes.set_leading(false)?;
+        }
         let mut workers: Vec<_> = (0..config.workers.max(1))
             .map(|i| {
                 tokio::spawn(worker::run(
@@ -101,8 +133,17 @@ impl Orchestrator {
             .collect();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         workers.push(tokio::spawn(
-            Arc::clone(&nodes).run_heartbeat_checker(stopped),
+            Arc::clone(&nodes).run_heartbeat_checker(stopped.clone()),
         ));
+        if let Some(link) = &config.cluster {
+            workers.push(tokio::spawn(follow_leadership(
+                link.clone(),
+                store.clone(),
+                Arc::clone(&broker),
+                Arc::clone(&nodes),
+                stopped,
+            )));
+        }
         Ok(Self {
             store,
             broker,
@@ -127,6 +168,11 @@ impl Orchestrator {
         self.broker.clock()
     }
 
+    /// The directory the store lives in.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
     /// The store, for components that share it.
     pub fn store(&self) -> &Store {
         &self.store
@@ -141,6 +187,68 @@ impl Orchestrator {
     pub fn node_manager(&self) -> &Arc<NodeManager> {
         &self.nodes
     }
+}
+
+/// Takes up scheduling when this member becomes its cluster's leader, as a restart does:
+/// once it has applied everything committed before (the group's `ready`), the nodes are
+/// reloaded from the store and the stored evaluations requeued; gives it up when it stops
+/// leading (nodes are dropped, so they dial the new leader).
+async fn follow_leadership(
+    mut link: ClusterLink,
+    store: Store,
+    broker: Arc<EvaluationBroker>,
+    nodes: Arc<NodeManager>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut leading = false;
+    loop {
+        let wants = *link.leadership.borrow_and_update();
+        if wants != leading {
+            let taken = if wants {
+                take_lead(&link, &store, &broker, &nodes).await
+            } else {
+                broker.pause();
+                nodes.set_leading(false).map_err(|e| e.to_string())
+            };
+            match taken {
+                Ok(()) => {
+                    leading = wants;
+                    tracing::info!(leading, "orchestrator cluster leadership changed");
+                }
+                Err(e) => tracing::error!(error = %e, "cannot follow a leadership change"),
+            }
+        }
+        tokio::select! {
+            changed = link.leadership.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+            // A failed change is tried again.
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if wants != leading => {}
+        }
+    }
+}
+
+async fn take_lead(
+    link: &ClusterLink,
+    store: &Store,
+    broker: &EvaluationBroker,
+    nodes: &NodeManager,
+) -> Result<(), String> {
+    let group = Arc::clone(&link.group);
+    tokio::task::spawn_blocking(move || group.ready())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    nodes.set_leading(true).map_err(|e| e.to_string())?;
+    let pending = store
+        .read()
+        .and_then(|r| r.pending_evaluations())
+        .map_err(|e| e.to_string())?;
+    tracing::info!(
+        n_evaluations = pending.len(),
+        "leading the cluster: requeued unfinished evaluations"
+    );
+    broker.resume(pending);
+    Ok(())
 }
 
 #[cfg(test)]

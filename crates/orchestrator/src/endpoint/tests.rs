@@ -10,6 +10,7 @@ async fn start(dir: &std::path::Path) -> Orchestrator {
         job_defaults: JobDefaults::default(),
         workers: 2,
         nodes: Default::default(),
+        cluster: None,
     })
     .await
     .unwrap()
@@ -219,6 +220,7 @@ async fn a_queued_job_fails_at_its_queue_deadline() {
             job_defaults: JobDefaults::default(),
             workers: 1,
             nodes: Default::default(),
+            cluster: None,
         },
         clock,
     )

@@ -36,6 +36,7 @@ pub async fn serve_connection(
                     reason: refusal.to_string(),
                     last_applied: 0,
                     heartbeat_interval_ms: 0,
+                    not_leader: matches!(refusal, super::Refusal::NotLeader(_)),
                 }))
                 .await;
             return;

@@ -96,6 +96,9 @@ pub enum Refusal {
     /// Not a compute node.
     #[error("node {0} is not a compute node")]
     NotCompute(NodeId),
+    /// This orchestrator does not lead its cluster; the node tries its next address.
+    #[error("this orchestrator is not the cluster's leader; connect to the leader")]
+    NotLeader(NodeId),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -113,6 +116,9 @@ pub struct NodeManager {
     next_stream: std::sync::atomic::AtomicU64,
     /// When each refused node's refusal was last written to the audit log.
     refusals: std::sync::Mutex<HashMap<NodeId, Timestamp>>,
+    /// Whether this orchestrator leads (always, without a cluster): only the leader serves
+    /// node channels and watches heartbeats.
+    leading: std::sync::atomic::AtomicBool,
 }
 
 /// Pin requests waiting for their node's answer.
@@ -158,25 +164,7 @@ impl NodeManager {
         broker: Arc<EvaluationBroker>,
         config: NodeManagerConfig,
     ) -> Result<Self, StoreError> {
-        let now = broker.clock().now();
-        let mut nodes = HashMap::new();
-        for mut state in store.read()?.nodes()? {
-            state.connection_state.status = ConnectionStatus::Disconnected;
-            state.connection = ConnectionStatus::Disconnected;
-            nodes.insert(
-                state.info.node_id.clone(),
-                LiveNode {
-                    state: state.into(),
-                    last_heartbeat: 0,
-                    // A restarted orchestrator gives every node a fresh grace period.
-                    disconnected_at: Some(now),
-                    loss_evaluated: false,
-                    wake: Arc::new(Notify::new()),
-                    generation: 0,
-                    control: None,
-                },
-            );
-        }
+        let nodes = Self::load(&store, broker.clock().now(), &HashMap::new())?;
         Ok(Self {
             store,
             broker,
@@ -186,7 +174,70 @@ impl NodeManager {
             pins: std::sync::Mutex::new(HashMap::new()),
             next_stream: std::sync::atomic::AtomicU64::new(1),
             refusals: std::sync::Mutex::new(HashMap::new()),
+            leading: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// The stored nodes, all disconnected; connection generations continue from `before`'s,
+    /// so no connection of before counts as current.
+    fn load(
+        store: &Store,
+        now: Timestamp,
+        before: &HashMap<NodeId, LiveNode>,
+    ) -> Result<HashMap<NodeId, LiveNode>, StoreError> {
+        let mut nodes = HashMap::new();
+        for mut state in store.read()?.nodes()? {
+            state.connection_state.status = ConnectionStatus::Disconnected;
+            state.connection = ConnectionStatus::Disconnected;
+            let generation = before
+                .get(&state.info.node_id)
+                .map_or(0, |n| n.generation + 1);
+            nodes.insert(
+                state.info.node_id.clone(),
+                LiveNode {
+                    state: state.into(),
+                    last_heartbeat: 0,
+                    // A restarted orchestrator gives every node a fresh grace period.
+                    disconnected_at: Some(now),
+                    loss_evaluated: false,
+                    wake: Arc::new(Notify::new()),
+                    generation,
+                    control: None,
+                },
+            );
+        }
+        // Nodes only the old map knew (deleted since) keep a generation too.
+        for (id, node) in before {
+            if !nodes.contains_key(id) {
+                node.wake.notify_waiters();
+            }
+        }
+        Ok(nodes)
+    }
+
+    /// Whether this orchestrator leads its cluster (always true without one).
+    pub fn is_leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Takes up or gives up the lead of the cluster: reloads every node from the store (the
+    /// leader before may have changed them), ends every connection so nodes dial the leader,
+    /// and from now on accepts or refuses handshakes accordingly.
+    pub fn set_leading(&self, leading: bool) -> Result<(), StoreError> {
+        self.leading
+            .store(leading, std::sync::atomic::Ordering::SeqCst);
+        let old = {
+            let mut nodes = self.write();
+            let fresh = Self::load(&self.store, self.now(), &nodes)?;
+            std::mem::replace(&mut *nodes, fresh)
+        };
+        for node in old.values() {
+            node.wake.notify_waiters();
+        }
+        for id in old.keys() {
+            self.end_streams(id);
+        }
+        Ok(())
     }
 
     /// The orchestrator's clock (the broker's).
@@ -239,6 +290,9 @@ impl NodeManager {
     /// wake-up signal and the connection's generation.
     pub async fn handshake(&self, hello: &Hello) -> Result<(Welcome, Arc<Notify>, u64), Refusal> {
         let id = hello.node_info.node_id.clone();
+        if !self.is_leading() {
+            return Err(Refusal::NotLeader(id));
+        }
         if !same_secret(&hello.token, &self.config.token) {
             tracing::warn!(node = %id, "node refused: invalid join token");
             self.record_refusal(&id, "refused: invalid join token")
@@ -316,6 +370,7 @@ impl NodeManager {
                 last_applied,
                 heartbeat_interval_ms: u64::try_from(self.config.heartbeat_interval.as_millis())
                     .unwrap_or(u64::MAX),
+                not_leader: false,
             },
             wake,
             generation,
@@ -701,6 +756,9 @@ impl NodeManager {
             tokio::select! {
                 _ = tokio::time::sleep(period) => {}
                 _ = stop.changed() => return,
+            }
+            if !self.is_leading() {
+                continue;
             }
             let now = self.now();
             let silent: Vec<(NodeId, u64)> = self

@@ -5,7 +5,7 @@
 
 use crate::scheduler::execution_event;
 use crate::store::{Store, StoreError, Writer};
-use bacalhau_channel::store::{self as channel, Applied as Delivered};
+use bacalhau_channel::store::Applied as Delivered;
 use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, Timestamp,
@@ -72,7 +72,7 @@ pub async fn apply(
             let mut evaluations = Vec::new();
             let mut missing = None;
             for (seq, update) in messages {
-                let delivered = channel::apply(w, node.as_str(), seq, |w| match update {
+                let delivered = w.apply_message(&node, seq, |w| match update {
                     Some(update) => apply_update(w, &node, &update, now),
                     None => Ok(None),
                 })?;

@@ -5,6 +5,7 @@
 //! that fails leaves nothing behind in the shared transaction; one that panics aborts the
 //! shared transaction (see `bacalhau-durable`).
 
+pub mod replication;
 mod tables;
 
 use bacalhau_channel::store::{self as channel, ChannelTxn};
@@ -13,9 +14,11 @@ use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
 };
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use replication::{Journal, Replicate, ReplicatedCommit, Row};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tables::*;
 
 /// What can go wrong in the store.
@@ -35,6 +38,10 @@ pub enum StoreError {
     /// The writer thread is gone (the store is shutting down).
     #[error("store is closed")]
     Closed,
+    /// A replicated store's group did not commit the write (this member does not lead it, or
+    /// the group has no majority).
+    #[error("{0}")]
+    NotCommitted(String),
     /// A node channel's tables failed.
     #[error(transparent)]
     Channel(#[from] channel::StoreError),
@@ -45,6 +52,7 @@ impl From<DurableError> for StoreError {
         match e {
             DurableError::Db(message) => Self::Db(message),
             DurableError::Closed => Self::Closed,
+            DurableError::NotCommitted(message) => Self::NotCommitted(message),
             failed @ (DurableError::Panicked(_) | DurableError::Aborted) => {
                 Self::Db(failed.to_string())
             }
@@ -67,6 +75,8 @@ db_errors!(redb::StorageError, redb::TableError);
 #[derive(Clone)]
 pub struct Store {
     durable: Durable,
+    /// The rows the current group touched, when the store is replicated.
+    journal: Option<Arc<Mutex<Journal>>>,
 }
 
 impl Store {
@@ -74,7 +84,28 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         Ok(Self {
             durable: Durable::open(path, "store-writer", create_tables)?,
+            journal: None,
         })
+    }
+
+    /// Opens a member's copy of a replicated store: every group of writes is committed by
+    /// `group` (see [`replication`]) rather than to the file directly.
+    pub fn open_replicated(path: &Path, group: Arc<dyn Replicate>) -> Result<Self, StoreError> {
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        let commit = ReplicatedCommit {
+            journal: Arc::clone(&journal),
+            group,
+        };
+        Ok(Self {
+            durable: Durable::open_with(path, "store-writer", create_tables, commit)?,
+            journal: Some(journal),
+        })
+    }
+
+    /// The database under the store, for a replicated store's state machine, which applies
+    /// the group's changes ([`replication::apply`]) and keeps its own position beside them.
+    pub fn database(&self) -> Arc<redb::Database> {
+        self.durable.database()
     }
 
     /// Runs `f` inside a write transaction shared with other concurrent writes and returns its
@@ -85,8 +116,25 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut Writer<'_>) -> Result<T, E> + Send + 'static,
     {
+        let journal = self.journal.clone();
         self.durable
-            .write(move |txn| f(&mut Writer { txn }).map_err(Wrapped::Inner))
+            .write(move |txn| {
+                let Some(journal) = journal else {
+                    return f(&mut Writer { txn, journal: None }).map_err(Wrapped::Inner);
+                };
+                // Only the writer thread takes this lock, one closure at a time.
+                let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+                let before = journal.len();
+                let result = f(&mut Writer {
+                    txn,
+                    journal: Some(&mut journal),
+                });
+                if result.is_err() {
+                    // It wrote nothing (checks come first), so it touched nothing either.
+                    journal.truncate(before);
+                }
+                result.map_err(Wrapped::Inner)
+            })
             .await
             .map_err(|wrapped| match wrapped {
                 Wrapped::Inner(e) => e,
@@ -405,6 +453,8 @@ impl Reader {
 /// The writable view a write closure receives; it also answers every read query.
 pub struct Writer<'t> {
     txn: &'t WriteTransaction,
+    /// Where a replicated store notes the rows written.
+    journal: Option<&'t mut Journal>,
 }
 
 impl ChannelTxn for Writer<'_> {
@@ -420,9 +470,21 @@ impl Writer<'_> {
         self.txn
     }
 
+    /// Notes a row about to be written, for replication (nothing when not replicated).
+    fn touch(&mut self, row: impl FnOnce() -> Row) {
+        if let Some(journal) = self.journal.as_deref_mut() {
+            journal.touch(row());
+        }
+    }
+
     /// Stores a job as its latest state, indexing its name, creation time and activity.
     pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
         let bytes = encode(job)?;
+        let id = job.id.as_str();
+        self.touch(|| Row::ActiveJob(id.into()));
+        self.touch(|| Row::Job(id.into()));
+        self.touch(|| Row::JobName(name_key(&job.namespace, &job.name)));
+        self.touch(|| Row::JobByCreate(job.create_time, id.into()));
         let mut active = self.txn.open_table(ACTIVE_JOBS)?;
         if job.state.state_type.is_terminal() {
             active.remove(job.id.as_str())?;
@@ -445,6 +507,7 @@ impl Writer<'_> {
     /// Stores a version of a job's spec.
     pub fn put_job_version(&mut self, job: &Job) -> Result<(), StoreError> {
         let bytes = encode(job)?;
+        self.touch(|| Row::JobVersion(job.id.as_str().into(), job.version));
         self.txn
             .open_table(JOB_VERSIONS)?
             .insert((job.id.as_str(), job.version), bytes.as_slice())?;
@@ -454,6 +517,10 @@ impl Writer<'_> {
     /// Stores an execution and indexes it under its job.
     pub fn put_execution(&mut self, execution: &Execution) -> Result<(), StoreError> {
         let bytes = encode(execution)?;
+        self.touch(|| Row::Execution(execution.id.as_str().into()));
+        self.touch(|| {
+            Row::JobExecution(child_key(execution.job_id.as_str(), execution.id.as_str()))
+        });
         self.txn
             .open_table(EXECUTIONS)?
             .insert(execution.id.as_str(), bytes.as_slice())?;
@@ -467,6 +534,7 @@ impl Writer<'_> {
     /// Stores a pending evaluation.
     pub fn put_evaluation(&mut self, evaluation: &Evaluation) -> Result<(), StoreError> {
         let bytes = encode(evaluation)?;
+        self.touch(|| Row::Evaluation(evaluation.id.as_str().into()));
         self.txn
             .open_table(EVALUATIONS)?
             .insert(evaluation.id.as_str(), bytes.as_slice())?;
@@ -478,6 +546,7 @@ impl Writer<'_> {
         &mut self,
         id: &bacalhau_models::EvaluationId,
     ) -> Result<(), StoreError> {
+        self.touch(|| Row::Evaluation(id.as_str().into()));
         self.txn.open_table(EVALUATIONS)?.remove(id.as_str())?;
         Ok(())
     }
@@ -485,6 +554,23 @@ impl Writer<'_> {
     /// Appends an event to the audit log (a job's history, or the node events): gives it the
     /// next global sequence number and chains it to the previous event by hash.
     pub fn add_history(&mut self, mut event: JobHistory) -> Result<u64, StoreError> {
+        if self.journal.is_some() {
+            let next = self
+                .view()
+                .open_table(META)?
+                .get(HISTORY_SEQ)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+                + 1;
+            self.touch(|| Row::Meta(HISTORY_SEQ.into()));
+            self.touch(|| Row::ChainHead(CHAIN_HEAD_KEY.into()));
+            self.touch(|| Row::HistoryBySeq(next));
+            if event.r#type == JobHistoryType::NodeLevel {
+                self.touch(|| Row::NodeHistory(next));
+            } else {
+                self.touch(|| Row::History(event.job_id.as_str().into(), next));
+            }
+        }
         let mut meta = self.txn.open_table(META)?;
         let seq = meta.get(HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
         meta.insert(HISTORY_SEQ, seq)?;
@@ -521,17 +607,49 @@ impl Writer<'_> {
         node: &NodeId,
         message: &bacalhau_protocol::Message,
     ) -> Result<u64, StoreError> {
-        Ok(channel::enqueue(self.txn, node.as_str(), message)?)
+        let seq = channel::enqueue(self.txn, node.as_str(), message)?;
+        self.touch(|| Row::Sequence(channel::OUT.into(), node.as_str().into()));
+        self.touch(|| Row::Outbox(node.as_str().into(), seq));
+        Ok(seq)
     }
 
     /// Drops the messages for `node` up to `seq`, which the node has applied.
     pub fn trim_outbox(&mut self, node: &NodeId, seq: u64) -> Result<(), StoreError> {
+        if self.journal.is_some() {
+            let trimmed: Vec<u64> = {
+                use channel::Readable as _;
+                let outbox = self.txn.outbox()?;
+                outbox
+                    .range((node.as_str(), 0u64)..=(node.as_str(), seq))?
+                    .map(|entry| entry.map(|(key, _)| key.value().1))
+                    .collect::<Result<_, _>>()?
+            };
+            for n in trimmed {
+                self.touch(|| Row::Outbox(node.as_str().into(), n));
+            }
+        }
         Ok(channel::acknowledged(self.txn, node.as_str(), seq)?)
+    }
+
+    /// Applies `node`'s message `seq` with `handle`, by the channel's rules
+    /// ([`channel::apply`]: the next message only, in this transaction with its number).
+    pub fn apply_message<T, E>(
+        &mut self,
+        node: &NodeId,
+        seq: u64,
+        handle: impl FnOnce(&mut Self) -> Result<T, E>,
+    ) -> Result<channel::Applied<T>, E>
+    where
+        E: From<channel::StoreError>,
+    {
+        self.touch(|| Row::Sequence(channel::IN.into(), node.as_str().into()));
+        channel::apply(self, node.as_str(), seq, handle)
     }
 
     /// Stores a node's state.
     pub fn put_node(&mut self, node: &NodeState) -> Result<(), StoreError> {
         let bytes = encode(node)?;
+        self.touch(|| Row::Node(node.info.node_id.as_str().into()));
         self.txn
             .open_table(NODES)?
             .insert(node.info.node_id.as_str(), bytes.as_slice())?;
@@ -540,6 +658,7 @@ impl Writer<'_> {
 
     /// Removes a node.
     pub fn delete_node(&mut self, id: &NodeId) -> Result<(), StoreError> {
+        self.touch(|| Row::Node(id.as_str().into()));
         self.txn.open_table(NODES)?.remove(id.as_str())?;
         Ok(())
     }

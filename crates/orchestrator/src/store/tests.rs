@@ -131,3 +131,135 @@ async fn lists_by_creation_time_with_cursor_and_prefix_lookup() {
         Some(JobId::from("j-ab2"))
     );
 }
+
+/// A group of one that applies every change to the store's own database and to a mirror,
+/// as a Raft group's members would.
+struct Mirror {
+    own: std::sync::OnceLock<Arc<redb::Database>>,
+    mirror: redb::Database,
+}
+
+impl Replicate for Mirror {
+    fn ready(&self) -> Result<(), replication::ReplicationError> {
+        Ok(())
+    }
+
+    fn replicate(
+        &self,
+        changes: Vec<replication::Change>,
+    ) -> Result<(), replication::ReplicationError> {
+        let failed = |e: String| replication::ReplicationError::Failed(e);
+        let own = self.own.get().ok_or_else(|| failed("not started".into()))?;
+        for db in [own.as_ref(), &self.mirror] {
+            let txn = db.begin_write().map_err(|e| failed(e.to_string()))?;
+            replication::apply(&txn, &changes).map_err(|e| failed(e.to_string()))?;
+            txn.commit().map_err(|e| failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The same writes, every kind the store makes, on `store`.
+async fn every_kind_of_write(store: &Store, evaluation: Evaluation) {
+    let evaluation_id = evaluation.id.clone();
+    let node = NodeId::from("n-1");
+    let message = bacalhau_protocol::Message::CancelExecution {
+        execution_id: bacalhau_models::ExecutionId::from("e-1"),
+        reason: "stop".into(),
+    };
+    store
+        .write(move |w| {
+            w.put_job(&job("j-1", "first", 10))?;
+            w.put_job_version(&job("j-1", "first", 10))?;
+            w.add_history(event("j-1", "Job submitted"))?;
+            w.put_execution(&Execution {
+                id: bacalhau_models::ExecutionId::from("e-1"),
+                job_id: JobId::from("j-1"),
+                ..Default::default()
+            })?;
+            w.put_evaluation(&evaluation)?;
+            w.put_node(&NodeState {
+                info: bacalhau_models::NodeInfo {
+                    node_id: node.clone(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            })?;
+            w.enqueue_message(&node, &message)?;
+            w.enqueue_message(&node, &message)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    // A failing write between them leaves nothing, replicated or not.
+    let refused: Result<(), StoreError> = store
+        .write(|_| Err(StoreError::Db("refused before writing".into())))
+        .await;
+    assert!(refused.is_err());
+    store
+        .write(move |w| {
+            let node = NodeId::from("n-1");
+            w.trim_outbox(&node, 1)?;
+            w.apply_message(&node, 1, |w| {
+                let mut done = job("j-1", "first", 10);
+                done.state.state_type = bacalhau_models::JobStateType::Completed;
+                w.put_job(&done)?;
+                w.add_history(event("j-1", "Job completed"))
+            })?;
+            w.delete_evaluation(&evaluation_id)?;
+            w.delete_node(&NodeId::from("n-2"))?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_replicated_store_holds_what_a_local_one_does_and_so_does_its_mirror() {
+    let dir = tempfile::tempdir().unwrap();
+    let evaluation = Evaluation::for_job(
+        &job("j-1", "first", 10),
+        bacalhau_models::TriggeredBy::JobRegister,
+        10,
+    );
+    let local = Store::open(&dir.path().join("local.redb")).unwrap();
+    every_kind_of_write(&local, evaluation.clone()).await;
+
+    let mirror = Arc::new(Mirror {
+        own: std::sync::OnceLock::new(),
+        mirror: redb::Database::create(dir.path().join("mirror.redb")).unwrap(),
+    });
+    {
+        let txn = mirror.mirror.begin_write().unwrap();
+        create_tables(&txn).unwrap();
+        txn.commit().unwrap();
+    }
+    let replicated = Store::open_replicated(
+        &dir.path().join("replicated.redb"),
+        Arc::clone(&mirror) as Arc<dyn Replicate>,
+    )
+    .unwrap();
+    let _ = mirror.own.set(replicated.database());
+    every_kind_of_write(&replicated, evaluation).await;
+
+    let dump = |db: &redb::Database| {
+        use redb::ReadableDatabase as _;
+        replication::dump(&db.begin_read().unwrap()).unwrap()
+    };
+    let expected = dump(&local.database());
+    assert!(expected.len() > 15, "{expected:?}");
+    assert_eq!(dump(&replicated.database()), expected);
+    assert_eq!(dump(&mirror.mirror), expected);
+    // Reads see the applied writes: the staging transaction kept nothing of its own.
+    let reader = replicated.read().unwrap();
+    assert_eq!(
+        reader
+            .job(&JobId::from("j-1"))
+            .unwrap()
+            .unwrap()
+            .state
+            .state_type,
+        bacalhau_models::JobStateType::Completed
+    );
+    assert_eq!(reader.applied_from(&NodeId::from("n-1")).unwrap(), 1);
+}
