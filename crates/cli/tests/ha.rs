@@ -329,3 +329,369 @@ async fn killing_the_leader_loses_and_repeats_nothing() {
         node.kill9();
     }
 }
+
+fn noop_job(name: &str) -> Job {
+    parse_job_spec(&format!(
+        "Name: {name}\nType: batch\nTasks:\n  - Name: main\n    Engine: {{Type: noop}}\n"
+    ))
+    .expect("the noop job spec")
+}
+
+/// A member of a test cluster, restartable on the same data.
+struct Member {
+    name: String,
+    data: PathBuf,
+    api_port: u16,
+    args: Vec<String>,
+    server: Option<Server>,
+}
+
+impl Member {
+    async fn start(&mut self) {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        self.server = Some(Server::start_with(&self.data, self.api_port, &args).await);
+    }
+
+    fn client(&self) -> ApiClient {
+        self.server.as_ref().expect("a running member").client()
+    }
+
+    async fn status(&self) -> bacalhau_client::apimodels::ClusterStatus {
+        self.client()
+            .cluster_status()
+            .await
+            .expect("cluster status")
+    }
+}
+
+/// Three members in `dir`: member `i`'s cluster listener on `hosts[i]`, advertised as
+/// `advertised[i]` (a proxy in front of it, or the listener itself).
+fn members(dir: &Path, hosts: &[String], ports: &[u16], advertised: &[String]) -> Vec<Member> {
+    (0..hosts.len())
+        .map(|i| {
+            let peers: Vec<&str> = (0..hosts.len())
+                .filter(|j| *j != i)
+                .map(|j| advertised[j].as_str())
+                .collect();
+            let name = format!("member-{i}");
+            Member {
+                data: dir.join(&name),
+                api_port: stable_port(),
+                args: vec![
+                    "serve".into(),
+                    "--orchestrator".into(),
+                    "--name".into(),
+                    name.clone(),
+                    "-c".into(),
+                    format!("Orchestrator.Cluster.Host={}", hosts[i]),
+                    "-c".into(),
+                    format!("Orchestrator.Cluster.Port={}", ports[i]),
+                    "-c".into(),
+                    format!("Orchestrator.Cluster.Advertise={}", advertised[i]),
+                    "-c".into(),
+                    format!("Orchestrator.Cluster.Peers={}", peers.join(",")),
+                ],
+                name,
+                server: None,
+            }
+        })
+        .collect()
+}
+
+/// A free loopback port below Linux's ephemeral range (32768 and up), so no client
+/// connection takes it while its member is down and restarting.
+fn stable_port() -> u16 {
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 4_000) as u16;
+    loop {
+        let port = start + NEXT.fetch_add(1, Ordering::SeqCst) % 8_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Which member leads, as `asking` sees it.
+async fn leader_of(members: &[Member], asking: usize) -> Option<usize> {
+    let status = members[asking].client().cluster_status().await.ok()?;
+    let leader = status.leader?;
+    members.iter().position(|m| m.name == leader)
+}
+
+/// A TCP proxy in front of one member's cluster listener that refuses (and cuts) connections
+/// from blocked source addresses: members send Raft traffic from their own loopback address,
+/// so a member is cut off by blocking its address at every other proxy and everything at its
+/// own.
+struct RaftProxy {
+    port: u16,
+    blocked: Arc<std::sync::Mutex<BTreeSet<std::net::IpAddr>>>,
+    isolated: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RaftProxy {
+    async fn start(target: std::net::SocketAddr) -> RaftProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let blocked: Arc<std::sync::Mutex<BTreeSet<std::net::IpAddr>>> = Arc::default();
+        let isolated = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (b, iso) = (Arc::clone(&blocked), Arc::clone(&isolated));
+        tokio::spawn(async move {
+            while let Ok((inbound, from)) = listener.accept().await {
+                let (b, iso) = (Arc::clone(&b), Arc::clone(&iso));
+                let cut =
+                    move || iso.load(Ordering::SeqCst) || b.lock().unwrap().contains(&from.ip());
+                if cut() {
+                    continue;
+                }
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.into_split();
+                    let (mut ro, mut wo) = outbound.into_split();
+                    let watch = async {
+                        while !cut() {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy(&mut ri, &mut wo) => {}
+                        _ = tokio::io::copy(&mut ro, &mut wi) => {}
+                        _ = watch => {}
+                    }
+                });
+            }
+        });
+        RaftProxy {
+            port,
+            blocked,
+            isolated,
+        }
+    }
+}
+
+/// Submits noop jobs named `prefix-N` through `client` and waits for them all to complete.
+async fn jobs_complete(client: &ApiClient, prefix: &str, n: usize) {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let put = client
+            .put_job(&noop_job(&format!("{prefix}-{i}")), false)
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}-{i} not acknowledged: {e}"));
+        ids.push(put.job_id);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in ids {
+        loop {
+            let state = client.get_job(&id, "").await.map(|found| found.job.state);
+            match &state {
+                Ok(state) if state.state_type == JobStateType::Completed => break,
+                _ => assert!(
+                    Instant::now() < deadline,
+                    "job {id} not completed within 60 s: {state:?}"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_stops_acknowledging_and_follows_once_healed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Each member on its own loopback address, behind a proxy that can cut it off.
+    let hosts: Vec<String> = (0..MEMBERS)
+        .map(|i| format!("127.0.0.{}", 11 + i))
+        .collect();
+    let ports: Vec<u16> = (0..MEMBERS).map(|_| free_port()).collect();
+    let mut proxies = Vec::new();
+    for i in 0..MEMBERS {
+        let target = format!("{}:{}", hosts[i], ports[i]).parse().unwrap();
+        proxies.push(RaftProxy::start(target).await);
+    }
+    let advertised: Vec<String> = proxies
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.port))
+        .collect();
+    let mut members = members(dir.path(), &hosts, &ports, &advertised);
+    for member in &mut members {
+        member.start().await;
+    }
+    let old = common::eventually(30, "a leader", || leader_of(&members, 0)).await;
+    let apis: Vec<String> = members
+        .iter()
+        .map(|m| format!("127.0.0.1:{}", m.api_port))
+        .collect();
+    let mut node = ComputeProcess::start(&dir.path().join("node"), "ha-node", &apis.join(","), &[]);
+    let other = (old + 1) % MEMBERS;
+    common::eventually(30, "a connected compute node", || {
+        let client = members[other].client();
+        async move {
+            let nodes = client.list_nodes().await.ok()?.nodes;
+            nodes
+                .iter()
+                .any(|n| n.connection == bacalhau_models::node::ConnectionStatus::Connected)
+                .then_some(())
+        }
+    })
+    .await;
+    jobs_complete(&members[other].client(), "before", 5).await;
+
+    // Cut the leader off from the other two, both ways.
+    proxies[old].isolated.store(true, Ordering::SeqCst);
+    for (i, proxy) in proxies.iter().enumerate() {
+        if i != old {
+            proxy
+                .blocked
+                .lock()
+                .unwrap()
+                .insert(hosts[old].parse().unwrap());
+        }
+    }
+    let cut_at = Instant::now();
+    // It acknowledges nothing: its write fails for want of a majority.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        members[old]
+            .client()
+            .put_job(&noop_job("during-on-the-old-leader"), false),
+    )
+    .await
+    .expect("the isolated leader answers within 30 s");
+    assert!(
+        refused.is_err(),
+        "the isolated leader acknowledged a write: {refused:?}"
+    );
+    let refused_after = cut_at.elapsed();
+    // The majority elects a leader and goes on, compute node included.
+    let new = common::eventually(30, "a leader among the majority", || {
+        let members = &members;
+        async move { leader_of(members, other).await.filter(|l| *l != old) }
+    })
+    .await;
+    println!(
+        "partition: the isolated leader refused a write after {:.2} s; the majority's leader known {:.2} s after the cut",
+        refused_after.as_secs_f64(),
+        cut_at.elapsed().as_secs_f64()
+    );
+    jobs_complete(&members[other].client(), "during", 5).await;
+
+    // Heal: the old leader follows and holds the same store.
+    proxies[old].isolated.store(false, Ordering::SeqCst);
+    for proxy in &proxies {
+        proxy.blocked.lock().unwrap().clear();
+    }
+    common::eventually(30, "the old leader to follow", || {
+        let members = &members;
+        async move { (leader_of(members, old).await == Some(new)).then_some(()) }
+    })
+    .await;
+    jobs_complete(&members[old].client(), "after", 3).await;
+    let reference = chain(&members[new].client()).await;
+    common::eventually(30, "the same audit chain on every member", || {
+        let members = &members;
+        let reference = reference.clone();
+        async move {
+            for member in members {
+                if chain(&member.client()).await != reference {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+    for member in &members {
+        let verify = member
+            .server
+            .as_ref()
+            .expect("running")
+            .cli(&["audit", "verify"]);
+        assert!(
+            verify.status.success(),
+            "the audit chain does not verify on {}:\n{}{}",
+            member.name,
+            stdout(&verify),
+            stderr(&verify)
+        );
+    }
+    node.kill9();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_10_000_entries_catches_up_from_a_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts: Vec<String> = (0..MEMBERS).map(|_| "127.0.0.1".to_string()).collect();
+    let ports: Vec<u16> = (0..MEMBERS).map(|_| stable_port()).collect();
+    let advertised: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut members = members(dir.path(), &hosts, &ports, &advertised);
+    for member in &mut members {
+        member.start().await;
+    }
+    let leader = common::eventually(30, "a leader", || leader_of(&members, 0)).await;
+    let down = (leader + 1) % MEMBERS;
+    let missed_from = members[down].status().await.applied_index.unwrap_or(0);
+    if let Some(mut server) = members[down].server.take() {
+        server.kill9();
+    }
+
+    // 10 000 entries while it is down (jobs fail at once: no compute node), from a few
+    // clients at a time so the writes do not all share entries.
+    let client = members[leader].client();
+    let target = missed_from + 10_000;
+    let mut round = 0;
+    loop {
+        let status = members[leader].status().await;
+        if status.last_log_index.unwrap_or(0) >= target
+            && status.purged_index.unwrap_or(0) > missed_from
+        {
+            break;
+        }
+        let batch: Vec<_> = (0..4)
+            .map(|k| {
+                let client = client.clone();
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        let job = noop_job(&format!("missed-{round}-{k}-{i}"));
+                        client.put_job(&job, false).await.expect("acknowledged");
+                    }
+                })
+            })
+            .collect();
+        for task in batch {
+            task.await.expect("a submitter");
+        }
+        round += 1;
+    }
+    let leader_status = members[leader].status().await;
+    let caught_up_to = leader_status.last_log_index.unwrap_or(0);
+
+    let restarted = Instant::now();
+    members[down].start().await;
+    let status = common::eventually(120, "the restarted member to catch up", || {
+        let member = &members[down];
+        async move {
+            let status = member.client().cluster_status().await.ok()?;
+            (status.applied_index.unwrap_or(0) >= caught_up_to).then_some(status)
+        }
+    })
+    .await;
+    println!(
+        "snapshot catch-up: {} entries missed (the leader's log starts after {}), caught up in {:.2} s",
+        caught_up_to - missed_from,
+        leader_status.purged_index.unwrap_or(0),
+        restarted.elapsed().as_secs_f64()
+    );
+    assert!(
+        status.snapshot_index.unwrap_or(0) > missed_from,
+        "the member did not install a snapshot: {status:?}"
+    );
+    assert_eq!(
+        chain(&members[down].client()).await,
+        chain(&members[leader].client()).await,
+        "the caught-up member's audit chain differs from the leader's"
+    );
+}

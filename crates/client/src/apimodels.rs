@@ -336,6 +336,13 @@ pub struct ClusterStatus {
     pub last_log_index: Option<u64>,
     /// The last index it applied to its store.
     pub applied_index: Option<u64>,
+    /// The last index its newest snapshot covers.
+    #[serde(default)]
+    pub snapshot_index: Option<u64>,
+    /// The last index it has dropped from its log (covered by a snapshot): a member behind
+    /// this must be sent the snapshot.
+    #[serde(default)]
+    pub purged_index: Option<u64>,
     /// Every member.
     pub members: Vec<ClusterMember>,
 }

@@ -141,6 +141,8 @@ struct Group {
     /// An earlier write timed out: its entry may still commit, so no new group is staged
     /// until every entry in this member's log is applied (or the term changes).
     unsure: AtomicBool,
+    /// Whether this member leads with a majority behind it (see `watch_leadership`).
+    leading: Arc<AtomicBool>,
 }
 
 impl Group {
@@ -180,6 +182,11 @@ impl Replicate for Group {
             return Err(ReplicationError::NotLeader {
                 leader: leader_api(raft),
             });
+        }
+        if !self.leading.load(Ordering::SeqCst) {
+            return Err(ReplicationError::Failed(
+                "this orchestrator cannot reach a majority of its cluster".into(),
+            ));
         }
         let mut ready_term = self.ready_term.lock().unwrap_or_else(|e| e.into_inner());
         if self.unsure.load(Ordering::SeqCst) {
@@ -241,6 +248,7 @@ impl Pending {
             runtime: tokio::runtime::Handle::current(),
             ready_term: std::sync::Mutex::new(None),
             unsure: AtomicBool::new(false),
+            leading: Arc::new(AtomicBool::new(false)),
         });
         let (leadership, watching) = watch::channel(false);
         let link = ClusterLink {
@@ -287,12 +295,28 @@ impl Pending {
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(5000),
             // Each entry is a whole group of writes (up to 512 of them): fewer per append.
             max_payload_entries: 64,
+            // A snapshot travels in 1 MiB chunks (JSON, so about 3.5 MiB on the wire each);
+            // openraft's 200 ms per chunk is too short for a loaded machine.
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 10_000,
             max_in_snapshot_log_to_keep: 1000,
             ..Default::default()
         }
         .validate()
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
+        // Raft traffic leaves from the cluster address when it names one, so a member is known
+        // by its source address too (firewalls, and the partition tests).
+        let bind = config
+            .listen
+            .rsplit_once(':')
+            .and_then(|(host, _)| {
+                host.trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .ok()
+            })
+            .filter(|ip| !ip.is_unspecified());
         let client = reqwest::Client::builder()
+            .local_address(bind)
             .build()
             .map_err(|e| ClusterError::Raft(e.to_string()))?;
         let network = network::Network {
@@ -305,6 +329,7 @@ impl Pending {
         let _ = self.group.raft.set(raft.clone());
         let cluster = Cluster {
             inner: Arc::new(Inner {
+                leading: Arc::clone(&self.group.leading),
                 id,
                 me,
                 raft,
@@ -354,23 +379,60 @@ pub fn member_id(advertise: &str) -> NodeId {
     u64::from_be_bytes(bytes)
 }
 
-/// Sends whether this member leads whenever that changes.
+/// How often a leader confirms it still has a majority behind it, and how long it waits.
+const LEASE_CHECK: Duration = Duration::from_millis(300);
+const LEASE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sends whether this member leads whenever that changes. Raft alone lets a leader cut off
+/// from the others believe it leads until it hears of a newer term; a member that cannot
+/// confirm its lead with a majority within [`LEASE_TIMEOUT`] gives it up here (no scheduling,
+/// no compute nodes, writes refused at once), so its nodes move to the majority's leader.
 async fn watch_leadership(cluster: Cluster, leadership: watch::Sender<bool>) {
-    let mut metrics = cluster.inner.raft.metrics();
+    let raft = &cluster.inner.raft;
+    let mut metrics = raft.metrics();
+    let mut tick = tokio::time::interval(LEASE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut was_raft_leader = false;
     loop {
-        let leading = {
+        let raft_leader = {
             let m = metrics.borrow_and_update();
             m.state == ServerState::Leader && m.current_leader == Some(m.id)
         };
-        leadership.send_if_modified(|was| {
-            let changed = *was != leading;
-            *was = leading;
-            changed
-        });
-        if metrics.changed().await.is_err() {
-            return;
+        let leading = if !raft_leader {
+            false
+        } else if !was_raft_leader {
+            // Just elected: a majority voted for it.
+            true
+        } else {
+            *leadership.borrow()
+        };
+        was_raft_leader = raft_leader;
+        publish(&cluster, &leadership, leading);
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = tick.tick() => {
+                if raft_leader {
+                    let confirmed = matches!(
+                        tokio::time::timeout(LEASE_TIMEOUT, raft.ensure_linearizable()).await,
+                        Ok(Ok(_))
+                    );
+                    if confirmed != *leadership.borrow() {
+                        tracing::warn!(confirmed, "the lead with a majority behind it changed");
+                    }
+                    publish(&cluster, &leadership, confirmed);
+                }
+            }
         }
     }
+}
+
+fn publish(cluster: &Cluster, leadership: &watch::Sender<bool>, leading: bool) {
+    cluster.inner.leading.store(leading, Ordering::SeqCst);
+    leadership.send_if_modified(|was| {
+        let changed = *was != leading;
+        *was = leading;
+        changed
+    });
 }
 
 /// What `/raft/info` answers.
@@ -444,6 +506,8 @@ async fn bootstrap(cluster: Cluster, peers: Vec<String>) {
 }
 
 pub(crate) struct Inner {
+    /// Whether this member leads with a majority behind it (see `watch_leadership`).
+    leading: Arc<AtomicBool>,
     pub(crate) id: NodeId,
     pub(crate) me: Member,
     pub(crate) raft: Raft<TypeConfig>,
@@ -465,15 +529,16 @@ impl Cluster {
         Ok(&self.inner.raft)
     }
 
-    /// Whether this member leads now.
+    /// Whether this member leads now, with a majority behind it.
     pub fn is_leader(&self) -> bool {
-        let m = self.inner.raft.metrics().borrow().clone();
-        m.state == ServerState::Leader && m.current_leader == Some(m.id)
+        self.inner.leading.load(Ordering::SeqCst)
     }
 
     /// The leader's API URL, if a leader is known and it is not this member.
     pub fn leader_api(&self) -> Option<String> {
-        if self.is_leader() {
+        let leader = self.inner.raft.metrics().borrow().current_leader;
+        if self.is_leader() || leader == Some(self.inner.id) {
+            // Leading, or believing so without a majority to confirm it: no one to ask.
             return None;
         }
         leader_api(&self.inner.raft)
@@ -605,6 +670,8 @@ impl Cluster {
             term: m.current_term,
             last_log_index: m.last_log_index,
             applied_index: m.last_applied.map(|id| id.index),
+            snapshot_index: m.snapshot.map(|id| id.index),
+            purged_index: m.purged.map(|id| id.index),
             members,
         }
     }

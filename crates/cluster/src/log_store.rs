@@ -144,19 +144,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_state("vote")
     }
 
-    async fn save_committed(
-        &mut self,
-        committed: Option<LogId<NodeId>>,
-    ) -> Result<(), StorageError<NodeId>> {
-        self.put_state("committed", &committed)
-    }
-
-    async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
-        Ok(self
-            .get_state::<Option<LogId<NodeId>>>("committed")?
-            .flatten())
-    }
-
     async fn append<I>(
         &mut self,
         entries: I,

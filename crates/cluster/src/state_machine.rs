@@ -1,6 +1,10 @@
 //! The state machine: the orchestrator's own store. An entry's changes are applied with
 //! `store::replication::apply` in one transaction that also records the entry's log ID, so a
 //! crash leaves the store and its position consistent and openraft re-applies from there.
+//! Those transactions are committed without fsync: the entries are durable in the Raft log
+//! already, and a crash only rolls the store back to an earlier consistent position, from
+//! which the log is applied again. Building a snapshot first makes every applied entry durable
+//! (an fsync'd commit), so the log is only ever purged of entries the store holds on disk.
 //! Snapshots are every replicated row (`replication::dump`) with that position.
 
 use crate::{Entry, Member, NodeId, Request, Response, TypeConfig};
@@ -10,7 +14,7 @@ use openraft::{
     EntryPayload, ErrorSubject, ErrorVerb, LogId, OptionalSend, RaftSnapshotBuilder, Snapshot,
     SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, Durability, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -64,8 +68,18 @@ impl StateMachine {
     }
 
     fn position(&self) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| sm_error(ErrorVerb::Read, e))?;
+        Self::position_in(&txn)
+    }
+
+    /// The applied log ID and membership as `txn` sees them.
+    fn position_in(
+        txn: &redb::ReadTransaction,
+    ) -> Result<(Option<LogId<NodeId>>, Membership), StorageError<NodeId>> {
         let read = |e: redb::Error| sm_error(ErrorVerb::Read, e);
-        let txn = self.db.begin_read().map_err(|e| read(e.into()))?;
         let table = txn.open_table(POSITION).map_err(|e| read(e.into()))?;
         let get = |key: &str| -> Result<Option<Vec<u8>>, StorageError<NodeId>> {
             Ok(table
@@ -92,7 +106,9 @@ impl StateMachine {
     fn apply_blocking(&self, entries: Vec<Entry>) -> Result<Vec<Response>, StorageError<NodeId>> {
         let write = |e: String| sm_error(ErrorVerb::Write, e);
         let (_, mut membership) = self.position()?;
-        let txn = self.db.begin_write().map_err(|e| write(e.to_string()))?;
+        let mut txn = self.db.begin_write().map_err(|e| write(e.to_string()))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| write(e.to_string()))?;
         let mut responses = Vec::with_capacity(entries.len());
         let mut last = None;
         for entry in entries {
@@ -125,11 +141,14 @@ impl StateMachine {
 
     fn build_blocking(&self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
         let read = |e: String| snapshot_error(ErrorVerb::Read, e);
+        // Everything applied so far reaches the disk before the log can be purged of it.
+        let flush = self.db.begin_write().map_err(|e| read(e.to_string()))?;
+        flush.commit().map_err(|e| read(e.to_string()))?;
         // One read transaction: the rows and the position agree.
         let txn = self.db.begin_read().map_err(|e| read(e.to_string()))?;
         let changes = replication::dump(&txn).map_err(|e| read(e.to_string()))?;
+        let (applied, membership) = Self::position_in(&txn)?;
         drop(txn);
-        let (applied, membership) = self.position()?;
         let snapshot_id = applied
             .map(|id| format!("{}-{}", id.leader_id, id.index))
             .unwrap_or_else(|| "empty".to_string());

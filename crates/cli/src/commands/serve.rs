@@ -595,8 +595,8 @@ async fn serve_local_results(
 
 /// Joins this orchestrator to its Raft group (`Orchestrator.Cluster.*`): the cluster
 /// listener on `Host:Port` (upstream's default port 6222), advertised as `Advertise`, with
-/// this member's API at `api_scheme://<advertised host>:api_port` for followers to forward
-/// writes to.
+/// this member's API at `api_scheme://<API.Host, or the advertised host>:api_port` for
+/// followers to forward writes to.
 async fn start_raft(
     pending: bacalhau_cluster::Pending,
     config: &Config,
@@ -620,12 +620,19 @@ async fn start_raft(
         given if !given.is_empty() => given,
         _ => format!("{}:{port}", client_host(&host)),
     };
-    let advertised_host = advertise
-        .split_once("://")
-        .map_or(advertise.as_str(), |(_, rest)| rest)
-        .rsplit_once(':')
-        .map_or(advertise.as_str(), |(host, _)| host)
-        .to_string();
+    // The API is reached where it listens when that is a specific address; on every address
+    // (0.0.0.0), at the host the cluster address advertises.
+    let api_host = config.string("API.Host");
+    let advertised_host = if !api_host.is_empty() && api_host != "0.0.0.0" && api_host != "::" {
+        api_host
+    } else {
+        advertise
+            .split_once("://")
+            .map_or(advertise.as_str(), |(_, rest)| rest)
+            .rsplit_once(':')
+            .map_or(advertise.as_str(), |(host, _)| host)
+            .to_string()
+    };
     let cluster_name = match config.string("Orchestrator.Cluster.Name") {
         name if name.is_empty() => "bacalhau".to_string(),
         name => name,
