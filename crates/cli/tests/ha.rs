@@ -4,7 +4,8 @@
 //! within seconds; afterwards every acknowledged job is in one terminal state, no execution
 //! ran twice (each run of `record_run.wat` appends a byte to a file named by its execution ID,
 //! counted outside the system), and the audit chain verifies on every member and is the same
-//! on the two that lived.
+//! on the two that lived. Also: a leader cut off from the others, a member that missed 10 000
+//! entries, and members joining and leaving at run time.
 
 mod common;
 
@@ -325,6 +326,26 @@ async fn killing_the_leader_loses_and_repeats_nothing() {
             other.len()
         );
     }
+    // A client given every member's address goes past the dead one.
+    let hosts: Vec<String> = (0..MEMBERS)
+        .map(|i| format!("127.0.0.1:{}", api_ports[(first_leader + i) % MEMBERS]))
+        .collect();
+    let listed = common::cli_raw(
+        &[
+            "--api-host",
+            &hosts.join(","),
+            "job",
+            "list",
+            "--limit",
+            "1",
+        ],
+        &[],
+    );
+    assert!(
+        listed.status.success(),
+        "job list past a dead member failed: {}",
+        stderr(&listed)
+    );
     for node in &mut nodes {
         node.kill9();
     }
@@ -694,4 +715,104 @@ async fn a_member_that_missed_10_000_entries_catches_up_from_a_snapshot() {
         chain(&members[leader].client()).await,
         "the caught-up member's audit chain differs from the leader's"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_join_and_leave_at_run_time_and_the_ui_shows_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts: Vec<String> = (0..MEMBERS + 1).map(|_| "127.0.0.1".to_string()).collect();
+    let ports: Vec<u16> = (0..MEMBERS + 1).map(|_| stable_port()).collect();
+    let advertised: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let mut members_now = members(
+        dir.path(),
+        &hosts[..MEMBERS],
+        &ports[..MEMBERS],
+        &advertised[..MEMBERS],
+    );
+    // The newcomer knows the three as its peers; they do not know it.
+    let mut newcomer = members(dir.path(), &hosts, &ports, &advertised)
+        .pop()
+        .expect("a fourth member");
+    for member in &mut members_now {
+        member.start().await;
+    }
+    let leader = common::eventually(30, "a leader", || leader_of(&members_now, 0)).await;
+    jobs_complete_or_fail(&members_now[leader].client(), "before-join", 3).await;
+    newcomer.start().await;
+
+    let server = members_now[leader].server.as_ref().expect("running");
+    let joined = server.cli(&["cluster", "join", &advertised[MEMBERS]]);
+    assert!(
+        joined.status.success(),
+        "{}{}",
+        stdout(&joined),
+        stderr(&joined)
+    );
+    let status = members_now[leader].status().await;
+    assert_eq!(status.members.len(), MEMBERS + 1, "{status:?}");
+    assert!(
+        status
+            .members
+            .iter()
+            .any(|m| m.name == newcomer.name && m.role == "Follower"),
+        "{status:?}"
+    );
+    // It holds what was written before it joined.
+    let reference = chain(&members_now[leader].client()).await;
+    assert_eq!(chain(&newcomer.client()).await, reference);
+
+    // The web UI's Cluster page shows every member and the leader.
+    let page = reqwest::get(format!("http://127.0.0.1:{}/ui/cluster", newcomer.api_port))
+        .await
+        .expect("the cluster page")
+        .text()
+        .await
+        .expect("its text");
+    for member in members_now.iter().chain([&newcomer]) {
+        assert!(
+            page.contains(&member.name),
+            "{} missing:\n{page}",
+            member.name
+        );
+    }
+    assert!(
+        page.contains(&format!(
+            "Leader: <strong>{}</strong>",
+            members_now[leader].name
+        )),
+        "{page}"
+    );
+
+    let removed = server.cli(&["cluster", "remove", &newcomer.name]);
+    assert!(
+        removed.status.success(),
+        "{}{}",
+        stdout(&removed),
+        stderr(&removed)
+    );
+    let status = members_now[leader].status().await;
+    assert_eq!(status.members.len(), MEMBERS, "{status:?}");
+    assert!(status.members.iter().all(|m| m.name != newcomer.name));
+    jobs_complete_or_fail(&members_now[leader].client(), "after-leave", 3).await;
+}
+
+/// Submits noop jobs with no compute node: each fails at once ("not enough nodes"), which is a
+/// terminal state reached through the scheduler, as good a write as any for the log.
+async fn jobs_complete_or_fail(client: &ApiClient, prefix: &str, n: usize) {
+    for i in 0..n {
+        let put = client
+            .put_job(&noop_job(&format!("{prefix}-{i}")), false)
+            .await
+            .unwrap_or_else(|e| panic!("{prefix}-{i} not acknowledged: {e}"));
+        let id = put.job_id;
+        common::eventually(30, "a job to end", || {
+            let client = client.clone();
+            let id = id.clone();
+            async move {
+                let job = client.get_job(&id, "").await.ok()?.job;
+                job.state.state_type.is_terminal().then_some(())
+            }
+        })
+        .await;
+    }
 }

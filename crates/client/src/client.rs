@@ -51,6 +51,9 @@ impl ClientError {
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     base: String,
+    /// Other servers of the same cluster (several orchestrators), tried in turn when a
+    /// request cannot connect to the one before.
+    alternatives: Vec<reqwest::Url>,
     http: reqwest::Client,
     /// The `Authorization` header value, also sent on WebSocket upgrades.
     authorization: Option<reqwest::header::HeaderValue>,
@@ -197,10 +200,29 @@ impl ApiClient {
         let http = builder.build().map_err(|e| setup(e.to_string()))?;
         Ok(Self {
             base: base_url.trim_end_matches('/').to_string(),
+            alternatives: Vec::new(),
             http,
             authorization,
             tls,
         })
+    }
+
+    /// The same client, trying `others` (base URLs of the other orchestrators of a cluster) in
+    /// turn when a request cannot connect to the server before. A request is sent again only
+    /// when it never reached a server, so nothing is submitted twice.
+    pub fn with_alternatives(mut self, others: &[String]) -> Result<Self, ClientError> {
+        self.alternatives = others
+            .iter()
+            .map(|other| {
+                reqwest::Url::parse(other.trim_end_matches('/')).map_err(|e| {
+                    ClientError::Unreachable {
+                        url: other.clone(),
+                        reason: format!("not a URL: {e}"),
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 
     /// The server's base URL.
@@ -212,11 +234,37 @@ impl ApiClient {
         self.http.request(method, format!("{}{path}", self.base))
     }
 
+    /// Sends `request`, to the alternatives in turn while it cannot connect.
+    async fn execute(&self, request: RequestBuilder) -> Result<reqwest::Response, ClientError> {
+        let unreachable = |url: &str, e: &reqwest::Error| ClientError::Unreachable {
+            url: url.to_string(),
+            reason: root_cause(e),
+        };
+        let mut request = request.build().map_err(|e| unreachable(&self.base, &e))?;
+        let mut alternatives = self.alternatives.iter();
+        loop {
+            let again = request.try_clone();
+            let url = request.url().to_string();
+            match self.http.execute(request).await {
+                Ok(response) => return Ok(response),
+                Err(e) if e.is_connect() => {
+                    let (Some(mut next), Some(other)) = (again, alternatives.next()) else {
+                        return Err(unreachable(&url, &e));
+                    };
+                    let moved = next.url_mut();
+                    // Same path and query, another server.
+                    let _ = moved.set_scheme(other.scheme());
+                    let _ = moved.set_host(other.host_str());
+                    let _ = moved.set_port(other.port_or_known_default());
+                    request = next;
+                }
+                Err(e) => return Err(unreachable(&url, &e)),
+            }
+        }
+    }
+
     async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            reason: root_cause(&e),
-        })?;
+        let response = self.execute(request).await?;
         let url = response.url().to_string();
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| ClientError::Decode {

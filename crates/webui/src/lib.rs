@@ -14,6 +14,7 @@
 //! Start at [`routes`].
 
 mod audit;
+mod cluster;
 mod jobs;
 mod login;
 mod nodes;
@@ -61,6 +62,7 @@ pub fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
         .route("/ui/nodes/{id}", get(nodes::detail))
         .route("/ui/nodes/{id}/{action}", post(nodes::act))
         .route("/ui/audit", get(audit::page))
+        .route("/ui/cluster", get(cluster::page))
         .layer(axum::middleware::from_fn_with_state(state, csrf_cookie))
 }
 
@@ -199,6 +201,7 @@ enum Section {
     Submit,
     Nodes,
     Audit,
+    Cluster,
     Login,
 }
 
@@ -222,6 +225,12 @@ fn layout(
         ),
         (Section::Nodes, "/ui/nodes", "Nodes", Capability::READ_NODE),
         (Section::Audit, "/ui/audit", "Audit", Capability::WRITE_NODE),
+        (
+            Section::Cluster,
+            "/ui/cluster",
+            "Cluster",
+            Capability::READ_NODE,
+        ),
     ]
     .into_iter()
     .filter(|(_, _, _, capability)| viewer.is_none_or(|v| v.can(*capability)));

@@ -165,9 +165,19 @@ pub async fn status(
 /// `POST /api/v1/cluster/members`: adds a member (on the leader).
 pub async fn add_member(
     State(state): State<Arc<AppState>>,
-    Json(body): Json<crate::apimodels::AddClusterMemberRequest>,
+    body: axum::body::Bytes,
 ) -> Result<Json<bacalhau_cluster::ClusterStatus>, ApiError> {
     let cluster = cluster(&state)?;
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let body: crate::apimodels::AddClusterMemberRequest =
+        serde_json::from_value(bacalhau_models::spec::canonicalize_keys(value))
+            .map_err(|e| ApiError::bad_request(format!("invalid member request: {e}")))?;
+    if body.address.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "missing Address: the new member's cluster address, host:port",
+        ));
+    }
     cluster
         .add_member(&body.address)
         .await

@@ -97,7 +97,8 @@ impl Logging {
 #[derive(Debug, Args, Clone)]
 pub struct Global {
     /// The API host: for clients the server to talk to (env BACALHAU_API_HOST), for `serve`
-    /// the address to listen on.
+    /// the address to listen on. Clients take several, comma-separated (`h1,h2:1235`: the
+    /// orchestrators of a cluster), tried in turn when one cannot be reached.
     #[arg(long, global = true, value_name = "HOST")]
     pub api_host: Option<String>,
     /// The API port (env BACALHAU_API_PORT; default 1234).
@@ -173,12 +174,29 @@ impl Global {
     /// A client of the configured API server, with the configured credentials and TLS.
     pub fn client(&self) -> Result<ApiClient> {
         let config = self.config()?;
-        let mut url = api_url(&config.string("API.Host"), &config.string("API.Port"));
         let ca_file = config.string("API.TLS.CAFile");
         let use_tls = config.flag("API.TLS.UseTLS") || !ca_file.is_empty();
-        if use_tls && let Some(rest) = url.strip_prefix("http://") {
-            url = format!("https://{rest}");
+        // Ours: several hosts, comma-separated (the orchestrators of a cluster), each tried
+        // in turn when the one before cannot be reached.
+        let port = config.string("API.Port");
+        let mut urls: Vec<String> = config
+            .string("API.Host")
+            .split(',')
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
+            .map(|host| api_url(host, &port))
+            .collect();
+        if urls.is_empty() {
+            urls.push(api_url("", &port));
         }
+        if use_tls {
+            for url in &mut urls {
+                if let Some(rest) = url.strip_prefix("http://") {
+                    *url = format!("https://{rest}");
+                }
+            }
+        }
+        let url = urls.remove(0);
         if !ca_file.is_empty() && !std::path::Path::new(&ca_file).is_file() {
             bail!("CA certificate file {ca_file:?} does not exist");
         }
@@ -187,7 +205,15 @@ impl Global {
             ca_file: (!ca_file.is_empty()).then(|| ca_file.into()),
             insecure: config.flag("API.TLS.Insecure"),
         };
-        Ok(ApiClient::with_options(&url, &options)?)
+        Ok(ApiClient::with_options(&url, &options)?.with_alternatives(&urls)?)
+    }
+}
+
+/// `host:port` with an address that means every interface turned into this machine's.
+fn client_host(host_port: &str) -> String {
+    match host_port.split_once(':') {
+        Some(("" | "0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        _ => host_port.to_string(),
     }
 }
 
@@ -227,6 +253,10 @@ fn credentials(config: &Config) -> Result<Option<Credentials>> {
 /// The URL of the API server from a host (a name, an address or a URL) and a port.
 pub fn api_url(host: &str, port: &str) -> String {
     let host = host.trim_end_matches('/');
+    // `host:port` (ours, for one of several hosts): the port given wins.
+    if !host.contains("://") && host.matches(':').count() == 1 {
+        return format!("http://{}", client_host(host));
+    }
     if host.contains("://") {
         let after_scheme = host.split_once("://").map_or("", |(_, rest)| rest);
         return if after_scheme.contains(':') {
@@ -359,6 +389,8 @@ mod tests {
         assert_eq!(api_url("example.org", "80"), "http://example.org:80");
         assert_eq!(api_url("http://h:9/", "1234"), "http://h:9");
         assert_eq!(api_url("https://h", "1234"), "https://h:1234");
+        assert_eq!(api_url("10.0.0.2:4000", "1234"), "http://10.0.0.2:4000");
+        assert_eq!(api_url("0.0.0.0:4000", "1234"), "http://127.0.0.1:4000");
     }
 
     #[test]
