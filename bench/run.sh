@@ -77,6 +77,10 @@ bench/ipfs.sh "$result_mib" "$bitswap_mib" 2>>"$tmp/stderr"
 echo "bitswap in one process..." >&2
 cargo bench -q -p bacalhau-content --bench bitswap -- "$bitswap_mib" 2>>"$tmp/stderr"
 
+echo "orchestrator cluster: 3 members beside 1..." >&2
+if [ "$jobs" -ge 10000 ]; then raft_jobs=3000; else raft_jobs=1000; fi
+bench/raft.sh 300 "$raft_jobs" 16 2>>"$tmp/stderr"
+
 echo "durable writes: group commit..." >&2
 cargo bench -q -p bacalhau-durable --bench group_commit -- 20000 64 2>>"$tmp/stderr"
 

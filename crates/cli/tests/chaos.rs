@@ -12,11 +12,11 @@ mod common;
 
 use bacalhau_client::ApiClient;
 use bacalhau_client::client::ListJobsOptions;
-use bacalhau_models::{ExecutionStateType, Job, JobId, JobStateType, parse_job_spec};
+use bacalhau_models::{ExecutionStateType, Job, JobId, JobStateType};
 use base64::Engine as _;
 use common::{ComputeProcess, Proxy, Server, free_port, stderr, stdout, wasm_binary};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,28 +45,6 @@ impl Schedule {
     fn millis(&mut self, from: u64, to: u64) -> Duration {
         Duration::from_millis(from + self.below(to - from))
     }
-}
-
-fn job_spec(name: &str, module: &str, runs: &Path) -> Job {
-    parse_job_spec(&format!(
-        r#"
-Name: {name}
-Type: batch
-Tasks:
-  - Name: main
-    Engine:
-      Type: wasm
-      Params:
-        EntryModule: /record_run.wasm
-    InputSources:
-      - Target: /record_run.wasm
-        Source: {{Type: inline, Params: {{URL: "data:application/wasm;base64,{module}"}}}}
-      - Target: /runs
-        Source: {{Type: local, Params: {{SourcePath: "{}", ReadWrite: true}}}}
-"#,
-        runs.display()
-    ))
-    .expect("the chaos job spec")
 }
 
 /// A compute node behind its own proxy, restartable on the same data.
@@ -116,7 +94,7 @@ async fn submit(
     for i in range {
         let mut attempt = 0;
         loop {
-            let job = job_spec(&format!("chaos-{i}-{attempt}"), &module, &runs);
+            let job = common::runs::record_run_job(&format!("chaos-{i}-{attempt}"), &module, &runs);
             match client.put_job(&job, false).await {
                 Ok(put) => {
                     acknowledged.push(JobId::from(put.job_id.as_str()));
@@ -243,46 +221,27 @@ async fn a_cluster_under_kill_9_and_partitions_loses_and_repeats_nothing() {
     assert_eq!(acknowledged.len(), JOBS);
 
     // Settle: every acknowledged job reaches a terminal state.
-    let mut pending: BTreeSet<JobId> = acknowledged.iter().cloned().collect();
-    let mut states: BTreeMap<JobId, JobStateType> = BTreeMap::new();
+    let settled = common::runs::settle(
+        &client,
+        acknowledged.iter().cloned().collect(),
+        started,
+        LIMIT,
+    )
+    .await;
+    let states: BTreeMap<JobId, JobStateType> = settled
+        .iter()
+        .map(|(id, state)| (id.clone(), state.state_type))
+        .collect();
     // Why jobs did not complete, counted by message.
     let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    while !pending.is_empty() {
-        assert!(
-            started.elapsed() < LIMIT,
-            "{} acknowledged jobs not terminal after {LIMIT:?}, e.g. {:?}",
-            pending.len(),
-            pending.iter().take(5).collect::<Vec<_>>()
-        );
-        let mut still = BTreeSet::new();
-        for id in &pending {
-            match client.get_job(id.as_str(), "").await {
-                Ok(found) if found.job.state.state_type.is_terminal() => {
-                    let state = found.job.state;
-                    if state.state_type != JobStateType::Completed {
-                        *reasons.entry(state.message.clone()).or_default() += 1;
-                    }
-                    states.insert(id.clone(), state.state_type);
-                }
-                Ok(_) => {
-                    still.insert(id.clone());
-                }
-                Err(e) => panic!("acknowledged job {id} is gone: {e}"),
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
+    for state in settled.values() {
+        if state.state_type != JobStateType::Completed {
+            *reasons.entry(state.message.clone()).or_default() += 1;
         }
     }
 
     // What ran, counted outside the system: one file per execution, one byte per run.
-    let mut runs_of: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in std::fs::read_dir(&runs).expect("the runs directory") {
-        let entry = entry.expect("an entry");
-        let size = entry.metadata().expect("metadata").len();
-        runs_of.insert(entry.file_name().to_string_lossy().into_owned(), size);
-    }
+    let runs_of = common::runs::recorded(&runs);
     let duplicated: Vec<_> = runs_of.iter().filter(|(_, n)| **n > 1).collect();
 
     // Every execution the orchestrator knows, of every job (acknowledged or not).

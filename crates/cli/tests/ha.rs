@@ -25,28 +25,6 @@ const NODES: usize = 3;
 /// The whole test ends well within this.
 const LIMIT: Duration = Duration::from_secs(300);
 
-fn job_spec(name: &str, module: &str, runs: &Path) -> Job {
-    parse_job_spec(&format!(
-        r#"
-Name: {name}
-Type: batch
-Tasks:
-  - Name: main
-    Engine:
-      Type: wasm
-      Params:
-        EntryModule: /record_run.wasm
-    InputSources:
-      - Target: /record_run.wasm
-        Source: {{Type: inline, Params: {{URL: "data:application/wasm;base64,{module}"}}}}
-      - Target: /runs
-        Source: {{Type: local, Params: {{SourcePath: "{}", ReadWrite: true}}}}
-"#,
-        runs.display()
-    ))
-    .expect("the job spec")
-}
-
 /// Submits jobs `range`, each to the next member in turn, retrying (under a new name) while
 /// a write is not acknowledged; returns the acknowledged.
 async fn submit(
@@ -63,7 +41,7 @@ async fn submit(
         loop {
             member += 1;
             let client = &clients[member % clients.len()];
-            let job = job_spec(&format!("ha-{i}-{attempt}"), &module, &runs);
+            let job = common::runs::record_run_job(&format!("ha-{i}-{attempt}"), &module, &runs);
             match client.put_job(&job, false).await {
                 Ok(put) => {
                     acknowledged.push(JobId::from(put.job_id.as_str()));
@@ -219,40 +197,19 @@ async fn killing_the_leader_loses_and_repeats_nothing() {
 
     // Settle: every acknowledged job reaches a terminal state.
     let reader = &clients[new_leader];
-    let mut pending: BTreeSet<JobId> = acknowledged.iter().cloned().collect();
-    let mut states: BTreeMap<JobId, JobStateType> = BTreeMap::new();
-    while !pending.is_empty() {
-        assert!(
-            started.elapsed() < LIMIT,
-            "{} acknowledged jobs not terminal after {LIMIT:?}, e.g. {:?}",
-            pending.len(),
-            pending.iter().take(5).collect::<Vec<_>>()
-        );
-        let mut still = BTreeSet::new();
-        for id in &pending {
-            match reader.get_job(id.as_str(), "").await {
-                Ok(found) if found.job.state.state_type.is_terminal() => {
-                    states.insert(id.clone(), found.job.state.state_type);
-                }
-                Ok(_) => {
-                    still.insert(id.clone());
-                }
-                Err(e) => panic!("acknowledged job {id} is gone: {e}"),
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    let states: BTreeMap<JobId, JobStateType> = common::runs::settle(
+        reader,
+        acknowledged.iter().cloned().collect(),
+        started,
+        LIMIT,
+    )
+    .await
+    .into_iter()
+    .map(|(id, state)| (id, state.state_type))
+    .collect();
 
     // What ran, counted outside the system: one file per execution, one byte per run.
-    let mut runs_of: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in std::fs::read_dir(&runs).expect("the runs directory") {
-        let entry = entry.expect("an entry");
-        let size = entry.metadata().expect("metadata").len();
-        runs_of.insert(entry.file_name().to_string_lossy().into_owned(), size);
-    }
+    let runs_of = common::runs::recorded(&runs);
     let duplicated: Vec<_> = runs_of.iter().filter(|(_, n)| **n > 1).collect();
     let mut completed_without_a_run = Vec::new();
     for id in &acknowledged {

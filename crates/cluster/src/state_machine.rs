@@ -124,17 +124,7 @@ impl StateMachine {
             }
             responses.push(Response {});
         }
-        {
-            let mut table = txn.open_table(POSITION).map_err(|e| write(e.to_string()))?;
-            let applied = serde_json::to_vec(&last).map_err(|e| write(e.to_string()))?;
-            let members = serde_json::to_vec(&membership).map_err(|e| write(e.to_string()))?;
-            table
-                .insert("applied", applied.as_slice())
-                .map_err(|e| write(e.to_string()))?;
-            table
-                .insert("membership", members.as_slice())
-                .map_err(|e| write(e.to_string()))?;
-        }
+        record_position(&txn, &last, &membership).map_err(write)?;
         txn.commit().map_err(|e| write(e.to_string()))?;
         Ok(responses)
     }
@@ -188,22 +178,29 @@ impl StateMachine {
         let txn = self.db.begin_write().map_err(|e| write(e.to_string()))?;
         replication::clear(&txn).map_err(|e| write(e.to_string()))?;
         replication::apply(&txn, &file.changes).map_err(|e| write(e.to_string()))?;
-        {
-            let mut table = txn.open_table(POSITION).map_err(|e| write(e.to_string()))?;
-            let applied =
-                serde_json::to_vec(&meta.last_log_id).map_err(|e| write(e.to_string()))?;
-            let members =
-                serde_json::to_vec(&meta.last_membership).map_err(|e| write(e.to_string()))?;
-            table
-                .insert("applied", applied.as_slice())
-                .map_err(|e| write(e.to_string()))?;
-            table
-                .insert("membership", members.as_slice())
-                .map_err(|e| write(e.to_string()))?;
-        }
+        record_position(&txn, &meta.last_log_id, &meta.last_membership).map_err(write)?;
         txn.commit().map_err(|e| write(e.to_string()))?;
         self.keep(&bytes)
     }
+}
+
+/// Records the last applied log ID and the membership in `txn`, beside the changes they cover.
+fn record_position(
+    txn: &redb::WriteTransaction,
+    applied: &Option<LogId<NodeId>>,
+    membership: &Membership,
+) -> Result<(), String> {
+    let mut table = txn.open_table(POSITION).map_err(|e| e.to_string())?;
+    for (key, value) in [
+        ("applied", serde_json::to_vec(applied)),
+        ("membership", serde_json::to_vec(membership)),
+    ] {
+        let bytes = value.map_err(|e| e.to_string())?;
+        table
+            .insert(key, bytes.as_slice())
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Runs blocking store work off the async runtime's threads.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod runs;
 pub mod webdriver;
 
 use bacalhau_client::{ApiClient, ClientOptions, Credentials};
