@@ -34,6 +34,7 @@ solo=$(port)
 "$bin" serve --orchestrator --name solo --data-dir "$tmp/solo" --api-host 127.0.0.1 --port "$solo" \
   >"$tmp/solo.log" 2>&1 &
 pids+=($!)
+disown
 alive "$solo"
 read -r solo_p50 solo_p99 solo_rate < <(python3 bench/raft.py submit "http://127.0.0.1:$solo" \
   "$sequential" "$concurrent" "$clients" solo)
@@ -50,6 +51,7 @@ for i in 0 1 2; do
     -c Orchestrator.Cluster.Host=127.0.0.1 -c "Orchestrator.Cluster.Port=${raft[$i]}" \
     -c "Orchestrator.Cluster.Peers=$(IFS=,; echo "${peers[*]}")" >"$tmp/member-$i.log" 2>&1 &
   pids+=($!)
+  disown
 done
 for i in 0 1 2; do alive "${api[$i]}"; done
 leader=""
