@@ -13,8 +13,7 @@ mod common;
 use bacalhau_client::ApiClient;
 use bacalhau_client::client::ListJobsOptions;
 use bacalhau_models::{ExecutionStateType, Job, JobId, JobStateType};
-use base64::Engine as _;
-use common::{ComputeProcess, Proxy, Server, free_port, stderr, stdout, wasm_binary};
+use common::{ComputeProcess, Proxy, Server, free_port, stderr, stdout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -139,11 +138,11 @@ async fn a_cluster_under_kill_9_and_partitions_loses_and_repeats_nothing() {
     let mut schedule = Schedule(seed.max(1));
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let runs = dir.path().join("runs");
-    std::fs::create_dir(&runs).expect("the runs directory");
-    let allow = format!("Compute.AllowListedLocalPaths={}:rw", runs.display());
-    let module =
-        Arc::new(base64::engine::general_purpose::STANDARD.encode(wasm_binary("record_run")));
+    let common::runs::Recording {
+        runs,
+        allow,
+        module,
+    } = common::runs::Recording::new(dir.path());
 
     let data = dir.path().join("orchestrator");
     let port = free_port();

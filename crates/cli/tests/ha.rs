@@ -11,8 +11,7 @@ mod common;
 
 use bacalhau_client::ApiClient;
 use bacalhau_models::{ExecutionStateType, Job, JobId, JobStateType, parse_job_spec};
-use base64::Engine as _;
-use common::{ComputeProcess, Server, free_port, stderr, stdout, wasm_binary};
+use common::{ComputeProcess, Server, free_port, stderr, stdout};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -86,11 +85,11 @@ async fn chain(client: &ApiClient) -> Vec<String> {
 async fn killing_the_leader_loses_and_repeats_nothing() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("tempdir");
-    let runs = dir.path().join("runs");
-    std::fs::create_dir(&runs).expect("the runs directory");
-    let allow = format!("Compute.AllowListedLocalPaths={}:rw", runs.display());
-    let module =
-        Arc::new(base64::engine::general_purpose::STANDARD.encode(wasm_binary("record_run")));
+    let common::runs::Recording {
+        runs,
+        allow,
+        module,
+    } = common::runs::Recording::new(dir.path());
 
     let api_ports: Vec<u16> = (0..MEMBERS).map(|_| free_port()).collect();
     let raft_ports: Vec<u16> = (0..MEMBERS).map(|_| free_port()).collect();

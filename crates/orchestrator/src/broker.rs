@@ -65,6 +65,15 @@ struct Inner {
 }
 
 impl Inner {
+    /// Forgets every evaluation, paused (a follower) or not.
+    fn reset(&mut self, paused: bool) {
+        self.paused = paused;
+        self.ready.clear();
+        self.waiting.clear();
+        self.delayed.clear();
+        self.in_flight.clear();
+    }
+
     fn make_ready(&mut self, evaluation: Evaluation) {
         let job_id = evaluation.job_id.clone();
         let first = !self.waiting.contains_key(&job_id);
@@ -229,25 +238,13 @@ impl EvaluationBroker {
     /// this orchestrator no longer leads its cluster (the evaluations stay stored, and the
     /// leader requeues them). An evaluation in flight fails at its plan's commit.
     pub fn pause(&self) {
-        let mut inner = self.lock();
-        inner.paused = true;
-        inner.ready.clear();
-        inner.waiting.clear();
-        inner.delayed.clear();
-        inner.in_flight.clear();
+        self.lock().reset(true);
     }
 
     /// Takes work again, starting from `pending` (the stored evaluations): this orchestrator
     /// now leads its cluster.
     pub fn resume(&self, pending: Vec<Evaluation>) {
-        {
-            let mut inner = self.lock();
-            inner.paused = false;
-            inner.ready.clear();
-            inner.waiting.clear();
-            inner.delayed.clear();
-            inner.in_flight.clear();
-        }
+        self.lock().reset(false);
         for evaluation in pending {
             self.enqueue(evaluation);
         }

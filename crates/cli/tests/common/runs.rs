@@ -4,9 +4,37 @@
 
 use bacalhau_client::ApiClient;
 use bacalhau_models::{Job, JobId, JobStateType, State, parse_job_spec};
+use base64::Engine as _;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The shared directory runs are recorded in, the setting that lets compute nodes mount it,
+/// and `record_run.wasm` base64-encoded.
+pub struct Recording {
+    /// The directory (one file per execution).
+    pub runs: PathBuf,
+    /// `Compute.AllowListedLocalPaths=<runs>:rw`, for `-c`.
+    pub allow: String,
+    /// The module, for [`record_run_job`].
+    pub module: Arc<String>,
+}
+
+impl Recording {
+    /// Makes `dir/runs`.
+    pub fn new(dir: &Path) -> Recording {
+        let runs = dir.join("runs");
+        std::fs::create_dir(&runs).expect("the runs directory");
+        Recording {
+            allow: format!("Compute.AllowListedLocalPaths={}:rw", runs.display()),
+            module: Arc::new(
+                base64::engine::general_purpose::STANDARD.encode(super::wasm_binary("record_run")),
+            ),
+            runs,
+        }
+    }
+}
 
 /// A batch job named `name` that runs `record_run.wasm` (given base64-encoded, inline) with
 /// `runs` mounted read-write.
