@@ -1,6 +1,8 @@
 //! Engine overhead: submit → Completed through the HTTP API on an in-process hybrid node,
-//! against the floors measured in the same run: a raw `docker run --rm` of the same image, and
-//! the same WASM module run in process with wasmtime (compiled once).
+//! against the floors measured in the same run: a raw `docker run --rm` of the same image, the
+//! engine API floor (create, start, wait for, read the logs of and remove the same container
+//! through bollard in this process: no CLI, no node, no orchestrator), and the same WASM module
+//! run in process with wasmtime (compiled once).
 //!
 //! `cargo bench -p bacalhau-api --bench engines [-- DOCKER_RUNS WASM_RUNS]`
 //! Needs the busybox test image (`scripts/build-test-images.sh`).
@@ -35,6 +37,72 @@ async fn run_to_completion(client: &ApiClient, job: &Job) -> Result<Duration, Bo
         }
         tokio::time::sleep(Duration::from_micros(200)).await;
     }
+}
+
+/// The Docker engine API's floor: what any program that runs the container must ask of the
+/// engine (create, start, wait, logs, remove), with nothing else, median of `runs`.
+async fn docker_api_floor(runs: usize) -> Result<Duration, BoxError> {
+    use bollard::Docker;
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    use bollard::query_parameters::{LogsOptions, RemoveContainerOptions, WaitContainerOptions};
+    use futures_util::StreamExt;
+    let docker = Docker::connect_with_local_defaults()?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        let body = ContainerCreateBody {
+            image: Some("busybox:1.37.0".into()),
+            cmd: Some(vec!["echo".into(), "hi".into()]),
+            host_config: Some(HostConfig {
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await?
+            .id;
+        docker
+            .start_container(
+                &id,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            )
+            .await?;
+        let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
+        while let Some(waited) = wait.next().await {
+            waited?;
+        }
+        let mut logs = docker.logs(
+            &id,
+            Some(LogsOptions {
+                stdout: true,
+                ..Default::default()
+            }),
+        );
+        let mut output = Vec::new();
+        while let Some(chunk) = logs.next().await {
+            output.extend_from_slice(&chunk?.into_bytes());
+        }
+        docker
+            .remove_container(
+                &id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    v: true,
+                    ..Default::default()
+                }),
+            )
+            .await?;
+        samples.push(started.elapsed());
+        if output.is_empty() {
+            return Err("the floor's container printed nothing".into());
+        }
+    }
+    Ok(median(samples))
 }
 
 fn wasm_floor(module_bytes: &[u8], runs: usize) -> Result<Duration, BoxError> {
@@ -99,6 +167,7 @@ async fn main() -> Result<(), BoxError> {
         }
         raw.push(started.elapsed());
     }
+    let api_floor = docker_api_floor(docker_runs).await?;
     let docker_job = parse_job_spec(
         "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0, Parameters: [echo, hi]}}\n",
     )?;
@@ -135,6 +204,12 @@ async fn main() -> Result<(), BoxError> {
         ms(our_docker),
         ms(raw_docker),
         (our_docker.as_secs_f64() / raw_docker.as_secs_f64() - 1.0) * 100.0
+    );
+    println!(
+        "| Docker busybox echo, submit → Completed vs the engine API floor (create, start, wait, logs, remove through bollard in one process; median of {docker_runs}) | {:.1} ms | {:.1} ms | {:+.1} % |",
+        ms(our_docker),
+        ms(api_floor),
+        (our_docker.as_secs_f64() / api_floor.as_secs_f64() - 1.0) * 100.0
     );
     println!(
         "| WASM noop.wasm, submit → Completed vs in-process wasmtime (median of {wasm_runs}) | {:.2} ms | {:.3} ms | {:+.2} ms |",
