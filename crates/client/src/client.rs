@@ -243,7 +243,12 @@ impl ApiClient {
         let mut request = request.build().map_err(|e| unreachable(&self.base, &e))?;
         let mut alternatives = self.alternatives.iter();
         loop {
-            let again = request.try_clone();
+            // A copy to send elsewhere, only while somewhere else is left.
+            let again = if alternatives.len() > 0 {
+                request.try_clone()
+            } else {
+                None
+            };
             let url = request.url().to_string();
             match self.http.execute(request).await {
                 Ok(response) => return Ok(response),

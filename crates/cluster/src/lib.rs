@@ -177,8 +177,18 @@ fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, Member>>) -> Replic
 impl Replicate for Group {
     fn ready(&self) -> Result<(), ReplicationError> {
         let raft = self.raft()?;
-        let metrics = raft.metrics().borrow().clone();
-        if metrics.current_leader != Some(metrics.id) || metrics.state != ServerState::Leader {
+        // Called before every group of writes: read the figures, do not copy the metrics.
+        let (leads, term, applied, last_log_index) = {
+            let watched = raft.metrics();
+            let m = watched.borrow();
+            (
+                m.current_leader == Some(m.id) && m.state == ServerState::Leader,
+                m.current_term,
+                m.last_applied.map(|id| id.index),
+                m.last_log_index,
+            )
+        };
+        if !leads {
             return Err(ReplicationError::NotLeader {
                 leader: leader_api(raft),
             });
@@ -190,16 +200,15 @@ impl Replicate for Group {
         }
         let mut ready_term = self.ready_term.lock().unwrap_or_else(|e| e.into_inner());
         if self.unsure.load(Ordering::SeqCst) {
-            let applied = metrics.last_applied.map(|id| id.index);
-            if applied >= metrics.last_log_index {
+            if applied >= last_log_index {
                 self.unsure.store(false, Ordering::SeqCst);
-            } else if *ready_term == Some(metrics.current_term) {
+            } else if *ready_term == Some(term) {
                 return Err(ReplicationError::Failed(
                     "an earlier write is not committed yet; try again".into(),
                 ));
             }
         }
-        if *ready_term == Some(metrics.current_term) {
+        if *ready_term == Some(term) {
             return Ok(());
         }
         // A new term: apply everything committed before it, so the next group reads it.
@@ -209,7 +218,7 @@ impl Replicate for Group {
             })
             .map_err(|_| ReplicationError::Failed("no majority answered".into()))?
             .map_err(|e| ReplicationError::Failed(e.to_string()))?;
-        *ready_term = Some(metrics.current_term);
+        *ready_term = Some(term);
         self.unsure.store(false, Ordering::SeqCst);
         Ok(())
     }
@@ -525,10 +534,6 @@ pub struct Cluster {
 pub use bacalhau_client::apimodels::{ClusterMember as MemberStatus, ClusterStatus};
 
 impl Cluster {
-    pub(crate) fn raft(&self) -> Result<&Raft<TypeConfig>, axum::http::StatusCode> {
-        Ok(&self.inner.raft)
-    }
-
     /// Whether this member leads now, with a majority behind it.
     pub fn is_leader(&self) -> bool {
         self.inner.leading.load(Ordering::SeqCst)

@@ -155,7 +155,7 @@ async fn append(
     Json(rpc): Json<AppendEntriesRequest<TypeConfig>>,
 ) -> Result<Json<Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>>, StatusCode> {
     authorized(&cluster, &headers)?;
-    Ok(Json(cluster.raft()?.append_entries(rpc).await))
+    Ok(Json(cluster.inner.raft.append_entries(rpc).await))
 }
 
 async fn vote(
@@ -164,7 +164,7 @@ async fn vote(
     Json(rpc): Json<VoteRequest<NodeId>>,
 ) -> Result<Json<Result<VoteResponse<NodeId>, RaftError<NodeId>>>, StatusCode> {
     authorized(&cluster, &headers)?;
-    Ok(Json(cluster.raft()?.vote(rpc).await))
+    Ok(Json(cluster.inner.raft.vote(rpc).await))
 }
 
 async fn snapshot(
@@ -176,7 +176,7 @@ async fn snapshot(
     StatusCode,
 > {
     authorized(&cluster, &headers)?;
-    Ok(Json(cluster.raft()?.install_snapshot(rpc).await))
+    Ok(Json(cluster.inner.raft.install_snapshot(rpc).await))
 }
 
 /// The leader's half of a follower's linearizable read: confirms it still leads and answers
@@ -186,10 +186,9 @@ async fn read_index(
     headers: HeaderMap,
 ) -> Result<Json<Option<u64>>, (StatusCode, String)> {
     authorized(&cluster, &headers).map_err(|s| (s, String::new()))?;
-    let raft = cluster
-        .raft()
-        .map_err(|s| (s, "the cluster is starting".to_string()))?;
-    let read = raft
+    let read = cluster
+        .inner
+        .raft
         .ensure_linearizable()
         .await
         .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;

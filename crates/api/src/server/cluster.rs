@@ -19,21 +19,19 @@ const FORWARDED: &str = "x-bacalhau-forwarded-by";
 /// How a follower treats a request.
 #[derive(Debug, PartialEq, Eq)]
 enum Route {
-    /// Served here (the node channel: the handshake tells a node to go on; agent routes).
+    /// Served here: everything outside the orchestrator's and the cluster's routes (agent
+    /// routes, the node channel, whose handshake sends a node on to the leader).
     Here,
     /// Served here once this member has applied what the leader had committed.
     ReadHere,
-    /// Sent to the leader: writes, and what only the leader knows (connected nodes, live
-    /// state, the log streams it relays).
+    /// Sent to the leader: writes, and what only the leader knows (connected nodes and their
+    /// live state).
     Leader,
 }
 
 fn route(method: &Method, path: &str) -> Route {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
-    if path == bacalhau_protocol::CONNECT_PATH {
-        Route::Here
-    } else if path.starts_with("/api/v1/orchestrator/nodes")
-        || path.starts_with("/api/v1/cluster/members")
+    if path.starts_with("/api/v1/orchestrator/nodes") || path.starts_with("/api/v1/cluster/members")
     {
         Route::Leader
     } else if path.starts_with("/api/v1/orchestrator") {
@@ -125,8 +123,8 @@ async fn forward(state: &AppState, leader: &str, request: Request) -> Response {
     let mut response = Response::new(Body::from(bytes));
     *response.status_mut() = status;
     for (name, value) in &headers {
-        if !hop_by_hop(name) && name != axum::http::header::CONTENT_LENGTH {
-            response.headers_mut().insert(name, value.clone());
+        if !hop_by_hop(name) {
+            response.headers_mut().append(name, value.clone());
         }
     }
     response

@@ -285,6 +285,7 @@ impl Cluster {
                     }
                     None => None,
                 };
+                raft_member = raft.clone();
                 let auth = Authenticator::from_config(
                     config
                         .get("API.Auth.Users")
@@ -302,10 +303,7 @@ impl Cluster {
                     config: config.redacted(),
                     version: super::agent::client_version(),
                     auth,
-                    cluster: {
-                        raft_member = raft.clone();
-                        raft
-                    },
+                    cluster: raft,
                     forwarder: reqwest::Client::new(),
                 });
                 let scheme = if tls.is_some() { "https" } else { "http" };

@@ -206,12 +206,6 @@ impl NodeManager {
                 },
             );
         }
-        // Nodes only the old map knew (deleted since) keep a generation too.
-        for (id, node) in before {
-            if !nodes.contains_key(id) {
-                node.wake.notify_waiters();
-            }
-        }
         Ok(nodes)
     }
 

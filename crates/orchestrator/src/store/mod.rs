@@ -554,23 +554,6 @@ impl Writer<'_> {
     /// Appends an event to the audit log (a job's history, or the node events): gives it the
     /// next global sequence number and chains it to the previous event by hash.
     pub fn add_history(&mut self, mut event: JobHistory) -> Result<u64, StoreError> {
-        if self.journal.is_some() {
-            let next = self
-                .view()
-                .open_table(META)?
-                .get(HISTORY_SEQ)?
-                .map(|v| v.value())
-                .unwrap_or(0)
-                + 1;
-            self.touch(|| Row::Meta(HISTORY_SEQ.into()));
-            self.touch(|| Row::ChainHead(CHAIN_HEAD_KEY.into()));
-            self.touch(|| Row::HistoryBySeq(next));
-            if event.r#type == JobHistoryType::NodeLevel {
-                self.touch(|| Row::NodeHistory(next));
-            } else {
-                self.touch(|| Row::History(event.job_id.as_str().into(), next));
-            }
-        }
         let mut meta = self.txn.open_table(META)?;
         let seq = meta.get(HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
         meta.insert(HISTORY_SEQ, seq)?;
@@ -598,6 +581,15 @@ impl Writer<'_> {
             event.job_id.as_str()
         };
         self.txn.open_table(HISTORY_BY_SEQ)?.insert(seq, owner)?;
+        drop((meta, head));
+        self.touch(|| Row::Meta(HISTORY_SEQ.into()));
+        self.touch(|| Row::ChainHead(CHAIN_HEAD_KEY.into()));
+        self.touch(|| Row::HistoryBySeq(seq));
+        if event.r#type == JobHistoryType::NodeLevel {
+            self.touch(|| Row::NodeHistory(seq));
+        } else {
+            self.touch(|| Row::History(event.job_id.as_str().into(), seq));
+        }
         Ok(seq)
     }
 
