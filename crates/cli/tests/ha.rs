@@ -517,6 +517,11 @@ async fn an_isolated_leader_stops_acknowledging_and_follows_once_healed() {
     .await;
     jobs_complete(&members[other].client(), "before", 5).await;
 
+    assert_eq!(
+        leader_of(&members, old).await,
+        Some(old),
+        "the member to cut off must see itself as the leader"
+    );
     // Cut the leader off from the other two, both ways.
     proxies[old].isolated.store(true, Ordering::SeqCst);
     for (i, proxy) in proxies.iter().enumerate() {
@@ -529,7 +534,15 @@ async fn an_isolated_leader_stops_acknowledging_and_follows_once_healed() {
         }
     }
     let cut_at = Instant::now();
-    // It acknowledges nothing: its write fails for want of a majority.
+    // The majority elects a leader and goes on, compute node included. (Waiting for it first
+    // also makes sure the cut is in effect: the proxies drop open connections within ~10 ms.)
+    let new = common::eventually(30, "a leader among the majority", || {
+        let members = &members;
+        async move { leader_of(members, other).await.filter(|l| *l != old) }
+    })
+    .await;
+    let elected_after = cut_at.elapsed();
+    // The old leader acknowledges nothing: its write fails for want of a majority.
     let refused = tokio::time::timeout(
         Duration::from_secs(30),
         members[old]
@@ -542,16 +555,9 @@ async fn an_isolated_leader_stops_acknowledging_and_follows_once_healed() {
         refused.is_err(),
         "the isolated leader acknowledged a write: {refused:?}"
     );
-    let refused_after = cut_at.elapsed();
-    // The majority elects a leader and goes on, compute node included.
-    let new = common::eventually(30, "a leader among the majority", || {
-        let members = &members;
-        async move { leader_of(members, other).await.filter(|l| *l != old) }
-    })
-    .await;
     println!(
-        "partition: the isolated leader refused a write after {:.2} s; the majority's leader known {:.2} s after the cut",
-        refused_after.as_secs_f64(),
+        "partition: the majority's leader known {:.2} s after the cut; the isolated leader refused a write {:.2} s after the cut",
+        elected_after.as_secs_f64(),
         cut_at.elapsed().as_secs_f64()
     );
     jobs_complete(&members[other].client(), "during", 5).await;
