@@ -18,6 +18,8 @@ command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 # A private registry on loopback for the registry-credentials test.
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+# A real scraper for the metrics test.
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} from Debian" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -142,7 +142,7 @@ fn wasm_floor(module_bytes: &[u8], runs: usize) -> Result<Duration, BoxError> {
 async fn main() -> Result<(), BoxError> {
     let docker_runs = arg(1, 20);
     let wasm_runs = arg(2, 100);
-    let engines = bacalhau_executors::available("bench-node").await;
+    let engines = bacalhau_executors::available("bench-node", &Default::default()).await;
     let cluster = common::start(vec![("bench-node".into(), engines)]).await?;
     let client = cluster.client.clone();
 

@@ -53,6 +53,7 @@ async fn main() -> Result<(), BoxError> {
                 },
                 cluster: None,
                 forwarder: reqwest::Client::new(),
+                telemetry: Default::default(),
             });
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let port = listener.local_addr()?.port();

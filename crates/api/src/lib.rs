@@ -13,6 +13,7 @@
 pub mod node_channel;
 pub mod results;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 
 // The API's bodies are the client's models: one definition for both ends.

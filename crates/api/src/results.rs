@@ -4,26 +4,55 @@
 //! `/ipfs/<CID>`, the blocks of the node's block store, which `job get` checks against their
 //! CIDs.
 
+use crate::telemetry::Telemetry;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use bacalhau_content::BlockStore;
 use std::path::PathBuf;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Serves the files of `dir` (not its listing), and the blocks of `blocks`, until the process
-/// ends.
+/// ends; each one served is counted in `telemetry`, which a compute node without an API of
+/// its own also serves here at `/metrics` (`metrics_here`).
 pub async fn serve(
     listener: TcpListener,
     dir: PathBuf,
     blocks: Option<BlockStore>,
+    telemetry: Arc<Telemetry>,
+    metrics_here: bool,
 ) -> std::io::Result<()> {
     let files = tower_http::services::ServeDir::new(dir).append_index_html_on_directories(false);
     let mut app = axum::Router::new();
     if let Some(blocks) = blocks {
         app = app.route("/ipfs/{cid}", axum::routing::get(block).with_state(blocks));
     }
-    axum::serve(listener, app.fallback_service(files)).await
+    let counted = Arc::clone(&telemetry);
+    let mut app = app
+        .fallback_service(files)
+        .layer(axum::middleware::map_response(move |response: Response| {
+            if response.status().is_success() {
+                counted.results_served.inc();
+            }
+            async move { response }
+        }));
+    if metrics_here {
+        app = app.route(
+            "/metrics",
+            axum::routing::get(move || {
+                let telemetry = Arc::clone(&telemetry);
+                async move {
+                    tokio::task::spawn_blocking(move || telemetry.response())
+                        .await
+                        .unwrap_or_else(|e| {
+                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+                        })
+                }
+            }),
+        );
+    }
+    axum::serve(listener, app).await
 }
 
 /// One block, as stored (and checked) by the node.

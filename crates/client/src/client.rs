@@ -269,6 +269,19 @@ impl ApiClient {
     }
 
     async fn send<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
+        let (url, bytes) = self.send_for_bytes(request).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
+            url,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sends `request` and reads a successful answer's body; an error status becomes the
+    /// API's error.
+    async fn send_for_bytes(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<(String, Vec<u8>), ClientError> {
         let response = self.execute(request).await?;
         let url = response.url().to_string();
         let status = response.status();
@@ -293,10 +306,7 @@ impl ApiClient {
                 hint: Some(body.hint).filter(|h| !h.is_empty()),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            url,
-            reason: e.to_string(),
-        })
+        Ok((url, bytes.to_vec()))
     }
 
     /// Submits a job (or a new version of the job with the same name).
@@ -701,6 +711,18 @@ impl ApiClient {
     pub async fn debug(&self) -> Result<Vec<DebugInfo>, ClientError> {
         self.send(self.request(Method::GET, "/api/v1/agent/debug"))
             .await
+    }
+
+    /// The server's figures in Prometheus' text format (`GET /metrics`; needs `read:agent`
+    /// when the server has users).
+    pub async fn metrics(&self) -> Result<String, ClientError> {
+        let (url, bytes) = self
+            .send_for_bytes(self.request(Method::GET, "/metrics"))
+            .await?;
+        String::from_utf8(bytes).map_err(|e| ClientError::Decode {
+            url,
+            reason: e.to_string(),
+        })
     }
 }
 

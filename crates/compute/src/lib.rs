@@ -15,6 +15,7 @@ pub mod env;
 pub mod executor;
 pub mod inputs;
 pub mod logs;
+pub mod metrics;
 mod node;
 pub mod ports;
 pub mod publisher;

@@ -77,6 +77,9 @@ pub struct Providers {
     pub storages: Storages,
     /// The publishers.
     pub publishers: Publishers,
+    /// Where the node counts its work (shared with engines that count their own, such as
+    /// Docker's image pulls).
+    pub metrics: crate::metrics::ComputeMetrics,
 }
 
 /// A compute node.
@@ -95,6 +98,8 @@ pub struct ComputeNode {
     advertised_roots: Mutex<Option<u64>>,
     /// IPFS holders of each accepted execution's CIDs, until it runs.
     ipfs_peers: Mutex<HashMap<ExecutionId, Vec<String>>>,
+    /// The node's figures.
+    metrics: crate::metrics::ComputeMetrics,
 }
 
 impl ComputeNode {
@@ -123,6 +128,7 @@ impl ComputeNode {
             runner_wake: Notify::new(),
             advertised_roots: Mutex::new(None),
             ipfs_peers: Mutex::new(HashMap::new()),
+            metrics: providers.metrics,
         });
         node.recover().await?;
         Ok(node)
@@ -160,6 +166,29 @@ impl ComputeNode {
 
     fn lock_peers(&self) -> std::sync::MutexGuard<'_, HashMap<ExecutionId, Vec<String>>> {
         self.ipfs_peers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The node's figures (counters and histograms are current; call
+    /// [`ComputeNode::refresh_metrics`] before reading the gauges).
+    pub fn metrics(&self) -> &crate::metrics::ComputeMetrics {
+        &self.metrics
+    }
+
+    /// Sets the gauges from the queue and the capacity tracker (before they are scraped).
+    pub fn refresh_metrics(&self) {
+        let (running, queued) = {
+            let queue = self.lock_queue();
+            (queue.n_running(), queue.n_waiting())
+        };
+        self.metrics
+            .running
+            .set(i64::try_from(running).unwrap_or(i64::MAX));
+        self.metrics
+            .queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        let capacity = self.lock_capacity();
+        self.metrics
+            .set_capacity(capacity.total(), &capacity.available());
     }
 
     /// The node's store.

@@ -10,6 +10,7 @@ use crate::http_proxy::HttpProxy;
 use crate::registry::RegistryCredentials;
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::logs::{LogWriter, Stream};
+use bacalhau_compute::metrics::PullLabel;
 use bacalhau_compute::{ExecutionContext, Executor, ExecutorError};
 use bacalhau_models::task::NetworkType;
 use bacalhau_models::{Execution, RunCommandResult, Task};
@@ -20,6 +21,7 @@ use bollard::query_parameters::{
     LogsOptions, RemoveContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
+use prometheus_client::metrics::{counter::Counter, family::Family};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -37,6 +39,8 @@ pub struct DockerExecutor {
     node_id: String,
     /// The internal network and proxy of `Network: HTTP` jobs, set up on first use.
     http: tokio::sync::OnceCell<Result<Arc<HttpNetwork>, String>>,
+    /// Where image pulls are counted, by result.
+    pulls: Family<PullLabel, Counter>,
 }
 
 /// The Docker network that `Network: HTTP` containers join (internal: no route out, no
@@ -66,12 +70,20 @@ impl DockerExecutor {
                 docker,
                 node_id: node_id.to_string(),
                 http: tokio::sync::OnceCell::new(),
+                pulls: Family::default(),
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "the Docker engine does not answer: the docker engine is disabled");
                 None
             }
         }
+    }
+
+    /// Counts image pulls in `pulls` (a compute node's figures) rather than in a family of
+    /// its own.
+    pub fn counting_pulls(mut self, pulls: Family<PullLabel, Counter>) -> Self {
+        self.pulls = pulls;
+        self
     }
 
     /// The HTTP-only network and its proxy, made on first use.
@@ -208,6 +220,7 @@ impl DockerExecutor {
             .create_image(Some(options), None, credentials.for_image(image));
         while let Some(progress) = pull.next().await {
             if let Err(e) = progress {
+                self.count_pull("failed");
                 let hint = if credentials.has(image) {
                     format!(
                         "the node's credentials for {registry} were refused or the image is not there"
@@ -222,11 +235,22 @@ impl DockerExecutor {
                 )));
             }
         }
-        self.docker
+        let pulled = self
+            .docker
             .inspect_image(image)
             .await
             .map(|_| ())
-            .map_err(|e| ExecutorError::InvalidSpec(format!("image not found: {image}: {e}")))
+            .map_err(|e| ExecutorError::InvalidSpec(format!("image not found: {image}: {e}")));
+        self.count_pull(if pulled.is_ok() { "ok" } else { "failed" });
+        pulled
+    }
+
+    fn count_pull(&self, result: &str) {
+        self.pulls
+            .get_or_create(&PullLabel {
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     async fn run_container(

@@ -25,9 +25,13 @@ pub fn builtin() -> Vec<Arc<dyn Executor>> {
 
 /// Every engine available on this host for node `node_id`: the built-in ones, plus Docker when
 /// a Docker engine answers (after removing containers an earlier run of this node left).
-pub async fn available(node_id: &str) -> Vec<Arc<dyn Executor>> {
+pub async fn available(
+    node_id: &str,
+    metrics: &bacalhau_compute::metrics::ComputeMetrics,
+) -> Vec<Arc<dyn Executor>> {
     let mut executors = builtin();
     if let Some(docker) = docker::DockerExecutor::connect(node_id).await {
+        let docker = docker.counting_pulls(metrics.image_pulls.clone());
         docker.reap_orphans().await;
         executors.push(Arc::new(docker));
     }

@@ -263,6 +263,11 @@ impl EvaluationBroker {
         inner.waiting.values().map(Vec::len).sum::<usize>() + inner.delayed.len()
     }
 
+    /// Evaluations a worker holds now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight.len()
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

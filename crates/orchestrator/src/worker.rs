@@ -1,6 +1,7 @@
 //! Scheduler workers: take an evaluation from the broker, snapshot the job, plan, apply.
 
 use crate::broker::{EvaluationBroker, Work};
+use crate::metrics::{JobLabels, Metrics, seconds_between};
 use crate::nodes::NodeManager;
 use crate::planner::{self, Applied, PlanError};
 use crate::scheduler::common::fail_job;
@@ -16,13 +17,22 @@ pub async fn run(
     store: Store,
     broker: Arc<EvaluationBroker>,
     nodes: Arc<NodeManager>,
+    metrics: Arc<Metrics>,
 ) {
     tracing::debug!(worker = %name, "scheduler worker started");
     while let Some(work) = broker.dequeue().await {
         let job_id = work.evaluation.job_id.clone();
         let evaluation = work.evaluation.clone();
-        match process(&store, &nodes, work).await {
+        let due = evaluation.create_time.max(evaluation.wait_until);
+        metrics
+            .queue_wait
+            .observe(seconds_between(due, nodes.clock().now()));
+        match process(&store, &nodes, &metrics, work).await {
             Ok(Some(applied)) => {
+                metrics.evaluations_processed.inc();
+                metrics
+                    .scheduling_latency
+                    .observe(seconds_between(evaluation.create_time, nodes.clock().now()));
                 nodes.plan_applied(&applied);
                 for follow_up in applied.follow_ups {
                     broker.enqueue(follow_up);
@@ -57,6 +67,7 @@ enum ProcessError {
 async fn process(
     store: &Store,
     nodes: &NodeManager,
+    metrics: &Metrics,
     work: Work,
 ) -> Result<Option<Applied>, ProcessError> {
     let Work {
@@ -124,8 +135,41 @@ async fn process(
             plan.stops_seen.insert(id.clone(), seen.revision);
         }
     }
+    let ended = plan
+        .job_state
+        .as_ref()
+        .map(|state| state.state_type)
+        .filter(|state| state.is_terminal());
+    let events: Vec<_> = plan
+        .events
+        .iter()
+        .map(|e| (e.execution_id.clone(), e.event.message.clone()))
+        .collect();
+    let started = std::time::Instant::now();
     let applied = planner::apply(store, plan, superseded, now).await?;
-    tracing::trace!(job = %snapshot.job.id, created = applied.created.len(), "plan applied");
+    metrics.plan_apply.observe(started.elapsed().as_secs_f64());
+    let job = &snapshot.job;
+    for (execution_id, message) in events {
+        match execution_id {
+            Some(execution_id) => {
+                tracing::debug!(job_id = %job.id, %execution_id, "{message}")
+            }
+            None => tracing::debug!(job_id = %job.id, "{message}"),
+        }
+    }
+    if let Some(state) = ended {
+        metrics
+            .jobs_ended
+            .get_or_create(&JobLabels {
+                r#type: job.r#type.clone(),
+                state: state.as_str().to_string(),
+            })
+            .inc();
+        metrics
+            .job_duration
+            .observe(seconds_between(job.create_time, nodes.clock().now()));
+        tracing::info!(job_id = %job.id, r#type = %job.r#type, state = %state, "job ended");
+    }
     Ok(Some(applied))
 }
 

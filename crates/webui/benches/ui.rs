@@ -62,6 +62,7 @@ async fn start() -> Result<Cluster, BoxError> {
         auth: Default::default(),
         cluster: None,
         forwarder: reqwest::Client::new(),
+        telemetry: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

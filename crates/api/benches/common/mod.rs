@@ -99,6 +99,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
                 executors,
                 storages: Storages::new(vec![Arc::new(bacalhau_storage::InlineStorage)]),
                 publishers: Publishers::new(vec![Arc::new(bacalhau_publishers::NoopPublisher)]),
+                metrics: Default::default(),
             },
         )
         .await?;
@@ -113,6 +114,7 @@ pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Clust
         auth: Default::default(),
         cluster: None,
         forwarder: reqwest::Client::new(),
+        telemetry: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

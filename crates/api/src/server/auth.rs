@@ -484,7 +484,7 @@ fn required_capability(method: &Method, path: &str) -> Option<Capability> {
             Resource::Job
         } else if under(path, "/api/v1/orchestrator/nodes") || under(path, "/api/v1/cluster") {
             Resource::Node
-        } else if under(path, "/api/v1/agent") {
+        } else if under(path, "/api/v1/agent") || path == "/metrics" {
             Resource::Agent
         } else {
             // Everything else (the audit log, unknown paths) is for node administrators.

@@ -39,6 +39,8 @@ pub struct AppState {
     pub cluster: Option<bacalhau_cluster::Cluster>,
     /// The HTTP client a follower forwards writes to its leader with.
     pub forwarder: reqwest::Client,
+    /// The process's metrics, served at `/metrics`.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
 }
 
 /// Upper bound on request bodies: job specs are small, inline inputs must stay modest.
@@ -104,7 +106,12 @@ pub fn router(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
             "/api/v1/orchestrator/nodes/{id}",
             get(nodes::get).put(nodes::update),
         )
+        .route("/metrics", get(crate::telemetry::metrics))
         .merge(extra)
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.telemetry),
+            crate::telemetry::count_requests,
+        ))
         .fallback(error::not_found)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(

@@ -40,6 +40,7 @@ async fn start_with(auth: auth::Authenticator) -> Harness {
         auth,
         cluster: None,
         forwarder: reqwest::Client::new(),
+        telemetry: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

@@ -19,6 +19,21 @@ pub enum AgentCommand {
     Config(FormatArgs),
     /// The agent's debug information.
     Debug(FormatArgs),
+    /// The agent's figures (its `/metrics`): jobs by state, queue depth, nodes, executions,
+    /// capacity, latencies. Histograms show their count and estimated p50/p99.
+    Metrics(MetricsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Only series whose name contains this (e.g. `jobs`, `compute_capacity`).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print the Prometheus text as served.
+    #[arg(long)]
+    raw: bool,
+    #[command(flatten)]
+    output: output::TableOutput,
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +78,7 @@ pub fn client_version() -> BuildVersionInfo {
 pub async fn run(global: &Global, command: AgentCommand) -> Result<ExitCode> {
     let client = global.client()?;
     let (value, args) = match command {
+        AgentCommand::Metrics(args) => return metrics(&client.metrics().await?, &args),
         AgentCommand::Alive(args) => (serde_json::to_value(client.alive().await?)?, args),
         AgentCommand::Version(args) => (serde_json::to_value(client.version().await?)?, args),
         AgentCommand::Node(args) => (serde_json::to_value(client.node_info().await?)?, args),
@@ -104,6 +120,27 @@ pub async fn version(global: &Global, args: VersionArgs) -> Result<ExitCode> {
         client_version.git_version,
         server_version.map(|v| v.git_version).unwrap_or_default(),
     ]);
+    args.output.print(&table);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn metrics(text: &str, args: &MetricsArgs) -> Result<ExitCode> {
+    if args.raw {
+        out!("{text}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut figures = super::metrics_text::summarize(text);
+    if let Some(filter) = &args.filter {
+        figures.retain(|f| f.name.contains(filter.as_str()));
+    }
+    if !args.output.is_tabular() {
+        output::print_structured(&figures, args.output.output, args.output.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = output::table(&["Name", "Labels", "Value"]);
+    for figure in figures {
+        table.add_row(vec![figure.name, figure.labels, figure.value]);
+    }
     args.output.print(&table);
     Ok(ExitCode::SUCCESS)
 }

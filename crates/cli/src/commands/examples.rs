@@ -247,6 +247,13 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau agent debug",
     ),
     (
+        "agent metrics",
+        "\
+  bacalhau agent metrics
+  bacalhau agent metrics --filter jobs
+  bacalhau agent metrics --raw",
+    ),
+    (
         "config",
         "\
   bacalhau config show

@@ -10,6 +10,7 @@ mod data;
 mod examples;
 mod get;
 mod job;
+mod metrics_text;
 mod node;
 mod run;
 mod serve;

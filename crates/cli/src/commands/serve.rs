@@ -125,6 +125,11 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             &name,
             labels.clone(),
             None,
+            Metrics {
+                telemetry: &cluster.telemetry,
+                // A compute-only node has no API: its results server serves `/metrics`.
+                serve: !orchestrator,
+            },
         )
         .await?;
         cluster
@@ -180,7 +185,18 @@ pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
         let mut labels = parse_labels(&config, &[])?;
         labels.extend(crate::host::automatic_labels(&name));
         // Many nodes in one process: each serves its results on a port of its own.
-        let node = start_compute(&config, &data_dir.join(&name), &name, labels, Some(0)).await?;
+        let node = start_compute(
+            &config,
+            &data_dir.join(&name),
+            &name,
+            labels,
+            Some(0),
+            Metrics {
+                telemetry: &cluster.telemetry,
+                serve: false,
+            },
+        )
+        .await?;
         let connector = in_process_connector(Arc::clone(&manager));
         cluster
             .nodes
@@ -202,6 +218,9 @@ struct Cluster {
     nodes: Vec<tokio::task::JoinHandle<()>>,
     /// The orchestrator cluster to join once the API listens (`Orchestrator.Cluster.Peers`).
     raft: Option<bacalhau_cluster::Pending>,
+    /// Every role's metrics, served at `/metrics` (on the API, or on a compute-only node's
+    /// results server).
+    telemetry: Arc<bacalhau_api::telemetry::Telemetry>,
 }
 
 impl Cluster {
@@ -246,7 +265,19 @@ impl Cluster {
             bacalhau_version: super::agent::client_version(),
             ..Default::default()
         };
-        self.orchestrator = Some(Arc::new(orchestrator));
+        let orchestrator = Arc::new(orchestrator);
+        self.telemetry
+            .register(|registry| orchestrator.metrics().register(registry));
+        // Weak: the orchestrator is shut down by whoever holds it last.
+        let watched = Arc::downgrade(&orchestrator);
+        self.telemetry.on_scrape(move || {
+            if let Some(orchestrator) = watched.upgrade()
+                && let Err(e) = orchestrator.refresh_metrics()
+            {
+                tracing::warn!(error = %e, "cannot read the orchestrator's figures");
+            }
+        });
+        self.orchestrator = Some(orchestrator);
         Ok(())
     }
 
@@ -305,6 +336,7 @@ impl Cluster {
                     auth,
                     cluster: raft,
                     forwarder: reqwest::Client::new(),
+                    telemetry: Arc::clone(&self.telemetry),
                 });
                 let scheme = if tls.is_some() { "https" } else { "http" };
                 outln!("API listening on {scheme}://{local}");
@@ -387,12 +419,20 @@ impl Cluster {
 
 /// Starts a compute node with every engine, storage and publisher this host can offer;
 /// `results_port` overrides `Publishers.Types.Local.Port`.
+/// Where a compute node's figures go: the process's registry, and whether its results
+/// server also serves `/metrics`.
+struct Metrics<'a> {
+    telemetry: &'a Arc<bacalhau_api::telemetry::Telemetry>,
+    serve: bool,
+}
+
 async fn start_compute(
     config: &Config,
     data_dir: &Path,
     name: &str,
     labels: BTreeMap<String, String>,
     results_port: Option<u16>,
+    metrics: Metrics<'_>,
 ) -> Result<Arc<ComputeNode>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
@@ -438,7 +478,7 @@ async fn start_compute(
     });
     let results_dir = data_dir.join("results").join("local-publisher");
     let local_base_url =
-        serve_local_results(config, results_port, &results_dir, blocks.clone()).await?;
+        serve_local_results(config, results_port, &results_dir, blocks.clone(), &metrics).await?;
     let node_blocks = blocks.clone();
     let publishers = bacalhau_publishers::builtin(&PublisherConfig {
         local_dir: results_dir,
@@ -459,7 +499,8 @@ async fn start_compute(
         disabled("InputSources.Disabled"),
         disabled("Publishers.Disabled"),
     );
-    let executors: Vec<_> = bacalhau_executors::available(name)
+    let node_metrics = bacalhau_compute::metrics::ComputeMetrics::default();
+    let executors: Vec<_> = bacalhau_executors::available(name, &node_metrics)
         .await
         .into_iter()
         .filter(|e| !no_engines.contains(&e.engine().to_ascii_lowercase()))
@@ -476,7 +517,7 @@ async fn start_compute(
         .into_iter()
         .filter(|p| !no_publishers.contains(&p.publisher_type().to_ascii_lowercase()))
         .collect();
-    ComputeNode::start(
+    let node = ComputeNode::start(
         ComputeConfig {
             node_id: NodeId::from(name),
             labels,
@@ -505,10 +546,23 @@ async fn start_compute(
             executors,
             storages: Storages::new(storages),
             publishers: Publishers::new(publishers),
+            metrics: node_metrics.clone(),
         },
     )
     .await
-    .context("cannot start the compute node")
+    .context("cannot start the compute node")?;
+    // Several nodes may share a process (devstack): each one's series carry its name.
+    metrics.telemetry.register(|registry| {
+        node_metrics
+            .register(registry.sub_registry_with_label(("node".into(), name.to_string().into())))
+    });
+    let watched = Arc::downgrade(&node);
+    metrics.telemetry.on_scrape(move || {
+        if let Some(node) = watched.upgrade() {
+            node.refresh_metrics();
+        }
+    });
+    Ok(node)
 }
 
 /// The host ports jobs may publish, `Compute.Network.PortRangeStart..=PortRangeEnd`.
@@ -531,6 +585,7 @@ async fn serve_local_results(
     port: Option<u16>,
     dir: &Path,
     blocks: bacalhau_content::BlockStore,
+    metrics: &Metrics<'_>,
 ) -> Result<String> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let address = config.string("Publishers.Types.Local.Address");
@@ -578,8 +633,13 @@ async fn serve_local_results(
     };
     let bound = listener.local_addr()?.port();
     let served = dir.to_path_buf();
+    let telemetry = Arc::clone(metrics.telemetry);
+    let serve_metrics = metrics.serve;
     tokio::spawn(async move {
-        if let Err(e) = bacalhau_api::results::serve(listener, served, Some(blocks)).await {
+        if let Err(e) =
+            bacalhau_api::results::serve(listener, served, Some(blocks), telemetry, serve_metrics)
+                .await
+        {
             tracing::error!(error = %e, "the local results server stopped");
         }
     });

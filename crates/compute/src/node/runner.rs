@@ -83,6 +83,12 @@ impl ComputeNode {
             None => Err(ExecutorError::Cancelled),
         };
         let (state, report) = outcome(result);
+        self.metrics
+            .executions_ended
+            .get_or_create(&crate::metrics::StateLabel {
+                state: state.as_str().to_string(),
+            })
+            .inc();
         if let Err(e) = self.report(&execution, state, report).await {
             tracing::error!(execution = %execution.id, error = %e, "cannot record the end of an execution");
         }
@@ -142,6 +148,7 @@ impl ComputeNode {
             .filter(|i| i.in_tree)
             .map(|i| (i.target.clone(), i.bytes_read))
             .collect();
+        self.count_input_bytes(&task, &inputs);
         let publishing = !task.publisher.is_empty();
         let results = if publishing {
             crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
@@ -180,9 +187,16 @@ impl ComputeNode {
             inputs,
             results,
         };
+        let started = std::time::Instant::now();
         let output = self
             .run_with_timeout(execution, &task, executor.run(context), cancel)
             .await;
+        self.metrics
+            .run_seconds
+            .get_or_create(&crate::metrics::EngineLabel {
+                engine: engine.clone(),
+            })
+            .observe(started.elapsed().as_secs_f64());
         self.config.ports.release(&held_ports);
         // Inputs fetched onto the node are not needed once the run is over.
         let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
@@ -197,6 +211,33 @@ impl ComputeNode {
             published,
             input_bytes,
         })
+    }
+
+    /// Counts the bytes of the inputs placed in the execution's tree: fetched over the network
+    /// (what the storage read) and found on the node (the rest of what is there). Inputs
+    /// mounted in place (allow-listed `local` paths) are not walked.
+    fn count_input_bytes(&self, task: &Task, inputs: &[crate::inputs::PreparedInput]) {
+        for (source, input) in task.input_sources.iter().zip(inputs) {
+            if !input.in_tree {
+                continue;
+            }
+            let size = match std::fs::metadata(&input.host_path) {
+                Ok(meta) if meta.is_file() => meta.len(),
+                _ => crate::publisher::dir_size(&input.host_path).unwrap_or(input.bytes_read),
+            };
+            for (origin, bytes) in [
+                ("fetched", input.bytes_read),
+                ("local", size.saturating_sub(input.bytes_read)),
+            ] {
+                self.metrics
+                    .input_bytes
+                    .get_or_create(&crate::metrics::InputLabels {
+                        source: source.source.r#type.clone(),
+                        origin: origin.to_string(),
+                    })
+                    .inc_by(bytes);
+            }
+        }
     }
 
     /// Runs an executor's future, stopping it when the task's execution timeout passes.
@@ -270,6 +311,12 @@ impl ComputeNode {
             .map_err(publish_error)?;
         // The publisher has its own copy now (an archive, an upload).
         let _ = tokio::fs::remove_dir_all(&results_dir).await;
+        self.metrics
+            .published_bytes
+            .get_or_create(&crate::metrics::PublisherLabel {
+                publisher: task.publisher.r#type.clone(),
+            })
+            .inc_by(published.bytes);
         Ok(published)
     }
 }

@@ -50,6 +50,7 @@ impl Orchestrator {
             return Err(OrchestratorError::Invalid(describe_errors(&errors)));
         }
         let now = self.clock().now();
+        let job_type = job.r#type.clone();
         let (submitted, evaluation) = self
             .store
             .write(move |w| {
@@ -97,6 +98,13 @@ impl Orchestrator {
             })
             .await?;
         let evaluation_id = evaluation.id.clone();
+        self.metrics
+            .submissions
+            .get_or_create(&crate::metrics::TypeLabel {
+                r#type: job_type.clone(),
+            })
+            .inc();
+        tracing::info!(job_id = %submitted, r#type = %job_type, "job submitted");
         self.broker.enqueue(evaluation);
         Ok(Submitted {
             job_id: submitted,

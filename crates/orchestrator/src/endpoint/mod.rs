@@ -71,6 +71,7 @@ pub struct Orchestrator {
     config: OrchestratorConfig,
     workers: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 fn not_found(kind: &'static str, id: impl Into<String>) -> OrchestratorError {
@@ -97,15 +98,18 @@ impl Orchestrator {
             StoreError::Db(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let path = config.data_dir.join(STORE_FILE);
-        let store = match &config.cluster {
-            None => Store::open(&path)?,
-            Some(link) => Store::open_replicated(&path, Arc::clone(&link.group))?,
-        };
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let store = Store::open_timed(
+            &path,
+            config.cluster.as_ref().map(|link| Arc::clone(&link.group)),
+            metrics.store_commit.clone(),
+        )?;
         let broker = Arc::new(EvaluationBroker::with_clock(clock));
         let nodes = Arc::new(NodeManager::new(
             store.clone(),
             Arc::clone(&broker),
             config.nodes.clone(),
+            Arc::clone(&metrics),
         )?);
         if config.cluster.is_none() {
             let pending = store.read()?.pending_evaluations()?;
@@ -128,6 +132,7 @@ impl Orchestrator {
                     store.clone(),
                     Arc::clone(&broker),
                     Arc::clone(&nodes),
+                    Arc::clone(&metrics),
                 ))
             })
             .collect();
@@ -151,6 +156,7 @@ impl Orchestrator {
             config,
             workers,
             stop,
+            metrics,
         })
     }
 
@@ -181,6 +187,12 @@ impl Orchestrator {
     /// The broker, for components that create evaluations (node joins, execution updates).
     pub fn broker(&self) -> &Arc<EvaluationBroker> {
         &self.broker
+    }
+
+    /// The orchestrator's metric families (counters and histograms are current; call
+    /// [`Orchestrator::refresh_metrics`] before reading the gauges).
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
     }
 
     /// The node manager, which serves node connections.

@@ -76,6 +76,12 @@ async fn run_session(
         return format!("store failure: {e}");
     }
     let mut sending = Sending::resume(node_applied);
+    // What was queued before this connection and goes out on it counts as replayed.
+    let queued_before = match manager.store().read().and_then(|r| r.last_queued(id)) {
+        Ok(seq) => seq,
+        Err(e) => return format!("store failure: {e}"),
+    };
+    manager.metrics.node_connections.inc();
     let idle = manager.config.disconnect_timeout;
     loop {
         let notified = wake.notified();
@@ -99,6 +105,9 @@ async fn run_session(
                 return "connection closed".into();
             }
             sending.sent(seq);
+            if seq <= queued_before {
+                manager.metrics.replays.inc();
+            }
         }
         if full_batch {
             continue;
@@ -159,6 +168,9 @@ async fn handle_frame(
             let applied = updates::apply(manager.store(), id, messages, manager.clock().now())
                 .await
                 .map_err(|e| format!("store failure: {e}"))?;
+            for (job_id, execution_id, message) in &applied.reported {
+                tracing::debug!(%job_id, %execution_id, node = %id, "{message}");
+            }
             for evaluation in applied.evaluations {
                 manager.broker().enqueue(evaluation);
             }

@@ -119,6 +119,8 @@ pub struct NodeManager {
     /// Whether this orchestrator leads (always, without a cluster): only the leader serves
     /// node channels and watches heartbeats.
     leading: std::sync::atomic::AtomicBool,
+    /// The orchestrator's figures (connections and replays are counted here).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Pin requests waiting for their node's answer.
@@ -163,12 +165,14 @@ impl NodeManager {
         store: Store,
         broker: Arc<EvaluationBroker>,
         config: NodeManagerConfig,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, StoreError> {
         let nodes = Self::load(&store, broker.clock().now(), &HashMap::new())?;
         Ok(Self {
             store,
             broker,
             config,
+            metrics,
             nodes: RwLock::new(nodes),
             log_streams: std::sync::Mutex::new(HashMap::new()),
             pins: std::sync::Mutex::new(HashMap::new()),

@@ -8,8 +8,8 @@ use crate::store::{Store, StoreError, Writer};
 use bacalhau_channel::store::Applied as Delivered;
 use bacalhau_models::history::Topic;
 use bacalhau_models::{
-    Evaluation, ExecutionDesiredStateType, ExecutionStateType, NodeId, State, Timestamp,
-    TriggeredBy,
+    Evaluation, ExecutionDesiredStateType, ExecutionId, ExecutionStateType, JobId, NodeId, State,
+    Timestamp, TriggeredBy,
 };
 use bacalhau_protocol::ExecutionUpdate;
 
@@ -50,6 +50,8 @@ fn describe(update: &ExecutionUpdate) -> String {
 pub struct Applied {
     /// Evaluations to schedule.
     pub evaluations: Vec<Evaluation>,
+    /// The executions whose state changed, with the history event's message (for the log).
+    pub reported: Vec<(JobId, ExecutionId, String)>,
     /// The node's messages applied up to here (to acknowledge).
     pub up_to: u64,
     /// A message was missing before the rest of the batch: this one should have come. The
@@ -70,6 +72,7 @@ pub async fn apply(
     store
         .write(move |w| {
             let mut evaluations = Vec::new();
+            let mut reported = Vec::new();
             let mut missing = None;
             for (seq, update) in messages {
                 let delivered = w.apply_message(&node, seq, |w| match update {
@@ -77,7 +80,11 @@ pub async fn apply(
                     None => Ok(None),
                 })?;
                 match delivered {
-                    Delivered::Done(evaluation) => evaluations.extend(evaluation),
+                    Delivered::Done(Some(change)) => {
+                        evaluations.extend(change.evaluation);
+                        reported.push((change.job_id, change.execution_id, change.message));
+                    }
+                    Delivered::Done(None) => {}
                     Delivered::Replay => {}
                     Delivered::Missing { expected } => {
                         missing = Some(expected);
@@ -87,6 +94,7 @@ pub async fn apply(
             }
             Ok(Applied {
                 evaluations,
+                reported,
                 up_to: w.applied_from(&node)?,
                 missing,
             })
@@ -94,13 +102,23 @@ pub async fn apply(
         .await
 }
 
-/// Applies one update of `node`'s; the evaluation to schedule when it finished an execution.
+/// An execution's state changed by a node's report.
+struct Changed {
+    job_id: JobId,
+    execution_id: ExecutionId,
+    /// The history event's message.
+    message: String,
+    /// The evaluation to schedule when the execution finished.
+    evaluation: Option<Evaluation>,
+}
+
+/// Applies one update of `node`'s; `None` when it changed nothing (a replayed or stale one).
 fn apply_update(
     w: &mut Writer<'_>,
     node: &NodeId,
     update: &ExecutionUpdate,
     now: Timestamp,
-) -> Result<Option<Evaluation>, StoreError> {
+) -> Result<Option<Changed>, StoreError> {
     let Some(mut execution) = w.execution(&update.execution_id)? else {
         tracing::warn!(execution = %update.execution_id, "update for an unknown execution");
         return Ok(None);
@@ -133,12 +151,19 @@ fn apply_update(
     execution.revision += 1;
     execution.modify_time = now;
     w.put_execution(&execution)?;
+    let message = describe(update);
     w.add_history(
-        execution_event(&job, &execution.id, Topic::Execution, describe(update), now)
+        execution_event(&job, &execution.id, Topic::Execution, message.clone(), now)
             .by(format!("node:{node}")),
     )?;
+    let mut changed = Changed {
+        job_id: job.id.clone(),
+        execution_id: execution.id.clone(),
+        message,
+        evaluation: None,
+    };
     if !update.state.is_terminal() {
-        return Ok(None);
+        return Ok(Some(changed));
     }
     let trigger = if update.state == ExecutionStateType::Failed {
         TriggeredBy::ExecFailure
@@ -147,5 +172,6 @@ fn apply_update(
     };
     let evaluation = Evaluation::for_job(&job, trigger, now);
     w.put_evaluation(&evaluation)?;
-    Ok(Some(evaluation))
+    changed.evaluation = Some(evaluation);
+    Ok(Some(changed))
 }

@@ -71,6 +71,29 @@ macro_rules! db_errors {
 }
 db_errors!(redb::StorageError, redb::TableError);
 
+/// A commit hook that times another.
+struct Timed<C> {
+    inner: C,
+    seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl<C: bacalhau_durable::Commit> bacalhau_durable::Commit for Timed<C> {
+    fn begin(&mut self) -> Result<(), DurableError> {
+        self.inner.begin()
+    }
+
+    fn commit(&mut self, txn: WriteTransaction) -> Result<(), DurableError> {
+        let started = std::time::Instant::now();
+        let committed = self.inner.commit(txn);
+        self.seconds.observe(started.elapsed().as_secs_f64());
+        committed
+    }
+
+    fn aborted(&mut self) {
+        self.inner.aborted();
+    }
+}
+
 /// The orchestrator's durable store.
 #[derive(Clone)]
 pub struct Store {
@@ -100,6 +123,48 @@ impl Store {
             durable: Durable::open_with(path, "store-writer", create_tables, commit)?,
             journal: Some(journal),
         })
+    }
+
+    /// [`Store::open`] (or, with a `group`, [`Store::open_replicated`]) with the time each
+    /// group takes to commit observed in `commit_seconds`.
+    pub fn open_timed(
+        path: &Path,
+        group: Option<Arc<dyn Replicate>>,
+        commit_seconds: prometheus_client::metrics::histogram::Histogram,
+    ) -> Result<Self, StoreError> {
+        match group {
+            None => Ok(Self {
+                durable: Durable::open_with(
+                    path,
+                    "store-writer",
+                    create_tables,
+                    Timed {
+                        inner: bacalhau_durable::LocalCommit,
+                        seconds: commit_seconds,
+                    },
+                )?,
+                journal: None,
+            }),
+            Some(group) => {
+                let journal = Arc::new(Mutex::new(Journal::default()));
+                let commit = ReplicatedCommit {
+                    journal: Arc::clone(&journal),
+                    group,
+                };
+                Ok(Self {
+                    durable: Durable::open_with(
+                        path,
+                        "store-writer",
+                        create_tables,
+                        Timed {
+                            inner: commit,
+                            seconds: commit_seconds,
+                        },
+                    )?,
+                    journal: Some(journal),
+                })
+            }
+        }
     }
 
     /// The database under the store, for a replicated store's state machine, which applies
@@ -424,9 +489,58 @@ macro_rules! read_queries {
             )?)
         }
 
+        /// The number of the last message queued for `node`.
+        pub fn last_queued(&self, node: &NodeId) -> Result<u64, StoreError> {
+            Ok(channel::last_queued(self.view(), node.as_str())?)
+        }
+
+        /// How many messages wait for `node`'s acknowledgement.
+        pub fn outbox_len(&self, node: &NodeId) -> Result<u64, StoreError> {
+            Ok(channel::outbox_len(self.view(), node.as_str())?)
+        }
+
         /// The last of `node`'s messages applied here.
         pub fn applied_from(&self, node: &NodeId) -> Result<u64, StoreError> {
             Ok(channel::applied(self.view(), node.as_str())?)
+        }
+
+        /// How many ended jobs rest in each (type, terminal state), from the counts
+        /// `put_job` keeps.
+        pub fn ended_job_counts(
+            &self,
+        ) -> Result<Vec<(String, bacalhau_models::JobStateType, u64)>, StoreError> {
+            let meta = self.txn.open_table(META)?;
+            let end = prefix_end(JOBS_ENDED_PREFIX);
+            let mut counts = Vec::new();
+            for row in meta.range(JOBS_ENDED_PREFIX..end.as_str())? {
+                let (key, count) = row?;
+                let key = key.value();
+                let Some((job_type, state)) = key[JOBS_ENDED_PREFIX.len()..].rsplit_once('/')
+                else {
+                    continue;
+                };
+                if let Some(state) = bacalhau_models::JobStateType::parse_name(state) {
+                    counts.push((job_type.to_string(), state, count.value()));
+                }
+            }
+            Ok(counts)
+        }
+
+        /// The type and state of every active (not ended) job.
+        pub fn active_job_kinds(
+            &self,
+        ) -> Result<Vec<(String, bacalhau_models::JobStateType)>, StoreError> {
+            let active = self.txn.open_table(ACTIVE_JOBS)?;
+            let jobs = self.txn.open_table(JOBS)?;
+            let mut kinds = Vec::new();
+            for row in active.iter()? {
+                let (id, _) = row?;
+                if let Some(bytes) = jobs.get(id.value())? {
+                    let kind: JobKind = decode(JOBS_NAME, bytes.value())?;
+                    kinds.push((kind.r#type, kind.state.state_type));
+                }
+            }
+            Ok(kinds)
         }
 
         /// How many jobs the store holds.
@@ -486,14 +600,47 @@ impl Writer<'_> {
         self.touch(|| Row::JobName(name_key(&job.namespace, &job.name)));
         self.touch(|| Row::JobByCreate(job.create_time, id.into()));
         let mut active = self.txn.open_table(ACTIVE_JOBS)?;
-        if job.state.state_type.is_terminal() {
-            active.remove(job.id.as_str())?;
+        let ended = job.state.state_type.is_terminal();
+        let was_active = if ended {
+            active.remove(job.id.as_str())?.is_some()
         } else {
-            active.insert(job.id.as_str(), ())?;
+            active.insert(job.id.as_str(), ())?.is_some()
+        };
+        drop(active);
+        let mut jobs = self.txn.open_table(JOBS)?;
+        let previous = jobs.insert(job.id.as_str(), bytes.as_slice())?;
+        let previous = previous
+            .filter(|_| !was_active)
+            .map(|old| old.value().to_vec());
+        // Only a job that had ended already (a rerun, a stop of an ended job) needs its old
+        // record read: an active or new one was in no ended count.
+        let was_ended = match previous {
+            Some(old) => {
+                let kind: JobKind = decode(JOBS_NAME, &old)?;
+                kind.state
+                    .state_type
+                    .is_terminal()
+                    .then(|| jobs_ended_key(&kind.r#type, kind.state.state_type))
+            }
+            None => None,
+        };
+        drop(jobs);
+        let now_ended = ended.then(|| jobs_ended_key(&job.r#type, job.state.state_type));
+        if was_ended != now_ended {
+            let mut meta = self.txn.open_table(META)?;
+            if let Some(key) = &was_ended {
+                let count = meta.get(key.as_str())?.map_or(0, |v| v.value());
+                meta.insert(key.as_str(), count.saturating_sub(1))?;
+            }
+            if let Some(key) = &now_ended {
+                let count = meta.get(key.as_str())?.map_or(0, |v| v.value());
+                meta.insert(key.as_str(), count + 1)?;
+            }
+            drop(meta);
+            for key in was_ended.into_iter().chain(now_ended) {
+                self.touch(|| Row::Meta(key));
+            }
         }
-        self.txn
-            .open_table(JOBS)?
-            .insert(job.id.as_str(), bytes.as_slice())?;
         self.txn.open_table(JOB_NAMES)?.insert(
             name_key(&job.namespace, &job.name).as_str(),
             job.id.as_str(),

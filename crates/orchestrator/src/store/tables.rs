@@ -46,6 +46,18 @@ pub(super) const ACTIVE_JOBS: TableDefinition<&str, ()> = TableDefinition::new("
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last history sequence number handed out.
 pub(super) const HISTORY_SEQ: &str = "history_seq";
+/// META keys `jobs_ended/<type>/<state>`: how many jobs of a type rest in a terminal state, kept
+/// by `put_job` so the figures need no scan of every job (active jobs are few and counted
+/// from `ACTIVE_JOBS`).
+pub(super) const JOBS_ENDED_PREFIX: &str = "jobs_ended/";
+/// META key present once the `jobs_ended/` counts cover every stored job (stores written
+/// before the counts existed are counted once at open).
+pub(super) const JOBS_ENDED_COUNTED: &str = "jobs_ended_counted";
+
+/// The META key counting ended jobs of `job_type` in `state`.
+pub(super) fn jobs_ended_key(job_type: &str, state: bacalhau_models::JobStateType) -> String {
+    format!("{JOBS_ENDED_PREFIX}{job_type}/{state}")
+}
 
 /// Creates every table so readers never meet a missing one.
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -65,5 +77,42 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(ACTIVE_JOBS)?;
     // The node channels' outboxes and sequence numbers, keyed by node ID.
     bacalhau_channel::store::create_tables(txn)?;
+    count_ended_jobs(txn)?;
+    Ok(())
+}
+
+/// A job's type and state: what the ended-job counts need, decoded without the rest.
+#[derive(serde::Deserialize)]
+pub(super) struct JobKind {
+    #[serde(rename = "Type", default)]
+    pub r#type: String,
+    #[serde(rename = "State", default)]
+    pub state: bacalhau_models::State<bacalhau_models::JobStateType>,
+}
+
+/// Counts the ended jobs of a store written before the counts were kept (once; the marker
+/// says it is done). Every member of a cluster does the same on the same rows.
+fn count_ended_jobs(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    use redb::ReadableTable;
+    let mut meta = txn.open_table(META)?;
+    if meta.get(JOBS_ENDED_COUNTED)?.is_some() {
+        return Ok(());
+    }
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for row in txn.open_table(JOBS)?.iter()? {
+        let (_, bytes) = row?;
+        // A record that does not decode is reported where it is read; it is not counted.
+        if let Ok(kind) = serde_json::from_slice::<JobKind>(bytes.value())
+            && kind.state.state_type.is_terminal()
+        {
+            *counts
+                .entry(jobs_ended_key(&kind.r#type, kind.state.state_type))
+                .or_default() += 1;
+        }
+    }
+    for (key, count) in counts {
+        meta.insert(key.as_str(), count)?;
+    }
+    meta.insert(JOBS_ENDED_COUNTED, 1)?;
     Ok(())
 }

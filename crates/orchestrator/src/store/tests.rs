@@ -263,3 +263,87 @@ async fn a_replicated_store_holds_what_a_local_one_does_and_so_does_its_mirror()
     );
     assert_eq!(reader.applied_from(&NodeId::from("n-1")).unwrap(), 1);
 }
+
+/// Ended-job counts as `put_job` keeps them and as an older store is counted at open.
+#[tokio::test]
+async fn ended_job_counts_follow_every_state_change_and_survive_reopening() {
+    use bacalhau_models::{JobStateType, State};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let with_state = |id: &str, r#type: &str, state: JobStateType| {
+        let mut j = job(id, id, 1);
+        j.r#type = r#type.into();
+        j.state = State::new(state);
+        j
+    };
+    let put = |store: &Store, j: Job| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |w| w.put_job(&j))
+                .await
+                .map_err(|e: StoreError| e)
+                .unwrap()
+        }
+    };
+    let counts = |store: &Store| {
+        let mut counts = store.read().unwrap().ended_job_counts().unwrap();
+        counts.retain(|(_, _, n)| *n > 0);
+        counts.sort();
+        counts
+    };
+    let store = Store::open(&path).unwrap();
+    put(&store, with_state("j-1", "batch", JobStateType::Pending)).await;
+    put(&store, with_state("j-2", "batch", JobStateType::Running)).await;
+    put(&store, with_state("j-3", "ops", JobStateType::Pending)).await;
+    assert_eq!(counts(&store), vec![]);
+    put(&store, with_state("j-1", "batch", JobStateType::Completed)).await;
+    put(&store, with_state("j-2", "batch", JobStateType::Completed)).await;
+    put(&store, with_state("j-3", "ops", JobStateType::Failed)).await;
+    assert_eq!(
+        counts(&store),
+        vec![
+            ("batch".to_string(), JobStateType::Completed, 2),
+            ("ops".to_string(), JobStateType::Failed, 1),
+        ]
+    );
+    // An ended job stopped again, and one rerun: each leaves its old count.
+    put(&store, with_state("j-3", "ops", JobStateType::Stopped)).await;
+    put(&store, with_state("j-2", "batch", JobStateType::Pending)).await;
+    assert_eq!(
+        counts(&store),
+        vec![
+            ("batch".to_string(), JobStateType::Completed, 1),
+            ("ops".to_string(), JobStateType::Stopped, 1),
+        ]
+    );
+    let active = store.read().unwrap().active_job_kinds().unwrap();
+    assert_eq!(active, vec![("batch".to_string(), JobStateType::Pending)]);
+    drop(store);
+    // A store written before the counts existed is counted once at open.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn.open_table(META).unwrap();
+            let keys: Vec<String> = meta
+                .iter()
+                .unwrap()
+                .map(|row| row.unwrap().0.value().to_string())
+                .filter(|k| k.starts_with(JOBS_ENDED_PREFIX) || k == JOBS_ENDED_COUNTED)
+                .collect();
+            for key in keys {
+                meta.remove(key.as_str()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(
+        counts(&store),
+        vec![
+            ("batch".to_string(), JobStateType::Completed, 1),
+            ("ops".to_string(), JobStateType::Stopped, 1),
+        ]
+    );
+}
