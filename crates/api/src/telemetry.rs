@@ -1,4 +1,4 @@
-//! `GET /metrics`: the process's figures in Prometheus' text format.
+//! `GET /metrics`: the process's figures in OpenMetrics text (Prometheus' format).
 //!
 //! [`Telemetry`] holds one registry for the process (prefix `bacalhau_`). Each part registers
 //! its families when it starts (the orchestrator's, each compute node's under a `node` label,
@@ -15,8 +15,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 
-/// The content type of Prometheus' text format (version 0.0.4, which every scraper reads).
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of what `prometheus-client` writes: OpenMetrics text (Prometheus' text
+/// format with `_total` counters named apart from their family and an `# EOF` line), which
+/// Prometheus scrapes as such.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// An API request, as labels.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

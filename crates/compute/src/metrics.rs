@@ -117,13 +117,13 @@ impl ComputeMetrics {
             self.queued.clone(),
         );
         registry.register(
-            "compute_capacity_total",
+            "compute_capacity",
             "Capacity the node offers: cpu in millicores, memory and disk in bytes, gpu in devices",
             self.capacity_total.clone(),
         );
         registry.register(
             "compute_capacity_used",
-            "Capacity held by running executions, in the units of compute_capacity_total",
+            "Capacity held by running executions, in the units of compute_capacity",
             self.capacity_used.clone(),
         );
         registry.register_with_unit(
