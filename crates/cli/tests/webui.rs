@@ -296,3 +296,83 @@ async fn with_users_every_page_needs_a_sign_in_and_a_reader_cannot_stop_jobs() {
         "{history:?}"
     );
 }
+
+/// The points of a chart's first line that stand above its zero line (the plot's bottom is
+/// y = 94 in the SVG's own units).
+fn raised_points(points: &str) -> usize {
+    points
+        .split_whitespace()
+        .filter_map(|point| point.split_once(',')?.1.parse::<f64>().ok())
+        .filter(|y| *y < 94.0)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_page_charts_a_burst_of_jobs_as_it_happens() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("node"),
+        free_port(),
+        &[
+            "serve",
+            "--name",
+            "charted",
+            "-c",
+            "WebUI.ChartInterval=250ms",
+        ],
+    )
+    .await;
+    let base = format!("http://127.0.0.1:{}", server.port);
+    let browser = Browser::start(&screenshots()).await;
+    browser.goto(&format!("{base}/ui/cluster")).await;
+    browser
+        .wait_text("#chart-nodes figcaption", 20, |t| t.contains("nodes: 1"))
+        .await;
+
+    // A burst of jobs while the page is open: its charts follow without a reload.
+    let client = server.client();
+    let spec = "Type: batch\nCount: 1\nTasks:\n - Name: main\n   Engine: {Type: noop}\n";
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let job = bacalhau_models::parse_job_spec(&format!("Name: burst-{i}\n{spec}")).unwrap();
+        ids.push(client.put_job(&job, false).await.unwrap().job_id);
+    }
+    for id in &ids {
+        common::eventually(30, &format!("job {id} to complete"), || async {
+            let job = client.get_job(id, "").await.ok()?.job;
+            (job.state.state_type == bacalhau_models::JobStateType::Completed).then_some(())
+        })
+        .await;
+    }
+    let before = browser.url().await;
+    let mut raised = 0;
+    for _ in 0..100 {
+        let points = browser
+            .attribute("#chart-completed polyline", "points")
+            .await
+            .unwrap_or_default();
+        raised = raised_points(&points);
+        if raised > 0 && browser.find("#chart-latency polyline.a").await.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(raised > 0, "the completed-jobs chart never rose above zero");
+    assert_eq!(browser.url().await, before, "the page was not reloaded");
+    let latency = browser.text("#chart-latency figcaption").await;
+    assert!(
+        latency.contains("p50: ") && latency.contains(" ms"),
+        "{latency}"
+    );
+    browser.screenshot("cluster-charts").await;
+
+    // The node's own page charts its capacity use.
+    browser.goto(&format!("{base}/ui/nodes/charted")).await;
+    browser.wait_for("#chart-capacity svg", 10).await;
+    let points = browser.attribute("#chart-capacity", "data-points").await;
+    assert!(
+        points.and_then(|p| p.parse::<u32>().ok()).unwrap_or(0) > 0,
+        "no capacity samples for the node"
+    );
+    browser.screenshot("node-charts").await;
+}

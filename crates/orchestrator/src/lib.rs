@@ -17,6 +17,7 @@ pub mod nodes;
 pub mod planner;
 pub mod scheduler;
 pub mod store;
+pub mod timeline;
 pub mod worker;
 
 pub use endpoint::{

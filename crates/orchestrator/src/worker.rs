@@ -7,6 +7,7 @@ use crate::planner::{self, Applied, PlanError};
 use crate::scheduler::common::fail_job;
 use crate::scheduler::{Plan, Snapshot, scheduler_for};
 use crate::store::{Store, StoreError};
+use crate::timeline::Timeline;
 use bacalhau_models::Evaluation;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub async fn run(
     broker: Arc<EvaluationBroker>,
     nodes: Arc<NodeManager>,
     metrics: Arc<Metrics>,
+    timeline: Arc<Timeline>,
 ) {
     tracing::debug!(worker = %name, "scheduler worker started");
     while let Some(work) = broker.dequeue().await {
@@ -27,7 +29,7 @@ pub async fn run(
         metrics
             .queue_wait
             .observe(seconds_between(due, nodes.clock().now()));
-        match process(&store, &nodes, &metrics, work).await {
+        match process(&store, &nodes, &metrics, &timeline, work).await {
             Ok(Some(applied)) => {
                 metrics.evaluations_processed.inc();
                 metrics
@@ -68,6 +70,7 @@ async fn process(
     store: &Store,
     nodes: &NodeManager,
     metrics: &Metrics,
+    timeline: &Timeline,
     work: Work,
 ) -> Result<Option<Applied>, ProcessError> {
     let Work {
@@ -165,9 +168,9 @@ async fn process(
                 state: state.as_str().to_string(),
             })
             .inc();
-        metrics
-            .job_duration
-            .observe(seconds_between(job.create_time, nodes.clock().now()));
+        let took = seconds_between(job.create_time, nodes.clock().now());
+        metrics.job_duration.observe(took);
+        timeline.job_ended(took);
         tracing::info!(job_id = %job.id, r#type = %job.r#type, state = %state, "job ended");
     }
     Ok(Some(applied))

@@ -14,6 +14,7 @@
 //! Start at [`routes`].
 
 mod audit;
+mod charts;
 mod cluster;
 mod jobs;
 mod login;

@@ -114,6 +114,7 @@ pub async fn detail(
     Extension(csrf): Extension<Csrf>,
     uri: Uri,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Response {
     let viewer = match gate(&state, principal, &csrf, &uri, Capability::READ_NODE) {
         Ok(v) => v,
@@ -123,6 +124,13 @@ pub async fn detail(
         Ok(node) => node,
         Err(e) => return error_page(status_of(&e), Some(&viewer), &csrf, &e.to_string()),
     };
+    let charts = crate::charts::node(
+        &state.orchestrator.timeline().node(&node.info.node_id),
+        state.orchestrator.clock().now(),
+    );
+    if params.get("partial").is_some_and(|p| p == "charts") {
+        return maud_response(charts);
+    }
     let info = &node.info.compute_node_info;
     let content = html! {
         h1 { (node.info.node_id) }
@@ -139,6 +147,10 @@ pub async fn detail(
             dt { "Input sources" } dd { (info.storage_sources.join(", ")) }
             dt { "Publishers" } dd { (info.publishers.join(", ")) }
             dt { "Version" } dd { (node.info.bacalhau_version.git_version) }
+        }
+        @if node.info.node_type == bacalhau_models::node::NodeType::Compute {
+            h2 { "The last hour" }
+            section #charts data-live={ "/ui/nodes/" (encode(node.info.node_id.as_str())) "?partial=charts" } { (charts) }
         }
         p { a href="/ui/nodes" { "All nodes" } }
     };

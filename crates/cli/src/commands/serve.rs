@@ -266,6 +266,11 @@ impl Cluster {
             ..Default::default()
         };
         let orchestrator = Arc::new(orchestrator);
+        let interval = config.duration("WebUI.ChartInterval")?;
+        if interval.is_zero() {
+            bail!("WebUI.ChartInterval must be more than 0");
+        }
+        Orchestrator::record_timeline(&orchestrator, interval);
         self.telemetry
             .register(|registry| orchestrator.metrics().register(registry));
         // Weak: the orchestrator is shut down by whoever holds it last.

@@ -862,6 +862,12 @@ pub const KEYS: &[Key] = &[
         support: Support::Unused("the web UI is served by this node and talks to its own API"),
     },
     Key {
+        path: "WebUI.ChartInterval",
+        kind: Kind::Duration,
+        description: "ours: how often the orchestrator samples the figures the web UI's charts draw (the last hour is kept in memory)",
+        support: Support::Honoured,
+    },
+    Key {
         path: "WebUI.Enabled",
         kind: Kind::Bool,
         description: "Whether the Web UI is enabled",

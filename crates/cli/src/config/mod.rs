@@ -189,7 +189,7 @@ fn our_defaults() -> Value {
         "ResultDownloaders": { "Disabled": [], "Timeout": "" },
         "JobDefaults": serde_json::to_value(JobDefaults::default()).unwrap_or(Value::Null),
         "Logging": { "Level": "info", "Mode": "default" },
-        "WebUI": { "Enabled": false, "Listen": "0.0.0.0:8438" },
+        "WebUI": { "Enabled": false, "Listen": "0.0.0.0:8438", "ChartInterval": "5s" },
         "UpdateConfig": { "Interval": "24h" },
         "DisableAnalytics": false
     })

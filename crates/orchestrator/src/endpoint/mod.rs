@@ -72,6 +72,7 @@ pub struct Orchestrator {
     workers: Vec<tokio::task::JoinHandle<()>>,
     stop: tokio::sync::watch::Sender<bool>,
     metrics: Arc<crate::metrics::Metrics>,
+    timeline: Arc<crate::timeline::Timeline>,
 }
 
 fn not_found(kind: &'static str, id: impl Into<String>) -> OrchestratorError {
@@ -99,6 +100,7 @@ impl Orchestrator {
         })?;
         let path = config.data_dir.join(STORE_FILE);
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let timeline = Arc::new(crate::timeline::Timeline::default());
         let store = Store::open_timed(
             &path,
             config.cluster.as_ref().map(|link| Arc::clone(&link.group)),
@@ -133,6 +135,7 @@ impl Orchestrator {
                     Arc::clone(&broker),
                     Arc::clone(&nodes),
                     Arc::clone(&metrics),
+                    Arc::clone(&timeline),
                 ))
             })
             .collect();
@@ -157,6 +160,7 @@ impl Orchestrator {
             workers,
             stop,
             metrics,
+            timeline,
         })
     }
 
@@ -193,6 +197,11 @@ impl Orchestrator {
     /// [`Orchestrator::refresh_metrics`] before reading the gauges).
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+
+    /// The last hour of samples (empty until [`Orchestrator::record_timeline`] runs).
+    pub fn timeline(&self) -> &crate::timeline::Timeline {
+        &self.timeline
     }
 
     /// The node manager, which serves node connections.
