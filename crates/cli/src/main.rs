@@ -20,6 +20,7 @@ macro_rules! out {
 mod commands;
 mod config;
 mod host;
+mod otel;
 mod output;
 
 use clap::FromArgMatches as _;

@@ -266,3 +266,180 @@ async fn json_logs_at_the_level_a_config_file_sets_carry_each_jobs_id() {
         "{about_job:?}"
     );
 }
+
+/// The test's OTLP/HTTP receiver (`tests/python/otlp_receiver.py`, decoding with
+/// opentelemetry-proto), stopped when dropped.
+struct OtlpReceiver {
+    child: Child,
+    port: u16,
+    output: std::path::PathBuf,
+}
+
+impl OtlpReceiver {
+    async fn start(dir: &Path) -> OtlpReceiver {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "{} is missing: run scripts/setup-test-env.sh (it installs opentelemetry-proto)",
+            python.display()
+        );
+        let port_file = dir.join("otlp.port");
+        let output = dir.join("otlp.jsonl");
+        let child = Command::new(python)
+            .arg(root.join("tests/python/otlp_receiver.py"))
+            .arg(&port_file)
+            .arg(&output)
+            .spawn()
+            .expect("the OTLP receiver");
+        let port = eventually(20, "the OTLP receiver to listen", || async {
+            std::fs::read_to_string(&port_file)
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .await;
+        OtlpReceiver {
+            child,
+            port,
+            output,
+        }
+    }
+
+    fn received(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.output)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jobs_spans_from_the_orchestrator_and_the_compute_node_form_one_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = OtlpReceiver::start(dir.path()).await;
+    let endpoint = format!("http://127.0.0.1:{}", receiver.port);
+    let env = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "500"),
+    ];
+    let server = Server::start_with_env(
+        &dir.path().join("orchestrator"),
+        free_port(),
+        &["serve", "--orchestrator", "--name", "traced-orchestrator"],
+        &env,
+    )
+    .await;
+    let _node = ComputeProcess::start_with_env(
+        &dir.path().join("traced-node"),
+        "traced-node",
+        &format!("127.0.0.1:{}", server.port),
+        &[],
+        &env,
+    );
+    let client = server.client();
+    eventually(30, "the compute node to join", || async {
+        let nodes = client.list_nodes().await.ok()?.nodes;
+        nodes
+            .iter()
+            .any(|n| n.info.node_id.as_str() == "traced-node")
+            .then_some(())
+    })
+    .await;
+    let job = parse_job_spec(
+        "Name: traced\nType: batch\nCount: 1\nTasks:\n - Name: main\n   Engine: {Type: noop}\n   Publisher: {Type: local}\n",
+    )
+    .unwrap();
+    let id = client.put_job(&job, false).await.unwrap().job_id;
+    eventually(30, "the traced job to complete", || async {
+        let job = client.get_job(&id, "").await.ok()?.job;
+        (job.state.state_type == JobStateType::Completed).then_some(())
+    })
+    .await;
+
+    let wanted = [
+        "job",
+        "submit",
+        "evaluation",
+        "plan",
+        "bid",
+        "execution",
+        "inputs",
+        "run",
+        "publish",
+    ];
+    let spans = eventually(30, "every span of the job at the receiver", || async {
+        let spans: Vec<serde_json::Value> = receiver
+            .received()
+            .into_iter()
+            .filter(|s| s["kind"] == "span" && s["attributes"]["bacalhau.job.id"] == id.as_str())
+            .collect();
+        wanted
+            .iter()
+            .all(|name| spans.iter().any(|s| s["name"] == *name))
+            .then_some(spans)
+    })
+    .await;
+    // One trace, one root, every other span's parent among them: one tree.
+    let trace = spans[0]["trace_id"].as_str().unwrap().to_string();
+    assert!(
+        spans.iter().all(|s| s["trace_id"] == trace.as_str()),
+        "{spans:#?}"
+    );
+    let roots: Vec<_> = spans.iter().filter(|s| s["parent_span_id"] == "").collect();
+    assert_eq!(roots.len(), 1, "{spans:#?}");
+    assert_eq!(roots[0]["name"], "job");
+    let ids: Vec<&str> = spans.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    for span in &spans {
+        let parent = span["parent_span_id"].as_str().unwrap();
+        assert!(
+            parent.is_empty() || ids.contains(&parent),
+            "dangling parent: {span:#}"
+        );
+    }
+    let node_of = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .map(|s| s["node"].as_str().unwrap_or_default().to_string())
+            .unwrap()
+    };
+    for name in ["job", "submit", "evaluation", "plan"] {
+        assert_eq!(node_of(name), "traced-orchestrator", "{name}");
+    }
+    for name in ["bid", "execution", "inputs", "run", "publish"] {
+        assert_eq!(node_of(name), "traced-node", "{name}");
+    }
+    // The run and the publish hang under the execution span.
+    let execution = spans.iter().find(|s| s["name"] == "execution").unwrap();
+    let run = spans.iter().find(|s| s["name"] == "run").unwrap();
+    assert_eq!(run["parent_span_id"], execution["span_id"]);
+
+    // Metrics arrive from both processes too.
+    eventually(30, "metrics from both processes", || async {
+        let metrics: Vec<serde_json::Value> = receiver
+            .received()
+            .into_iter()
+            .filter(|m| m["kind"] == "metric")
+            .collect();
+        let from = |node: &str, name: &str| {
+            metrics
+                .iter()
+                .any(|m| m["node"] == node && m["name"] == name)
+        };
+        (from("traced-orchestrator", "bacalhau.jobs")
+            && from("traced-node", "bacalhau.compute.executions"))
+        .then_some(())
+    })
+    .await;
+}

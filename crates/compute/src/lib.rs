@@ -21,6 +21,7 @@ pub mod ports;
 pub mod publisher;
 mod session;
 pub mod store;
+mod trace;
 
 pub use env::EnvAllowList;
 pub use executor::{ExecutionContext, Executor, ExecutorError};

@@ -18,6 +18,7 @@ pub mod planner;
 pub mod scheduler;
 pub mod store;
 pub mod timeline;
+mod trace;
 pub mod worker;
 
 pub use endpoint::{

@@ -9,6 +9,7 @@ use crate::scheduler::{Plan, Snapshot, scheduler_for};
 use crate::store::{Store, StoreError};
 use crate::timeline::Timeline;
 use bacalhau_models::Evaluation;
+use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -149,9 +150,35 @@ async fn process(
         .map(|e| (e.execution_id.clone(), e.event.message.clone()))
         .collect();
     let started = std::time::Instant::now();
+    let apply_start = nodes.clock().now();
+    let (created, stopping) = (plan.create.len(), plan.stop.len());
     let applied = planner::apply(store, plan, superseded, now).await?;
     metrics.plan_apply.observe(started.elapsed().as_secs_f64());
     let job = &snapshot.job;
+    let done = nodes.clock().now();
+    let evaluation_span = crate::trace::record(
+        &job.id,
+        "evaluation",
+        None,
+        (now, done),
+        vec![
+            KeyValue::new("bacalhau.evaluation.id", evaluation.id.to_string()),
+            KeyValue::new(
+                "bacalhau.evaluation.trigger",
+                format!("{:?}", evaluation.triggered_by),
+            ),
+        ],
+    );
+    crate::trace::record(
+        &job.id,
+        "plan",
+        Some(&evaluation_span),
+        (apply_start, done),
+        vec![
+            KeyValue::new("bacalhau.plan.created", created as i64),
+            KeyValue::new("bacalhau.plan.stopped", stopping as i64),
+        ],
+    );
     for (execution_id, message) in events {
         match execution_id {
             Some(execution_id) => {
@@ -172,6 +199,12 @@ async fn process(
         metrics.job_duration.observe(took);
         timeline.job_ended(took);
         tracing::info!(job_id = %job.id, r#type = %job.r#type, state = %state, "job ended");
+        crate::trace::record_job(
+            &job.id,
+            &job.r#type,
+            (job.create_time, done),
+            state.as_str(),
+        );
     }
     Ok(Some(applied))
 }

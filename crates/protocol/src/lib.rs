@@ -11,6 +11,8 @@
 //! rest. `bacalhau-channel`'s `reliable` module holds these rules as code.
 //! Heartbeats carry the node's free capacity. This crate defines the frames; it does no I/O.
 
+pub mod trace;
+
 use bacalhau_models::{
     Execution, ExecutionId, ExecutionStateType, JobId, NodeInfo, Resources, RunCommandResult,
     SpecConfig,

@@ -108,7 +108,10 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
     labels.extend(crate::host::automatic_labels(&name));
     let (stop, stopped) = watch::channel(false);
 
-    let mut cluster = Cluster::default();
+    let mut cluster = Cluster {
+        otel: crate::otel::Otel::from_env(&name)?,
+        ..Default::default()
+    };
     if orchestrator {
         cluster
             .start_orchestrator(&config, &data_dir, &name, &labels)
@@ -132,6 +135,7 @@ pub async fn run(global: &Global, args: ServeArgs) -> Result<ExitCode> {
             },
         )
         .await?;
+        cluster.otel.observe_compute(&node, &name);
         cluster
             .nodes
             .push(tokio::spawn(node.run(connector, stopped.clone())));
@@ -163,7 +167,10 @@ pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create {}", data_dir.display()))?;
     let (stop, stopped) = watch::channel(false);
-    let mut cluster = Cluster::default();
+    let mut cluster = Cluster {
+        otel: crate::otel::Otel::from_env("devstack")?,
+        ..Default::default()
+    };
     let orchestrator_name = if args.hybrids == 1 {
         "hybrid-0"
     } else {
@@ -197,6 +204,7 @@ pub async fn devstack(global: &Global, args: DevstackArgs) -> Result<ExitCode> {
             },
         )
         .await?;
+        cluster.otel.observe_compute(&node, &name);
         let connector = in_process_connector(Arc::clone(&manager));
         cluster
             .nodes
@@ -221,6 +229,8 @@ struct Cluster {
     /// Every role's metrics, served at `/metrics` (on the API, or on a compute-only node's
     /// results server).
     telemetry: Arc<bacalhau_api::telemetry::Telemetry>,
+    /// The OpenTelemetry exporters, when `OTEL_EXPORTER_OTLP_*` asks for them.
+    otel: crate::otel::Otel,
 }
 
 impl Cluster {
@@ -271,6 +281,7 @@ impl Cluster {
             bail!("WebUI.ChartInterval must be more than 0");
         }
         Orchestrator::record_timeline(&orchestrator, interval);
+        self.otel.observe_orchestrator(&orchestrator);
         self.telemetry
             .register(|registry| orchestrator.metrics().register(registry));
         // Weak: the orchestrator is shut down by whoever holds it last.
@@ -412,6 +423,9 @@ impl Cluster {
         if let Some(raft) = raft_member {
             raft.shutdown().await;
         }
+        // The exporters flush what they still hold; they block, so not on a runtime thread.
+        let otel = std::mem::take(&mut self.otel);
+        let _ = tokio::task::spawn_blocking(move || otel.shutdown()).await;
         if let Some(orchestrator) = self.orchestrator {
             match Arc::try_unwrap(orchestrator) {
                 Ok(orchestrator) => orchestrator.shutdown().await,

@@ -82,8 +82,23 @@ impl ComputeNode {
         seq: u64,
         execution: Execution,
     ) -> Result<Option<u64>, StoreError> {
+        let mut bid = crate::trace::start(&execution, "bid", None);
         let verdict = self.admission().check(&execution);
         let accepted = verdict.is_ok();
+        {
+            use opentelemetry::trace::Span as _;
+            bid.set_attribute(opentelemetry::KeyValue::new(
+                "bacalhau.bid.accepted",
+                accepted,
+            ));
+            if let Err(reason) = &verdict {
+                bid.set_attribute(opentelemetry::KeyValue::new(
+                    "bacalhau.bid.reason",
+                    reason.clone(),
+                ));
+            }
+            bid.end();
+        }
         if !accepted {
             self.lock_peers().remove(&execution.id);
         }

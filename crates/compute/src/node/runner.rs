@@ -78,11 +78,24 @@ impl ComputeNode {
     /// Runs an execution the queue started, reports how it ended and gives its capacity back.
     pub(super) async fn execute(self: Arc<Self>, execution: Execution) {
         let cancel = self.lock_queue().cancel_signal(&execution.id);
+        let mut span = crate::trace::start(&execution, "execution", None);
+        let spans = crate::trace::context_of(&span);
         let result = match cancel {
-            Some(cancel) => self.run_execution(&execution, cancel).await,
+            Some(cancel) => self.run_execution(&execution, cancel, &spans).await,
             None => Err(ExecutorError::Cancelled),
         };
         let (state, report) = outcome(result);
+        {
+            use opentelemetry::trace::{Span as _, Status};
+            span.set_attribute(opentelemetry::KeyValue::new(
+                "bacalhau.execution.state",
+                state.as_str(),
+            ));
+            if state != ExecutionStateType::Completed {
+                span.set_status(Status::error(report.message.clone()));
+            }
+            span.end();
+        }
         self.metrics
             .executions_ended
             .get_or_create(&crate::metrics::StateLabel {
@@ -101,7 +114,9 @@ impl ComputeNode {
         &self,
         execution: &Execution,
         cancel: watch::Receiver<bool>,
+        spans: &opentelemetry::Context,
     ) -> Result<Finished, ExecutorError> {
+        use opentelemetry::trace::Span as _;
         let task = execution
             .job
             .as_ref()
@@ -131,10 +146,15 @@ impl ComputeNode {
         // The holders named with the execution; a restarted node no longer knows them and
         // reads only what it holds.
         let peers = self.lock_peers().remove(&execution.id).unwrap_or_default();
+        let mut staging = crate::trace::start(execution, "inputs", Some(spans));
         let inputs = self
             .storages
             .prepare(&task, &work_dir, partition, &peers)
             .await;
+        if let Err(e) = &inputs {
+            staging.set_status(opentelemetry::trace::Status::error(e.to_string()));
+        }
+        staging.end();
         if inputs.is_err() {
             // Whatever arrived before the failure is of no use.
             let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
@@ -188,9 +208,22 @@ impl ComputeNode {
             results,
         };
         let started = std::time::Instant::now();
+        let mut running = crate::trace::start(execution, "run", Some(spans));
+        running.set_attribute(opentelemetry::KeyValue::new(
+            "bacalhau.engine",
+            engine.clone(),
+        ));
         let output = self
             .run_with_timeout(execution, &task, executor.run(context), cancel)
             .await;
+        match &output {
+            Ok(result) => running.set_attribute(opentelemetry::KeyValue::new(
+                "bacalhau.exit_code",
+                result.exit_code,
+            )),
+            Err(e) => running.set_status(opentelemetry::trace::Status::error(e.to_string())),
+        }
+        running.end();
         self.metrics
             .run_seconds
             .get_or_create(&crate::metrics::EngineLabel {
@@ -202,7 +235,17 @@ impl ComputeNode {
         let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
         let output = output?;
         let published = if publishing {
-            Some(self.publish(execution, &task, &work_dir, &output).await?)
+            let mut publish = crate::trace::start(execution, "publish", Some(spans));
+            let published = self.publish(execution, &task, &work_dir, &output).await;
+            match &published {
+                Ok(done) => publish.set_attribute(opentelemetry::KeyValue::new(
+                    "bacalhau.published.bytes",
+                    i64::try_from(done.bytes).unwrap_or(i64::MAX),
+                )),
+                Err(e) => publish.set_status(opentelemetry::trace::Status::error(e.to_string())),
+            }
+            publish.end();
+            Some(published?)
         } else {
             None
         };

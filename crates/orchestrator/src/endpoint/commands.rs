@@ -105,6 +105,16 @@ impl Orchestrator {
             })
             .inc();
         tracing::info!(job_id = %submitted, r#type = %job_type, "job submitted");
+        crate::trace::record(
+            &submitted,
+            "submit",
+            None,
+            (now, self.clock().now()),
+            vec![opentelemetry::KeyValue::new(
+                "bacalhau.job.type",
+                job_type.clone(),
+            )],
+        );
         self.broker.enqueue(evaluation);
         Ok(Submitted {
             job_id: submitted,
