@@ -12,6 +12,7 @@ use bacalhau_models::Evaluation;
 use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// Runs the `scheduler-worker` loop until the broker closes.
 pub async fn run(
@@ -30,7 +31,10 @@ pub async fn run(
         metrics
             .queue_wait
             .observe(seconds_between(due, nodes.clock().now()));
-        match process(&store, &nodes, &metrics, &timeline, work).await {
+        let processed = process(&store, &nodes, &metrics, &timeline, work)
+            .instrument(tracing::debug_span!("evaluation", job_id = %job_id))
+            .await;
+        match processed {
             Ok(Some(applied)) => {
                 metrics.evaluations_processed.inc();
                 metrics
@@ -51,7 +55,7 @@ pub async fn run(
                 broker.nack(evaluation, Duration::ZERO);
             }
             Err(e) => {
-                tracing::warn!(worker = %name, job = %job_id, error = %e, "evaluation failed; retrying");
+                tracing::warn!(worker = %name, job_id = %job_id, error = %e, "evaluation failed; retrying");
                 broker.nack(evaluation, Duration::from_secs(1));
             }
         }
@@ -93,7 +97,7 @@ async fn process(
         }
     };
     let Some(job_type) = snapshot.job.job_type() else {
-        tracing::error!(job = %snapshot.job.id, r#type = %snapshot.job.r#type, "stored job has an unknown type");
+        tracing::error!(job_id = %snapshot.job.id, r#type = %snapshot.job.r#type, "stored job has an unknown type");
         forget(store, &evaluation, superseded).await?;
         return Ok(None);
     };
@@ -115,7 +119,7 @@ async fn process(
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(job = %snapshot.job.id, panic = %message, "the scheduler panicked; failing the job");
+            tracing::error!(job_id = %snapshot.job.id, panic = %message, "the scheduler panicked; failing the job");
             let mut plan = Plan::new(&evaluation, &snapshot.job);
             let live: Vec<&bacalhau_models::Execution> = snapshot
                 .executions

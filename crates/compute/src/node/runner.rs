@@ -12,6 +12,7 @@ use bacalhau_models::{Execution, ExecutionStateType, RunCommandResult, Task};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 /// How an execution that ran to an exit code ended.
 #[derive(Debug)]
@@ -81,7 +82,16 @@ impl ComputeNode {
         let mut span = crate::trace::start(&execution, "execution", None);
         let spans = crate::trace::context_of(&span);
         let result = match cancel {
-            Some(cancel) => self.run_execution(&execution, cancel, &spans).await,
+            // Every line an engine, a storage or a publisher logs for this run names it.
+            Some(cancel) => {
+                self.run_execution(&execution, cancel, &spans)
+                    .instrument(tracing::info_span!(
+                        "execution",
+                        job_id = %execution.job_id,
+                        execution_id = %execution.id
+                    ))
+                    .await
+            }
             None => Err(ExecutorError::Cancelled),
         };
         let (state, report) = outcome(result);
@@ -103,7 +113,7 @@ impl ComputeNode {
             })
             .inc();
         if let Err(e) = self.report(&execution, state, report).await {
-            tracing::error!(execution = %execution.id, error = %e, "cannot record the end of an execution");
+            tracing::error!(job_id = %execution.job_id, execution_id = %execution.id, error = %e, "cannot record the end of an execution");
         }
         self.lock_queue().finish(&execution.id);
         self.lock_capacity().release(&needs(&execution));

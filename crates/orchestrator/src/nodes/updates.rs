@@ -120,7 +120,7 @@ fn apply_update(
     now: Timestamp,
 ) -> Result<Option<Changed>, StoreError> {
     let Some(mut execution) = w.execution(&update.execution_id)? else {
-        tracing::warn!(execution = %update.execution_id, "update for an unknown execution");
+        tracing::warn!(execution_id = %update.execution_id, "update for an unknown execution");
         return Ok(None);
     };
     // A node can only speak for its own executions; a terminal execution (stopped or given up
