@@ -51,6 +51,12 @@ echo "Slurm, $jobs jobs..." >&2
 slurm=$(bench/slurm.sh "$jobs" 2>>"$tmp/stderr" | sed -n 's/^slurm_jobs_per_s=//p')
 ratio=$(echo "scale=1; $ours / $slurm" | bc -l)
 echo "| $label | $ours | Slurm (\`sbatch --wrap true\`, slurmctld + slurmd here, 64 job slots): $slurm | ${ratio}× |"
+echo "throughput with /metrics scraped every second..." >&2
+bench scale -- "$nodes" "$jobs" 1 1000 2>"$tmp/scraped.err" >/dev/null
+scraped=$(sed -n 's/^throughput_jobs_per_s=//p' "$tmp/scraped.err")
+scrape=$(sed -n 's/^scrapes=.* scrape_p50_ms=\([^ ]*\) scrape_p99_ms=\(.*\)$/\1 \/ \2/p' "$tmp/scraped.err")
+ratio=$(echo "scale=2; $scraped / $ours" | bc -l)
+echo "| the same with \`/metrics\` scraped every second (scrape p50 / p99: $scrape ms) | $scraped | unscraped, above: $ours | ${ratio}× |"
 
 for scale_nodes in $scale_sizes; do
   echo "scale: $scale_nodes simulated nodes..." >&2

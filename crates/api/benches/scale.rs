@@ -7,8 +7,10 @@
 //! in this process and complete each execution at once, so the figures are the
 //! orchestrator's alone (its store is durable: every acknowledged change is fsync'd).
 //!
-//! `cargo bench -p bacalhau-api --bench scale [-- NODES JOBS IDLE_SECS]`
-//! Needs `cargo build --release -p bacalhau` first.
+//! `cargo bench -p bacalhau-api --bench scale [-- NODES JOBS IDLE_SECS [SCRAPE_MS]]`
+//! Needs `cargo build --release -p bacalhau` first (`BACALHAU_BENCH_BINARY` runs another
+//! build, e.g. an older commit's, for an A/B). With SCRAPE_MS, `/metrics` is fetched that
+//! often during the throughput run, as a Prometheus would, and the scrapes are reported.
 
 mod common;
 
@@ -168,9 +170,13 @@ async fn main() -> Result<(), BoxError> {
     let nodes = arg(1, 1000);
     let jobs = arg(2, 1000);
     let idle_secs = arg(3, 20) as u64;
+    let scrape_ms = arg(4, 0) as u64;
     raise_file_limit()?;
-    let binary =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/bacalhau");
+    let binary = std::env::var_os("BACALHAU_BENCH_BINARY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/bacalhau")
+        });
     if !binary.exists() {
         return Err(format!(
             "{} is missing: cargo build --release -p bacalhau",
@@ -305,6 +311,27 @@ async fn main() -> Result<(), BoxError> {
 
     // Throughput: JOBS jobs from 32 clients, each then waiting for its own to complete.
     let concurrency = 32;
+    let (stop_scraping, mut scraping_stopped) = tokio::sync::watch::channel(false);
+    let scraper = (scrape_ms > 0).then(|| {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut took = Vec::new();
+            let mut ticks = tokio::time::interval(Duration::from_millis(scrape_ms));
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = scraping_stopped.changed() => return took,
+                }
+                let started = Instant::now();
+                if let Ok(response) = http.get(&url).send().await
+                    && response.bytes().await.is_ok()
+                {
+                    took.push(started.elapsed());
+                }
+            }
+        })
+    });
     let started = Instant::now();
     let mut clients = Vec::new();
     for worker in 0..concurrency {
@@ -334,6 +361,19 @@ async fn main() -> Result<(), BoxError> {
         c.await??;
     }
     let jobs_per_s = jobs as f64 / started.elapsed().as_secs_f64();
+    let _ = stop_scraping.send(true);
+    if let Some(scraper) = scraper {
+        let mut took = scraper.await?;
+        took.sort();
+        if !took.is_empty() {
+            eprintln!(
+                "scrapes={} scrape_p50_ms={:.2} scrape_p99_ms={:.2}",
+                took.len(),
+                percentile(&took, 0.5).as_secs_f64() * 1e3,
+                percentile(&took, 0.99).as_secs_f64() * 1e3
+            );
+        }
+    }
     let busy_rss = rss_mib(pid)?;
     let _ = orchestrator.kill();
     let _ = orchestrator.wait();

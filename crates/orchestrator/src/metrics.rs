@@ -314,12 +314,13 @@ impl Orchestrator {
         }
         let reader = self.store().read()?;
         metrics.outbox_depth.clear();
-        for state in self.node_manager().states() {
-            let depth = reader.outbox_len(&state.info.node_id)?;
+        // Views share each node's record: no copy per node.
+        for view in self.node_manager().views(self.clock().now()) {
+            let depth = reader.outbox_len(view.id())?;
             metrics
                 .outbox_depth
                 .get_or_create(&NodeLabel {
-                    node: state.info.node_id.to_string(),
+                    node: view.id().to_string(),
                 })
                 .set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
