@@ -175,7 +175,8 @@ async fn main() -> Result<(), BoxError> {
     let binary = std::env::var_os("BACALHAU_BENCH_BINARY")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/release/bacalhau")
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/release/bacalhau")
         });
     if !binary.exists() {
         return Err(format!(
