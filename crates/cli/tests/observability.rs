@@ -5,8 +5,8 @@
 mod common;
 
 use bacalhau_client::{ApiClient, ClientOptions, Credentials};
-use bacalhau_models::{JobStateType, parse_job_spec};
-use common::{ComputeProcess, Server, eventually, free_port, stdout};
+use bacalhau_models::parse_job_spec;
+use common::{ComputeProcess, Server, eventually, free_port, stdout, wait_completed};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -31,11 +31,7 @@ async fn run_jobs(client: &ApiClient, prefix: &str, n: usize) -> Vec<String> {
         ids.push(submitted.job_id);
     }
     for id in &ids {
-        eventually(30, &format!("job {id} to complete"), || async {
-            let job = client.get_job(id, "").await.ok()?.job;
-            (job.state.state_type == JobStateType::Completed).then_some(())
-        })
-        .await;
+        wait_completed(client, id, 30).await;
     }
     ids
 }
@@ -361,11 +357,7 @@ async fn a_jobs_spans_from_the_orchestrator_and_the_compute_node_form_one_trace(
     )
     .unwrap();
     let id = client.put_job(&job, false).await.unwrap().job_id;
-    eventually(30, "the traced job to complete", || async {
-        let job = client.get_job(&id, "").await.ok()?.job;
-        (job.state.state_type == JobStateType::Completed).then_some(())
-    })
-    .await;
+    wait_completed(&client, &id, 30).await;
 
     let wanted = [
         "job",

@@ -18,11 +18,7 @@ fn noop_job(name: &str) -> bacalhau_models::Job {
 }
 
 async fn wait_completed(client: &ApiClient, id: &str) {
-    eventually(30, &format!("job {id} to complete"), || async {
-        let job = client.get_job(id, "").await.ok()?.job;
-        (job.state.state_type == JobStateType::Completed).then_some(())
-    })
-    .await
+    common::wait_completed(client, id, 30).await
 }
 
 async fn compute_nodes(client: &ApiClient) -> Vec<String> {

@@ -338,11 +338,7 @@ async fn the_cluster_page_charts_a_burst_of_jobs_as_it_happens() {
         ids.push(client.put_job(&job, false).await.unwrap().job_id);
     }
     for id in &ids {
-        common::eventually(30, &format!("job {id} to complete"), || async {
-            let job = client.get_job(id, "").await.ok()?.job;
-            (job.state.state_type == bacalhau_models::JobStateType::Completed).then_some(())
-        })
-        .await;
+        common::wait_completed(&client, id, 30).await;
     }
     let before = browser.url().await;
     let mut raised = 0;

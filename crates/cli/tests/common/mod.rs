@@ -153,6 +153,15 @@ where
     }
 }
 
+/// Waits until job `id` is Completed, failing loudly after `seconds`.
+pub async fn wait_completed(client: &ApiClient, id: &str, seconds: u64) {
+    eventually(seconds, &format!("job {id} to complete"), || async {
+        let job = client.get_job(id, "").await.ok()?.job;
+        (job.state.state_type == bacalhau_models::JobStateType::Completed).then_some(())
+    })
+    .await
+}
+
 /// A running `bacalhau serve`.
 pub struct Server {
     pub child: Child,
