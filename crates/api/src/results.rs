@@ -40,16 +40,7 @@ pub async fn serve(
     if metrics_here {
         app = app.route(
             "/metrics",
-            axum::routing::get(move || {
-                let telemetry = Arc::clone(&telemetry);
-                async move {
-                    tokio::task::spawn_blocking(move || telemetry.response())
-                        .await
-                        .unwrap_or_else(|e| {
-                            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
-                        })
-                }
-            }),
+            axum::routing::get(move || crate::telemetry::scrape(Arc::clone(&telemetry))),
         );
     }
     axum::serve(listener, app).await

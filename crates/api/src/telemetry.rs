@@ -114,14 +114,18 @@ impl Telemetry {
     }
 }
 
-/// `GET /metrics` on the API.
-pub async fn metrics(State(state): State<Arc<crate::server::AppState>>) -> Response {
-    // Reading the store and the nodes is blocking work.
-    let telemetry = Arc::clone(&state.telemetry);
+/// The `/metrics` response, rendered off the async threads: reading the store and the nodes
+/// is blocking work.
+pub async fn scrape(telemetry: Arc<Telemetry>) -> Response {
     match tokio::task::spawn_blocking(move || telemetry.response()).await {
         Ok(response) => response,
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// `GET /metrics` on the API.
+pub async fn metrics(State(state): State<Arc<crate::server::AppState>>) -> Response {
+    scrape(Arc::clone(&state.telemetry)).await
 }
 
 /// Counts each routed request by method, route pattern and status.

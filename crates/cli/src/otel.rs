@@ -71,6 +71,7 @@ impl Otel {
                 .with_resource(resource.clone())
                 .build();
             opentelemetry::global::set_tracer_provider(provider.clone());
+            bacalhau_protocol::trace::set_enabled();
             otel.traces = Some(provider);
         }
         if metrics {

@@ -1,10 +1,11 @@
 //! The compute node's spans of a job's trace: `bid` (the node's answer to a `RunExecution`),
 //! and `execution` with its `inputs`, `run` and `publish`. Their parent is the job's root,
 //! whose IDs both ends take from the job ID (`bacalhau_protocol::trace`), so they join the
-//! orchestrator's spans in one tree. No-ops without an OpenTelemetry provider.
+//! orchestrator's spans in one tree. Without an OpenTelemetry provider they are no-op spans,
+//! started without their parent's IDs or attributes being worked out.
 
 use bacalhau_models::Execution;
-use bacalhau_protocol::trace::{TRACER, job_attribute, job_context};
+use bacalhau_protocol::trace::{TRACER, enabled, job_attribute, job_context};
 use opentelemetry::global::BoxedSpan;
 use opentelemetry::trace::{TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
@@ -16,6 +17,9 @@ pub(crate) fn start(
     parent: Option<&Context>,
 ) -> BoxedSpan {
     let tracer = opentelemetry::global::tracer(TRACER);
+    if !enabled() {
+        return tracer.start_with_context(name, &Context::new());
+    }
     let root;
     let parent = match parent {
         Some(parent) => parent,

@@ -1,11 +1,11 @@
 //! The orchestrator's spans of a job's trace (`submit`, `evaluation` with its `plan`, and the
 //! root `job` when the job ends), recorded after the fact with the clock's times; the IDs
-//! that join them with the compute node's spans are `bacalhau_protocol::trace`'s. Without an
-//! OpenTelemetry provider (the binary installs one when `OTEL_EXPORTER_OTLP_*` is set) these
-//! are no-ops.
+//! that join them with the compute node's spans are `bacalhau_protocol::trace`'s. Until the
+//! binary installs a provider (when `OTEL_EXPORTER_OTLP_*` is set) they return at once,
+//! before any attribute is built.
 
 use bacalhau_models::{JobId, Timestamp};
-use bacalhau_protocol::trace::{TRACER, as_root, job_attribute, job_context};
+use bacalhau_protocol::trace::{TRACER, as_root, enabled, job_attribute, job_context};
 use opentelemetry::trace::{Span, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use std::time::{Duration, SystemTime};
@@ -21,9 +21,13 @@ pub(crate) fn record(
     name: &'static str,
     parent: Option<&Context>,
     (start, end): (Timestamp, Timestamp),
-    mut attributes: Vec<KeyValue>,
+    attributes: impl FnOnce() -> Vec<KeyValue>,
 ) -> Context {
+    if !enabled() {
+        return Context::new();
+    }
     let tracer = opentelemetry::global::tracer(TRACER);
+    let mut attributes = attributes();
     attributes.push(job_attribute(job_id));
     let root;
     let parent = match parent {
@@ -49,6 +53,9 @@ pub(crate) fn record_job(
     (start, end): (Timestamp, Timestamp),
     state: &str,
 ) {
+    if !enabled() {
+        return;
+    }
     let tracer = opentelemetry::global::tracer(TRACER);
     let mut span = as_root(job_id, || {
         tracer

@@ -148,11 +148,15 @@ async fn process(
         .as_ref()
         .map(|state| state.state_type)
         .filter(|state| state.is_terminal());
-    let events: Vec<_> = plan
-        .events
-        .iter()
-        .map(|e| (e.execution_id.clone(), e.event.message.clone()))
-        .collect();
+    // Copied for the log only when its lines are wanted: this is every evaluation's path.
+    let events: Vec<_> = if tracing::enabled!(tracing::Level::DEBUG) {
+        plan.events
+            .iter()
+            .map(|e| (e.execution_id.clone(), e.event.message.clone()))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let started = std::time::Instant::now();
     let apply_start = nodes.clock().now();
     let (created, stopping) = (plan.create.len(), plan.stop.len());
@@ -160,28 +164,26 @@ async fn process(
     metrics.plan_apply.observe(started.elapsed().as_secs_f64());
     let job = &snapshot.job;
     let done = nodes.clock().now();
-    let evaluation_span = crate::trace::record(
-        &job.id,
-        "evaluation",
-        None,
-        (now, done),
+    let evaluation_span = crate::trace::record(&job.id, "evaluation", None, (now, done), || {
         vec![
             KeyValue::new("bacalhau.evaluation.id", evaluation.id.to_string()),
             KeyValue::new(
                 "bacalhau.evaluation.trigger",
                 format!("{:?}", evaluation.triggered_by),
             ),
-        ],
-    );
+        ]
+    });
     crate::trace::record(
         &job.id,
         "plan",
         Some(&evaluation_span),
         (apply_start, done),
-        vec![
-            KeyValue::new("bacalhau.plan.created", created as i64),
-            KeyValue::new("bacalhau.plan.stopped", stopping as i64),
-        ],
+        || {
+            vec![
+                KeyValue::new("bacalhau.plan.created", created as i64),
+                KeyValue::new("bacalhau.plan.stopped", stopping as i64),
+            ]
+        },
     );
     for (execution_id, message) in events {
         match execution_id {

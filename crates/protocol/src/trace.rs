@@ -13,6 +13,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use opentelemetry::{Context, KeyValue};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The name spans are recorded under.
 pub const TRACER: &str = "bacalhau";
@@ -43,6 +44,19 @@ pub fn job_context(job_id: &JobId) -> Context {
 /// The attribute every span of a job carries.
 pub fn job_attribute(job_id: &JobId) -> KeyValue {
     KeyValue::new("bacalhau.job.id", job_id.to_string())
+}
+
+/// Whether a trace provider is installed; until then, spans are not even built.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Says a trace provider is installed (the binary, when it exports traces).
+pub fn set_enabled() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Whether spans are recorded at all.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
 }
 
 thread_local! {

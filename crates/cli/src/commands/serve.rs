@@ -436,8 +436,6 @@ impl Cluster {
     }
 }
 
-/// Starts a compute node with every engine, storage and publisher this host can offer;
-/// `results_port` overrides `Publishers.Types.Local.Port`.
 /// Where a compute node's figures go: the process's registry, and whether its results
 /// server also serves `/metrics`.
 struct Metrics<'a> {
@@ -445,6 +443,8 @@ struct Metrics<'a> {
     serve: bool,
 }
 
+/// Starts a compute node with every engine, storage and publisher this host can offer;
+/// `results_port` overrides `Publishers.Types.Local.Port`.
 async fn start_compute(
     config: &Config,
     data_dir: &Path,

@@ -110,10 +110,12 @@ impl Orchestrator {
             "submit",
             None,
             (now, self.clock().now()),
-            vec![opentelemetry::KeyValue::new(
-                "bacalhau.job.type",
-                job_type.clone(),
-            )],
+            || {
+                vec![opentelemetry::KeyValue::new(
+                    "bacalhau.job.type",
+                    job_type.clone(),
+                )]
+            },
         );
         self.broker.enqueue(evaluation);
         Ok(Submitted {

@@ -104,7 +104,7 @@ impl Orchestrator {
         let store = Store::open_timed(
             &path,
             config.cluster.as_ref().map(|link| Arc::clone(&link.group)),
-            metrics.store_commit.clone(),
+            Some(metrics.store_commit.clone()),
         )?;
         let broker = Arc::new(EvaluationBroker::with_clock(clock));
         let nodes = Arc::new(NodeManager::new(

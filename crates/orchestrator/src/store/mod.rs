@@ -71,13 +71,13 @@ macro_rules! db_errors {
 }
 db_errors!(redb::StorageError, redb::TableError);
 
-/// A commit hook that times another.
-struct Timed<C> {
-    inner: C,
-    seconds: prometheus_client::metrics::histogram::Histogram,
+/// The store's commit hook (local or replicated), timed when a histogram is given.
+struct Timed {
+    inner: Box<dyn bacalhau_durable::Commit>,
+    seconds: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
-impl<C: bacalhau_durable::Commit> bacalhau_durable::Commit for Timed<C> {
+impl bacalhau_durable::Commit for Timed {
     fn begin(&mut self) -> Result<(), DurableError> {
         self.inner.begin()
     }
@@ -85,7 +85,9 @@ impl<C: bacalhau_durable::Commit> bacalhau_durable::Commit for Timed<C> {
     fn commit(&mut self, txn: WriteTransaction) -> Result<(), DurableError> {
         let started = std::time::Instant::now();
         let committed = self.inner.commit(txn);
-        self.seconds.observe(started.elapsed().as_secs_f64());
+        if let Some(seconds) = &self.seconds {
+            seconds.observe(started.elapsed().as_secs_f64());
+        }
         committed
     }
 
@@ -105,66 +107,46 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store file at `path` and starts its writer thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Ok(Self {
-            durable: Durable::open(path, "store-writer", create_tables)?,
-            journal: None,
-        })
+        Self::open_timed(path, None, None)
     }
 
     /// Opens a member's copy of a replicated store: every group of writes is committed by
     /// `group` (see [`replication`]) rather than to the file directly.
     pub fn open_replicated(path: &Path, group: Arc<dyn Replicate>) -> Result<Self, StoreError> {
-        let journal = Arc::new(Mutex::new(Journal::default()));
-        let commit = ReplicatedCommit {
-            journal: Arc::clone(&journal),
-            group,
-        };
-        Ok(Self {
-            durable: Durable::open_with(path, "store-writer", create_tables, commit)?,
-            journal: Some(journal),
-        })
+        Self::open_timed(path, Some(group), None)
     }
 
-    /// [`Store::open`] (or, with a `group`, [`Store::open_replicated`]) with the time each
-    /// group takes to commit observed in `commit_seconds`.
+    /// [`Store::open`] (or, with a `group`, [`Store::open_replicated`]), with the time each
+    /// group takes to commit observed in `commit_seconds` when given.
     pub fn open_timed(
         path: &Path,
         group: Option<Arc<dyn Replicate>>,
-        commit_seconds: prometheus_client::metrics::histogram::Histogram,
+        commit_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
     ) -> Result<Self, StoreError> {
-        match group {
-            None => Ok(Self {
-                durable: Durable::open_with(
-                    path,
-                    "store-writer",
-                    create_tables,
-                    Timed {
-                        inner: bacalhau_durable::LocalCommit,
-                        seconds: commit_seconds,
-                    },
-                )?,
+        let open = |commit| Durable::open_with(path, "store-writer", create_tables, commit);
+        Ok(match group {
+            None => Self {
+                durable: open(Timed {
+                    inner: Box::new(bacalhau_durable::LocalCommit),
+                    seconds: commit_seconds,
+                })?,
                 journal: None,
-            }),
+            },
             Some(group) => {
                 let journal = Arc::new(Mutex::new(Journal::default()));
                 let commit = ReplicatedCommit {
                     journal: Arc::clone(&journal),
                     group,
                 };
-                Ok(Self {
-                    durable: Durable::open_with(
-                        path,
-                        "store-writer",
-                        create_tables,
-                        Timed {
-                            inner: commit,
-                            seconds: commit_seconds,
-                        },
-                    )?,
+                Self {
+                    durable: open(Timed {
+                        inner: Box::new(commit),
+                        seconds: commit_seconds,
+                    })?,
                     journal: Some(journal),
-                })
+                }
             }
-        }
+        })
     }
 
     /// The database under the store, for a replicated store's state machine, which applies
@@ -609,14 +591,11 @@ impl Writer<'_> {
         drop(active);
         let mut jobs = self.txn.open_table(JOBS)?;
         let previous = jobs.insert(job.id.as_str(), bytes.as_slice())?;
-        let previous = previous
-            .filter(|_| !was_active)
-            .map(|old| old.value().to_vec());
         // Only a job that had ended already (a rerun, a stop of an ended job) needs its old
         // record read: an active or new one was in no ended count.
-        let was_ended = match previous {
+        let was_ended = match previous.filter(|_| !was_active) {
             Some(old) => {
-                let kind: JobKind = decode(JOBS_NAME, &old)?;
+                let kind: JobKind = decode(JOBS_NAME, old.value())?;
                 kind.state
                     .state_type
                     .is_terminal()
