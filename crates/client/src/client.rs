@@ -507,6 +507,25 @@ impl ApiClient {
             .await
     }
 
+    /// A job's lineage, `depth` steps up and down (ours).
+    pub async fn job_lineage(
+        &self,
+        id: &str,
+        namespace: &str,
+        depth: u64,
+    ) -> Result<bacalhau_models::lineage::LineageNode, ClientError> {
+        let depth = depth.to_string();
+        let mut query = vec![("depth", depth.as_str())];
+        if !namespace.is_empty() {
+            query.push(("namespace", namespace));
+        }
+        self.send(
+            self.request(Method::GET, &job_path(id, "/lineage"))
+                .query(&query),
+        )
+        .await
+    }
+
     /// Streams an execution's log: `(1 stdout | 2 stderr, text)` pieces, or an error, until the
     /// stream ends. `tail` keeps the last N lines of what exists; `follow` waits for more;
     /// `job_version` (0: any) picks the execution among that version's.

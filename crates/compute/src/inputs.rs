@@ -7,6 +7,7 @@
 //! crate implements the trait; the binary registers the implementations by type name.
 
 use crate::executor::BoxFuture;
+use bacalhau_models::content::{self, Identity};
 use bacalhau_models::{InputSource, Task};
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -169,6 +170,68 @@ impl Storages {
     }
 }
 
+/// What a prepared input's data is known by: the spec's identity when it names content (a
+/// CID, inline bytes, an object version), otherwise the SHA-256 of what was fetched (one
+/// file: its bytes; a directory: its names and files), or, for data mounted in place (an
+/// allow-listed `local` path, possibly large and changing), its place.
+pub async fn identity(input: &InputSource, prepared: &PreparedInput) -> std::io::Result<Identity> {
+    let place = match content::spec_identity(input) {
+        Ok(content) => return Ok(content),
+        Err(place) => place,
+    };
+    if !prepared.in_tree {
+        return Ok(place);
+    }
+    let path = prepared.host_path.clone();
+    tokio::task::spawn_blocking(move || hash_tree(&path))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+/// The identity of the bytes under `path`: a file's SHA-256, a directory holding just one file
+/// (a download) that file's, otherwise a SHA-256 over each file's relative path and SHA-256 in
+/// name order.
+pub fn hash_tree(path: &Path) -> std::io::Result<Identity> {
+    use sha2::{Digest as _, Sha256};
+    fn file_digest(path: &Path) -> std::io::Result<[u8; 32]> {
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher)?;
+        Ok(hasher.finalize().into())
+    }
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<(String, [u8; 32])>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                walk(&entry.path(), &format!("{name}/"), out)?;
+            } else if kind.is_file() {
+                out.push((name, file_digest(&entry.path())?));
+            }
+        }
+        Ok(())
+    }
+    if std::fs::metadata(path)?.is_file() {
+        return Ok(Identity::sha256(&file_digest(path)?));
+    }
+    let mut files = Vec::new();
+    walk(path, "", &mut files)?;
+    if let [(name, digest)] = files.as_slice()
+        && !name.contains('/')
+    {
+        return Ok(Identity::sha256(digest));
+    }
+    let mut hasher = Sha256::new();
+    for (name, digest) in &files {
+        hasher.update(name.as_bytes());
+        hasher.update([0]);
+        hasher.update(digest);
+    }
+    Ok(Identity::tree_sha256(&hasher.finalize()))
+}
+
 /// The input tree's root in an execution's directory.
 pub fn root(work_dir: &Path) -> PathBuf {
     work_dir.join("inputs")
@@ -199,6 +262,25 @@ pub fn clean_target(target: &str) -> Result<PathBuf, InputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_download_is_known_by_its_file_and_a_tree_by_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("one")).unwrap();
+        std::fs::write(dir.path().join("one/data.txt"), b"hello").unwrap();
+        let file = hash_tree(&dir.path().join("one/data.txt")).unwrap();
+        assert_eq!(hash_tree(&dir.path().join("one")).unwrap(), file);
+        assert_eq!(
+            file.as_str(),
+            "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        );
+        std::fs::create_dir_all(dir.path().join("one/sub")).unwrap();
+        std::fs::write(dir.path().join("one/sub/b"), b"x").unwrap();
+        let tree = hash_tree(&dir.path().join("one")).unwrap();
+        assert!(tree.as_str().starts_with("tree-sha256:"));
+        std::fs::write(dir.path().join("one/sub/b"), b"y").unwrap();
+        assert_ne!(hash_tree(&dir.path().join("one")).unwrap(), tree);
+    }
 
     #[test]
     fn targets_cannot_escape() {

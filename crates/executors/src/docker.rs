@@ -639,7 +639,7 @@ fn container_body(
             "BACALHAU_JOB_TYPE={}",
             job.map(|j| j.r#type.as_str()).unwrap_or("")
         ),
-        format!("BACALHAU_PARTITION_INDEX={}", execution.partition_index),
+        format!("BACALHAU_PARTITION_INDEX={}", execution.partition().0),
         format!(
             "BACALHAU_PARTITION_COUNT={}",
             job.map_or(1, |j| j.count.max(1))

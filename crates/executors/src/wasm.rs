@@ -136,7 +136,7 @@ impl WasmExecutor {
             .env("BACALHAU_JOB_ID", execution.job_id.as_str())
             .env(
                 "BACALHAU_PARTITION_INDEX",
-                execution.partition_index.to_string(),
+                execution.partition().0.to_string(),
             );
         builder.stdout(stdout).stderr(stderr);
         if context.inputs.iter().any(|i| i.in_tree) {

@@ -130,6 +130,17 @@ impl Execution {
             .insert(RETRYABLE_DETAIL.to_string(), retryable.to_string());
     }
 
+    /// The partition of the job's data this execution processes and the job's partition
+    /// count: `PartitionIndex` modulo `Count`, so the replicas of a verified job (one per
+    /// node, numbered past `Count`) each process the same data.
+    pub fn partition(&self) -> (u64, u64) {
+        let count = self
+            .job
+            .as_ref()
+            .map_or(1, |j| u64::try_from(j.count).unwrap_or(1).max(1));
+        (self.partition_index % count, count)
+    }
+
     /// Whether the execution is finished for good.
     pub fn is_terminal(&self) -> bool {
         self.compute_state.state_type.is_terminal()

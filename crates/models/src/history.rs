@@ -250,6 +250,16 @@ pub enum Topic {
     /// Node membership: approval, rejection, deletion, refused joins.
     #[serde(rename = "Node Membership")]
     NodeMembership,
+    /// What a finished execution read and produced, by content (ours: lineage in the audit
+    /// log).
+    #[serde(rename = "Lineage")]
+    Lineage,
+    /// A job served from the result cache, or a cache entry dropped (ours).
+    #[serde(rename = "Cache")]
+    Cache,
+    /// Verified re-execution: the replicas' results agreed or not (ours).
+    #[serde(rename = "Verification")]
+    Verification,
 }
 
 impl Topic {
@@ -264,6 +274,9 @@ impl Topic {
             Self::ExecTimeout => "Exec Timeout",
             Self::Execution => "Execution",
             Self::NodeMembership => "Node Membership",
+            Self::Lineage => "Lineage",
+            Self::Cache => "Cache",
+            Self::Verification => "Verification",
         }
     }
 }

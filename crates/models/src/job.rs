@@ -397,6 +397,12 @@ impl Job {
         for (i, task) in self.tasks.iter().enumerate() {
             validate_task(&format!("Tasks[{i}]"), task, &mut err);
         }
+        if let Some(raw) = self.meta.get(crate::content::VERIFY_META) {
+            let field = format!("Meta[{}]", crate::content::VERIFY_META);
+            if let Err(why) = crate::content::check_verify(self, raw) {
+                err(&field, why);
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {

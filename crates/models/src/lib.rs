@@ -9,11 +9,13 @@
 //! This crate does no I/O: no files, no network, no clocks except through arguments.
 //! Start at `job.rs` (`Job::normalize`, `Job::validate`).
 
+pub mod content;
 pub mod evaluation;
 pub mod execution;
 pub mod history;
 pub mod ids;
 pub mod job;
+pub mod lineage;
 pub mod node;
 pub mod resources;
 pub mod selector;

@@ -12,6 +12,7 @@ pub mod broker;
 pub mod clock;
 pub mod endpoint;
 pub mod error;
+pub mod lineage;
 pub mod metrics;
 pub mod nodes;
 pub mod planner;

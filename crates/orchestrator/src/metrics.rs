@@ -87,6 +87,17 @@ pub struct Metrics {
     pub store_bytes: Gauge,
     /// How long a group of store writes took to commit, fsync included.
     pub store_commit: Histogram,
+    /// Result cache lookups at submission, by result (`hit`, `miss`).
+    pub cache_lookups: Family<CacheLabel, Counter>,
+    /// Compute time the cache's hits saved: each served run's own duration.
+    pub cache_seconds_saved: Counter<f64, std::sync::atomic::AtomicU64>,
+}
+
+/// A cache lookup's result, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CacheLabel {
+    /// `hit` or `miss`.
+    pub result: String,
 }
 
 impl Default for Metrics {
@@ -108,6 +119,8 @@ impl Default for Metrics {
             replays: Counter::default(),
             store_bytes: Gauge::default(),
             store_commit: Histogram::new(latency_buckets()),
+            cache_lookups: Family::default(),
+            cache_seconds_saved: Counter::default(),
         }
     }
 }
@@ -197,6 +210,30 @@ impl Metrics {
             Unit::Seconds,
             self.store_commit.clone(),
         );
+        registry.register(
+            "cache_lookups",
+            "Result cache lookups at submission, by result",
+            self.cache_lookups.clone(),
+        );
+        registry.register_with_unit(
+            "cache_saved",
+            "Compute time saved by result cache hits (each served run's own duration)",
+            Unit::Seconds,
+            self.cache_seconds_saved.clone(),
+        );
+    }
+
+    /// Counts a cache lookup: `served` holds the served run's duration in nanoseconds on a hit.
+    pub fn count_cache_lookup(&self, served: Option<i64>) {
+        let result = if served.is_some() { "hit" } else { "miss" };
+        self.cache_lookups
+            .get_or_create(&CacheLabel {
+                result: result.into(),
+            })
+            .inc();
+        if let Some(nanos) = served {
+            self.cache_seconds_saved.inc_by(nanos.max(0) as f64 / 1e9);
+        }
     }
 }
 

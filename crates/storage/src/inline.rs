@@ -3,49 +3,13 @@
 use bacalhau_compute::executor::BoxFuture;
 use bacalhau_compute::{InputError, InputRequest, InputStorage, PreparedInput};
 use bacalhau_models::InputSource;
-use base64::Engine as _;
-
-/// Largest inline input accepted, decoded.
-pub const MAX_INLINE_BYTES: usize = 64 * 1024 * 1024;
-
-/// Standard base64, padded or not.
-const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
 
 /// Writes `data:` URLs to files.
 pub struct InlineStorage;
 
-/// Decodes a `data:` URL.
+/// Decodes a `data:` URL (the model's decoder, which the content key also hashes through).
 pub fn decode_data_url(url: &str) -> Result<Vec<u8>, InputError> {
-    let invalid = |why: &str| InputError::Invalid(format!("invalid inline data URL: {why}"));
-    let rest = url
-        .strip_prefix("data:")
-        .ok_or_else(|| invalid("it must start with data:"))?;
-    let (meta, data) = rest
-        .split_once(',')
-        .ok_or_else(|| invalid("no comma before the data"))?;
-    if meta.contains("gzip") {
-        return Err(invalid(
-            "gzip archives are not supported yet; send the file itself",
-        ));
-    }
-    let bytes = if meta.ends_with(";base64") {
-        // Upstream's specs split long base64 over lines (its decoder skips the line breaks)
-        // and some writers drop the padding: accept both.
-        let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-        BASE64
-            .decode(compact)
-            .map_err(|e| invalid(&format!("bad base64: {e}")))?
-    } else {
-        percent_encoding::percent_decode_str(data).collect()
-    };
-    if bytes.len() > MAX_INLINE_BYTES {
-        return Err(invalid(&format!("larger than {MAX_INLINE_BYTES} bytes")));
-    }
-    Ok(bytes)
+    bacalhau_models::content::decode_data_url(url).map_err(|e| InputError::Invalid(e.to_string()))
 }
 
 fn url(input: &InputSource) -> Result<&str, InputError> {

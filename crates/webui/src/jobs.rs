@@ -293,6 +293,11 @@ pub async fn detail(
         .map(|(events, _)| events)
         .unwrap_or_default();
     let spec = serde_yaml_ng::to_string(&job).unwrap_or_else(|e| format!("cannot render: {e}"));
+    // Three steps each way keep the graph readable; the CLI goes further.
+    let lineage = orchestrator
+        .lineage(job.id.as_str(), &job.namespace, 3)
+        .ok()
+        .filter(|tree| tree.inputs.iter().any(|i| i.identity.is_some()) || tree.result.is_some());
     let latest_output = executions
         .iter()
         .rev()
@@ -310,6 +315,9 @@ pub async fn detail(
         section #logs-section {
             h2 { "Logs" }
             pre #logs data-ws={ "/api/v1/orchestrator/jobs/" (job.id) "/logs?follow=true" } { (latest_output) }
+        }
+        @if let Some(tree) = &lineage {
+            (crate::lineage::section(tree))
         }
         (history_section(&history))
         section {

@@ -17,6 +17,7 @@ mod audit;
 mod charts;
 mod cluster;
 mod jobs;
+mod lineage;
 mod login;
 mod nodes;
 mod submit;

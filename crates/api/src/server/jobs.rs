@@ -292,6 +292,35 @@ pub async fn results(
     }))
 }
 
+/// How far `job lineage` follows links when the request does not say.
+const DEFAULT_LINEAGE_DEPTH: u64 = 10;
+/// The most steps a lineage request may ask for.
+const MAX_LINEAGE_DEPTH: u64 = 64;
+
+pub async fn lineage(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(params): Query_,
+) -> Result<Json<bacalhau_models::lineage::LineageNode>, ApiError> {
+    let params = Params(params);
+    let depth = if params.text("depth").is_some() {
+        params.number("depth")?
+    } else {
+        DEFAULT_LINEAGE_DEPTH
+    };
+    if depth > MAX_LINEAGE_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "depth must be at most {MAX_LINEAGE_DEPTH}, found {depth}"
+        )));
+    }
+    let tree = state.orchestrator.lineage(
+        &id,
+        params.text("namespace").unwrap_or_default(),
+        depth as usize,
+    )?;
+    Ok(Json(tree))
+}
+
 /// The `order_by` values of a job's versions.
 const VERSION_ORDERS: &[&str] = &[
     "version",

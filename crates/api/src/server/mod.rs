@@ -81,6 +81,7 @@ pub fn router(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
         )
         .route("/api/v1/orchestrator/jobs/{id}/history", get(jobs::history))
         .route("/api/v1/orchestrator/jobs/{id}/results", get(jobs::results))
+        .route("/api/v1/orchestrator/jobs/{id}/lineage", get(jobs::lineage))
         .route(
             "/api/v1/orchestrator/jobs/{id}/versions",
             get(jobs::versions),

@@ -36,6 +36,27 @@ pub enum JobCommand {
     Logs(LogsArgs),
     /// Download a job's published results.
     Get(super::get::GetArgs),
+    /// Show a job's lineage (ours): the jobs that produced the data it read (upstream) and the
+    /// jobs that read its result (downstream), linked by content identity (CIDs, SHA-256).
+    Lineage(LineageArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// The job's ID, unique ID prefix, or name.
+    id: String,
+    /// The job's namespace.
+    #[arg(long)]
+    namespace: Option<String>,
+    /// How many steps to follow up and down.
+    #[arg(long, default_value_t = 10)]
+    depth: u64,
+    /// Print the tree as JSON or YAML.
+    #[arg(long, value_enum)]
+    output: Option<Format>,
+    /// Pretty-print JSON.
+    #[arg(long)]
+    pretty: bool,
 }
 
 #[derive(Debug, Args)]
@@ -127,9 +148,37 @@ pub struct RunFlags {
     /// Print progress events grouped by execution once the job ends, rather than as they come.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
     group_events: bool,
+    /// Serve the job from the result cache when an earlier run had the same content key
+    /// (engine, params, image digest, env, each input's content, result paths, publisher),
+    /// and keep this run for later ones (ours; sets the job's `bacalhau-rs/cache` meta).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = clap::ArgAction::Set, default_value_t = false)]
+    cache: bool,
+    /// Run the job on N distinct nodes and compare their result CIDs: agreement completes it
+    /// with one result, disagreement fails it naming each node (ours; sets the job's
+    /// `bacalhau-rs/verify` meta; for deterministic jobs, such as WASM).
+    #[arg(long, value_name = "N")]
+    verify: Option<u64>,
     /// Set by `job run --hide-warnings`.
     #[arg(skip)]
     hide_warnings: bool,
+}
+
+impl RunFlags {
+    /// The job with the meta entries `--cache` and `--verify` ask for.
+    fn with_extras(&self, job: &Job) -> Job {
+        let mut job = job.clone();
+        if self.cache {
+            job.meta
+                .insert(bacalhau_models::content::CACHE_META.into(), "true".into());
+        }
+        if let Some(nodes) = self.verify {
+            job.meta.insert(
+                bacalhau_models::content::VERIFY_META.into(),
+                nodes.to_string(),
+            );
+        }
+        job
+    }
 }
 
 #[derive(Debug, Args)]
@@ -339,6 +388,7 @@ pub async fn run(global: &Global, command: JobCommand) -> Result<ExitCode> {
         JobCommand::Rerun(args) => rerun(global, args).await,
         JobCommand::Logs(args) => logs(&global.client()?, args).await,
         JobCommand::Get(args) => super::get::get(global, args).await,
+        JobCommand::Lineage(args) => lineage(&global.client()?, args).await,
     }
 }
 
@@ -421,6 +471,7 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
 
 /// Submits `job` and follows it as `flags` say; the exit code is 1 when the job failed.
 pub async fn submit(global: &Global, job: &Job, flags: &RunFlags) -> Result<ExitCode> {
+    let job = &flags.with_extras(job);
     if flags.dry_run {
         if let Err(errors) = job.validate() {
             bail!("{}", bacalhau_models::job::describe_errors(&errors));
@@ -733,6 +784,7 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
         outln!("\nExecutions");
         print_executions(&executions, false);
         print_data(&executions);
+        print_content(job, &executions, &history);
     }
     outln!("\nJob History");
     print_history(
@@ -774,6 +826,181 @@ async fn describe(client: &ApiClient, args: DescribeArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn lineage(client: &ApiClient, args: LineageArgs) -> Result<ExitCode> {
+    let tree = client
+        .job_lineage(
+            &args.id,
+            args.namespace.as_deref().unwrap_or_default(),
+            args.depth,
+        )
+        .await?;
+    if let Some(format) = args.output {
+        output::print_structured(&tree, format, args.pretty)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{}", lineage_label(&tree));
+    let upstream: Vec<String> = lineage_upstream(&tree.inputs);
+    outln!("Upstream (what it read, and the jobs that produced it)");
+    if upstream.is_empty() {
+        outln!("  (no inputs)");
+    }
+    for line in upstream {
+        outln!("{line}");
+    }
+    outln!("Downstream (the jobs that read its result)");
+    let downstream = lineage_downstream(&tree.consumed_by);
+    if downstream.is_empty() {
+        outln!("  (none)");
+    }
+    for line in downstream {
+        outln!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn lineage_label(node: &bacalhau_models::lineage::LineageNode) -> String {
+    let name = if node.name.is_empty() || node.name == node.job_id.as_str() {
+        String::new()
+    } else {
+        format!(" ({})", node.name)
+    };
+    let result = node
+        .result
+        .as_ref()
+        .map(|r| format!(" → {r}"))
+        .unwrap_or_default();
+    let cut = if node.truncated { " …" } else { "" };
+    format!("{}{name} {}{result}{cut}", node.job_id, node.state)
+}
+
+/// Tree lines for `inputs` and, under each, the jobs that produced it.
+fn lineage_upstream(inputs: &[bacalhau_models::lineage::LineageInput]) -> Vec<String> {
+    fn walk(
+        inputs: &[bacalhau_models::lineage::LineageInput],
+        indent: &str,
+        out: &mut Vec<String>,
+    ) {
+        for (i, input) in inputs.iter().enumerate() {
+            let last = i + 1 == inputs.len();
+            let (branch, next) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            let mut what = format!("{} {}", input.target, input.source_type);
+            if !input.place.is_empty() {
+                what.push_str(&format!(" {}", input.place));
+            }
+            if let Some(identity) = input
+                .identity
+                .as_ref()
+                .filter(|i| i.as_str() != input.place)
+            {
+                what.push_str(&format!(" = {identity}"));
+            }
+            out.push(format!("{indent}{branch}{what}"));
+            let child_indent = format!("{indent}{next}");
+            for (j, job) in input.produced_by.iter().enumerate() {
+                let last_job = j + 1 == input.produced_by.len();
+                let (jb, jn) = if last_job {
+                    ("└─ ", "   ")
+                } else {
+                    ("├─ ", "│  ")
+                };
+                out.push(format!(
+                    "{child_indent}{jb}produced by {}",
+                    lineage_label(job)
+                ));
+                walk(&job.inputs, &format!("{child_indent}{jn}"), out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(inputs, "  ", &mut out);
+    out
+}
+
+/// Tree lines for the jobs that read a result, and theirs in turn.
+fn lineage_downstream(consumers: &[bacalhau_models::lineage::LineageNode]) -> Vec<String> {
+    fn walk(
+        consumers: &[bacalhau_models::lineage::LineageNode],
+        indent: &str,
+        out: &mut Vec<String>,
+    ) {
+        for (i, job) in consumers.iter().enumerate() {
+            let last = i + 1 == consumers.len();
+            let (branch, next) = if last {
+                ("└─ ", "   ")
+            } else {
+                ("├─ ", "│  ")
+            };
+            out.push(format!("{indent}{branch}read by {}", lineage_label(job)));
+            walk(&job.consumed_by, &format!("{indent}{next}"), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(consumers, "  ", &mut out);
+    out
+}
+
+/// What each execution read and produced by content, its content key, and how the result
+/// cache treated the job.
+fn print_content(job: &Job, executions: &[Execution], history: &[JobHistory]) {
+    use bacalhau_models::content::{self, CACHED_FROM_DETAIL};
+    let mut lines = Vec::new();
+    for execution in executions {
+        let inputs = content::input_identities(execution);
+        let key = content::execution_key(execution);
+        let result = content::result_identity(execution);
+        if inputs.is_empty() && key.is_none() {
+            continue;
+        }
+        lines.push(format!("{}:", execution.id.short()));
+        for (target, identity) in inputs {
+            lines.push(format!("  input  {target} = {identity}"));
+        }
+        if let Some(result) = result {
+            lines.push(format!("  result {result}"));
+        }
+        if let Some(key) = key {
+            lines.push(format!("  key    {key}"));
+        }
+    }
+    if !lines.is_empty() {
+        outln!("\nContent");
+        for line in lines {
+            outln!("{line}");
+        }
+    }
+    if !content::wants_cache(job) {
+        return;
+    }
+    let served = history.iter().find(|e| {
+        e.event.topic == bacalhau_models::history::Topic::Cache
+            && e.event.details.contains_key(CACHED_FROM_DETAIL)
+            && e.execution_id.is_some()
+    });
+    let verdict = match served {
+        Some(event) => format!(
+            "hit: served from {} (saved {} s of compute)",
+            event.event.details[CACHED_FROM_DETAIL],
+            event
+                .event
+                .details
+                .get("SavedSeconds")
+                .map_or("?", String::as_str)
+        ),
+        None if executions
+            .iter()
+            .any(|e| content::execution_key(e).is_some()) =>
+        {
+            "miss: ran, and kept for later runs with the same key".to_string()
+        }
+        None => "miss".to_string(),
+    };
+    outln!("\nCache: {verdict}");
 }
 
 /// Bytes each execution read from its inputs and published, and where its results went.

@@ -7,6 +7,7 @@ use super::report::Report;
 use crate::executor::{BoxFuture, ExecutionContext, ExecutorError};
 use crate::inputs::{InputError, Partition};
 use crate::publisher::{PublishError, PublishRequest, Published};
+use bacalhau_models::content::{CONTENT_KEY_DETAIL, ContentKey, INPUT_CONTENT_DETAIL, Identity};
 use bacalhau_models::task::NetworkType;
 use bacalhau_models::{Execution, ExecutionStateType, RunCommandResult, Task};
 use std::sync::Arc;
@@ -20,6 +21,10 @@ pub(super) struct Finished {
     output: RunCommandResult,
     published: Option<Published>,
     input_bytes: Vec<(String, u64)>,
+    /// Each input's target and what its data is known by (lineage).
+    identities: Vec<(String, Identity)>,
+    /// The task's content key, when every part of it is known by content.
+    key: Option<ContentKey>,
 }
 
 /// The state an execution ends in and what its report says, from how its run ended.
@@ -34,6 +39,17 @@ fn outcome(result: Result<Finished, ExecutorError>) -> (ExecutionStateType, Repo
                 report
                     .details
                     .insert(format!("InputBytes:{target}"), bytes.to_string());
+            }
+            for (target, identity) in &finished.identities {
+                report.details.insert(
+                    format!("{INPUT_CONTENT_DETAIL}{target}"),
+                    identity.to_string(),
+                );
+            }
+            if let Some(key) = &finished.key {
+                report
+                    .details
+                    .insert(CONTENT_KEY_DETAIL.into(), key.to_string());
             }
             if let Some(published) = finished.published {
                 report
@@ -146,13 +162,8 @@ impl ComputeNode {
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
         })?;
-        let partition = Partition {
-            index: execution.partition_index,
-            count: execution
-                .job
-                .as_ref()
-                .map_or(1, |j| u64::try_from(j.count).unwrap_or(1).max(1)),
-        };
+        let (index, count) = execution.partition();
+        let partition = Partition { index, count };
         // The holders named with the execution; a restarted node no longer knows them and
         // reads only what it holds.
         let peers = self.lock_peers().remove(&execution.id).unwrap_or_default();
@@ -179,6 +190,24 @@ impl ComputeNode {
             .map(|i| (i.target.clone(), i.bytes_read))
             .collect();
         self.count_input_bytes(&task, &inputs);
+        let mut identities = Vec::with_capacity(inputs.len());
+        for (source, prepared) in task.input_sources.iter().zip(&inputs) {
+            let identity = crate::inputs::identity(source, prepared)
+                .await
+                .map_err(|e| {
+                    ExecutorError::Failed(format!("cannot read input {}: {e}", prepared.target))
+                })?;
+            identities.push((prepared.target.clone(), identity));
+        }
+        let key = bacalhau_models::content::task_key(
+            &task,
+            &identities
+                .iter()
+                .map(|(_, i)| i.clone())
+                .collect::<Vec<_>>(),
+            None,
+        )
+        .ok();
         let publishing = !task.publisher.is_empty();
         let results = if publishing {
             crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
@@ -263,6 +292,8 @@ impl ComputeNode {
             output,
             published,
             input_bytes,
+            identities,
+            key,
         })
     }
 
@@ -388,6 +419,8 @@ mod tests {
             },
             published: None,
             input_bytes: Vec::new(),
+            identities: vec![("/in".into(), Identity::cid("bafyin"))],
+            key: ContentKey::parse(&"a".repeat(64)),
         }
     }
 
@@ -416,6 +449,14 @@ mod tests {
         assert_eq!(
             report.details.get("PublishedBytes").map(String::as_str),
             Some("42")
+        );
+        assert_eq!(
+            report.details.get("InputContent:/in").map(String::as_str),
+            Some("cid:bafyin")
+        );
+        assert_eq!(
+            report.details.get("ContentKey").map(String::as_str),
+            Some("a".repeat(64).as_str())
         );
         assert_eq!(report.retryable, None);
     }

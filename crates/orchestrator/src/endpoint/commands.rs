@@ -4,6 +4,7 @@
 use super::{Orchestrator, not_found};
 use crate::error::OrchestratorError;
 use crate::scheduler::job_event;
+use bacalhau_models::content;
 use bacalhau_models::history::Topic;
 use bacalhau_models::job::describe_errors;
 use bacalhau_models::{
@@ -51,7 +52,29 @@ impl Orchestrator {
         }
         let now = self.clock().now();
         let job_type = job.r#type.clone();
-        let (submitted, evaluation) = self
+        let mut warnings = warnings;
+        let cache_key = if content::wants_cache(&job) {
+            let key = job
+                .task()
+                .map_or(Ok(()), crate::lineage::cacheable)
+                .and_then(|()| content::job_key(&job).map_err(|e| e.to_string()));
+            match key {
+                Ok(key) => Some(key),
+                Err(why) => {
+                    warnings.push(format!("cache: not used, the job runs: {why}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let nodes = if cache_key.is_some() {
+            self.nodes.views(now)
+        } else {
+            Vec::new()
+        };
+        let looked_up = cache_key.is_some();
+        let (submitted, evaluation, served) = self
             .store
             .write(move |w| {
                 let existing = match w.job_id_by_name(&job.namespace, &job.name)? {
@@ -87,16 +110,49 @@ impl Orchestrator {
                 let mut job = job;
                 job.state = State::new(JobStateType::Pending);
                 job.modify_time = now;
-                let evaluation = Evaluation::for_job(&job, trigger, now);
-                w.put_job(&job)?;
-                w.put_job_version(&job)?;
+                let lookup = match &cache_key {
+                    Some(key) => crate::lineage::lookup(w, key, &nodes)?,
+                    None => crate::lineage::Lookup::Miss,
+                };
                 w.add_history(
                     job_event(&job, Topic::Submission, message, BTreeMap::new(), now).by(actor),
                 )?;
+                if let (Some(key), crate::lineage::Lookup::Hit { entry, node }) =
+                    (&cache_key, &lookup)
+                {
+                    crate::lineage::serve(w, &mut job, key, entry, node, now)?;
+                    w.put_job(&job)?;
+                    w.put_job_version(&job)?;
+                    return Ok((job.id.clone(), None, Some(entry.run_nanos)));
+                }
+                let evaluation = Evaluation::for_job(&job, trigger, now);
+                w.put_job(&job)?;
+                w.put_job_version(&job)?;
+                if let (Some(key), crate::lineage::Lookup::Gone(entry)) = (&cache_key, &lookup) {
+                    crate::lineage::dropped(w, &job, key, entry, now)?;
+                }
                 w.put_evaluation(&evaluation)?;
-                Ok::<_, OrchestratorError>((job.id.clone(), evaluation))
+                Ok::<_, OrchestratorError>((job.id.clone(), Some(evaluation), None))
             })
             .await?;
+        if looked_up {
+            self.metrics.count_cache_lookup(served);
+        }
+        let Some(evaluation) = evaluation else {
+            tracing::info!(job_id = %submitted, r#type = %job_type, "job served from the cache");
+            self.metrics
+                .jobs_ended
+                .get_or_create(&crate::metrics::JobLabels {
+                    r#type: job_type,
+                    state: JobStateType::Completed.to_string(),
+                })
+                .inc();
+            return Ok(Submitted {
+                job_id: submitted,
+                evaluation_id: EvaluationId::default(),
+                warnings,
+            });
+        };
         let evaluation_id = evaluation.id.clone();
         self.metrics
             .submissions

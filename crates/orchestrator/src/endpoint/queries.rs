@@ -233,7 +233,8 @@ impl Orchestrator {
     ) -> Result<Vec<SpecConfig>, OrchestratorError> {
         let reader = self.store.read()?;
         let job = resolve(&reader, id_or_name, namespace)?;
-        Ok(reader
+        let mut results: Vec<SpecConfig> = Vec::new();
+        let published = reader
             .executions_of(&job.id)?
             .into_iter()
             .filter(|e| {
@@ -241,8 +242,27 @@ impl Orchestrator {
                     && e.compute_state.state_type == bacalhau_models::ExecutionStateType::Completed
             })
             .filter_map(|e| e.published_result)
-            .filter(|r| !r.is_empty())
-            .collect())
+            .filter(|r| !r.is_empty());
+        // The replicas of a verified job agree on one result: it is served once.
+        for result in published {
+            if !results.contains(&result) {
+                results.push(result);
+            }
+        }
+        Ok(results)
+    }
+
+    /// A job's lineage, `depth` steps up and down: which jobs produced the data it read and
+    /// which read what it produced, linked by content identity.
+    pub fn lineage(
+        &self,
+        id_or_name: &str,
+        namespace: &str,
+        depth: usize,
+    ) -> Result<bacalhau_models::lineage::LineageNode, OrchestratorError> {
+        let reader = self.store.read()?;
+        let job = resolve(&reader, id_or_name, namespace)?;
+        Ok(crate::lineage::tree(&reader, &job, depth)?)
     }
 
     /// Up to `limit` events of the audit log (job and node events, hash-chained) after

@@ -156,6 +156,9 @@ fn apply_update(
         execution_event(&job, &execution.id, Topic::Execution, message.clone(), now)
             .by(format!("node:{node}")),
     )?;
+    if update.state == ExecutionStateType::Completed {
+        crate::lineage::record_completion(w, &job, &execution, now)?;
+    }
     let mut changed = Changed {
         job_id: job.id.clone(),
         execution_id: execution.id.clone(),

@@ -3,11 +3,106 @@
 
 use super::common::{Triage, fail_job, triage};
 use super::{Plan, Scheduler, Snapshot, execution_event, new_execution, select_nodes};
+use bacalhau_models::content::{self, Identity};
 use bacalhau_models::history::Topic;
 use bacalhau_models::{
-    Evaluation, ExecutionStateType, JobStateType, State, Timestamp, TriggeredBy, ids::short_id,
+    Evaluation, Execution, ExecutionStateType, JobStateType, State, Timestamp, TriggeredBy,
+    ids::short_id,
 };
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Every replica of a verified job completed: the job completes when their results agree and
+/// fails naming each node and its result when they do not.
+fn verdict(
+    mut plan: Plan,
+    snapshot: &Snapshot,
+    live: &[&Execution],
+    done: &[&Execution],
+    now: Timestamp,
+) -> Plan {
+    let job = &snapshot.job;
+    // The latest completion of each replica.
+    let mut replicas: BTreeMap<u64, &Execution> = BTreeMap::new();
+    for execution in done {
+        let newer = replicas
+            .get(&execution.partition_index)
+            .is_none_or(|seen| seen.modify_time <= execution.modify_time);
+        if newer {
+            replicas.insert(execution.partition_index, execution);
+        }
+    }
+    let results: Vec<(&Execution, Option<Identity>)> = replicas
+        .values()
+        .map(|e| (*e, content::result_identity(e)))
+        .collect();
+    let mut tally: BTreeMap<Option<&Identity>, usize> = BTreeMap::new();
+    for (_, identity) in &results {
+        *tally.entry(identity.as_ref()).or_default() += 1;
+    }
+    let mut details = BTreeMap::new();
+    for (execution, identity) in &results {
+        details.insert(
+            format!("Node:{}", execution.node_id),
+            identity
+                .as_ref()
+                .map_or("(no result identity)".into(), |i| i.to_string()),
+        );
+    }
+    if let [(Some(identity), agreeing)] =
+        tally.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()[..]
+    {
+        plan.events.push(super::job_event(
+            job,
+            Topic::Verification,
+            format!("Verified: {agreeing} nodes agree on result {identity}"),
+            details,
+            now,
+        ));
+        plan.set_job_state(job, State::new(JobStateType::Completed), now);
+        return plan;
+    }
+    // Name the odd ones: the nodes outside the largest agreeing group.
+    let majority = tally.iter().max_by_key(|(_, n)| **n).map(|(k, _)| *k);
+    let odd: Vec<String> = results
+        .iter()
+        .filter(|(_, identity)| Some(identity.as_ref()) != majority || identity.is_none())
+        .map(|(e, identity)| {
+            format!(
+                "{} ({})",
+                e.node_id,
+                identity
+                    .as_ref()
+                    .map_or("no result identity".into(), |i| i.to_string())
+            )
+        })
+        .collect();
+    let all: Vec<String> = results
+        .iter()
+        .map(|(e, identity)| {
+            format!(
+                "{}: {}",
+                e.node_id,
+                identity
+                    .as_ref()
+                    .map_or("no result identity".into(), |i| i.to_string())
+            )
+        })
+        .collect();
+    let reason = format!(
+        "verification failed: the nodes' results differ ({}); odd: {}",
+        all.join(", "),
+        odd.join(", ")
+    );
+    plan.events.push(super::job_event(
+        job,
+        Topic::Verification,
+        reason.clone(),
+        details.clone(),
+        now,
+    ));
+    fail_job(&mut plan, snapshot, live, reason, details, now);
+    plan
+}
 
 /// Places `Count` partitions; `long_running` marks service jobs, which never complete.
 pub struct BatchScheduler {
@@ -24,17 +119,23 @@ impl Scheduler for BatchScheduler {
             None => return plan,
         };
 
-        let count = u64::try_from(job.count).unwrap_or(0);
-        let completed: BTreeSet<u64> = snapshot
+        // A verified job runs one replica per node, each an execution numbered as a partition
+        // (the node runs partition `index mod Count`, so all read the same data).
+        let verify = content::verify_count(job).filter(|_| !self.long_running && job.count == 1);
+        let count = verify.unwrap_or_else(|| u64::try_from(job.count).unwrap_or(0));
+        let done: Vec<&Execution> = snapshot
             .executions
             .iter()
             .filter(|e| {
                 e.job_version == job.version
                     && e.compute_state.state_type == ExecutionStateType::Completed
             })
-            .map(|e| e.partition_index)
             .collect();
+        let completed: BTreeSet<u64> = done.iter().map(|e| e.partition_index).collect();
         if !self.long_running && count > 0 && (0..count).all(|p| completed.contains(&p)) {
+            if verify.is_some() {
+                return verdict(plan, snapshot, &live, &done, now);
+            }
             plan.set_job_state(job, State::new(JobStateType::Completed), now);
             return plan;
         }
@@ -45,7 +146,11 @@ impl Scheduler for BatchScheduler {
         }
 
         let active: BTreeSet<u64> = live.iter().map(|e| e.partition_index).collect();
-        let busy_nodes = live.iter().map(|e| e.node_id.clone()).collect();
+        let mut busy_nodes: BTreeSet<_> = live.iter().map(|e| e.node_id.clone()).collect();
+        if verify.is_some() {
+            // Every replica on its own node: one that already completed one does not count twice.
+            busy_nodes.extend(done.iter().map(|e| e.node_id.clone()));
+        }
         let missing: Vec<u64> = (0..count)
             .filter(|p| !active.contains(p) && (self.long_running || !completed.contains(p)))
             .collect();

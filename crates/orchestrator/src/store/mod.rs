@@ -10,6 +10,7 @@ mod tables;
 
 use bacalhau_channel::store::{self as channel, ChannelTxn};
 use bacalhau_durable::{Durable, DurableError};
+use bacalhau_models::content::{ContentKey, Identity};
 use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
 };
@@ -445,6 +446,33 @@ macro_rules! read_queries {
             Ok(nodes)
         }
 
+        /// The cached run of a task with content key `key`.
+        pub fn cache_entry(
+            &self,
+            key: &ContentKey,
+        ) -> Result<Option<crate::lineage::CacheEntry>, StoreError> {
+            let table = self.txn.open_table(CACHE)?;
+            let found = table.get(key.as_str())?;
+            found.map(|v| decode(CACHE_NAME, v.value())).transpose()
+        }
+
+        /// The jobs that read or produced the data `identity` names (by its link), with the
+        /// execution that did.
+        pub fn links(&self, identity: &Identity) -> Result<Vec<crate::lineage::Link>, StoreError> {
+            let link = identity.link();
+            let table = self.txn.open_table(LINKS)?;
+            let end = prefix_end("");
+            let mut found = Vec::new();
+            for entry in table.range((link.as_str(), "")..(link.as_str(), end.as_str()))? {
+                let (key, value) = entry?;
+                let (_, role_job) = key.value();
+                if let Some(parsed) = crate::lineage::Link::parse(role_job, value.value()) {
+                    found.push(parsed);
+                }
+            }
+            Ok(found)
+        }
+
         /// IDs of jobs not in a terminal state.
         pub fn active_job_ids(&self) -> Result<Vec<JobId>, StoreError> {
             let table = self.txn.open_table(ACTIVE_JOBS)?;
@@ -771,6 +799,43 @@ impl Writer<'_> {
         self.txn
             .open_table(NODES)?
             .insert(node.info.node_id.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Keeps `entry` as the cached run for content key `key` (replacing an older one).
+    pub fn put_cache_entry(
+        &mut self,
+        key: &ContentKey,
+        entry: &crate::lineage::CacheEntry,
+    ) -> Result<(), StoreError> {
+        let bytes = encode(entry)?;
+        self.touch(|| Row::Cache(key.as_str().into()));
+        self.txn
+            .open_table(CACHE)?
+            .insert(key.as_str(), bytes.as_slice())?;
+        Ok(())
+    }
+
+    /// Drops the cached run for `key` (its result is no longer fetchable).
+    pub fn delete_cache_entry(&mut self, key: &ContentKey) -> Result<(), StoreError> {
+        self.touch(|| Row::Cache(key.as_str().into()));
+        self.txn.open_table(CACHE)?.remove(key.as_str())?;
+        Ok(())
+    }
+
+    /// Records that `link` read or produced the data `identity` names.
+    pub fn put_link(
+        &mut self,
+        identity: &Identity,
+        link: &crate::lineage::Link,
+    ) -> Result<(), StoreError> {
+        let identity = identity.link();
+        let role_job = link.role_job();
+        self.touch(|| Row::Link(identity.as_str().into(), role_job.clone()));
+        self.txn.open_table(LINKS)?.insert(
+            (identity.as_str(), role_job.as_str()),
+            link.execution_id.as_str(),
+        )?;
         Ok(())
     }
 

@@ -53,6 +53,10 @@ pub enum Row {
     Meta(String),
     /// The channel's `outbox`: node ID, sequence.
     Outbox(String, u64),
+    /// `result_cache`: content key.
+    Cache(String),
+    /// `lineage_links`: identity, role and job.
+    Link(String, String),
     /// The channel's `sequences`: direction, node ID.
     Sequence(String, String),
 }
@@ -271,6 +275,16 @@ macro_rules! with_row {
                 let mut $table = $txn.open_table(SEQUENCES)?;
                 $body
             }
+            Row::Cache(key) => {
+                let $key = key.as_str();
+                let mut $table = $txn.open_table(CACHE)?;
+                $body
+            }
+            Row::Link(identity, role) => {
+                let $key = (identity.as_str(), role.as_str());
+                let mut $table = $txn.open_table(LINKS)?;
+                $body
+            }
         }
     };
 }
@@ -424,6 +438,8 @@ pub fn dump(txn: &ReadTransaction) -> Result<Vec<Change>, StoreError> {
     all(txn, SEQUENCES, &mut out, |(d, n)| {
         Row::Sequence(d.into(), n.into())
     })?;
+    all(txn, CACHE, &mut out, |k| Row::Cache(k.into()))?;
+    all(txn, LINKS, &mut out, |(i, r)| Row::Link(i.into(), r.into()))?;
     Ok(out)
 }
 
@@ -452,5 +468,7 @@ pub fn clear(txn: &WriteTransaction) -> Result<(), StoreError> {
     empty(txn, META)?;
     empty(txn, OUTBOX)?;
     empty(txn, SEQUENCES)?;
+    empty(txn, CACHE)?;
+    empty(txn, LINKS)?;
     Ok(())
 }

@@ -42,6 +42,12 @@ pub(super) const CHAIN_HEAD_KEY: &str = "head";
 pub(super) const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new(NODES_NAME);
 /// Job ID → (), for jobs not in a terminal state: what node joins and capacity re-evaluate.
 pub(super) const ACTIVE_JOBS: TableDefinition<&str, ()> = TableDefinition::new("active_jobs");
+/// Content key → the cached run of a task with that key (JSON `cache::CacheEntry`).
+pub(super) const CACHE: TableDefinition<&str, &[u8]> = TableDefinition::new(CACHE_NAME);
+pub(super) const CACHE_NAME: &str = "result_cache";
+/// (identity's link text, `in/<job ID>` or `out/<job ID>`) → execution ID: which jobs read
+/// (`in`) or produced (`out`) the data an identity names; lineage in both directions.
+pub(super) const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("lineage_links");
 /// Counters.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last history sequence number handed out.
@@ -75,6 +81,8 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(NODES)?;
     txn.open_table(META)?;
     txn.open_table(ACTIVE_JOBS)?;
+    txn.open_table(CACHE)?;
+    txn.open_table(LINKS)?;
     // The node channels' outboxes and sequence numbers, keyed by node ID.
     bacalhau_channel::store::create_tables(txn)?;
     count_ended_jobs(txn)?;
