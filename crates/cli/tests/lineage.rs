@@ -439,3 +439,40 @@ async fn verified_jobs_need_every_node_to_agree() {
     assert!(!refused.status.success());
     drop(nodes);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_default_caches_without_the_flag_and_a_job_may_opt_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(
+        &dir.path().join("default-node"),
+        common::free_port(),
+        &[
+            "-c",
+            "Orchestrator.ResultCacheDefault=true",
+            "serve",
+            "--name",
+            "default-node",
+        ],
+    )
+    .await;
+    let client = server.client();
+    let spec = cat_job(inline("by%20default"), json!({}));
+    let first = submit(&server, dir.path(), &spec, &[]);
+    common::wait_completed(&client, &first, 60).await;
+    let job = client.get_job(&first, "").await.unwrap().job;
+    assert_eq!(
+        job.meta["bacalhau-rs/cache"], "true",
+        "the default is recorded"
+    );
+    let second = submit(&server, dir.path(), &spec, &[]);
+    let served = client.job_executions(&second).await.unwrap().items;
+    assert!(
+        served[0].compute_state.details.contains_key("CachedFrom"),
+        "{served:?}"
+    );
+    let mut opted_out = spec.clone();
+    opted_out["Meta"] = json!({"bacalhau-rs/cache": "false"});
+    let third = submit(&server, dir.path(), &opted_out, &[]);
+    common::wait_completed(&client, &third, 60).await;
+    assert_eq!(executions_run_by_nodes(&server).await, 2);
+}

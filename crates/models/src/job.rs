@@ -154,6 +154,10 @@ pub struct JobDefaults {
     /// Defaults for service jobs.
     #[serde(default = "TypeDefaults::upstream")]
     pub service: TypeDefaults,
+    /// Ours (`Orchestrator.ResultCacheDefault`): jobs the result cache can key use it unless
+    /// their meta says otherwise.
+    #[serde(skip)]
+    pub cache_by_default: bool,
 }
 
 impl TypeDefaults {
@@ -180,6 +184,7 @@ impl Default for JobDefaults {
             ops: TypeDefaults::upstream(),
             daemon: TypeDefaults::upstream(),
             service: TypeDefaults::upstream(),
+            cache_by_default: false,
         }
     }
 }

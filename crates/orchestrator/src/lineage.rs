@@ -120,51 +120,21 @@ pub(crate) fn record_completion(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let inputs = content::input_identities(execution);
-    let result = content::result_identity(execution);
-    let read = Link {
-        role: Role::Read,
-        job_id: job.id.clone(),
-        execution_id: execution.id.clone(),
-    };
-    for (_, identity) in &inputs {
-        w.put_link(identity, &read)?;
-    }
-    if let Some(result) = &result {
-        w.put_link(
-            result,
-            &Link {
-                role: Role::Produced,
-                ..read.clone()
-            },
+    // Only a published CID can be another job's input; an output hash is not linked.
+    let result = content::result_identity(execution).filter(|r| r.root_cid().is_some());
+    let key = content::execution_key(execution);
+    // Nothing read, nothing published by content (a noop job): no link and no event.
+    if !inputs.is_empty() || result.is_some() {
+        record_links(
+            w,
+            job,
+            execution,
+            &inputs,
+            result.as_ref(),
+            key.as_ref(),
+            now,
         )?;
     }
-    let mut details = BTreeMap::new();
-    for (target, identity) in &inputs {
-        details.insert(format!("Input:{target}"), identity.to_string());
-    }
-    if let Some(result) = &result {
-        details.insert("Result".into(), result.to_string());
-    }
-    let key = content::execution_key(execution);
-    if let Some(key) = &key {
-        details.insert(CONTENT_KEY_DETAIL.into(), key.to_string());
-    }
-    let mut event = execution_event(
-        job,
-        &execution.id,
-        Topic::Lineage,
-        format!(
-            "Read {} input(s); result {}",
-            inputs.len(),
-            result
-                .as_ref()
-                .map_or("known by place".into(), |r| r.to_string())
-        ),
-        now,
-    );
-    event.event.details = details;
-    w.add_history(event)?;
-
     let Some(key) = key else {
         return Ok(());
     };
@@ -184,6 +154,59 @@ pub(crate) fn record_completion(
             },
         )?;
     }
+    Ok(())
+}
+
+/// The links and the `Lineage` event of a completed execution.
+fn record_links(
+    w: &mut Writer<'_>,
+    job: &Job,
+    execution: &Execution,
+    inputs: &[(String, Identity)],
+    result: Option<&Identity>,
+    key: Option<&ContentKey>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let read = Link {
+        role: Role::Read,
+        job_id: job.id.clone(),
+        execution_id: execution.id.clone(),
+    };
+    for (_, identity) in inputs {
+        w.put_link(identity, &read)?;
+    }
+    if let Some(result) = result {
+        w.put_link(
+            result,
+            &Link {
+                role: Role::Produced,
+                ..read.clone()
+            },
+        )?;
+    }
+    let mut details = BTreeMap::new();
+    for (target, identity) in inputs {
+        details.insert(format!("Input:{target}"), identity.to_string());
+    }
+    if let Some(result) = result {
+        details.insert("Result".into(), result.to_string());
+    }
+    if let Some(key) = key {
+        details.insert(CONTENT_KEY_DETAIL.into(), key.to_string());
+    }
+    let mut event = execution_event(
+        job,
+        &execution.id,
+        Topic::Lineage,
+        format!(
+            "Read {} input(s); result {}",
+            inputs.len(),
+            result.map_or("known by place".into(), |r| r.to_string())
+        ),
+        now,
+    );
+    event.event.details = details;
+    w.add_history(event)?;
     Ok(())
 }
 

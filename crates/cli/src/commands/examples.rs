@@ -68,7 +68,13 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau wasm run -i file:///data:/data testdata/wasm/cat.wat /data/note.txt
 
   # A module the node downloads, with an environment variable
-  bacalhau wasm run -e EXIT_CODE=3 https://example.org/exit_code.wasm",
+  bacalhau wasm run -e EXIT_CODE=3 https://example.org/exit_code.wasm
+
+  # Served from the result cache when the same module ran on the same inputs before
+  bacalhau wasm run --cache -p ipfs testdata/wasm/noop.wat
+
+  # Run on three nodes and fail unless their results agree
+  bacalhau wasm run --verify 3 -p ipfs testdata/wasm/noop.wat",
     ),
     (
         "job",
@@ -149,6 +155,13 @@ const EXAMPLES: &[(&str, &str)] = &[
   bacalhau job logs -f j-1234
   # The last 20 lines of one execution
   bacalhau job logs --tail=20 -e e-5678 j-1234",
+    ),
+    (
+        "job lineage",
+        "\
+  # The jobs that produced what j-1234 read, and the jobs that read its result
+  bacalhau job lineage j-1234
+  bacalhau job lineage j-1234 --depth 2 --output json",
     ),
     (
         "job get",

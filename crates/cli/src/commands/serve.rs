@@ -7,6 +7,7 @@ use bacalhau_api::node_channel::{in_process_connector, websocket_connector};
 use bacalhau_api::server::auth::Authenticator;
 use bacalhau_api::server::{self, AppState};
 use bacalhau_compute::{ComputeConfig, ComputeNode, Connector, Providers, Publishers, Storages};
+use bacalhau_models::job::JobDefaults;
 use bacalhau_models::node::DataLocality;
 use bacalhau_models::{NodeId, NodeInfo};
 use bacalhau_orchestrator::nodes::NodeManagerConfig;
@@ -252,7 +253,10 @@ impl Cluster {
         };
         let orchestrator = Orchestrator::start(OrchestratorConfig {
             data_dir: data_dir.join("orchestrator"),
-            job_defaults: config.job_defaults()?,
+            job_defaults: JobDefaults {
+                cache_by_default: config.flag("Orchestrator.ResultCacheDefault"),
+                ..config.job_defaults()?
+            },
             workers: config.number("Orchestrator.Scheduler.WorkerCount")?.max(1) as usize,
             nodes: NodeManagerConfig {
                 token: config.string("Orchestrator.Auth.Token"),

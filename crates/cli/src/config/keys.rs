@@ -698,6 +698,12 @@ pub const KEYS: &[Key] = &[
         support: Support::Unused("no NATS: compute nodes connect to the API (API.Port)"),
     },
     Key {
+        path: "Orchestrator.ResultCacheDefault",
+        kind: Kind::Bool,
+        description: "ours: serve every job the result cache can key from the result cache (and keep its run), as if submitted with --cache; a job opts out with Meta bacalhau-rs/cache: \"false\"",
+        support: Support::Honoured,
+    },
+    Key {
         path: "Orchestrator.Scheduler.HousekeepingInterval",
         kind: Kind::Duration,
         description: "How often scheduler housekeeping runs",

@@ -157,7 +157,8 @@ fn our_defaults() -> Value {
             // Workers are tasks that mostly wait for their plan's commit: many in flight make
             // bigger group commits (bench/: 64 workers ~800 jobs/s, 4 workers ~350 on 2 cores).
             "Scheduler": { "WorkerCount": 64, "QueueBackoff": "1m", "HousekeepingInterval": "30s", "HousekeepingTimeout": "2m" },
-            "EvaluationBroker": { "VisibilityTimeout": "1m", "MaxRetryCount": 10 }
+            "EvaluationBroker": { "VisibilityTimeout": "1m", "MaxRetryCount": 10 },
+            "ResultCacheDefault": false
         },
         "Compute": {
             "Enabled": false,

@@ -53,6 +53,16 @@ impl Orchestrator {
         let now = self.clock().now();
         let job_type = job.r#type.clone();
         let mut warnings = warnings;
+        if self.config.job_defaults.cache_by_default
+            && !job.meta.contains_key(content::CACHE_META)
+            && job
+                .task()
+                .is_some_and(|t| crate::lineage::cacheable(t).is_ok())
+            && content::job_key(&job).is_ok()
+        {
+            // The cluster's default, written into the job so its record says so.
+            job.meta.insert(content::CACHE_META.into(), "true".into());
+        }
         let cache_key = if content::wants_cache(&job) {
             let key = job
                 .task()
