@@ -153,6 +153,13 @@ async fn a_second_identical_job_is_served_from_the_cache() {
     );
     let described = run_ok(&server, &["job", "describe", &second]);
     assert!(described.contains("Cache: hit"), "{described}");
+    // A third hit still names the run that computed the result.
+    let third = submit(&server, dir.path(), &spec, &["--cache"]);
+    let served = client.job_executions(&third).await.unwrap().items;
+    assert_eq!(
+        served[0].compute_state.details["CachedFrom"],
+        format!("{first}/{}", ran[0].id)
+    );
 
     // `job get` returns the same bytes for both.
     let get = |id: &str, to: &str| {
@@ -203,7 +210,7 @@ async fn a_second_identical_job_is_served_from_the_cache() {
     // Hits and misses are counted.
     let metrics = client.metrics().await.unwrap();
     assert!(
-        metrics.contains("bacalhau_cache_lookups_total{result=\"hit\"} 1"),
+        metrics.contains("bacalhau_cache_lookups_total{result=\"hit\"} 2"),
         "{metrics}"
     );
     assert!(
@@ -475,4 +482,82 @@ async fn a_cluster_default_caches_without_the_flag_and_a_job_may_opt_out() {
     let third = submit(&server, dir.path(), &opted_out, &[]);
     common::wait_completed(&client, &third, 60).await;
     assert_eq!(executions_run_by_nodes(&server).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_result_is_gone_is_dropped_and_the_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("orchestrator")).await;
+    let client = server.client();
+    let address = format!("127.0.0.1:{}", server.port);
+    // Only node-a is up at first: the run and its pinned result land there.
+    let mut a = ComputeProcess::start(&dir.path().join("a"), "node-a", &address, &[]);
+    let connected = |n: usize| {
+        let client = client.clone();
+        async move {
+            eventually(30, &format!("{n} connected nodes"), || async {
+                let nodes = client.list_nodes().await.ok()?.nodes;
+                let up = nodes
+                    .iter()
+                    .filter(|n| {
+                        n.connection_state.status
+                            == bacalhau_models::node::ConnectionStatus::Connected
+                    })
+                    .count();
+                (up == n).then_some(())
+            })
+            .await
+        }
+    };
+    connected(1).await;
+    let spec = cat_job(inline("kept%20on%20a"), json!({}));
+    let first = submit(&server, dir.path(), &spec, &["--cache"]);
+    common::wait_completed(&client, &first, 60).await;
+    let hit = submit(&server, dir.path(), &spec, &["--cache"]);
+    let served = client.job_executions(&hit).await.unwrap().items;
+    assert_eq!(served[0].node_id.as_str(), "node-a");
+    assert!(served[0].compute_state.details.contains_key("CachedFrom"));
+
+    // node-a goes away with the only copy; node-b joins.
+    a.kill9();
+    let _b = ComputeProcess::start(&dir.path().join("b"), "node-b", &address, &[]);
+    eventually(30, "node-a disconnected and node-b connected", || async {
+        let nodes = client.list_nodes().await.ok()?.nodes;
+        let status = |name: &str| {
+            nodes
+                .iter()
+                .find(|n| n.info.node_id.as_str() == name)
+                .map(|n| n.connection_state.status)
+        };
+        (status("node-a") != Some(bacalhau_models::node::ConnectionStatus::Connected)
+            && status("node-b") == Some(bacalhau_models::node::ConnectionStatus::Connected))
+        .then_some(())
+    })
+    .await;
+    let rerun = submit(&server, dir.path(), &spec, &["--cache"]);
+    common::wait_completed(&client, &rerun, 60).await;
+    let executions = client.job_executions(&rerun).await.unwrap().items;
+    assert_eq!(executions[0].node_id.as_str(), "node-b");
+    assert!(
+        !executions[0]
+            .compute_state
+            .details
+            .contains_key("CachedFrom")
+    );
+    let history = client.job_history(&rerun, "", "", "").await.unwrap().items;
+    assert!(
+        history.iter().any(|e| e
+            .event
+            .message
+            .starts_with(&format!("Cache entry of job {first} dropped"))),
+        "{history:#?}"
+    );
+    // node-b's run is the entry now.
+    let again = submit(&server, dir.path(), &spec, &["--cache"]);
+    let served = client.job_executions(&again).await.unwrap().items;
+    assert_eq!(served[0].node_id.as_str(), "node-b");
+    assert_eq!(
+        served[0].compute_state.details["CachedFrom"],
+        format!("{rerun}/{}", executions[0].id)
+    );
 }

@@ -138,9 +138,15 @@ pub(crate) fn record_completion(
     let Some(key) = key else {
         return Ok(());
     };
+    // A served copy leaves the entry as it is: it names the run that computed the result and
+    // the time that run took.
+    let ran_here = !execution
+        .compute_state
+        .details
+        .contains_key(CACHED_FROM_DETAIL);
     let single =
         content::verify_count(job).is_none() && job.task().is_some_and(|t| cacheable(t).is_ok());
-    if content::wants_cache(job) && single {
+    if content::wants_cache(job) && single && ran_here {
         w.put_cache_entry(
             &key,
             &CacheEntry {

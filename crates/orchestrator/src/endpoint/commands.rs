@@ -53,25 +53,35 @@ impl Orchestrator {
         let now = self.clock().now();
         let job_type = job.r#type.clone();
         let mut warnings = warnings;
-        if self.config.job_defaults.cache_by_default
-            && !job.meta.contains_key(content::CACHE_META)
-            && job
-                .task()
-                .is_some_and(|t| crate::lineage::cacheable(t).is_ok())
-            && content::job_key(&job).is_ok()
-        {
-            // The cluster's default, written into the job so its record says so.
-            job.meta.insert(content::CACHE_META.into(), "true".into());
-        }
-        let cache_key = if content::wants_cache(&job) {
-            let key = job
-                .task()
-                .map_or(Ok(()), crate::lineage::cacheable)
-                .and_then(|()| content::job_key(&job).map_err(|e| e.to_string()));
+        // The result cache: asked in the job's meta, or the cluster's default for every job
+        // it can key (written into the job so its record says so; no warning for those).
+        let verified = content::verify_count(&job).is_some();
+        let explicit = job.meta.contains_key(content::CACHE_META);
+        let wanted = if explicit {
+            content::wants_cache(&job)
+        } else {
+            self.config.job_defaults.cache_by_default && !verified
+        };
+        let cache_key = if wanted {
+            let key = if verified {
+                Err(format!(
+                    "Meta[{}]: a verified job runs on its nodes to compare their results",
+                    content::VERIFY_META
+                ))
+            } else {
+                job.task()
+                    .map_or(Ok(()), crate::lineage::cacheable)
+                    .and_then(|()| content::job_key(&job).map_err(|e| e.to_string()))
+            };
             match key {
-                Ok(key) => Some(key),
+                Ok(key) => {
+                    job.meta.insert(content::CACHE_META.into(), "true".into());
+                    Some(key)
+                }
                 Err(why) => {
-                    warnings.push(format!("cache: not used, the job runs: {why}"));
+                    if explicit {
+                        warnings.push(format!("cache: not used, the job runs: {why}"));
+                    }
                     None
                 }
             }
@@ -120,9 +130,13 @@ impl Orchestrator {
                 let mut job = job;
                 job.state = State::new(JobStateType::Pending);
                 job.modify_time = now;
+                // A new version of a named job is not served: its earlier version's executions
+                // are stopped by the evaluation the update makes.
                 let lookup = match &cache_key {
-                    Some(key) => crate::lineage::lookup(w, key, &nodes)?,
-                    None => crate::lineage::Lookup::Miss,
+                    Some(key) if trigger == TriggeredBy::JobRegister => {
+                        crate::lineage::lookup(w, key, &nodes)?
+                    }
+                    _ => crate::lineage::Lookup::Miss,
                 };
                 w.add_history(
                     job_event(&job, Topic::Submission, message, BTreeMap::new(), now).by(actor),
@@ -148,6 +162,12 @@ impl Orchestrator {
         if looked_up {
             self.metrics.count_cache_lookup(served);
         }
+        self.metrics
+            .submissions
+            .get_or_create(&crate::metrics::TypeLabel {
+                r#type: job_type.clone(),
+            })
+            .inc();
         let Some(evaluation) = evaluation else {
             tracing::info!(job_id = %submitted, r#type = %job_type, "job served from the cache");
             self.metrics
@@ -164,12 +184,6 @@ impl Orchestrator {
             });
         };
         let evaluation_id = evaluation.id.clone();
-        self.metrics
-            .submissions
-            .get_or_create(&crate::metrics::TypeLabel {
-                r#type: job_type.clone(),
-            })
-            .inc();
         tracing::info!(job_id = %submitted, r#type = %job_type, "job submitted");
         crate::trace::record(
             &submitted,

@@ -159,6 +159,26 @@ impl Replicate for Mirror {
     }
 }
 
+fn cid() -> bacalhau_models::content::Identity {
+    bacalhau_models::content::Identity::cid("bafyresult/sub")
+}
+
+fn key(fill: char) -> bacalhau_models::content::ContentKey {
+    bacalhau_models::content::ContentKey::parse(&fill.to_string().repeat(64)).unwrap()
+}
+
+fn cache_entry() -> crate::lineage::CacheEntry {
+    crate::lineage::CacheEntry {
+        job_id: JobId::from("j-1"),
+        execution_id: bacalhau_models::ExecutionId::from("e-1"),
+        node_id: NodeId::from("n-1"),
+        published_result: None,
+        run_output: None,
+        run_nanos: 5,
+        create_time: 10,
+    }
+}
+
 /// The same writes, every kind the store makes, on `store`.
 async fn every_kind_of_write(store: &Store, evaluation: Evaluation) {
     let evaluation_id = evaluation.id.clone();
@@ -187,6 +207,15 @@ async fn every_kind_of_write(store: &Store, evaluation: Evaluation) {
             })?;
             w.enqueue_message(&node, &message)?;
             w.enqueue_message(&node, &message)?;
+            let link = crate::lineage::Link {
+                role: crate::lineage::Role::Produced,
+                job_id: JobId::from("j-1"),
+                execution_id: bacalhau_models::ExecutionId::from("e-1"),
+            };
+            w.put_link(&cid(), &link)?;
+            for key in [key('a'), key('b')] {
+                w.put_cache_entry(&key, &cache_entry())?;
+            }
             Ok::<_, StoreError>(())
         })
         .await
@@ -208,6 +237,7 @@ async fn every_kind_of_write(store: &Store, evaluation: Evaluation) {
             })?;
             w.delete_evaluation(&evaluation_id)?;
             w.delete_node(&NodeId::from("n-2"))?;
+            w.delete_cache_entry(&key('b'))?;
             Ok::<_, StoreError>(())
         })
         .await
@@ -262,6 +292,14 @@ async fn a_replicated_store_holds_what_a_local_one_does_and_so_does_its_mirror()
         bacalhau_models::JobStateType::Completed
     );
     assert_eq!(reader.applied_from(&NodeId::from("n-1")).unwrap(), 1);
+    // Lineage links (by a CID's root) and the cache read back the same.
+    let links = reader
+        .links(&bacalhau_models::content::Identity::cid("bafyresult"))
+        .unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].role, crate::lineage::Role::Produced);
+    assert_eq!(reader.cache_entry(&key('a')).unwrap(), Some(cache_entry()));
+    assert_eq!(reader.cache_entry(&key('b')).unwrap(), None);
 }
 
 /// Ended-job counts as `put_job` keeps them and as an older store is counted at open.
