@@ -6,7 +6,7 @@ mod common;
 
 use bacalhau_client::ApiClient;
 use bacalhau_models::{Execution, ExecutionStateType, JobStateType, parse_job_spec};
-use common::{ComputeProcess, Proxy, Server, eventually, free_port};
+use common::{ComputeProcess, Proxy, Server, eventually, free_port, wait_nodes};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -35,21 +35,6 @@ async fn running_on(client: &ApiClient, id: &str) -> Execution {
             .await
             .into_iter()
             .find(|e| e.compute_state.state_type == ExecutionStateType::Running)
-    })
-    .await
-}
-
-async fn wait_nodes(client: &ApiClient, n: usize) {
-    eventually(20, &format!("{n} connected nodes"), || async {
-        let nodes = client.list_nodes().await.ok()?.nodes;
-        let connected = nodes
-            .iter()
-            .filter(|n| {
-                n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
-                    && n.info.node_type == bacalhau_models::node::NodeType::Compute
-            })
-            .count();
-        (connected >= n).then_some(())
     })
     .await
 }

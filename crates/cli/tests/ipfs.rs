@@ -5,20 +5,8 @@
 mod common;
 
 use bacalhau_content::{Cid, CidVersion, import_bytes};
-use common::{FileServer, Server, stderr, stdout};
+use common::{FileServer, Server, run_ok, stderr, stdout};
 use std::path::{Path, PathBuf};
-
-/// Runs the CLI and returns its stdout, failing the test with its output if it fails.
-fn run_ok(server: &Server, args: &[&str]) -> String {
-    let run = server.cli(args);
-    assert!(
-        run.status.success(),
-        "{args:?}: {}{}",
-        stdout(&run),
-        stderr(&run)
-    );
-    stdout(&run)
-}
 
 /// The CID the node published for a job.
 async fn published_cid(server: &Server, id: &str) -> String {

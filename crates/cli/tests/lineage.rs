@@ -9,21 +9,9 @@ mod common;
 use bacalhau_models::JobStateType;
 use bacalhau_models::lineage::LineageNode;
 use base64::Engine as _;
-use common::{ComputeProcess, FileServer, Server, eventually, stderr, stdout};
+use common::{ComputeProcess, FileServer, Server, eventually, run_ok, stderr};
 use serde_json::{Value, json};
 use std::path::Path;
-
-/// Runs the CLI and returns its stdout, failing the test with its output if it fails.
-fn run_ok(server: &Server, args: &[&str]) -> String {
-    let run = server.cli(args);
-    assert!(
-        run.status.success(),
-        "{args:?}: {}{}",
-        stdout(&run),
-        stderr(&run)
-    );
-    stdout(&run)
-}
 
 /// A batch job running `cat.wat` on `/data/in.txt`, read from `input`, publishing to IPFS.
 fn cat_job(input: Value, env: Value) -> Value {
@@ -371,18 +359,7 @@ async fn verified_jobs_need_every_node_to_agree() {
             &[("FLAVOUR", flavour)],
         ));
     }
-    eventually(30, "3 connected nodes", || async {
-        let nodes = client.list_nodes().await.ok()?.nodes;
-        let connected = nodes
-            .iter()
-            .filter(|n| {
-                n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
-                    && n.info.node_type == bacalhau_models::node::NodeType::Compute
-            })
-            .count();
-        (connected >= 3).then_some(())
-    })
-    .await;
+    common::wait_nodes(&client, 3).await;
 
     // Deterministic: three nodes, one CID.
     let agreed = submit(
@@ -492,24 +469,7 @@ async fn an_entry_whose_result_is_gone_is_dropped_and_the_job_runs() {
     let address = format!("127.0.0.1:{}", server.port);
     // Only node-a is up at first: the run and its pinned result land there.
     let mut a = ComputeProcess::start(&dir.path().join("a"), "node-a", &address, &[]);
-    let connected = |n: usize| {
-        let client = client.clone();
-        async move {
-            eventually(30, &format!("{n} connected nodes"), || async {
-                let nodes = client.list_nodes().await.ok()?.nodes;
-                let up = nodes
-                    .iter()
-                    .filter(|n| {
-                        n.connection_state.status
-                            == bacalhau_models::node::ConnectionStatus::Connected
-                    })
-                    .count();
-                (up == n).then_some(())
-            })
-            .await
-        }
-    };
-    connected(1).await;
+    common::wait_nodes(&client, 1).await;
     let spec = cat_job(inline("kept%20on%20a"), json!({}));
     let first = submit(&server, dir.path(), &spec, &["--cache"]);
     common::wait_completed(&client, &first, 60).await;

@@ -875,6 +875,15 @@ fn lineage_label(node: &bacalhau_models::lineage::LineageNode) -> String {
     format!("{}{name} {}{result}{cut}", node.job_id, node.state)
 }
 
+/// A tree line's branch and the indent of what hangs under it, for the last child or another.
+fn tree_branch(last: bool) -> (&'static str, &'static str) {
+    if last {
+        ("└─ ", "   ")
+    } else {
+        ("├─ ", "│  ")
+    }
+}
+
 /// Tree lines for `inputs` and, under each, the jobs that produced it.
 fn lineage_upstream(inputs: &[bacalhau_models::lineage::LineageInput]) -> Vec<String> {
     fn walk(
@@ -883,12 +892,7 @@ fn lineage_upstream(inputs: &[bacalhau_models::lineage::LineageInput]) -> Vec<St
         out: &mut Vec<String>,
     ) {
         for (i, input) in inputs.iter().enumerate() {
-            let last = i + 1 == inputs.len();
-            let (branch, next) = if last {
-                ("└─ ", "   ")
-            } else {
-                ("├─ ", "│  ")
-            };
+            let (branch, next) = tree_branch(i + 1 == inputs.len());
             let mut what = format!("{} {}", input.target, input.source_type);
             if !input.place.is_empty() {
                 what.push_str(&format!(" {}", input.place));
@@ -903,12 +907,7 @@ fn lineage_upstream(inputs: &[bacalhau_models::lineage::LineageInput]) -> Vec<St
             out.push(format!("{indent}{branch}{what}"));
             let child_indent = format!("{indent}{next}");
             for (j, job) in input.produced_by.iter().enumerate() {
-                let last_job = j + 1 == input.produced_by.len();
-                let (jb, jn) = if last_job {
-                    ("└─ ", "   ")
-                } else {
-                    ("├─ ", "│  ")
-                };
+                let (jb, jn) = tree_branch(j + 1 == input.produced_by.len());
                 out.push(format!(
                     "{child_indent}{jb}produced by {}",
                     lineage_label(job)
@@ -930,12 +929,7 @@ fn lineage_downstream(consumers: &[bacalhau_models::lineage::LineageNode]) -> Ve
         out: &mut Vec<String>,
     ) {
         for (i, job) in consumers.iter().enumerate() {
-            let last = i + 1 == consumers.len();
-            let (branch, next) = if last {
-                ("└─ ", "   ")
-            } else {
-                ("├─ ", "│  ")
-            };
+            let (branch, next) = tree_branch(i + 1 == consumers.len());
             out.push(format!("{indent}{branch}read by {}", lineage_label(job)));
             walk(&job.consumed_by, &format!("{indent}{next}"), out);
         }

@@ -162,6 +162,35 @@ pub async fn wait_completed(client: &ApiClient, id: &str, seconds: u64) {
     .await
 }
 
+/// Waits until at least `n` compute nodes are connected, failing loudly after 30 s.
+pub async fn wait_nodes(client: &ApiClient, n: usize) {
+    eventually(30, &format!("{n} connected nodes"), || async {
+        let nodes = client.list_nodes().await.ok()?.nodes;
+        let connected = nodes
+            .iter()
+            .filter(|n| {
+                n.connection_state.status == bacalhau_models::node::ConnectionStatus::Connected
+                    && n.info.node_type == bacalhau_models::node::NodeType::Compute
+            })
+            .count();
+        (connected >= n).then_some(())
+    })
+    .await
+}
+
+/// Runs the CLI against `server` and returns its stdout, failing the test with its output if
+/// it fails.
+pub fn run_ok(server: &Server, args: &[&str]) -> String {
+    let run = server.cli(args);
+    assert!(
+        run.status.success(),
+        "{args:?}: {}{}",
+        stdout(&run),
+        stderr(&run)
+    );
+    stdout(&run)
+}
+
 /// A running `bacalhau serve`.
 pub struct Server {
     pub child: Child,
