@@ -417,10 +417,29 @@ async fn verified_jobs_need_every_node_to_agree() {
             "{message}"
         );
     }
+    // Each node keyed the same task the same way (the image by the ID it ran, the variable by
+    // its reference): the key is the same, the results are not.
+    let keys: std::collections::BTreeSet<String> = client
+        .job_executions(&disagreed)
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter_map(|e| e.compute_state.details.get("ContentKey").cloned())
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
 
-    // A request the cluster cannot meet is refused at submission, naming the field.
-    let refused = server.cli(&["job", "run", "--verify", "1", "--id-only", "-"]);
+    // A request that cannot be verified is refused at submission, naming the field.
+    let file = dir.path().join("verify-one.json");
+    std::fs::write(&file, cat_job(inline("x"), json!({})).to_string()).unwrap();
+    let refused = server.cli(&["job", "run", "--verify", "1", file.to_str().unwrap()]);
     assert!(!refused.status.success());
+    assert!(
+        stderr(&refused)
+            .contains("Meta[bacalhau-rs/verify]: verification needs from 2 to 16 nodes, found 1"),
+        "{}",
+        stderr(&refused)
+    );
     drop(nodes);
 }
 

@@ -20,6 +20,9 @@ pub struct ExecutionContext {
     /// The task's result paths, each a host directory the engine mounts writable at its
     /// target; empty when the task publishes nothing.
     pub results: Vec<crate::publisher::ResultMount>,
+    /// Where the engine notes what it resolved the task's image to (a Docker image's ID), for
+    /// the task's content key; engines without an image leave it empty.
+    pub resolved_image: std::sync::Arc<std::sync::OnceLock<bacalhau_models::content::Identity>>,
 }
 
 /// Why an execution did not produce a result.

@@ -203,10 +203,10 @@ impl DockerExecutor {
             .await
     }
 
-    /// Makes sure the image is here, pulling it if a registry answers.
-    async fn ensure_image(&self, image: &str) -> Result<(), ExecutorError> {
-        if self.docker.inspect_image(image).await.is_ok() {
-            return Ok(());
+    /// Makes sure the image is here, pulling it if a registry answers; answers its ID.
+    async fn ensure_image(&self, image: &str) -> Result<Option<String>, ExecutorError> {
+        if let Ok(found) = self.docker.inspect_image(image).await {
+            return Ok(found.id);
         }
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
@@ -239,7 +239,7 @@ impl DockerExecutor {
             .docker
             .inspect_image(image)
             .await
-            .map(|_| ())
+            .map(|found| found.id)
             .map_err(|e| ExecutorError::InvalidSpec(format!("image not found: {image}: {e}")));
         self.count_pull(if pulled.is_ok() { "ok" } else { "failed" });
         pulled
@@ -263,6 +263,7 @@ impl DockerExecutor {
             work_dir,
             inputs,
             results,
+            resolved_image,
         } = context;
         let task = execution
             .job
@@ -271,7 +272,9 @@ impl DockerExecutor {
             .cloned()
             .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
         let params = DockerParams::read(&task)?;
-        self.ensure_image(&params.image).await?;
+        if let Some(id) = self.ensure_image(&params.image).await? {
+            let _ = resolved_image.set(bacalhau_models::content::Identity::image(&id));
+        }
         let mut body = container_body(&execution, &task, &params, &self.node_id)?;
         // Lives until the container is gone: the proxy lets its token through until then.
         let mut _grant = None;

@@ -74,6 +74,25 @@ async fn stdout_and_exit_code_0_and_the_container_is_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_image_tag_is_resolved_to_the_id_the_engine_ran() {
+    let engine = engine("engine-test-image-id").await;
+    let hello = busybox(&["true"]);
+    let context = hello.context();
+    let resolved = std::sync::Arc::clone(&context.resolved_image);
+    engine.run(context).await.expect("the container runs");
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", IMAGE])
+        .output()
+        .expect("docker image inspect");
+    let id = String::from_utf8_lossy(&inspect.stdout).trim().to_string();
+    assert_eq!(
+        resolved.get().map(|i| i.to_string()),
+        Some(format!("image:{id}")),
+        "the content key sees the image's ID, not its tag"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_zero_exit_code_is_the_result_with_stderr() {
     let engine = engine("engine-test-exit").await;
     let failing = busybox(&["sh", "-c", "echo oops >&2; exit 3"]);

@@ -64,6 +64,11 @@ impl Identity {
         Self(format!("tree-sha256:{}", hex(digest)))
     }
 
+    /// An image as an engine resolved it: its ID (`sha256:<hex>`), as Docker names it.
+    pub fn image(id: &str) -> Self {
+        Self(format!("image:{id}"))
+    }
+
     /// Data known only by where it is (`url`, `local`, `s3`...).
     pub fn location(kind: &str, place: &str) -> Self {
         Self(format!("{kind}:{place}"))

@@ -146,7 +146,15 @@ pub(crate) fn record_completion(
         .contains_key(CACHED_FROM_DETAIL);
     let single =
         content::verify_count(job).is_none() && job.task().is_some_and(|t| cacheable(t).is_ok());
-    if content::wants_cache(job) && single && ran_here {
+    // Kept only under the key the next submission can compute from its spec: the node's key
+    // (from what it fetched and ran) must be that one, or the entry could never be found.
+    let findable = content::job_key(job).is_ok_and(|spec_key| {
+        if spec_key != key {
+            tracing::warn!(job_id = %job.id, execution_id = %execution.id, node = %key, spec = %spec_key, "the node's content key differs from the spec's: not cached");
+        }
+        spec_key == key
+    });
+    if content::wants_cache(job) && single && ran_here && findable {
         w.put_cache_entry(
             &key,
             &CacheEntry {

@@ -199,15 +199,6 @@ impl ComputeNode {
                 })?;
             identities.push((prepared.target.clone(), identity));
         }
-        let key = bacalhau_models::content::task_key(
-            &task,
-            &identities
-                .iter()
-                .map(|(_, i)| i.clone())
-                .collect::<Vec<_>>(),
-            None,
-        )
-        .ok();
         let publishing = !task.publisher.is_empty();
         let results = if publishing {
             crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
@@ -239,12 +230,14 @@ impl ComputeNode {
                 held_ports = first.network.ports.clone();
             }
         }
+        let resolved_image = std::sync::Arc::new(std::sync::OnceLock::new());
         let context = ExecutionContext {
             execution: run,
             cancel: cancel.clone(),
             work_dir: work_dir.clone(),
             inputs,
             results,
+            resolved_image: std::sync::Arc::clone(&resolved_image),
         };
         let started = std::time::Instant::now();
         let mut running = crate::trace::start(execution, "run", Some(spans));
@@ -273,6 +266,16 @@ impl ComputeNode {
         // Inputs fetched onto the node are not needed once the run is over.
         let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
         let output = output?;
+        // Known now: the image the engine ran (a tag resolved to its ID).
+        let key = bacalhau_models::content::task_key(
+            &task,
+            &identities
+                .iter()
+                .map(|(_, i)| i.clone())
+                .collect::<Vec<_>>(),
+            resolved_image.get(),
+        )
+        .ok();
         let published = if publishing {
             let mut publish = crate::trace::start(execution, "publish", Some(spans));
             let published = self.publish(execution, &task, &work_dir, &output).await;

@@ -100,6 +100,7 @@ impl Run {
             work_dir: self.work_dir.clone(),
             inputs: self.inputs.clone(),
             results: Vec::new(),
+            resolved_image: Default::default(),
         }
     }
 
