@@ -48,12 +48,16 @@ impl Graph {
     }
 
     fn job(&mut self, column: i32, node: &LineageNode) -> usize {
-        let label = if node.name.is_empty() {
-            node.job_id.to_string()
+        // Unnamed jobs are named by their ID: the short form fits the box.
+        let label = if node.name.is_empty() || node.name == node.job_id.as_str() {
+            bacalhau_models::ids::short_id(node.job_id.as_str()).to_string()
         } else {
             node.name.clone()
         };
-        let detail = format!("{} · {}", node.job_id, node.state);
+        let detail = match &node.result {
+            Some(result) => format!("{} → {result}", node.state),
+            None => node.state.clone(),
+        };
         self.add(
             column,
             label,
