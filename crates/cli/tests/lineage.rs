@@ -217,6 +217,24 @@ async fn a_second_identical_job_is_served_from_the_cache() {
         }
     }
     drop(server);
+    // The node's own records: executions of the jobs it ran, none of the ones served.
+    {
+        const EXECUTIONS: redb::TableDefinition<&str, &[u8]> =
+            redb::TableDefinition::new("executions");
+        let db = redb::Database::open(dir.path().join("cache-node/compute/compute.redb")).unwrap();
+        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let table = txn.open_table(EXECUTIONS).unwrap();
+        let mut ran: Vec<String> = Vec::new();
+        for row in redb::ReadableTable::iter(&table).unwrap() {
+            let (_, value) = row.unwrap();
+            let execution: Value = serde_json::from_slice(value.value()).unwrap();
+            ran.push(execution["JobID"].as_str().unwrap_or_default().to_string());
+        }
+        ran.sort();
+        let mut expected = vec![first.clone(), byte.clone(), param.clone(), uncached.clone()];
+        expected.sort();
+        assert_eq!(ran, expected, "the node ran exactly the jobs not served");
+    }
     let mut found = Vec::new();
     let mut stack = vec![dir.path().join("cache-node")];
     while let Some(at) = stack.pop() {
