@@ -138,14 +138,19 @@ pub(crate) fn record_completion(
     let Some(key) = key else {
         return Ok(());
     };
+    if !content::wants_cache(job) || content::verify_count(job).is_some() {
+        return Ok(());
+    }
     // A served copy leaves the entry as it is: it names the run that computed the result and
     // the time that run took.
-    let ran_here = !execution
+    if execution
         .compute_state
         .details
-        .contains_key(CACHED_FROM_DETAIL);
-    let single =
-        content::verify_count(job).is_none() && job.task().is_some_and(|t| cacheable(t).is_ok());
+        .contains_key(CACHED_FROM_DETAIL)
+        || job.task().is_none_or(|t| cacheable(t).is_err())
+    {
+        return Ok(());
+    }
     // Kept only under the key the next submission can compute from its spec: the node's key
     // (from what it fetched and ran) must be that one, or the entry could never be found.
     let findable = content::job_key(job).is_ok_and(|spec_key| {
@@ -154,7 +159,7 @@ pub(crate) fn record_completion(
         }
         spec_key == key
     });
-    if content::wants_cache(job) && single && ran_here && findable {
+    if findable {
         w.put_cache_entry(
             &key,
             &CacheEntry {
