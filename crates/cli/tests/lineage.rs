@@ -558,3 +558,71 @@ async fn an_entry_whose_result_is_gone_is_dropped_and_the_job_runs() {
         format!("{rerun}/{}", executions[0].id)
     );
 }
+
+/// Builds a busybox image holding `text` at `/v`, and answers its ID.
+fn image_with(tag: &str, text: &str) -> String {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(ctx.path().join("v"), text).unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox:1.37.0\nCOPY v /v\n",
+    )
+    .unwrap();
+    let built = std::process::Command::new("docker")
+        .args(["build", "--quiet", "-t", tag])
+        .arg(ctx.path())
+        .output()
+        .expect("docker build");
+    assert!(built.status.success(), "{}", stderr(&built));
+    String::from_utf8_lossy(&built.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_docker_image_by_id_is_cached_and_another_image_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::hybrid(dir.path(), "image-node").await;
+    let client = server.client();
+    let one = image_with("bacalhau-test-cache:one", "one\n");
+    let two = image_with("bacalhau-test-cache:two", "two\n");
+    assert!(one.starts_with("sha256:") && one != two, "{one} {two}");
+    let job = |image: &str| {
+        json!({
+            "Type": "batch",
+            "Count": 1,
+            "Tasks": [{
+                "Name": "main",
+                "Engine": {"Type": "docker", "Params": {
+                    "Image": image,
+                    "Entrypoint": ["cat", "/v"],
+                }},
+                "Network": {"Type": "None"},
+            }],
+        })
+    };
+    let first = submit(&server, dir.path(), &job(&one), &["--cache"]);
+    common::wait_completed(&client, &first, 60).await;
+    let hit = submit(&server, dir.path(), &job(&one), &["--cache"]);
+    let served = client.job_executions(&hit).await.unwrap().items;
+    assert!(
+        served[0].compute_state.details.contains_key("CachedFrom"),
+        "{served:?}"
+    );
+    assert_eq!(served[0].run_output.as_ref().unwrap().stdout, "one\n");
+    // Another image (another digest): a miss, and it runs.
+    let other = submit(&server, dir.path(), &job(&two), &["--cache"]);
+    common::wait_completed(&client, &other, 60).await;
+    let ran = client.job_executions(&other).await.unwrap().items;
+    assert!(!ran[0].compute_state.details.contains_key("CachedFrom"));
+    assert_eq!(ran[0].run_output.as_ref().unwrap().stdout, "two\n");
+    // By tag, the orchestrator cannot know the digest: the job runs, with a warning.
+    let file = dir.path().join("by-tag.json");
+    std::fs::write(&file, job("bacalhau-test-cache:one").to_string()).unwrap();
+    let by_tag = server.cli(&["job", "run", "--cache", file.to_str().unwrap()]);
+    assert!(by_tag.status.success(), "{}", stderr(&by_tag));
+    assert!(
+        stderr(&by_tag)
+            .contains("Engine.Params.Image: image \"bacalhau-test-cache:one\" is named by tag"),
+        "{}",
+        stderr(&by_tag)
+    );
+}

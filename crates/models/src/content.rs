@@ -252,9 +252,10 @@ pub fn spec_identity(input: &InputSource) -> Result<Identity, Identity> {
     }
 }
 
-/// A Docker image named by digest (`name@sha256:...`), as an identity.
+/// A Docker image named by digest (`name@sha256:...`, or an image ID `sha256:...` as Docker
+/// accepts for a local image), as an identity.
 pub fn pinned_image(image: &str) -> Option<Identity> {
-    let (_, digest) = image.rsplit_once('@')?;
+    let digest = image.rsplit_once('@').map_or(image, |(_, digest)| digest);
     let hexpart = digest.strip_prefix("sha256:")?;
     (hexpart.len() == 64 && hexpart.bytes().all(|b| b.is_ascii_hexdigit()))
         .then(|| Identity(format!("image:{digest}")))
@@ -584,6 +585,9 @@ mod tests {
             format!("busybox@sha256:{}", "c".repeat(64)).into(),
         );
         assert!(task_key(&pinned, &[], None).is_ok());
+        assert!(pinned_image(&format!("sha256:{}", "d".repeat(64))).is_some());
+        assert!(pinned_image("busybox:1.37").is_none());
+        assert!(pinned_image("busybox@sha256:short").is_none());
     }
 
     #[test]
