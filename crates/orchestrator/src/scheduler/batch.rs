@@ -39,14 +39,14 @@ fn verdict(
     for (_, identity) in &results {
         *tally.entry(identity.as_ref()).or_default() += 1;
     }
+    let shown = |identity: &Option<Identity>| {
+        identity
+            .as_ref()
+            .map_or("no result identity".to_string(), Identity::to_string)
+    };
     let mut details = BTreeMap::new();
     for (execution, identity) in &results {
-        details.insert(
-            format!("Node:{}", execution.node_id),
-            identity
-                .as_ref()
-                .map_or("(no result identity)".into(), |i| i.to_string()),
-        );
+        details.insert(format!("Node:{}", execution.node_id), shown(identity));
     }
     if let [(Some(identity), agreeing)] =
         tally.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()[..]
@@ -66,27 +66,11 @@ fn verdict(
     let odd: Vec<String> = results
         .iter()
         .filter(|(_, identity)| Some(identity.as_ref()) != majority || identity.is_none())
-        .map(|(e, identity)| {
-            format!(
-                "{} ({})",
-                e.node_id,
-                identity
-                    .as_ref()
-                    .map_or("no result identity".into(), |i| i.to_string())
-            )
-        })
+        .map(|(e, identity)| format!("{} ({})", e.node_id, shown(identity)))
         .collect();
     let all: Vec<String> = results
         .iter()
-        .map(|(e, identity)| {
-            format!(
-                "{}: {}",
-                e.node_id,
-                identity
-                    .as_ref()
-                    .map_or("no result identity".into(), |i| i.to_string())
-            )
-        })
+        .map(|(e, identity)| format!("{}: {}", e.node_id, shown(identity)))
         .collect();
     let reason = format!(
         "verification failed: the nodes' results differ ({}); odd: {}",

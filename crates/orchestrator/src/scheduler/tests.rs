@@ -386,3 +386,57 @@ fn timeouts_at_the_edge_of_i64_neither_overflow_nor_fire() {
     assert!(plan.stop.is_empty(), "{:?}", plan.stop);
     assert_ne!(new_state(&plan), Some(JobStateType::Failed));
 }
+
+/// A noop job verified on `nodes` nodes, with one completed replica per entry of `outputs`
+/// (the node, what it printed).
+fn verified(nodes: u64, outputs: &[(&str, &str)]) -> (Job, Evaluation, Vec<Execution>) {
+    let mut job = noop_job(1, 0);
+    job.meta.insert(
+        bacalhau_models::content::VERIFY_META.into(),
+        nodes.to_string(),
+    );
+    job.state = State::new(JobStateType::Running);
+    let e = eval(&job, TriggeredBy::ExecUpdate);
+    let executions = outputs
+        .iter()
+        .enumerate()
+        .map(|(replica, (node, stdout))| {
+            let mut x = new_execution(&job, &e, &NodeId::from(*node), replica as u64, NOW);
+            x.compute_state = State::new(ExecutionStateType::Completed);
+            x.run_output = Some(bacalhau_models::RunCommandResult {
+                stdout: stdout.to_string(),
+                ..Default::default()
+            });
+            x
+        })
+        .collect();
+    (job, e, executions)
+}
+
+#[test]
+fn a_verified_job_places_one_replica_per_node_and_never_two_on_one() {
+    let (job, e, done) = verified(3, &[("a", "same")]);
+    let nodes = vec![node("a", &[]), node("b", &[]), node("c", &[])];
+    let plan = plan(job, done, nodes, &e);
+    let mut placed: Vec<&str> = plan.create.iter().map(|x| x.node_id.as_str()).collect();
+    placed.sort_unstable();
+    assert_eq!(placed, ["b", "c"], "node a already ran a replica");
+    let mut replicas: Vec<u64> = plan.create.iter().map(|x| x.partition_index).collect();
+    replicas.sort_unstable();
+    assert_eq!(replicas, [1, 2]);
+}
+
+#[test]
+fn agreeing_replicas_complete_and_an_odd_one_fails_the_job_by_name() {
+    let nodes = || vec![node("a", &[]), node("b", &[]), node("c", &[])];
+    let (job, e, done) = verified(3, &[("a", "same"), ("b", "same"), ("c", "same")]);
+    let agreed = plan(job, done, nodes(), &e);
+    assert_eq!(new_state(&agreed), Some(JobStateType::Completed));
+
+    let (job, e, done) = verified(3, &[("a", "same"), ("b", "odd"), ("c", "same")]);
+    let disagreed = plan(job, done, nodes(), &e);
+    assert_eq!(new_state(&disagreed), Some(JobStateType::Failed));
+    let message = &disagreed.job_state.as_ref().unwrap().message;
+    assert!(message.contains("odd: b (output-sha256:"), "{message}");
+    assert!(!message.contains("odd: a"), "{message}");
+}
