@@ -488,7 +488,11 @@ fn node(reader: &crate::store::Reader, job: &Job) -> Result<LineageNode, StoreEr
     })
 }
 
-/// The other jobs linked to `identity` in `role`, each once.
+/// The most jobs a lineage tree shows for one piece of data (its readers or producers), so a
+/// dataset read by thousands of jobs still answers quickly.
+pub const MAX_LINKED_JOBS: usize = 100;
+
+/// The other jobs linked to `identity` in `role`, each once, at most [`MAX_LINKED_JOBS`].
 fn linked(
     reader: &crate::store::Reader,
     identity: &Identity,
@@ -498,6 +502,9 @@ fn linked(
     let mut jobs = Vec::new();
     let mut ids = std::collections::BTreeSet::new();
     for link in reader.links(identity)? {
+        if jobs.len() == MAX_LINKED_JOBS {
+            break;
+        }
         if link.role == role
             && &link.job_id != except
             && ids.insert(link.job_id.clone())
