@@ -260,6 +260,9 @@ pub enum Topic {
     /// Verified re-execution: the replicas' results agreed or not (ours).
     #[serde(rename = "Verification")]
     Verification,
+    /// A job's record dropped after it ended, its history kept (ours).
+    #[serde(rename = "Retention")]
+    Retention,
 }
 
 impl Topic {
@@ -277,6 +280,7 @@ impl Topic {
             Self::Lineage => "Lineage",
             Self::Cache => "Cache",
             Self::Verification => "Verification",
+            Self::Retention => "Retention",
         }
     }
 }

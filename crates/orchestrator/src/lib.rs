@@ -24,6 +24,6 @@ pub mod worker;
 
 pub use endpoint::{
     ClusterLink, HistoryQuery, JobQuery, JobVersions, Orchestrator, OrchestratorConfig, Rerun,
-    Submitted,
+    STORE_FILE, Submitted,
 };
 pub use error::OrchestratorError;

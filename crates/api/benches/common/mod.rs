@@ -51,6 +51,13 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+impl Cluster {
+    /// Where the orchestrator keeps its store (`orchestrator/orchestrator.redb` below it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+}
+
 /// Starts an orchestrator and one compute node per entry of `nodes` (its name and engines),
 /// and waits until every node is connected.
 pub async fn start(nodes: Vec<(String, Vec<Arc<dyn Executor>>)>) -> Result<Cluster, BoxError> {

@@ -251,6 +251,16 @@ impl Cluster {
             self.raft = Some(pending);
             Some(link)
         };
+        if config.flag("Orchestrator.CompactOnStart") {
+            let path = data_dir
+                .join("orchestrator")
+                .join(bacalhau_orchestrator::STORE_FILE);
+            if let Some((before, after)) = bacalhau_orchestrator::store::Store::compact(&path)
+                .context("Orchestrator.CompactOnStart")?
+            {
+                tracing::info!(before, after, "compacted the orchestrator's store");
+            }
+        }
         let orchestrator = Orchestrator::start(OrchestratorConfig {
             data_dir: data_dir.join("orchestrator"),
             job_defaults: JobDefaults {
@@ -285,6 +295,10 @@ impl Cluster {
             bail!("WebUI.ChartInterval must be more than 0");
         }
         Orchestrator::record_timeline(&orchestrator, interval);
+        let retention = config.duration("Orchestrator.JobRetention")?;
+        if !retention.is_zero() {
+            Orchestrator::keep_jobs_for(&orchestrator, retention);
+        }
         self.otel.observe_orchestrator(&orchestrator);
         self.telemetry
             .register(|registry| orchestrator.metrics().register(registry));

@@ -650,6 +650,12 @@ pub const KEYS: &[Key] = &[
         support: Support::Honoured,
     },
     Key {
+        path: "Orchestrator.CompactOnStart",
+        kind: Kind::Bool,
+        description: "ours: compact the orchestrator's store file when the node starts, returning the space of dropped job records to the file system",
+        support: Support::Honoured,
+    },
+    Key {
         path: "Orchestrator.Enabled",
         kind: Kind::Bool,
         description: "Whether this node runs as an orchestrator that accepts job submissions",
@@ -672,6 +678,12 @@ pub const KEYS: &[Key] = &[
         kind: Kind::Str,
         description: "Host/IP the orchestrator listens on for compute node connections",
         support: Support::Unused("no NATS: compute nodes connect to the API (API.Host)"),
+    },
+    Key {
+        path: "Orchestrator.JobRetention",
+        kind: Kind::Duration,
+        description: "ours: drop the records of jobs that ended longer ago than this (their history stays in the hash-chained audit log, with the drop); 0 keeps every job",
+        support: Support::Honoured,
     },
     Key {
         path: "Orchestrator.NodeManager.DisconnectTimeout",

@@ -158,7 +158,9 @@ fn our_defaults() -> Value {
             // bigger group commits (bench/: 64 workers ~800 jobs/s, 4 workers ~350 on 2 cores).
             "Scheduler": { "WorkerCount": 64, "QueueBackoff": "1m", "HousekeepingInterval": "30s", "HousekeepingTimeout": "2m" },
             "EvaluationBroker": { "VisibilityTimeout": "1m", "MaxRetryCount": 10 },
-            "ResultCacheDefault": false
+            "ResultCacheDefault": false,
+            "JobRetention": "0s",
+            "CompactOnStart": false
         },
         "Compute": {
             "Enabled": false,

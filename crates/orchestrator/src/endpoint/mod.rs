@@ -11,6 +11,7 @@ mod commands;
 mod logs;
 mod nodes;
 mod queries;
+mod retention;
 
 pub use commands::{Rerun, Submitted};
 pub use queries::{DEFAULT_PAGE, HistoryQuery, JobQuery, JobVersions};
@@ -61,7 +62,8 @@ impl std::fmt::Debug for ClusterLink {
 }
 
 /// The store's file name in the orchestrator's data directory.
-const STORE_FILE: &str = "orchestrator.redb";
+/// The store file's name in the orchestrator's data dir.
+pub const STORE_FILE: &str = "orchestrator.redb";
 
 /// The orchestrator: a store, a broker and the scheduler workers behind them.
 pub struct Orchestrator {

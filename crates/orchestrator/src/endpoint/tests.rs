@@ -241,3 +241,77 @@ async fn a_queued_job_fails_at_its_queue_deadline() {
         "failed before its deadline"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn ended_jobs_past_their_retention_are_dropped_and_their_history_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = crate::clock::Clock::following_tokio(1_700_000_000_000_000_000);
+    let o = Orchestrator::start_with_clock(
+        OrchestratorConfig {
+            data_dir: dir.path().to_path_buf(),
+            job_defaults: JobDefaults::default(),
+            workers: 1,
+            nodes: Default::default(),
+            cluster: None,
+        },
+        clock,
+    )
+    .await
+    .unwrap();
+    // No nodes: a job that may not queue fails at once, and ends.
+    let old = o.submit(spec("old", 0), false, "tester").await.unwrap();
+    let old = old.job_id.as_str();
+    wait_for_state(&o, old, JobStateType::Failed).await;
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    let waiting = o
+        .submit(spec("waiting", 86_400), false, "tester")
+        .await
+        .unwrap();
+    wait_for_state(&o, waiting.job_id.as_str(), JobStateType::Queued).await;
+    let recent = o.submit(spec("recent", 0), false, "tester").await.unwrap();
+    wait_for_state(&o, recent.job_id.as_str(), JobStateType::Failed).await;
+
+    assert_eq!(
+        o.drop_ended_jobs(Duration::from_secs(3600)).await.unwrap(),
+        1
+    );
+    assert!(matches!(
+        o.job(old, ""),
+        Err(OrchestratorError::NotFound { .. })
+    ));
+    assert!(o.job("old", "").is_err(), "its name no longer resolves");
+    assert!(
+        o.job(waiting.job_id.as_str(), "").is_ok(),
+        "an active job stays"
+    );
+    assert!(
+        o.job(recent.job_id.as_str(), "").is_ok(),
+        "a recent end stays"
+    );
+    assert_eq!(o.figures().unwrap().jobs_in(JobStateType::Failed), 1);
+    // Nothing is left to drop.
+    assert_eq!(
+        o.drop_ended_jobs(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+
+    // The audit log still holds every event of the dropped job, and the drop itself, and its
+    // chain verifies.
+    let log = o.audit_log(0, 10_000).unwrap();
+    let of_old: Vec<&str> = log
+        .iter()
+        .filter(|e| e.job_id.as_str() == old)
+        .map(|e| e.event.message.as_str())
+        .collect();
+    assert_eq!(of_old.first(), Some(&"Job submitted"), "{of_old:?}");
+    assert!(
+        of_old
+            .last()
+            .is_some_and(|m| m.starts_with("Job record dropped")),
+        "{of_old:?}"
+    );
+    let mut verifier = bacalhau_models::history::ChainVerifier::default();
+    for event in &log {
+        verifier.check(event).unwrap();
+    }
+}

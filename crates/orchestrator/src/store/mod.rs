@@ -150,6 +150,27 @@ impl Store {
         })
     }
 
+    /// Compacts the store file at `path` (which no one may have open), returning the space of
+    /// dropped records to the file system; answers its size before and after. A missing file
+    /// is left alone.
+    pub fn compact(path: &Path) -> Result<Option<(u64, u64)>, StoreError> {
+        let size = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.len())
+                .map_err(|e| StoreError::Db(format!("cannot read {}: {e}", path.display())))
+        };
+        if !path.exists() {
+            return Ok(None);
+        }
+        let before = size(path)?;
+        let mut db = redb::Database::open(path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+        db.compact()
+            .map_err(|e| StoreError::Db(format!("cannot compact {}: {e}", path.display())))?;
+        drop(db);
+        Ok(Some((before, size(path)?)))
+    }
+
     /// The database under the store, for a replicated store's state machine, which applies
     /// the group's changes ([`replication::apply`]) and keeps its own position beside them.
     pub fn database(&self) -> Arc<redb::Database> {
@@ -800,6 +821,77 @@ impl Writer<'_> {
             .open_table(NODES)?
             .insert(node.info.node_id.as_str(), bytes.as_slice())?;
         Ok(())
+    }
+
+    /// Drops an ended job's records: the job, its versions, its name (when it still names this
+    /// job), its place in the creation index and its executions, and takes it out of the
+    /// ended-job counts. Its history stays: the audit log keeps every event. Returns `false`
+    /// (writing nothing) for a job that is not there or has not ended.
+    pub fn delete_job(&mut self, id: &JobId) -> Result<bool, StoreError> {
+        let Some(job) = self.job(id)? else {
+            return Ok(false);
+        };
+        if !job.state.state_type.is_terminal() {
+            return Ok(false);
+        }
+        let versions: Vec<u64> = {
+            let table = self.txn.open_table(JOB_VERSIONS)?;
+            let mut versions = Vec::new();
+            for entry in table.range((id.as_str(), 0)..=(id.as_str(), u64::MAX))? {
+                versions.push(entry?.0.value().1);
+            }
+            versions
+        };
+        let executions: Vec<(String, String)> = {
+            let table = self.txn.open_table(JOB_EXECUTIONS)?;
+            let prefix = child_key(id.as_str(), "");
+            let end = prefix_end(&prefix);
+            let mut found = Vec::new();
+            for entry in table.range(prefix.as_str()..end.as_str())? {
+                let (key, value) = entry?;
+                found.push((key.value().to_string(), value.value().to_string()));
+            }
+            found
+        };
+        let named = name_key(&job.namespace, &job.name);
+        let names_this = self
+            .txn
+            .open_table(JOB_NAMES)?
+            .get(named.as_str())?
+            .is_some_and(|v| v.value() == id.as_str());
+        // Every check is made: the writes follow.
+        self.touch(|| Row::Job(id.as_str().into()));
+        self.txn.open_table(JOBS)?.remove(id.as_str())?;
+        let ended = jobs_ended_key(&job.r#type, job.state.state_type);
+        {
+            let mut meta = self.txn.open_table(META)?;
+            let count = meta.get(ended.as_str())?.map_or(0, |v| v.value());
+            meta.insert(ended.as_str(), count.saturating_sub(1))?;
+        }
+        self.touch(|| Row::Meta(ended));
+        if names_this {
+            self.touch(|| Row::JobName(named.clone()));
+            self.txn.open_table(JOB_NAMES)?.remove(named.as_str())?;
+        }
+        self.touch(|| Row::JobByCreate(job.create_time, id.as_str().into()));
+        self.txn
+            .open_table(JOBS_BY_CREATE)?
+            .remove((job.create_time, id.as_str()))?;
+        for version in versions {
+            self.touch(|| Row::JobVersion(id.as_str().into(), version));
+            self.txn
+                .open_table(JOB_VERSIONS)?
+                .remove((id.as_str(), version))?;
+        }
+        for (link, execution) in executions {
+            self.touch(|| Row::Execution(execution.clone()));
+            self.txn
+                .open_table(EXECUTIONS)?
+                .remove(execution.as_str())?;
+            self.touch(|| Row::JobExecution(link.clone()));
+            self.txn.open_table(JOB_EXECUTIONS)?.remove(link.as_str())?;
+        }
+        Ok(true)
     }
 
     /// Keeps `entry` as the cached run for content key `key` (replacing an older one).

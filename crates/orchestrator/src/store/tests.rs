@@ -385,3 +385,89 @@ async fn ended_job_counts_follow_every_state_change_and_survive_reopening() {
         ]
     );
 }
+
+#[tokio::test]
+async fn deleting_an_ended_job_keeps_its_history_and_compaction_returns_the_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Store::open(&path).unwrap();
+    let payload = "x".repeat(4096);
+    for i in 0..300 {
+        let payload = payload.clone();
+        store
+            .write(move |w| {
+                let id = format!("j-{i}");
+                let mut ended = job(&id, &id, i);
+                ended.state.state_type = bacalhau_models::JobStateType::Completed;
+                ended.meta.insert("payload".into(), payload.clone());
+                w.put_job(&ended)?;
+                w.put_job_version(&ended)?;
+                w.add_history(event(&id, "Job submitted"))?;
+                w.put_execution(&Execution {
+                    id: bacalhau_models::ExecutionId::from(format!("e-{i}").as_str()),
+                    job_id: JobId::from(id.as_str()),
+                    ..Default::default()
+                })?;
+                Ok::<_, StoreError>(())
+            })
+            .await
+            .unwrap();
+    }
+    let active = job("j-active", "active", 1000);
+    store
+        .write(move |w| {
+            w.put_job(&active)?;
+            // An active job is not deleted, and nothing is written for it.
+            assert!(!w.delete_job(&JobId::from("j-active"))?);
+            assert!(!w.delete_job(&JobId::from("j-missing"))?);
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    store
+        .write(|w| {
+            for i in 0..300 {
+                assert!(w.delete_job(&JobId::from(format!("j-{i}").as_str()))?);
+            }
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let reader = store.read().unwrap();
+    assert!(reader.job(&JobId::from("j-7")).unwrap().is_none());
+    assert!(reader.job_versions(&JobId::from("j-7")).unwrap().is_empty());
+    assert!(
+        reader
+            .executions_of(&JobId::from("j-7"))
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        reader
+            .job_id_by_name(bacalhau_models::DEFAULT_NAMESPACE, "j-7")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        reader
+            .job_ids_by_create_time(false, None, 1000)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        reader
+            .ended_job_counts()
+            .unwrap()
+            .iter()
+            .map(|(_, _, n)| n)
+            .sum::<u64>(),
+        0
+    );
+    // The history stays: the audit log is whole.
+    assert_eq!(reader.audit_log(0, 1000).unwrap().len(), 300);
+    drop(reader);
+    drop(store);
+    let (before, after) = Store::compact(&path).unwrap().unwrap();
+    assert!(after < before, "{before} -> {after}");
+}
