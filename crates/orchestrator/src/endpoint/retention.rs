@@ -1,8 +1,7 @@
 //! Retention (ours: `Orchestrator.JobRetention`, off by default): the records of jobs that
 //! ended long enough ago are dropped, oldest first, while their history stays, so the
-//! hash-chained audit log keeps every event (each drop is one more event). The space of
-//! dropped records is reused by later writes; `Store::compact` gives it back to the file
-//! system (`Orchestrator.CompactOnStart`).
+//! hash-chained audit log keeps every event (each drop is one more event). The file does not
+//! shrink by itself; `Store::compact` gives the space back (`Orchestrator.CompactOnStart`).
 
 use super::Orchestrator;
 use crate::error::OrchestratorError;
