@@ -13,6 +13,30 @@ use common::{BoxError, arg};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Submits `n` copies of `job` straight to the orchestrator, 64 submitters at a time.
+async fn submit_all(
+    orchestrator: &Arc<bacalhau_orchestrator::Orchestrator>,
+    job: &bacalhau_models::Job,
+    n: usize,
+) -> Result<(), BoxError> {
+    let mut tasks = Vec::new();
+    for worker in 0..64 {
+        let orchestrator = Arc::clone(orchestrator);
+        let job = job.clone();
+        let share = n / 64 + usize::from(worker < n % 64);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..share {
+                orchestrator.submit(job.clone(), false, "bench").await?;
+            }
+            Ok::<_, bacalhau_orchestrator::OrchestratorError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}
+
 /// Runs `n` noop jobs to Completed through the orchestrator, in rounds of 1 000 (64
 /// submitters at a time), each round waited for: a steady load, not one burst of `n`.
 async fn run_jobs(
@@ -25,21 +49,7 @@ async fn run_jobs(
     let mut done = 0;
     while done < n {
         let round = ROUND.min(n - done);
-        let mut tasks = Vec::new();
-        for worker in 0..64 {
-            let orchestrator = Arc::clone(orchestrator);
-            let job = job.clone();
-            let share = round / 64 + usize::from(worker < round % 64);
-            tasks.push(tokio::spawn(async move {
-                for _ in 0..share {
-                    orchestrator.submit(job.clone(), false, "bench").await?;
-                }
-                Ok::<_, bacalhau_orchestrator::OrchestratorError>(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
-        }
+        submit_all(orchestrator, &job, round).await?;
         done += round;
         let want = completed_before + done as u64;
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -76,21 +86,7 @@ async fn compaction(n: usize) -> Result<(u64, u64, u64), BoxError> {
     let path = dir.path().join(STORE_FILE);
     let job = parse_job_spec("Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n")?;
     let orchestrator = Arc::new(Orchestrator::start(config()).await?);
-    let mut tasks = Vec::new();
-    for worker in 0..64 {
-        let orchestrator = Arc::clone(&orchestrator);
-        let job = job.clone();
-        let share = n / 64 + usize::from(worker < n % 64);
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..share {
-                orchestrator.submit(job.clone(), false, "bench").await?;
-            }
-            Ok::<_, bacalhau_orchestrator::OrchestratorError>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
+    submit_all(&orchestrator, &job, n).await?;
     while orchestrator.figures()?.jobs_in(JobStateType::Failed) < n as u64 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -16,6 +16,23 @@ async fn start(dir: &std::path::Path) -> Orchestrator {
     .unwrap()
 }
 
+/// An orchestrator whose clock follows tokio's (paused) timer, with one worker.
+async fn start_on_tokio_time(dir: &std::path::Path) -> Orchestrator {
+    let clock = crate::clock::Clock::following_tokio(1_700_000_000_000_000_000);
+    Orchestrator::start_with_clock(
+        OrchestratorConfig {
+            data_dir: dir.to_path_buf(),
+            job_defaults: JobDefaults::default(),
+            workers: 1,
+            nodes: Default::default(),
+            cluster: None,
+        },
+        clock,
+    )
+    .await
+    .unwrap()
+}
+
 fn spec(name: &str, queue_timeout: i64) -> Job {
     parse_job_spec(&format!(
         "Name: {name}\nType: batch\nTasks:\n - Name: main\n   Engine: {{Type: docker, Params: {{Image: busybox}}}}\n   Timeouts: {{QueueTimeout: {queue_timeout}}}\n"
@@ -213,19 +230,7 @@ async fn executions_and_history_are_filtered_by_job_version() {
 #[tokio::test(start_paused = true)]
 async fn a_queued_job_fails_at_its_queue_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = crate::clock::Clock::following_tokio(1_700_000_000_000_000_000);
-    let o = Orchestrator::start_with_clock(
-        OrchestratorConfig {
-            data_dir: dir.path().to_path_buf(),
-            job_defaults: JobDefaults::default(),
-            workers: 1,
-            nodes: Default::default(),
-            cluster: None,
-        },
-        clock,
-    )
-    .await
-    .unwrap();
+    let o = start_on_tokio_time(dir.path()).await;
     let submitted = o.submit(spec("late", 3600), false, "tester").await.unwrap();
     let id = submitted.job_id.as_str();
     let queued = wait_for_state(&o, id, JobStateType::Queued).await;
@@ -245,19 +250,7 @@ async fn a_queued_job_fails_at_its_queue_deadline() {
 #[tokio::test(start_paused = true)]
 async fn ended_jobs_past_their_retention_are_dropped_and_their_history_stays() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = crate::clock::Clock::following_tokio(1_700_000_000_000_000_000);
-    let o = Orchestrator::start_with_clock(
-        OrchestratorConfig {
-            data_dir: dir.path().to_path_buf(),
-            job_defaults: JobDefaults::default(),
-            workers: 1,
-            nodes: Default::default(),
-            cluster: None,
-        },
-        clock,
-    )
-    .await
-    .unwrap();
+    let o = start_on_tokio_time(dir.path()).await;
     // No nodes: a job that may not queue fails at once, and ends.
     let old = o.submit(spec("old", 0), false, "tester").await.unwrap();
     let old = old.job_id.as_str();
