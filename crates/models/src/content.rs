@@ -392,7 +392,7 @@ pub fn job_key(job: &Job) -> Result<ContentKey, NotByContent> {
 /// for results known by place (a URL, a bucket).
 pub fn result_identity(execution: &crate::Execution) -> Option<Identity> {
     match &execution.published_result {
-        Some(result) if result.r#type == "ipfs" => result.param_str("CID").map(Identity::cid),
+        Some(result) if result.r#type == "ipfs" => published_cid(execution),
         Some(result) if !result.is_empty() && result.r#type != "noop" => None,
         _ => {
             let output = execution.run_output.as_ref()?;
@@ -408,6 +408,14 @@ pub fn result_identity(execution: &crate::Execution) -> Option<Identity> {
             )))
         }
     }
+}
+
+/// The CID an execution published its result under (`ipfs`): what another job can read.
+pub fn published_cid(execution: &crate::Execution) -> Option<Identity> {
+    let result = execution.published_result.as_ref()?;
+    (result.r#type == "ipfs")
+        .then(|| result.param_str("CID").map(Identity::cid))
+        .flatten()
 }
 
 /// The identities an execution's node recorded for its inputs, by target.

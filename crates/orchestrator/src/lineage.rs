@@ -120,8 +120,9 @@ pub(crate) fn record_completion(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let inputs = content::input_identities(execution);
-    // Only a published CID can be another job's input; an output hash is not linked.
-    let result = content::result_identity(execution).filter(|r| r.root_cid().is_some());
+    // Only a published CID can be another job's input; an output is not hashed here, on the
+    // store's writer thread, to be thrown away.
+    let result = content::published_cid(execution);
     let key = content::execution_key(execution);
     // Nothing read, nothing published by content (a noop job): no link and no event.
     if !inputs.is_empty() || result.is_some() {
