@@ -171,6 +171,9 @@ async fn handle_frame(
             for (job_id, execution_id, message) in &applied.reported {
                 tracing::debug!(%job_id, %execution_id, node = %id, "{message}");
             }
+            // Before the evaluations that complete the jobs: a cache lookup right after one
+            // must find its result held.
+            manager.holds(id, &applied.published);
             for evaluation in applied.evaluations {
                 manager.broker().enqueue(evaluation);
             }

@@ -506,17 +506,28 @@ impl NodeManager {
                 });
             }
         };
+        self.holds(node, &[cid.to_string()]);
+        Ok(bytes)
+    }
+
+    /// Records that `node` now pins `roots` (it pinned or published them), until its next
+    /// heartbeat's list replaces the whole set.
+    pub(crate) fn holds(&self, node: &NodeId, roots: &[String]) {
+        if roots.is_empty() {
+            return;
+        }
         if let Some(live) = self.write().get_mut(node) {
-            let roots = &mut Arc::make_mut(&mut live.state)
+            let held = &mut Arc::make_mut(&mut live.state)
                 .info
                 .compute_node_info
                 .data_locality
                 .ipfs;
-            if let Err(at) = roots.binary_search_by(|root| root.as_str().cmp(cid)) {
-                roots.insert(at, cid.to_string());
+            for cid in roots {
+                if let Err(at) = held.binary_search(cid) {
+                    held.insert(at, cid.clone());
+                }
             }
         }
-        Ok(bytes)
     }
 
     /// Hands a node's answer to the pin request waiting for it.

@@ -52,6 +52,9 @@ pub struct Applied {
     pub evaluations: Vec<Evaluation>,
     /// The executions whose state changed, with the history event's message (for the log).
     pub reported: Vec<(JobId, ExecutionId, String)>,
+    /// Root CIDs of results the node published (and so pins) in this batch: the cache and the
+    /// scheduler may count on them before the node's next heartbeat lists them.
+    pub published: Vec<String>,
     /// The node's messages applied up to here (to acknowledge).
     pub up_to: u64,
     /// A message was missing before the rest of the batch: this one should have come. The
@@ -73,6 +76,7 @@ pub async fn apply(
         .write(move |w| {
             let mut evaluations = Vec::new();
             let mut reported = Vec::new();
+            let mut published = Vec::new();
             let mut missing = None;
             for (seq, update) in messages {
                 let delivered = w.apply_message(&node, seq, |w| match update {
@@ -82,6 +86,7 @@ pub async fn apply(
                 match delivered {
                     Delivered::Done(Some(change)) => {
                         evaluations.extend(change.evaluation);
+                        published.extend(change.published);
                         reported.push((change.job_id, change.execution_id, change.message));
                     }
                     Delivered::Done(None) => {}
@@ -95,6 +100,7 @@ pub async fn apply(
             Ok(Applied {
                 evaluations,
                 reported,
+                published,
                 up_to: w.applied_from(&node)?,
                 missing,
             })
@@ -110,6 +116,8 @@ struct Changed {
     message: String,
     /// The evaluation to schedule when the execution finished.
     evaluation: Option<Evaluation>,
+    /// The root CID of the result it published, when it completed with one.
+    published: Option<String>,
 }
 
 /// Applies one update of `node`'s; `None` when it changed nothing (a replayed or stale one).
@@ -159,11 +167,16 @@ fn apply_update(
     if update.state == ExecutionStateType::Completed {
         crate::lineage::record_completion(w, &job, &execution, now)?;
     }
+    let published = (update.state == ExecutionStateType::Completed)
+        .then(|| bacalhau_models::content::published_cid(&execution))
+        .flatten()
+        .and_then(|cid| cid.root_cid().map(str::to_string));
     let mut changed = Changed {
         job_id: job.id.clone(),
         execution_id: execution.id.clone(),
         message,
         evaluation: None,
+        published,
     };
     if !update.state.is_terminal() {
         return Ok(Some(changed));
