@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 const SEND_BATCH: usize = 256;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = bacalhau_protocol::MAX_RECONNECT_BACKOFF;
 
 /// Keeps a session with the orchestrator open until `stop` turns true.
 pub async fn run_sessions(

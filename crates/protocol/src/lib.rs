@@ -26,6 +26,11 @@ pub const CONNECT_PATH: &str = "/api/v1/compute/connect";
 /// The protocol's name, advertised in `NodeInfo.SupportedProtocols`.
 pub const PROTOCOL: &str = "bacalhau-ws/v1";
 
+/// The longest a compute node waits between attempts to reach its orchestrator. A restarted
+/// orchestrator waits at least twice this for its nodes to dial in before it counts them lost,
+/// so a node that backed off while it was down is not given up on.
+pub const MAX_RECONNECT_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// One frame on the node channel, JSON-encoded in a WebSocket text message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "Type")]

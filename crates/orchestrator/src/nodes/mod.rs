@@ -55,6 +55,9 @@ struct LiveNode {
     state: Arc<NodeState>,
     last_heartbeat: Timestamp,
     disconnected_at: Option<Timestamp>,
+    /// How long after `disconnected_at` the node counts as lost: the configured grace, or
+    /// [`restart_grace`] for a node loaded at start or on taking the lead.
+    grace: Duration,
     /// Set once the node's loss has been evaluated, so it is evaluated once per loss.
     loss_evaluated: bool,
     /// Wakes the node's connection: new messages, or a membership change.
@@ -149,6 +152,14 @@ pub enum PinError {
 /// every few seconds, and the audit log is never pruned.
 const REFUSAL_AUDIT_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// How long a node loaded from the store (at start, or when this orchestrator takes the lead)
+/// has to dial in before it counts as lost: at least twice the nodes' longest reconnect
+/// backoff, since they kept backing off while no orchestrator answered. Nomad gives its nodes
+/// a failover TTL after a leader election for the same reason.
+fn restart_grace(configured: Duration) -> Duration {
+    configured.max(bacalhau_protocol::MAX_RECONNECT_BACKOFF * 2)
+}
+
 fn nanos(d: Duration) -> i64 {
     i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
 }
@@ -167,7 +178,7 @@ impl NodeManager {
         config: NodeManagerConfig,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Result<Self, StoreError> {
-        let nodes = Self::load(&store, broker.clock().now(), &HashMap::new())?;
+        let nodes = Self::load(&store, broker.clock().now(), &config, &HashMap::new())?;
         Ok(Self {
             store,
             broker,
@@ -187,6 +198,7 @@ impl NodeManager {
     fn load(
         store: &Store,
         now: Timestamp,
+        config: &NodeManagerConfig,
         before: &HashMap<NodeId, LiveNode>,
     ) -> Result<HashMap<NodeId, LiveNode>, StoreError> {
         let mut nodes = HashMap::new();
@@ -203,6 +215,7 @@ impl NodeManager {
                     last_heartbeat: 0,
                     // A restarted orchestrator gives every node a fresh grace period.
                     disconnected_at: Some(now),
+                    grace: restart_grace(config.reschedule_grace),
                     loss_evaluated: false,
                     wake: Arc::new(Notify::new()),
                     generation,
@@ -226,7 +239,7 @@ impl NodeManager {
             .store(leading, std::sync::atomic::Ordering::SeqCst);
         let old = {
             let mut nodes = self.write();
-            let fresh = Self::load(&self.store, self.now(), &nodes)?;
+            let fresh = Self::load(&self.store, self.now(), &self.config, &nodes)?;
             std::mem::replace(&mut *nodes, fresh)
         };
         for node in old.values() {
@@ -257,12 +270,12 @@ impl NodeManager {
 
     /// The nodes as the scheduler sees them at `now`.
     pub fn views(&self, now: Timestamp) -> Vec<NodeView> {
-        let grace = nanos(self.config.reschedule_grace);
         self.read()
             .values()
             .map(|n| {
                 let mut view = NodeView::new(Arc::clone(&n.state));
                 if let Some(since) = n.disconnected_at {
+                    let grace = nanos(n.grace);
                     view.lost = now.saturating_sub(since) >= grace;
                     if !view.lost && !view.connected {
                         view.returns_by = Some(since.saturating_add(grace));
@@ -331,6 +344,7 @@ impl NodeManager {
                 state: Arc::new(state.clone()),
                 last_heartbeat: now,
                 disconnected_at: None,
+                grace: self.config.reschedule_grace,
                 loss_evaluated: false,
                 wake: Arc::new(Notify::new()),
                 generation: 0,
@@ -339,6 +353,7 @@ impl NodeManager {
             entry.state = Arc::new(state.clone());
             entry.last_heartbeat = now;
             entry.disconnected_at = None;
+            entry.grace = self.config.reschedule_grace;
             entry.loss_evaluated = false;
             entry.generation += 1;
             entry.control = None;
@@ -793,9 +808,8 @@ impl NodeManager {
                     .iter_mut()
                     .filter(|(_, n)| {
                         !n.loss_evaluated
-                            && n.disconnected_at.is_some_and(|since| {
-                                now.saturating_sub(since) >= nanos(self.config.reschedule_grace)
-                            })
+                            && n.disconnected_at
+                                .is_some_and(|since| now.saturating_sub(since) >= nanos(n.grace))
                     })
                     .map(|(id, n)| {
                         n.loss_evaluated = true;
@@ -820,5 +834,37 @@ impl NodeManager {
     /// The broker, for the connection loop.
     fn broker(&self) -> &Arc<EvaluationBroker> {
         &self.broker
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bacalhau_models::node::{Membership, NodeType};
+
+    const LOADED: Timestamp = 1_700_000_000_000_000_000;
+    const SECOND: i64 = 1_000_000_000;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_loaded_at_start_has_twice_the_reconnect_backoff_to_dial_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut stored = NodeState::default();
+        stored.info.node_id = NodeId::from("n1");
+        stored.info.node_type = NodeType::Compute;
+        stored.membership = Membership::Approved;
+        store.write(move |w| w.put_node(&stored)).await.unwrap();
+        let broker = Arc::new(EvaluationBroker::with_clock(Clock::following_tokio(LOADED)));
+        let config = NodeManagerConfig {
+            reschedule_grace: Duration::from_secs(2),
+            ..NodeManagerConfig::default()
+        };
+        let nodes = NodeManager::new(store, broker, config, Arc::default()).unwrap();
+
+        // Past the configured 2 s, the node may still be backing off (up to 5 s a try).
+        let waiting = &nodes.views(LOADED + 3 * SECOND)[0];
+        assert!(!waiting.connected && !waiting.lost);
+        assert_eq!(waiting.returns_by, Some(LOADED + 10 * SECOND));
+        assert!(nodes.views(LOADED + 10 * SECOND)[0].lost);
     }
 }
