@@ -3,7 +3,7 @@
 
 use super::{Orchestrator, STORE_FILE, not_found};
 use crate::error::OrchestratorError;
-use crate::store::{Reader, StoreError};
+use crate::store::{JobIndex, Reader, StoreError};
 use bacalhau_models::selector::LabelSelectorRequirement;
 use bacalhau_models::{
     Execution, Job, JobHistory, JobHistoryType, JobId, JobStateType, SpecConfig, time,
@@ -121,14 +121,14 @@ impl Orchestrator {
             None => None,
         };
         let reader = self.store.read()?;
+        let walk = Walk {
+            reader: &reader,
+            indexes: indexes_for(query, namespace),
+            reverse: query.reverse,
+        };
         let mut jobs = Vec::new();
         loop {
-            let batch = reader.job_ids_by_create_time(
-                query.reverse,
-                cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
-                limit.max(64),
-            )?;
-            let exhausted = batch.len() < limit.max(64);
+            let (batch, exhausted) = walk.next(cursor.as_ref(), limit.max(64))?;
             for (create_time, id) in batch {
                 cursor = Some((create_time, id.to_string()));
                 let Some(job) = reader.job(&id)? else {
@@ -147,13 +147,7 @@ impl Orchestrator {
                 if jobs.len() == limit {
                     // More may follow; the token resumes after this job.
                     let token = cursor.as_ref().map(|(t, id)| format!("{t}.{id}"));
-                    let more = !reader
-                        .job_ids_by_create_time(
-                            query.reverse,
-                            cursor.as_ref().map(|(t, id)| (*t, id.as_str())),
-                            1,
-                        )?
-                        .is_empty();
+                    let more = !walk.next(cursor.as_ref(), 1)?.0.is_empty();
                     return Ok((jobs, token.filter(|_| more)));
                 }
             }
@@ -297,6 +291,80 @@ fn parse_job_token(token: &str) -> Result<(i64, String), OrchestratorError> {
 }
 
 /// Finds a job by full ID, unique ID prefix, or name in `namespace`.
+/// The indexes a listing walks: the jobs it can return are all in one of them. A label
+/// equality narrows most (`team=ml`), then the namespace's jobs in the states asked for; with
+/// every namespace and no state, all jobs in creation order (`None`). Whatever the index, each
+/// job read is checked against the whole query.
+fn indexes_for(query: &JobQuery, namespace: &str) -> Option<Vec<JobIndex>> {
+    use bacalhau_models::selector::Operator;
+    if let Some(label) = query.labels.iter().find(|r| {
+        matches!(
+            r.operator,
+            Operator::Equals | Operator::DoubleEquals | Operator::In
+        )
+    }) {
+        return Some(
+            label
+                .values
+                .iter()
+                .map(|value| JobIndex::Label(label.key.clone(), value.clone()))
+                .collect(),
+        );
+    }
+    match (namespace, query.states.is_empty()) {
+        ("*", true) => None,
+        ("*", false) => Some(query.states.iter().map(|s| JobIndex::State(*s)).collect()),
+        (namespace, true) => Some(JobIndex::namespace(namespace)),
+        (namespace, false) => Some(
+            query
+                .states
+                .iter()
+                .map(|s| JobIndex::NamespaceState(namespace.to_string(), *s))
+                .collect(),
+        ),
+    }
+}
+
+/// Walks job IDs in creation order through several indexes at once, merged.
+struct Walk<'a> {
+    reader: &'a Reader,
+    /// `None`: every job.
+    indexes: Option<Vec<JobIndex>>,
+    reverse: bool,
+}
+
+impl Walk<'_> {
+    /// Up to `n` IDs after `cursor`, and whether they are the last.
+    fn next(
+        &self,
+        cursor: Option<&(i64, String)>,
+        n: usize,
+    ) -> Result<(Vec<(i64, JobId)>, bool), StoreError> {
+        let after = cursor.map(|(t, id)| (*t, id.as_str()));
+        let Some(indexes) = &self.indexes else {
+            let batch = self.reader.job_ids_by_create_time(self.reverse, after, n)?;
+            let exhausted = batch.len() < n;
+            return Ok((batch, exhausted));
+        };
+        // The first `n` of the merge are among the first `n` of each index.
+        let mut merged = Vec::new();
+        let mut each_short = true;
+        for index in indexes {
+            let batch = self.reader.job_ids_in(index, self.reverse, after, n)?;
+            each_short &= batch.len() < n;
+            merged.extend(batch);
+        }
+        merged.sort();
+        merged.dedup();
+        if self.reverse {
+            merged.reverse();
+        }
+        let exhausted = each_short && merged.len() <= n;
+        merged.truncate(n);
+        Ok((merged, exhausted))
+    }
+}
+
 fn resolve(reader: &Reader, id_or_name: &str, namespace: &str) -> Result<Job, OrchestratorError> {
     if id_or_name.is_empty() {
         return Err(OrchestratorError::Invalid("missing job ID".into()));

@@ -308,3 +308,107 @@ async fn ended_jobs_past_their_retention_are_dropped_and_their_history_stays() {
         verifier.check(event).unwrap();
     }
 }
+
+/// Every page of `query`, two jobs at a time.
+fn all_pages(o: &Orchestrator, mut query: JobQuery) -> Vec<String> {
+    query.limit = 2;
+    let mut seen = Vec::new();
+    loop {
+        let (page, token) = o.list_jobs(&query).unwrap();
+        seen.extend(page.into_iter().map(|j| j.name));
+        match token {
+            Some(t) => query.next_token = Some(t),
+            None => return seen,
+        }
+    }
+}
+
+#[tokio::test]
+async fn filtered_listings_through_the_indexes_page_as_a_full_scan_would() {
+    use bacalhau_models::selector::{LabelSelectorRequirement, Operator};
+    let dir = tempfile::tempdir().unwrap();
+    let o = start(dir.path()).await;
+    let mut submitted = Vec::new();
+    for i in 0..12 {
+        // Even jobs may queue (no node: Queued), odd ones fail at once.
+        let mut job = spec(&format!("job-{i:02}"), if i % 2 == 0 { 600 } else { 0 });
+        job.namespace = ["default", "lab", "default"][i % 3].into();
+        job.labels
+            .insert("team".into(), ["ml", "web", "ops"][(i / 2) % 3].into());
+        let id = o.submit(job, false, "tester").await.unwrap().job_id;
+        let want = if i % 2 == 0 {
+            JobStateType::Queued
+        } else {
+            JobStateType::Failed
+        };
+        submitted.push(wait_for_state(&o, id.as_str(), want).await);
+    }
+    let label = |operator, values: &[&str]| LabelSelectorRequirement {
+        key: "team".into(),
+        operator,
+        values: values.iter().map(|v| v.to_string()).collect(),
+    };
+    let queries = [
+        JobQuery::default(),
+        JobQuery {
+            namespace: "*".into(),
+            ..Default::default()
+        },
+        JobQuery {
+            namespace: "lab".into(),
+            ..Default::default()
+        },
+        JobQuery {
+            namespace: "*".into(),
+            states: vec![JobStateType::Queued],
+            reverse: true,
+            ..Default::default()
+        },
+        JobQuery {
+            states: vec![JobStateType::Failed, JobStateType::Queued],
+            ..Default::default()
+        },
+        JobQuery {
+            namespace: "*".into(),
+            labels: vec![label(Operator::In, &["ml", "ops"])],
+            reverse: true,
+            ..Default::default()
+        },
+        JobQuery {
+            labels: vec![
+                label(Operator::Equals, &["web"]),
+                label(Operator::Exists, &[]),
+            ],
+            states: vec![JobStateType::Failed],
+            ..Default::default()
+        },
+        JobQuery {
+            namespace: "*".into(),
+            labels: vec![label(Operator::NotEquals, &["ml"])],
+            ..Default::default()
+        },
+    ];
+    for query in queries {
+        let mut expected: Vec<&Job> = submitted
+            .iter()
+            .filter(|j| {
+                (query.namespace == "*"
+                    || j.namespace
+                        == if query.namespace.is_empty() {
+                            "default"
+                        } else {
+                            query.namespace.as_str()
+                        })
+                    && (query.states.is_empty() || query.states.contains(&j.state.state_type))
+                    && query.labels.iter().all(|r| r.matches(&j.labels))
+            })
+            .collect();
+        expected.sort_by_key(|j| (j.create_time, j.id.clone()));
+        if query.reverse {
+            expected.reverse();
+        }
+        let expected: Vec<String> = expected.iter().map(|j| j.name.clone()).collect();
+        assert!(!expected.is_empty(), "{query:?} matches some job");
+        assert_eq!(all_pages(&o, query.clone()), expected, "{query:?}");
+    }
+}

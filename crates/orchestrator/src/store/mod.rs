@@ -5,6 +5,7 @@
 //! that fails leaves nothing behind in the shared transaction; one that panics aborts the
 //! shared transaction (see `bacalhau-durable`).
 
+mod index;
 pub mod replication;
 mod tables;
 
@@ -21,6 +22,8 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tables::*;
+
+pub use index::JobIndex;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -449,6 +452,59 @@ macro_rules! read_queries {
             Ok(ids)
         }
 
+        /// The IDs of the jobs in `index`, in creation order (newest first when `reverse`),
+        /// starting after `after` (a `(create_time, id)` cursor).
+        pub fn job_ids_in(
+            &self,
+            index: &JobIndex,
+            reverse: bool,
+            after: Option<(i64, &str)>,
+            limit: usize,
+        ) -> Result<Vec<(i64, JobId)>, StoreError> {
+            let table = self.txn.open_table(JOB_INDEX)?;
+            let key = index.key();
+            let end = index::end_of(&key);
+            let start = (key.as_str(), i64::MIN, "");
+            let stop = (end.as_str(), i64::MIN, "");
+            let mut ids = Vec::new();
+            let range = match (reverse, after) {
+                (false, None) => table.range(start..stop)?,
+                (false, Some((t, id))) => table.range((key.as_str(), t, id)..stop)?,
+                (true, None) => table.range(start..stop)?,
+                (true, Some((t, id))) => table.range(start..(key.as_str(), t, id))?,
+            };
+            let mut push = |entry: Result<
+                (
+                    redb::AccessGuard<'_, (&str, i64, &str)>,
+                    redb::AccessGuard<'_, ()>,
+                ),
+                redb::StorageError,
+            >|
+             -> Result<bool, StoreError> {
+                let (entry, _) = entry?;
+                let (_, time, id) = entry.value();
+                if after == Some((time, id)) {
+                    return Ok(true);
+                }
+                ids.push((time, JobId::from(id)));
+                Ok(ids.len() < limit)
+            };
+            if reverse {
+                for entry in range.rev() {
+                    if !push(entry)? {
+                        break;
+                    }
+                }
+            } else {
+                for entry in range {
+                    if !push(entry)? {
+                        break;
+                    }
+                }
+            }
+            Ok(ids)
+        }
+
         /// A node by its ID.
         pub fn node(&self, id: &NodeId) -> Result<Option<NodeState>, StoreError> {
             let table = self.txn.open_table(NODES)?;
@@ -676,6 +732,42 @@ impl Writer<'_> {
         self.txn
             .open_table(JOBS_BY_CREATE)?
             .insert((job.create_time, job.id.as_str()), ())?;
+        self.index_job(job.id.as_str(), job.create_time, JobIndex::keys_of(job))
+    }
+
+    /// Enters job `id` under `keys` and out of the indexes it was in before and is no more.
+    fn index_job(
+        &mut self,
+        id: &str,
+        create_time: i64,
+        keys: std::collections::BTreeSet<String>,
+    ) -> Result<(), StoreError> {
+        let mut indexed = self.txn.open_table(JOB_INDEXED)?;
+        let before = match indexed.get(id)? {
+            Some(listed) => index::parse_listed(listed.value()),
+            None => Default::default(),
+        };
+        if before == keys {
+            return Ok(());
+        }
+        if keys.is_empty() {
+            indexed.remove(id)?;
+        } else {
+            indexed.insert(id, index::listed(&keys).as_str())?;
+        }
+        drop(indexed);
+        self.touch(|| Row::JobIndexed(id.into()));
+        let mut table = self.txn.open_table(JOB_INDEX)?;
+        for gone in before.difference(&keys) {
+            table.remove((gone.as_str(), create_time, id))?;
+        }
+        for new in keys.difference(&before) {
+            table.insert((new.as_str(), create_time, id), ())?;
+        }
+        drop(table);
+        for changed in before.symmetric_difference(&keys) {
+            self.touch(|| Row::JobIndex(changed.clone(), create_time, id.into()));
+        }
         Ok(())
     }
 
@@ -877,6 +969,7 @@ impl Writer<'_> {
         self.txn
             .open_table(JOBS_BY_CREATE)?
             .remove((job.create_time, id.as_str()))?;
+        self.index_job(id.as_str(), job.create_time, Default::default())?;
         for version in versions {
             self.touch(|| Row::JobVersion(id.as_str().into(), version));
             self.txn

@@ -59,6 +59,10 @@ pub enum Row {
     Link(String, String),
     /// The channel's `sequences`: direction, node ID.
     Sequence(String, String),
+    /// `job_index`: index key, create time, job ID.
+    JobIndex(String, i64, String),
+    /// `job_indexed`: job ID.
+    JobIndexed(String),
 }
 
 /// A row's value. Every byte value the store keeps is JSON, so it travels as text.
@@ -285,6 +289,16 @@ macro_rules! with_row {
                 let mut $table = $txn.open_table(LINKS)?;
                 $body
             }
+            Row::JobIndex(index, t, id) => {
+                let $key = (index.as_str(), *t, id.as_str());
+                let mut $table = $txn.open_table(JOB_INDEX)?;
+                $body
+            }
+            Row::JobIndexed(id) => {
+                let $key = id.as_str();
+                let mut $table = $txn.open_table(JOB_INDEXED)?;
+                $body
+            }
         }
     };
 }
@@ -440,6 +454,10 @@ pub fn dump(txn: &ReadTransaction) -> Result<Vec<Change>, StoreError> {
     })?;
     all(txn, CACHE, &mut out, |k| Row::Cache(k.into()))?;
     all(txn, LINKS, &mut out, |(i, r)| Row::Link(i.into(), r.into()))?;
+    all(txn, JOB_INDEX, &mut out, |(k, t, id)| {
+        Row::JobIndex(k.into(), t, id.into())
+    })?;
+    all(txn, JOB_INDEXED, &mut out, |id| Row::JobIndexed(id.into()))?;
     Ok(out)
 }
 
@@ -470,5 +488,7 @@ pub fn clear(txn: &WriteTransaction) -> Result<(), StoreError> {
     empty(txn, SEQUENCES)?;
     empty(txn, CACHE)?;
     empty(txn, LINKS)?;
+    empty(txn, JOB_INDEX)?;
+    empty(txn, JOB_INDEXED)?;
     Ok(())
 }

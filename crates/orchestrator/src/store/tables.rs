@@ -48,6 +48,15 @@ pub(super) const CACHE_NAME: &str = "result_cache";
 /// (identity's link text, `in/<job ID>` or `out/<job ID>`) → execution ID: which jobs read
 /// (`in`) or produced (`out`) the data an identity names; lineage in both directions.
 pub(super) const LINKS: TableDefinition<(&str, &str), &str> = TableDefinition::new("lineage_links");
+/// (index key, create time, job ID) → (): the jobs of each index of `index::JobIndex`, in
+/// creation order.
+pub(super) const JOB_INDEX: TableDefinition<(&str, i64, &str), ()> =
+    TableDefinition::new("job_index");
+/// Job ID → the index keys it is entered under (a JSON array): what a change removes.
+pub(super) const JOB_INDEXED: TableDefinition<&str, &str> = TableDefinition::new("job_indexed");
+/// META key present once `JOB_INDEX` covers every stored job (stores written before the
+/// indexes existed are indexed once at open).
+pub(super) const JOBS_INDEXED: &str = "jobs_indexed";
 /// Counters.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last history sequence number handed out.
@@ -83,9 +92,39 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(ACTIVE_JOBS)?;
     txn.open_table(CACHE)?;
     txn.open_table(LINKS)?;
+    txn.open_table(JOB_INDEX)?;
+    txn.open_table(JOB_INDEXED)?;
     // The node channels' outboxes and sequence numbers, keyed by node ID.
     bacalhau_channel::store::create_tables(txn)?;
     count_ended_jobs(txn)?;
+    index_jobs(txn)?;
+    Ok(())
+}
+
+/// Indexes the jobs of a store written before the indexes existed (once; the marker says it
+/// is done). Every member of a cluster does the same on the same rows.
+fn index_jobs(txn: &WriteTransaction) -> Result<(), redb::TableError> {
+    use redb::ReadableTable;
+    let mut meta = txn.open_table(META)?;
+    if meta.get(JOBS_INDEXED)?.is_some() {
+        return Ok(());
+    }
+    let jobs = txn.open_table(JOBS)?;
+    let mut index = txn.open_table(JOB_INDEX)?;
+    let mut indexed = txn.open_table(JOB_INDEXED)?;
+    for row in jobs.iter()? {
+        let (id, bytes) = row?;
+        // A record that does not decode is reported where it is read; it is not indexed.
+        let Ok(job) = serde_json::from_slice::<bacalhau_models::Job>(bytes.value()) else {
+            continue;
+        };
+        let keys = super::index::JobIndex::keys_of(&job);
+        for key in &keys {
+            index.insert((key.as_str(), job.create_time, id.value()), ())?;
+        }
+        indexed.insert(id.value(), super::index::listed(&keys).as_str())?;
+    }
+    meta.insert(JOBS_INDEXED, 1)?;
     Ok(())
 }
 

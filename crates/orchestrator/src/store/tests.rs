@@ -1,7 +1,7 @@
 //! The store's tests: writes, reads, the outbox and the audit chain on a real redb file.
 
 use super::*;
-use bacalhau_models::{JobHistoryType, history::Event};
+use bacalhau_models::{JobHistoryType, JobStateType, State, history::Event};
 
 fn job(id: &str, name: &str, create_time: i64) -> Job {
     Job {
@@ -470,4 +470,108 @@ async fn deleting_an_ended_job_keeps_its_history_and_compaction_returns_the_spac
     drop(store);
     let (before, after) = Store::compact(&path).unwrap().unwrap();
     assert!(after < before, "{before} -> {after}");
+}
+
+/// The IDs `index` lists, oldest first.
+fn listed(store: &Store, index: &JobIndex) -> Vec<String> {
+    store
+        .read()
+        .unwrap()
+        .job_ids_in(index, false, None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn job_indexes_follow_state_and_label_changes_and_deletion_and_are_built_for_old_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Store::open(&path).unwrap();
+    let labelled = |id: &str, t: i64, team: &str, state: JobStateType| {
+        let mut j = job(id, id, t);
+        j.labels.insert("team".into(), team.into());
+        j.state = State::new(state);
+        j
+    };
+    store
+        .write(move |w| {
+            w.put_job(&labelled("j-1", 1, "ml", JobStateType::Running))?;
+            w.put_job(&labelled("j-2", 2, "web", JobStateType::Running))?;
+            let mut other = labelled("j-3", 3, "ml", JobStateType::Pending);
+            other.namespace = "lab".into();
+            w.put_job(&other)?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    let running = JobIndex::State(JobStateType::Running);
+    let ml = JobIndex::Label("team".into(), "ml".into());
+    assert_eq!(listed(&store, &running), ["j-1", "j-2"]);
+    assert_eq!(listed(&store, &ml), ["j-1", "j-3"]);
+    assert_eq!(
+        listed(
+            &store,
+            &JobIndex::NamespaceState("lab".into(), JobStateType::Pending)
+        ),
+        ["j-3"]
+    );
+    // Newest first, and after a cursor.
+    let reader = store.read().unwrap();
+    let newest: Vec<_> = reader
+        .job_ids_in(&ml, true, None, 1)
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id.to_string())
+        .collect();
+    assert_eq!(newest, ["j-3"]);
+    let after: Vec<_> = reader
+        .job_ids_in(&ml, true, Some((3, "j-3")), 10)
+        .unwrap()
+        .into_iter()
+        .map(|(_, id)| id.to_string())
+        .collect();
+    assert_eq!(after, ["j-1"]);
+    drop(reader);
+
+    // j-1 completes and moves to another team; j-2 ends and is dropped.
+    store
+        .write(move |w| {
+            w.put_job(&labelled("j-1", 1, "web", JobStateType::Completed))?;
+            w.put_job(&labelled("j-2", 2, "web", JobStateType::Failed))?;
+            w.delete_job(&JobId::from("j-2"))?;
+            Ok::<_, StoreError>(())
+        })
+        .await
+        .unwrap();
+    assert!(listed(&store, &running).is_empty());
+    assert_eq!(listed(&store, &ml), ["j-3"]);
+    let web = JobIndex::Label("team".into(), "web".into());
+    assert_eq!(listed(&store, &web), ["j-1"]);
+    assert!(listed(&store, &JobIndex::State(JobStateType::Failed)).is_empty());
+    drop(store);
+
+    // A store written before the indexes existed is indexed once at open.
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(JOB_INDEX)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.open_table(JOB_INDEXED)
+            .unwrap()
+            .retain(|_, _| false)
+            .unwrap();
+        txn.open_table(META).unwrap().remove(JOBS_INDEXED).unwrap();
+        txn.commit().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(listed(&store, &web), ["j-1"]);
+    assert_eq!(
+        listed(&store, &JobIndex::State(JobStateType::Completed)),
+        ["j-1"]
+    );
+    assert_eq!(listed(&store, &ml), ["j-3"]);
 }
