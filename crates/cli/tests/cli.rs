@@ -32,6 +32,17 @@ async fn job_lifecycle_through_the_cli() {
     let table = stdout(&server.cli(&["job", "list"]));
     assert!(table.starts_with("CREATED"), "{table}");
     assert!(table.contains(&id[..10]), "{table}");
+    let queued = stdout(&server.cli(&["job", "list", "--state", "queued,pending"]));
+    assert!(queued.contains(&id[..10]), "{queued}");
+    let failed = stdout(&server.cli(&["job", "list", "--state", "Failed"]));
+    assert!(!failed.contains(&id[..10]), "{failed}");
+    let unknown = server.cli(&["job", "list", "--state", "sleeping"]);
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("unknown job state"),
+        "{}",
+        stderr(&unknown)
+    );
 
     let stop = server.cli(&["job", "stop", &id, "--reason", "done here"]);
     assert!(stop.status.success(), "{}", stderr(&stop));

@@ -102,6 +102,8 @@ pub struct ListJobsOptions {
     pub next_token: String,
     /// Sort field (`created_at`); empty for the server's order.
     pub order_by: String,
+    /// Only jobs in these states (ours); empty for every state.
+    pub states: Vec<bacalhau_models::JobStateType>,
 }
 
 /// Upstream's query parameters for list routes and versioned job reads; empty fields are not
@@ -361,6 +363,10 @@ impl ApiClient {
         }
         if !options.order_by.is_empty() {
             query.push(("order_by", options.order_by.clone()));
+        }
+        if !options.states.is_empty() {
+            let states: Vec<&str> = options.states.iter().map(|s| s.as_str()).collect();
+            query.push(("state", states.join(",")));
         }
         self.send(
             self.request(Method::GET, "/api/v1/orchestrator/jobs")

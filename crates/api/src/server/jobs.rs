@@ -13,7 +13,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use bacalhau_models::spec::{canonicalize_keys, job_from_value};
-use bacalhau_models::{Execution, Job, JobHistory};
+use bacalhau_models::{Execution, Job, JobHistory, JobStateType};
 use bacalhau_orchestrator::{HistoryQuery, JobQuery, JobVersions};
 use serde_json::Value;
 use std::sync::Arc;
@@ -87,13 +87,37 @@ pub async fn list(
         limit: params.number("limit")? as usize,
         reverse: params.flag("reverse")?,
         next_token: params.text("next_token").map(str::to_string),
-        states: Vec::new(),
+        states: states_of(&params)?,
     };
     let (items, next) = state.orchestrator.list_jobs(&query)?;
     Ok(Json(ListResponse {
         items,
         next_token: next.unwrap_or_default(),
     }))
+}
+
+/// The `state` filter (ours): job states, comma-separated or repeated, any case.
+fn states_of(params: &Params) -> Result<Vec<JobStateType>, ApiError> {
+    let Some(joined) = params.joined("state") else {
+        return Ok(Vec::new());
+    };
+    joined
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            JobStateType::parse_name(name).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid state {name:?}: expected one of {}",
+                    JobStateType::ALL
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The `labels` selector (repeated `labels` parameters joined, as upstream does).

@@ -574,6 +574,31 @@ async fn repeated_labels_on_the_job_list_all_apply() {
 }
 
 #[tokio::test]
+async fn the_job_list_filters_by_state_and_refuses_an_unknown_one() {
+    let h = start().await;
+    let put = h.client.put_job(&job("stopped"), false).await.unwrap();
+    h.client.stop_job(&put.job_id, "").await.unwrap();
+    wait_for(&h.client, &put.job_id, JobStateType::Stopped).await;
+    let names = |body: &serde_json::Value| field_of(body, "Items", &["Name"]);
+    let (_, body) = h
+        .get_json("/api/v1/orchestrator/jobs?state=stopped,Failed")
+        .await;
+    assert_eq!(names(&body), ["stopped"]);
+    let (_, body) = h
+        .get_json("/api/v1/orchestrator/jobs?state=Running&state=completed")
+        .await;
+    assert!(names(&body).is_empty());
+    let options = bacalhau_client::client::ListJobsOptions {
+        states: vec![JobStateType::Stopped],
+        ..Default::default()
+    };
+    let listed = h.client.list_jobs(&options).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    h.assert_bad_request("/api/v1/orchestrator/jobs?state=Sleeping")
+        .await;
+}
+
+#[tokio::test]
 async fn authconfig_is_open_and_offers_no_single_sign_on() {
     let users = serde_json::json!([
         {"Alias": "ops", "APIKey": "k".repeat(20), "Capabilities": [{"Actions": ["*"]}]}

@@ -291,8 +291,20 @@ pub struct ListArgs {
     /// The namespace; `*` for all.
     #[arg(long)]
     namespace: Option<String>,
+    /// Ours: only jobs in these states (comma-separated or repeated, any case), e.g.
+    /// `--state running,queued`.
+    #[arg(long, value_delimiter = ',', value_parser = parse_job_state)]
+    state: Vec<JobStateType>,
     #[command(flatten)]
     output: output::TableOutput,
+}
+
+/// A job state by name, any case.
+fn parse_job_state(name: &str) -> Result<JobStateType, String> {
+    JobStateType::parse_name(name.trim()).ok_or_else(|| {
+        let known: Vec<&str> = JobStateType::ALL.iter().map(|s| s.as_str()).collect();
+        format!("unknown job state {name:?}: one of {}", known.join(", "))
+    })
 }
 
 #[derive(Debug, Args)]
@@ -1126,6 +1138,7 @@ async fn list(client: &ApiClient, args: ListArgs) -> Result<ExitCode> {
         reverse: args.order_reversed,
         next_token: args.next_token.unwrap_or_default(),
         order_by: args.order_by.unwrap_or_default(),
+        states: args.state,
     };
     let page = client.list_jobs(&options).await?;
     if !args.output.is_tabular() {
