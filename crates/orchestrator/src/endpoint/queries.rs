@@ -123,7 +123,7 @@ impl Orchestrator {
         let reader = self.store.read()?;
         let walk = Walk {
             reader: &reader,
-            indexes: indexes_for(query, namespace),
+            groups: index_groups(query, namespace),
             reverse: query.reverse,
         };
         let mut jobs = Vec::new();
@@ -290,32 +290,34 @@ fn parse_job_token(token: &str) -> Result<(i64, String), OrchestratorError> {
         .ok_or_else(|| OrchestratorError::Invalid(format!("invalid next_token {token:?}")))
 }
 
-/// Finds a job by full ID, unique ID prefix, or name in `namespace`.
-/// The indexes a listing walks: the jobs it can return are all in one of them. A label
-/// equality narrows most (`team=ml`), then the namespace's jobs in the states asked for; with
-/// every namespace and no state, all jobs in creation order (`None`). Whatever the index, each
-/// job read is checked against the whole query.
-fn indexes_for(query: &JobQuery, namespace: &str) -> Option<Vec<JobIndex>> {
+/// The indexes a listing intersects, as groups: a job can be listed only if it is in one
+/// index of every group. Each label equality (`team=ml`, `team in (ml,web)`) is a group, and so
+/// is the namespace with the states asked for (or the whole namespace), or, in every
+/// namespace, the states asked for. No group: all jobs in creation order. Whatever the
+/// indexes, each job read is still checked against the whole query.
+fn index_groups(query: &JobQuery, namespace: &str) -> Vec<Vec<JobIndex>> {
     use bacalhau_models::selector::Operator;
-    if let Some(label) = query.labels.iter().find(|r| {
-        matches!(
-            r.operator,
-            Operator::Equals | Operator::DoubleEquals | Operator::In
-        )
-    }) {
-        return Some(
-            label
-                .values
+    let mut groups: Vec<Vec<JobIndex>> = query
+        .labels
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.operator,
+                Operator::Equals | Operator::DoubleEquals | Operator::In
+            )
+        })
+        .map(|r| {
+            r.values
                 .iter()
-                .map(|value| JobIndex::Label(label.key.clone(), value.clone()))
-                .collect(),
-        );
-    }
+                .map(|value| JobIndex::Label(r.key.clone(), value.clone()))
+                .collect()
+        })
+        .collect();
     match (namespace, query.states.is_empty()) {
-        ("*", true) => None,
-        ("*", false) => Some(query.states.iter().map(|s| JobIndex::State(*s)).collect()),
-        (namespace, true) => Some(JobIndex::namespace(namespace)),
-        (namespace, false) => Some(
+        ("*", true) => {}
+        ("*", false) => groups.push(query.states.iter().map(|s| JobIndex::State(*s)).collect()),
+        (namespace, true) => groups.push(vec![JobIndex::Namespace(namespace.to_string())]),
+        (namespace, false) => groups.push(
             query
                 .states
                 .iter()
@@ -323,13 +325,14 @@ fn indexes_for(query: &JobQuery, namespace: &str) -> Option<Vec<JobIndex>> {
                 .collect(),
         ),
     }
+    groups
 }
 
-/// Walks job IDs in creation order through several indexes at once, merged.
+/// Walks job IDs in creation order: every job, one group of indexes merged, or several
+/// groups intersected.
 struct Walk<'a> {
     reader: &'a Reader,
-    /// `None`: every job.
-    indexes: Option<Vec<JobIndex>>,
+    groups: Vec<Vec<JobIndex>>,
     reverse: bool,
 }
 
@@ -341,15 +344,28 @@ impl Walk<'_> {
         n: usize,
     ) -> Result<(Vec<(i64, JobId)>, bool), StoreError> {
         let after = cursor.map(|(t, id)| (*t, id.as_str()));
-        let Some(indexes) = &self.indexes else {
-            let batch = self.reader.job_ids_by_create_time(self.reverse, after, n)?;
-            let exhausted = batch.len() < n;
-            return Ok((batch, exhausted));
-        };
-        // The first `n` of the merge are among the first `n` of each index.
+        match self.groups.as_slice() {
+            [] => {
+                let batch = self.reader.job_ids_by_create_time(self.reverse, after, n)?;
+                let exhausted = batch.len() < n;
+                Ok((batch, exhausted))
+            }
+            [one] => self.merged(one, after, n),
+            several => self.intersected(several, after, n),
+        }
+    }
+
+    /// One group: its indexes' entries merged. The first `n` of the merge are among the
+    /// first `n` of each index.
+    fn merged(
+        &self,
+        group: &[JobIndex],
+        after: Option<(i64, &str)>,
+        n: usize,
+    ) -> Result<(Vec<(i64, JobId)>, bool), StoreError> {
         let mut merged = Vec::new();
         let mut each_short = true;
-        for index in indexes {
+        for index in group {
             let batch = self.reader.job_ids_in(index, self.reverse, after, n)?;
             each_short &= batch.len() < n;
             merged.extend(batch);
@@ -363,8 +379,80 @@ impl Walk<'_> {
         merged.truncate(n);
         Ok((merged, exhausted))
     }
+
+    /// Several groups: a leapfrog join. Each group in turn seeks to the candidate; one that
+    /// lands past it moves the candidate there, and a candidate every group lands on is in
+    /// all of them. The work follows the smallest group, not the largest.
+    fn intersected(
+        &self,
+        groups: &[Vec<JobIndex>],
+        after: Option<(i64, &str)>,
+        n: usize,
+    ) -> Result<(Vec<(i64, JobId)>, bool), StoreError> {
+        let indexes = self.reader.job_indexes()?;
+        let keys: Vec<Vec<String>> = groups
+            .iter()
+            .map(|g| g.iter().map(JobIndex::key).collect())
+            .collect();
+        // The nearest entry of any index of a group at or past `from`.
+        let seek = |group: &[String], from: Option<(i64, &str)>, strict: bool| {
+            let mut nearest: Option<(i64, JobId)> = None;
+            for key in group {
+                if let Some(found) = indexes.seek(key, self.reverse, from, strict)? {
+                    let nearer = nearest.as_ref().is_none_or(|best| {
+                        if self.reverse {
+                            found > *best
+                        } else {
+                            found < *best
+                        }
+                    });
+                    if nearer {
+                        nearest = Some(found);
+                    }
+                }
+            }
+            Ok::<_, StoreError>(nearest)
+        };
+        let mut found = Vec::new();
+        let Some(mut candidate) = seek(&keys[0], after, true)? else {
+            return Ok((found, true));
+        };
+        let mut agreeing = 1;
+        let mut turn = 1 % keys.len();
+        loop {
+            if agreeing == keys.len() {
+                let past = seek(&keys[turn], Some((candidate.0, candidate.1.as_str())), true)?;
+                found.push(candidate);
+                if found.len() == n {
+                    return Ok((found, false));
+                }
+                let Some(next) = past else {
+                    return Ok((found, true));
+                };
+                candidate = next;
+                agreeing = 1;
+            } else {
+                let Some(landed) = seek(
+                    &keys[turn],
+                    Some((candidate.0, candidate.1.as_str())),
+                    false,
+                )?
+                else {
+                    return Ok((found, true));
+                };
+                if landed == candidate {
+                    agreeing += 1;
+                } else {
+                    candidate = landed;
+                    agreeing = 1;
+                }
+            }
+            turn = (turn + 1) % keys.len();
+        }
+    }
 }
 
+/// Finds a job by full ID, unique ID prefix, or name in `namespace`.
 fn resolve(reader: &Reader, id_or_name: &str, namespace: &str) -> Result<Job, OrchestratorError> {
     if id_or_name.is_empty() {
         return Err(OrchestratorError::Invalid("missing job ID".into()));

@@ -335,6 +335,9 @@ async fn filtered_listings_through_the_indexes_page_as_a_full_scan_would() {
         job.namespace = ["default", "lab", "default"][i % 3].into();
         job.labels
             .insert("team".into(), ["ml", "web", "ops"][(i / 2) % 3].into());
+        if i % 4 != 1 {
+            job.labels.insert("tier".into(), "gold".into());
+        }
         let id = o.submit(job, false, "tester").await.unwrap().job_id;
         let want = if i % 2 == 0 {
             JobStateType::Queued
@@ -385,6 +388,25 @@ async fn filtered_listings_through_the_indexes_page_as_a_full_scan_would() {
         JobQuery {
             namespace: "*".into(),
             labels: vec![label(Operator::NotEquals, &["ml"])],
+            ..Default::default()
+        },
+        JobQuery {
+            namespace: "*".into(),
+            labels: vec![label(Operator::In, &["web", "ops"])],
+            states: vec![JobStateType::Queued],
+            reverse: true,
+            ..Default::default()
+        },
+        JobQuery {
+            namespace: "lab".into(),
+            labels: vec![
+                label(Operator::In, &["ml", "web", "ops"]),
+                LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: Operator::Equals,
+                    values: vec!["gold".into()],
+                },
+            ],
             ..Default::default()
         },
     ];

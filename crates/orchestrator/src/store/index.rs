@@ -11,6 +11,8 @@ use std::collections::BTreeSet;
 pub enum JobIndex {
     /// Jobs in a state, in every namespace.
     State(JobStateType),
+    /// Jobs of a namespace, in any state.
+    Namespace(String),
     /// Jobs of a namespace in a state.
     NamespaceState(String, JobStateType),
     /// Jobs carrying a label with this value.
@@ -24,6 +26,7 @@ impl JobIndex {
     pub fn key(&self) -> String {
         match self {
             Self::State(state) => format!("state\0{state}"),
+            Self::Namespace(namespace) => format!("namespace\0{namespace}"),
             Self::NamespaceState(namespace, state) => format!("ns\0{namespace}\0{state}"),
             Self::Label(key, value) => format!("label\0{key}\0{value}"),
         }
@@ -34,6 +37,7 @@ impl JobIndex {
         let state = job.state.state_type;
         let mut keys = BTreeSet::from([
             Self::State(state).key(),
+            Self::Namespace(job.namespace.clone()).key(),
             Self::NamespaceState(job.namespace.clone(), state).key(),
         ]);
         keys.extend(
@@ -42,14 +46,6 @@ impl JobIndex {
                 .map(|(k, v)| Self::Label(k.clone(), v.clone()).key()),
         );
         keys
-    }
-
-    /// The indexes of a namespace's jobs, one per state: together, all of its jobs.
-    pub fn namespace(namespace: &str) -> Vec<JobIndex> {
-        JobStateType::ALL
-            .iter()
-            .map(|state| Self::NamespaceState(namespace.to_string(), *state))
-            .collect()
     }
 }
 
@@ -84,8 +80,9 @@ mod tests {
             let first = JobIndex::Label(a.clone(), b.clone());
             let second = JobIndex::Label(c.clone(), d.clone());
             prop_assert_eq!(first.key() == second.key(), first == second);
-            let namespaced = JobIndex::NamespaceState(a, JobStateType::Running);
+            let namespaced = JobIndex::NamespaceState(a.clone(), JobStateType::Running);
             prop_assert_ne!(namespaced.key(), second.key());
+            prop_assert_ne!(namespaced.key(), JobIndex::Namespace(a).key());
         }
     }
 }

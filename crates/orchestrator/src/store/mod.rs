@@ -649,6 +649,51 @@ impl Reader {
     fn view(&self) -> &ReadTransaction {
         &self.txn
     }
+
+    /// The job indexes, opened once for many seeks (an intersection of several indexes).
+    pub fn job_indexes(&self) -> Result<JobIndexes, StoreError> {
+        Ok(JobIndexes(self.txn.open_table(JOB_INDEX)?))
+    }
+}
+
+/// The job indexes of one read, for seeking: what an intersection of indexes needs.
+pub struct JobIndexes(redb::ReadOnlyTable<(&'static str, i64, &'static str), ()>);
+
+impl JobIndexes {
+    /// The first job of the index with key `key` at or past `from` in creation order (at or
+    /// before it when `reverse`; `strict`: past or before it only), as `(create time, ID)`.
+    pub fn seek(
+        &self,
+        key: &str,
+        reverse: bool,
+        from: Option<(i64, &str)>,
+        strict: bool,
+    ) -> Result<Option<(i64, JobId)>, StoreError> {
+        let end = index::end_of(key);
+        let start = (key, i64::MIN, "");
+        let stop = (end.as_str(), i64::MIN, "");
+        let mut range = match (reverse, from) {
+            (_, None) => self.0.range(start..stop)?,
+            (false, Some((t, id))) => self.0.range((key, t, id)..stop)?,
+            (true, Some((t, id))) => self.0.range(start..=(key, t, id))?,
+        };
+        loop {
+            let entry = if reverse {
+                range.next_back()
+            } else {
+                range.next()
+            };
+            let Some(entry) = entry else {
+                return Ok(None);
+            };
+            let (entry, _) = entry?;
+            let (_, time, id) = entry.value();
+            if strict && from == Some((time, id)) {
+                continue;
+            }
+            return Ok(Some((time, JobId::from(id))));
+        }
+    }
 }
 
 /// The writable view a write closure receives; it also answers every read query.

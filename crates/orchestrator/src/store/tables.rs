@@ -56,7 +56,7 @@ pub(super) const JOB_INDEX: TableDefinition<(&str, i64, &str), ()> =
 pub(super) const JOB_INDEXED: TableDefinition<&str, &str> = TableDefinition::new("job_indexed");
 /// META key present once `JOB_INDEX` covers every stored job (stores written before the
 /// indexes existed are indexed once at open).
-pub(super) const JOBS_INDEXED: &str = "jobs_indexed";
+pub(super) const JOBS_INDEXED: &str = "jobs_indexed/2";
 /// Counters.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// The last history sequence number handed out.
