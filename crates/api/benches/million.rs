@@ -7,8 +7,10 @@
 //! nodes and four history events. 95 % Completed, 3 % Failed, 1 % Running, 1 % Queued; 90 %
 //! in `default`, the rest over ten namespaces; labels `team` (one of ten) and `batch` (one per
 //! thousand jobs). Then the release binary is started on it as an orchestrator and queried
-//! over HTTP; every figure is printed beside the floor of one HTTP round trip to the same
-//! server (`/api/v1/agent/alive`).
+//! over HTTP (after dropping the page cache, when run as root, so the start reads the store
+//! from disk); every figure is printed beside the floor of one HTTP round trip to the same
+//! server (`/api/v1/agent/alive`). The store holds no pending evaluation, so the start's
+//! requeue has nothing to do.
 //!
 //! Needs `cargo build --release -p bacalhau` first (`BACALHAU_BENCH_BINARY` runs another
 //! binary). `cargo bench -p bacalhau-api --bench million [-- JOBS]` (default 1 000 000).
@@ -233,6 +235,10 @@ async fn main() -> Result<(), BoxError> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
+    // A restart finds the store on disk, not in the page cache (where writing left it): drop
+    // the cache when allowed (root).
+    let cold = std::process::Command::new("sync").status().is_ok()
+        && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let spawned = Instant::now();
     let mut orchestrator = std::process::Command::new(&binary)
         .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
@@ -260,6 +266,15 @@ async fn main() -> Result<(), BoxError> {
     }
     let start_time = spawned.elapsed();
     let rss_at_start = rss_mib(pid);
+    let first_list = {
+        let started = Instant::now();
+        http.get(format!("{base}/api/v1/orchestrator/jobs"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        started.elapsed()
+    };
 
     let rounds = 200;
     let (floor_p50, floor_p99, _) = timed(&http, &base, "/api/v1/agent/alive", rounds).await?;
@@ -356,31 +371,44 @@ async fn main() -> Result<(), BoxError> {
     let _ = orchestrator.kill();
     let _ = orchestrator.wait();
 
-    println!("| metric ({n} jobs in the store) | p50 | p99 | floor: GET alive p50 / p99 |");
-    println!("|---|---|---|---|");
+    // Rows of bench/run.sh's table: metric, ours, peer or floor, ratio (here: the target).
+    let floor = format!(
+        "one HTTP round trip (GET alive): {:.2} / {:.2} ms",
+        ms(floor_p50),
+        ms(floor_p99)
+    );
     for (name, p50, p99) in rows {
+        let target = if name.starts_with("job describe") {
+            "target p99 < 5 ms"
+        } else {
+            "target p99 < 20 ms"
+        };
         println!(
-            "| {name} | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms |",
+            "| {n} jobs in the store: {name}, p50 / p99 | {:.2} / {:.2} ms | {floor} | {target} |",
             ms(p50),
             ms(p99),
-            ms(floor_p50),
-            ms(floor_p99)
         );
     }
+    let cache = if cold {
+        "page cache dropped first"
+    } else {
+        "store in the page cache"
+    };
     println!(
-        "| orchestrator start on the store (spawn → API answers) | {:.2} s | | |",
-        start_time.as_secs_f64()
+        "| {n} jobs in the store: orchestrator start (spawn → API answers; {cache}), then its first job list | {:.2} s, {:.1} ms | | target < 5 s |",
+        start_time.as_secs_f64(),
+        ms(first_list)
     );
     println!(
-        "| store file | {:.0} MiB, {:.0} bytes per job | | |",
+        "| {n} jobs in the store: store file (job, version, one execution, four events each) | {:.0} MiB, {:.0} bytes per job | | |",
         bytes as f64 / (1024.0 * 1024.0),
         bytes as f64 / n as f64
     );
     println!(
-        "| orchestrator RSS at start / after the queries | {rss_at_start:.0} / {rss_after:.0} MiB | | |"
+        "| {n} jobs in the store: orchestrator RSS at start / after the queries | {rss_at_start:.0} / {rss_after:.0} MiB | | |"
     );
     println!(
-        "| store written directly (job, version, execution, 4 events) | {fill_rate:.0} jobs/s | | |"
+        "| {n} jobs written straight into the store, transactions of {BATCH} | {fill_rate:.0} jobs/s | | |"
     );
     Ok(())
 }
