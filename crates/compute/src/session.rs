@@ -122,6 +122,12 @@ async fn session(
             sending.sent(seq);
         }
         if full_batch {
+            // A long outbox (a burst of reports) must not keep the orchestrator's frames
+            // waiting until all of it has gone out: both sides sending and neither reading
+            // would stall the connection until the heartbeat timeout.
+            while let Ok(frame) = incoming.try_recv() {
+                handle_frame(node, frame, &outgoing, &mut streams).await?;
+            }
             continue;
         }
         tokio::select! {
@@ -134,43 +140,63 @@ async fn session(
             }
             frame = incoming.recv() => match frame {
                 None => return Err("connection closed by the orchestrator".into()),
-                Some(Frame::Message { seq, body }) => {
-                    if let Some(expected) = node.handle_message(seq, body).await.map_err(store_error)? {
-                        return Err(format!(
-                            "message {expected} from the orchestrator is missing (got {seq}): reconnecting to resume"
-                        ));
-                    }
-                    outgoing
-                        .send(Frame::Ack { seq })
-                        .await
-                        .map_err(|_| "connection closed".to_string())?;
-                }
-                Some(Frame::Ack { seq }) => {
-                    node.store().write(move |t| t.trim(seq)).await.map_err(store_error)?;
-                }
-                Some(Frame::LogRequest(request)) => {
-                    streams.0.retain(|_, task| !task.is_finished());
-                    let id = request.stream_id;
-                    streams.0.insert(id, tokio::spawn(stream_log(Arc::clone(node), request, outgoing.clone())));
-                }
-                Some(Frame::PinRequest(request)) => {
-                    // Answered on its own task: a large fetch must not hold up the channel.
-                    let (node, outgoing) = (Arc::clone(node), outgoing.clone());
-                    tokio::spawn(async move {
-                        let reply = node.pin(request).await;
-                        let _ = outgoing.send(Frame::PinReply(reply)).await;
-                    });
-                }
-                Some(Frame::LogCancel { stream_id }) => {
-                    if let Some(task) = streams.0.remove(&stream_id) {
-                        task.abort();
-                    }
-                }
-                Some(other) => tracing::warn!(frame = ?other, "unexpected frame from the orchestrator"),
+                Some(frame) => handle_frame(node, frame, &outgoing, &mut streams).await?,
             },
             _ = stop.changed() => return Ok(()),
         }
     }
+}
+
+/// Handles one frame from the orchestrator; `Err` with the reason when the session must end.
+async fn handle_frame(
+    node: &Arc<ComputeNode>,
+    frame: Frame,
+    outgoing: &mpsc::Sender<Frame>,
+    streams: &mut Streams,
+) -> Result<(), String> {
+    let store_error = |e: crate::store::StoreError| format!("store failure: {e}");
+    match frame {
+        Frame::Message { seq, body } => {
+            if let Some(expected) = node.handle_message(seq, body).await.map_err(store_error)? {
+                return Err(format!(
+                    "message {expected} from the orchestrator is missing (got {seq}): reconnecting to resume"
+                ));
+            }
+            outgoing
+                .send(Frame::Ack { seq })
+                .await
+                .map_err(|_| "connection closed".to_string())?;
+        }
+        Frame::Ack { seq } => {
+            node.store()
+                .write(move |t| t.trim(seq))
+                .await
+                .map_err(store_error)?;
+        }
+        Frame::LogRequest(request) => {
+            streams.0.retain(|_, task| !task.is_finished());
+            let id = request.stream_id;
+            streams.0.insert(
+                id,
+                tokio::spawn(stream_log(Arc::clone(node), request, outgoing.clone())),
+            );
+        }
+        Frame::PinRequest(request) => {
+            // Answered on its own task: a large fetch must not hold up the channel.
+            let (node, outgoing) = (Arc::clone(node), outgoing.clone());
+            tokio::spawn(async move {
+                let reply = node.pin(request).await;
+                let _ = outgoing.send(Frame::PinReply(reply)).await;
+            });
+        }
+        Frame::LogCancel { stream_id } => {
+            if let Some(task) = streams.0.remove(&stream_id) {
+                task.abort();
+            }
+        }
+        other => tracing::warn!(frame = ?other, "unexpected frame from the orchestrator"),
+    }
+    Ok(())
 }
 
 /// A session's log streams; dropping it (the session ended, however) aborts them all.

@@ -89,7 +89,7 @@ async fn run_session(
         // Register for wake-ups before reading the outbox, so none is missed in between.
         notified.as_mut().enable();
         if !manager.is_current(id, generation) {
-            return "replaced, rejected or deleted".into();
+            return "replaced, rejected, deleted or silent too long".into();
         }
         let pending = match manager
             .store()
@@ -110,6 +110,14 @@ async fn run_session(
             }
         }
         if full_batch {
+            // A long outbox (a burst of placements) must not keep what the node sends waiting
+            // until all of it has gone out: its heartbeats would go unread and the node would
+            // count as silent while it works.
+            while let Ok(frame) = incoming.try_recv() {
+                if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing).await {
+                    return reason;
+                }
+            }
             continue;
         }
         tokio::select! {
@@ -136,6 +144,10 @@ async fn handle_frame(
     incoming: &mut mpsc::Receiver<Frame>,
     outgoing: &mpsc::Sender<Frame>,
 ) -> Result<(), String> {
+    if !matches!(frame, Frame::Heartbeat(_)) {
+        // Any frame shows the node alive, not only a heartbeat that may queue behind others.
+        manager.heard_from(id);
+    }
     match frame {
         Frame::Heartbeat(heartbeat) => manager.heartbeat(id, &heartbeat),
         Frame::Ack { seq } => trim(manager, id, seq)

@@ -390,10 +390,15 @@ impl NodeManager {
         ))
     }
 
-    /// Whether `generation` is still the node's current connection and the node is welcome.
+    /// Whether `generation` is still the node's current connection, the node is welcome, and
+    /// it has not been marked disconnected (a silent node's connection ends, so the node dials
+    /// again and a fresh handshake counts it connected; kept open, it would stay disconnected
+    /// while it worked and be given up as lost).
     pub fn is_current(&self, id: &NodeId, generation: u64) -> bool {
         self.read().get(id).is_some_and(|n| {
-            n.generation == generation && n.state.membership != Membership::Rejected
+            n.generation == generation
+                && n.state.membership != Membership::Rejected
+                && n.disconnected_at.is_none()
         })
     }
 
@@ -581,6 +586,16 @@ impl NodeManager {
                 true
             }
         });
+    }
+
+    /// Notes that a connected node was heard from (any frame), for the silence check.
+    pub(crate) fn heard_from(&self, id: &NodeId) {
+        let now = self.now();
+        if let Some(node) = self.write().get_mut(id)
+            && node.disconnected_at.is_none()
+        {
+            node.last_heartbeat = now;
+        }
     }
 
     /// Records a heartbeat.
