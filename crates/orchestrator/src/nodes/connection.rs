@@ -101,9 +101,26 @@ async fn run_session(
         };
         let full_batch = pending.len() == SEND_BATCH;
         for (seq, body) in pending {
-            if outgoing.send(Frame::Message { seq, body }).await.is_err() {
-                return "connection closed".into();
-            }
+            // While the node's side of the link is full, what it sends is read meanwhile: a
+            // node acknowledges each message, and a node blocked on a full link stops reading,
+            // so sending without reading could stall both ends for good.
+            let permit = loop {
+                tokio::select! {
+                    permit = outgoing.reserve() => match permit {
+                        Ok(permit) => break permit,
+                        Err(_) => return "connection closed".into(),
+                    },
+                    frame = incoming.recv() => {
+                        let Some(frame) = frame else {
+                            return "connection closed".into();
+                        };
+                        if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing).await {
+                            return reason;
+                        }
+                    }
+                }
+            };
+            permit.send(Frame::Message { seq, body });
             sending.sent(seq);
             if seq <= queued_before {
                 manager.metrics.replays.inc();
