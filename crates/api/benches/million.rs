@@ -24,7 +24,7 @@ use bacalhau_models::{
 };
 use bacalhau_orchestrator::STORE_FILE;
 use bacalhau_orchestrator::store::{Store, StoreError};
-use common::{BoxError, arg, ms, percentile};
+use common::{BoxError, arg, ms, percentile, rss_mib};
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 5_000;
@@ -168,19 +168,6 @@ async fn fill(path: &std::path::Path, n: usize) -> Result<f64, BoxError> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 /// `rounds` timed GETs of each path in turn; p50 and p99 per path, and the items of the last.
 async fn timed(
     http: &reqwest::Client,
@@ -211,19 +198,7 @@ async fn timed(
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let n = arg(1, 1_000_000);
-    let binary = std::env::var_os("BACALHAU_BENCH_BINARY")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/release/bacalhau")
-        });
-    if !binary.exists() {
-        return Err(format!(
-            "{} is missing: cargo build --release -p bacalhau",
-            binary.display()
-        )
-        .into());
-    }
+    let binary = common::release_binary()?;
     let dir = tempfile::tempdir()?;
     let store_dir = dir.path().join("orchestrator");
     std::fs::create_dir_all(&store_dir)?;
@@ -240,15 +215,7 @@ async fn main() -> Result<(), BoxError> {
     let cold = std::process::Command::new("sync").status().is_ok()
         && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let spawned = Instant::now();
-    let mut orchestrator = std::process::Command::new(&binary)
-        .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
-        .arg("--api-port")
-        .arg(port.to_string())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
     let pid = orchestrator.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -145,17 +145,6 @@ fn cpu_time(pid: u32) -> Result<Duration, BoxError> {
     Ok(Duration::from_millis(ticks * 10))
 }
 
-fn rss_mib(pid: u32) -> Result<f64, BoxError> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    Ok(kib / 1024.0)
-}
-
 /// Lets this process (and the orchestrator it starts) hold one socket per node.
 fn raise_file_limit() -> Result<(), BoxError> {
     use rustix::process::{Resource, getrlimit, setrlimit};
@@ -172,37 +161,12 @@ async fn main() -> Result<(), BoxError> {
     let idle_secs = arg(3, 20) as u64;
     let scrape_ms = arg(4, 0) as u64;
     raise_file_limit()?;
-    let binary = std::env::var_os("BACALHAU_BENCH_BINARY")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/release/bacalhau")
-        });
-    if !binary.exists() {
-        return Err(format!(
-            "{} is missing: cargo build --release -p bacalhau",
-            binary.display()
-        )
-        .into());
-    }
+    let binary = common::release_binary()?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut orchestrator = std::process::Command::new(&binary)
-        .args([
-            "serve",
-            "--orchestrator",
-            "--api-host",
-            "127.0.0.1",
-            "--api-port",
-        ])
-        .arg(port.to_string())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()?;
+    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
     let pid = orchestrator.id();
     let client = ApiClient::new(&format!("http://127.0.0.1:{port}"))?;
     let ready = Instant::now();
@@ -262,7 +226,7 @@ async fn main() -> Result<(), BoxError> {
     let (cpu0, t0) = (cpu_time(pid)?, Instant::now());
     tokio::time::sleep(Duration::from_secs(idle_secs)).await;
     let idle_cpu = (cpu_time(pid)? - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64() * 100.0;
-    let idle_rss = rss_mib(pid)?;
+    let idle_rss = common::rss_mib(pid);
 
     // Placement while 1 000 jobs arrive at 100 jobs/s.
     let job = parse_job_spec("Type: batch\nTasks:\n - Name: main\n   Engine: {Type: noop}\n")?;
@@ -375,7 +339,7 @@ async fn main() -> Result<(), BoxError> {
             );
         }
     }
-    let busy_rss = rss_mib(pid)?;
+    let busy_rss = common::rss_mib(pid);
     let _ = orchestrator.kill();
     let _ = orchestrator.wait();
     println!(

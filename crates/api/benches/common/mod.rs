@@ -41,6 +41,56 @@ pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The `bacalhau` binary the process benches start: `BACALHAU_BENCH_BINARY`, else the
+/// workspace's release build.
+pub fn release_binary() -> Result<std::path::PathBuf, BoxError> {
+    let binary = std::env::var_os("BACALHAU_BENCH_BINARY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/release/bacalhau")
+        });
+    if !binary.exists() {
+        return Err(format!(
+            "{} is missing: cargo build --release -p bacalhau",
+            binary.display()
+        )
+        .into());
+    }
+    Ok(binary)
+}
+
+/// Starts `binary` as an orchestrator on loopback `port` with its data under `data_dir`.
+pub fn spawn_orchestrator(
+    binary: &std::path::Path,
+    port: u16,
+    data_dir: &std::path::Path,
+) -> std::io::Result<std::process::Child> {
+    std::process::Command::new(binary)
+        .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
+        .arg("--api-port")
+        .arg(port.to_string())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+}
+
+/// A process's resident memory in MiB (0 when it cannot be read).
+pub fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
 /// A running in-process cluster; dropping it stops everything and removes its data.
 pub struct Cluster {
     /// A client of its API.
