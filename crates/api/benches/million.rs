@@ -220,7 +220,7 @@ async fn main() -> Result<(), BoxError> {
         && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let spawned = Instant::now();
     let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
-    let pid = orchestrator.id();
+    let pid = orchestrator.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     while http
@@ -230,7 +230,7 @@ async fn main() -> Result<(), BoxError> {
         .is_err()
     {
         if spawned.elapsed() > Duration::from_secs(120) {
-            let _ = orchestrator.kill();
+            let _ = orchestrator.0.kill();
             return Err("the orchestrator did not answer within 2 min".into());
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -339,8 +339,8 @@ async fn main() -> Result<(), BoxError> {
         rows.push((name.to_string(), p50, p99));
     }
     let rss_after = rss_mib(pid);
-    let _ = orchestrator.kill();
-    let _ = orchestrator.wait();
+    let _ = orchestrator.0.kill();
+    let _ = orchestrator.0.wait();
 
     // Rows of bench/run.sh's table: metric, ours, peer or floor, ratio (here: the target).
     let floor = format!(

@@ -60,12 +60,22 @@ pub fn release_binary() -> Result<std::path::PathBuf, BoxError> {
     Ok(binary)
 }
 
+/// A child process killed when dropped, so a bench that fails half-way leaves none behind.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts `binary` as an orchestrator on loopback `port` with its data under `data_dir`.
 pub fn spawn_orchestrator(
     binary: &std::path::Path,
     port: u16,
     data_dir: &std::path::Path,
-) -> std::io::Result<std::process::Child> {
+) -> std::io::Result<Killed> {
     std::process::Command::new(binary)
         .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
         .arg("--api-port")
@@ -75,6 +85,7 @@ pub fn spawn_orchestrator(
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
+        .map(Killed)
 }
 
 /// A process's resident memory in MiB (0 when it cannot be read).
