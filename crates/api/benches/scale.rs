@@ -3,7 +3,8 @@
 //! heartbeats at the orchestrator's interval, acks, execution updates). Reports the
 //! orchestrator's CPU and RSS while the nodes idle, placement latency (submit → the node
 //! receives `RunExecution`) while 1 000 noop jobs arrive at a steady 100 jobs/s, and
-//! throughput: JOBS noop jobs from 32 clients, submit → Completed. The simulated nodes live
+//! throughput: JOBS noop jobs from 32 clients, each keeping at most 128 of its jobs not yet
+//! seen Completed, with the rate in each window of 10 000 completions. The simulated nodes live
 //! in this process and complete each execution at once, so the figures are the
 //! orchestrator's alone (its store is durable: every acknowledged change is fsync'd).
 //!
@@ -40,8 +41,10 @@ fn capacity() -> Resources {
     }
 }
 
-/// A simulated node's handshake: its link, and the heartbeat interval it was given.
-async fn join(url: String, name: &str) -> Result<(Link, Duration), BoxError> {
+/// A simulated node's handshake, saying it applied the orchestrator's messages up to
+/// `applied`: its link, the heartbeat interval it was given, and what the orchestrator applied
+/// of the node's messages.
+async fn join(url: String, name: &str, applied: u64) -> Result<(Link, Duration, u64), BoxError> {
     let mut link = websocket_connector(url, None)().await?;
     let info = NodeInfo {
         node_id: NodeId::from(name),
@@ -60,22 +63,89 @@ async fn join(url: String, name: &str) -> Result<(Link, Duration), BoxError> {
         .send(Frame::Hello(Box::new(Hello {
             node_info: info,
             token: String::new(),
-            last_applied: 0,
+            last_applied: applied,
         })))
         .await?;
-    let interval = match link.incoming.recv().await {
-        Some(Frame::Welcome(welcome)) if welcome.accepted => {
-            Duration::from_millis(welcome.heartbeat_interval_ms.max(100))
-        }
-        other => return Err(format!("{name}: no welcome: {other:?}").into()),
-    };
-    Ok((link, interval))
+    match link.incoming.recv().await {
+        Some(Frame::Welcome(welcome)) if welcome.accepted => Ok((
+            link,
+            Duration::from_millis(welcome.heartbeat_interval_ms.max(100)),
+            welcome.last_applied,
+        )),
+        other => Err(format!("{name}: no welcome: {other:?}").into()),
+    }
 }
 
-/// A joined node: heartbeats, and every execution accepted and completed at once.
-async fn serve(mut link: Link, interval: Duration, arrivals: Arrivals) -> Result<(), BoxError> {
+/// A simulated node's side of the reliable channel, kept across its connections: what it
+/// applied of the orchestrator's messages, and its own messages not yet acknowledged.
+#[derive(Default)]
+struct Channel {
+    applied: u64,
+    sent: u64,
+    unacknowledged: std::collections::VecDeque<(u64, Message)>,
+}
+
+/// A simulated node for the whole run: joins (at most 256 handshakes at a time), serves, and
+/// when its connection ends (the orchestrator was killed) dials again with backoff, resuming
+/// the channel where the orchestrator left it. `joined` hears of each successful handshake.
+async fn run_node(
+    url: String,
+    name: String,
+    arrivals: Arrivals,
+    repeats: Arc<std::sync::atomic::AtomicUsize>,
+    handshakes: Arc<tokio::sync::Semaphore>,
+    joined: tokio::sync::mpsc::UnboundedSender<()>,
+) {
+    let mut channel = Channel::default();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let attempt = {
+            let Ok(_permit) = handshakes.acquire().await else {
+                return;
+            };
+            join(url.clone(), &name, channel.applied).await
+        };
+        let (link, interval, theirs) = match attempt {
+            Ok(joined) => joined,
+            Err(_) => {
+                // Spread the retries, as real nodes' jittered backoff does.
+                let jitter = Duration::from_millis(u64::from(rand_jitter(&name)) % 100);
+                tokio::time::sleep(backoff + jitter).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(100);
+        let _ = joined.send(());
+        if serve(link, interval, &arrivals, &repeats, &mut channel, theirs)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+/// A small per-node number to spread retries (no clock or randomness needed).
+fn rand_jitter(name: &str) -> u8 {
+    name.bytes()
+        .fold(0u8, |a, b| a.wrapping_mul(31).wrapping_add(b))
+}
+
+/// A joined node until its connection ends: heartbeats, its unacknowledged messages sent
+/// again (the orchestrator applied up to `theirs`), and every execution accepted and
+/// completed at once, following the channel's rules (a replay is acknowledged, a gap ends the
+/// connection).
+async fn serve(
+    mut link: Link,
+    interval: Duration,
+    arrivals: &Arrivals,
+    repeats: &std::sync::atomic::AtomicUsize,
+    channel: &mut Channel,
+    theirs: u64,
+) -> Result<(), BoxError> {
     let outgoing = link.outgoing.clone();
-    tokio::spawn(async move {
+    let heartbeats = tokio::spawn(async move {
         // Nodes start at different moments, so their heartbeats spread over the interval.
         let mut ticker = tokio::time::interval(interval);
         loop {
@@ -92,44 +162,108 @@ async fn serve(mut link: Link, interval: Duration, arrivals: Arrivals) -> Result
             }
         }
     });
-    let mut seq = 0;
-    while let Some(frame) = link.incoming.recv().await {
-        let Frame::Message { seq: theirs, body } = frame else {
-            continue;
-        };
-        link.outgoing.send(Frame::Ack { seq: theirs }).await?;
-        let Message::RunExecution { execution, .. } = body else {
-            continue;
-        };
-        arrivals
-            .lock()
-            .map_err(|_| "poisoned")?
-            .entry(execution.job_id.clone())
-            .or_insert_with(Instant::now);
-        for state in [
-            ExecutionStateType::BidAccepted,
-            ExecutionStateType::Completed,
-        ] {
-            seq += 1;
-            let update = ExecutionUpdate {
-                execution_id: execution.id.clone(),
-                job_id: execution.job_id.clone(),
-                state,
-                message: String::new(),
-                run_output: None,
-                published_result: None,
-                details: Default::default(),
-                retryable: None,
+    let served = async {
+        while channel
+            .unacknowledged
+            .front()
+            .is_some_and(|(seq, _)| *seq <= theirs)
+        {
+            channel.unacknowledged.pop_front();
+        }
+        for (seq, body) in channel.unacknowledged.clone() {
+            link.outgoing.send(Frame::Message { seq, body }).await?;
+        }
+        while let Some(frame) = link.incoming.recv().await {
+            let (seq, body) = match frame {
+                Frame::Message { seq, body } => (seq, body),
+                Frame::Ack { seq } => {
+                    while channel
+                        .unacknowledged
+                        .front()
+                        .is_some_and(|(theirs, _)| *theirs <= seq)
+                    {
+                        channel.unacknowledged.pop_front();
+                    }
+                    continue;
+                }
+                _ => continue,
             };
-            link.outgoing
-                .send(Frame::Message {
-                    seq,
-                    body: Message::ExecutionUpdate(update),
-                })
-                .await?;
+            if seq > channel.applied + 1 {
+                return Err(format!("message {} is missing", channel.applied + 1).into());
+            }
+            let fresh = seq == channel.applied + 1;
+            if fresh {
+                channel.applied = seq;
+            }
+            link.outgoing.send(Frame::Ack { seq }).await?;
+            let (true, Message::RunExecution { execution, .. }) = (fresh, body) else {
+                continue;
+            };
+            {
+                let mut arrivals = arrivals.lock().map_err(|_| "poisoned")?;
+                if arrivals.contains_key(&execution.job_id) {
+                    // A noop execution completes at once: a second one would be a second run.
+                    repeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                arrivals
+                    .entry(execution.job_id.clone())
+                    .or_insert_with(Instant::now);
+            }
+            for state in [
+                ExecutionStateType::BidAccepted,
+                ExecutionStateType::Completed,
+            ] {
+                channel.sent += 1;
+                let update = Message::ExecutionUpdate(ExecutionUpdate {
+                    execution_id: execution.id.clone(),
+                    job_id: execution.job_id.clone(),
+                    state,
+                    message: String::new(),
+                    run_output: None,
+                    published_result: None,
+                    details: Default::default(),
+                    retryable: None,
+                });
+                channel
+                    .unacknowledged
+                    .push_back((channel.sent, update.clone()));
+                link.outgoing
+                    .send(Frame::Message {
+                        seq: channel.sent,
+                        body: update,
+                    })
+                    .await?;
+            }
+        }
+        Ok::<_, BoxError>(())
+    };
+    let result = served.await;
+    heartbeats.abort();
+    result
+}
+
+/// Waits until job `id` is Completed; an error when it ended otherwise.
+async fn wait_completed(client: &ApiClient, id: &str) -> Result<(), BoxError> {
+    loop {
+        let state = client.get_job(id, "").await?.job.state.state_type;
+        match state {
+            JobStateType::Completed => return Ok(()),
+            JobStateType::Failed | JobStateType::Stopped => {
+                return Err(format!("job {id} ended {state}").into());
+            }
+            _ => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
-    Ok(())
+}
+
+/// How many nodes the orchestrator counts connected, from its `/metrics`.
+async fn connected_nodes(http: &reqwest::Client, url: &str) -> Result<u64, BoxError> {
+    let text = http.get(url).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|line| line.contains("_nodes{") && line.contains("connection=\"CONNECTED\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
 }
 
 /// The process's CPU time (user + system) so far.
@@ -195,46 +329,52 @@ async fn main() -> Result<(), BoxError> {
     let arrivals: Arrivals = Arc::default();
     let connecting = Instant::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(256));
-    let mut handshakes = Vec::with_capacity(nodes);
+    let repeats = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (joined, mut handshakes) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..nodes {
-        let (url, arrivals, semaphore) =
-            (url.clone(), Arc::clone(&arrivals), Arc::clone(&semaphore));
-        handshakes.push(tokio::spawn(async move {
-            let name = format!("sim-{i:05}");
-            // At most 256 handshakes at a time; a joined node holds no permit.
-            let joined = {
-                let _permit = semaphore.acquire().await.map_err(|e| e.to_string())?;
-                join(url, &name).await.map_err(|e| e.to_string())?
-            };
-            let (link, interval) = joined;
-            tokio::spawn(async move {
-                if let Err(e) = serve(link, interval, arrivals).await {
-                    eprintln!("{name}: {e}");
-                }
-            });
-            Ok::<_, String>(())
-        }));
+        tokio::spawn(run_node(
+            url.clone(),
+            format!("sim-{i:05}"),
+            Arc::clone(&arrivals),
+            Arc::clone(&repeats),
+            Arc::clone(&semaphore),
+            joined.clone(),
+        ));
     }
-    for handshake in handshakes {
-        handshake.await.map_err(|e| e.to_string())??;
-    }
-    // Every node is known once the orchestrator lists them all.
-    loop {
-        let listed = client
-            .list_nodes()
+    for _ in 0..nodes {
+        handshakes
+            .recv()
             .await
-            .map(|r| r.nodes.len())
-            .unwrap_or(0);
-        if listed >= nodes {
+            .ok_or("the simulated nodes ended before joining")?;
+    }
+    // Every node is in once the orchestrator counts them all connected (its `/metrics`: a
+    // node listing of 50 000 nodes is ~100 MB of JSON, too heavy to poll).
+    let http = reqwest::Client::new();
+    let metrics_url = format!("http://127.0.0.1:{port}/metrics");
+    let mut reported = Instant::now();
+    loop {
+        let connected = connected_nodes(&http, &metrics_url).await.unwrap_or(0);
+        if connected >= nodes as u64 {
             break;
+        }
+        if reported.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "{connected} of {nodes} nodes connected after {:.0} s",
+                connecting.elapsed().as_secs_f64()
+            );
+            reported = Instant::now();
         }
         if connecting.elapsed() > Duration::from_secs(600) {
             let _ = orchestrator.0.kill();
-            return Err(format!("only {listed} of {nodes} nodes joined in 10 min").into());
+            return Err(format!("only {connected} of {nodes} nodes joined in 10 min").into());
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let joined_in = connecting.elapsed();
+    eprintln!(
+        "{nodes} nodes connected in {:.1} s",
+        joined_in.as_secs_f64()
+    );
 
     // Idle: heartbeats only.
     let (cpu0, t0) = (cpu_time(pid)?, Instant::now());
@@ -311,26 +451,29 @@ async fn main() -> Result<(), BoxError> {
             }
         })
     });
+    // Each client keeps at most WINDOW of its jobs unconfirmed: the rate is sustained
+    // submit → Completed, not a burst of submissions measured before they are done.
+    const WINDOW: usize = 128;
+    let completions: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::with_capacity(jobs)));
     let started = Instant::now();
     let mut clients = Vec::new();
     for worker in 0..concurrency {
-        let (client, job) = (client.clone(), job.clone());
+        let (client, job, completions) = (client.clone(), job.clone(), Arc::clone(&completions));
         let share = jobs / concurrency + usize::from(worker < jobs % concurrency);
         clients.push(tokio::spawn(async move {
-            let mut ids = Vec::with_capacity(share);
-            for _ in 0..share {
-                ids.push(client.put_job(&job, false).await?.job_id);
-            }
-            for id in ids {
-                loop {
-                    let state = client.get_job(&id, "").await?.job.state.state_type;
-                    match state {
-                        JobStateType::Completed => break,
-                        JobStateType::Failed | JobStateType::Stopped => {
-                            return Err(format!("job {id} ended {state}").into());
-                        }
-                        _ => tokio::time::sleep(Duration::from_millis(1)).await,
-                    }
+            let mut unconfirmed = std::collections::VecDeque::with_capacity(WINDOW);
+            for submitted in 0..share {
+                unconfirmed.push_back(client.put_job(&job, false).await?.job_id);
+                let last = submitted + 1 == share;
+                while unconfirmed.len() > WINDOW || (last && !unconfirmed.is_empty()) {
+                    let Some(id) = unconfirmed.pop_front() else {
+                        break;
+                    };
+                    wait_completed(&client, &id).await?;
+                    completions
+                        .lock()
+                        .map_err(|_| "poisoned")?
+                        .push(Instant::now());
                 }
             }
             Ok::<_, BoxError>(())
@@ -340,6 +483,21 @@ async fn main() -> Result<(), BoxError> {
         c.await??;
     }
     let jobs_per_s = jobs as f64 / started.elapsed().as_secs_f64();
+    // The rate in each window of 10 000 completions (or a tenth of the run when smaller),
+    // so a rate that falls as the store grows shows.
+    let windows = {
+        let mut at = completions.lock().map_err(|_| "poisoned")?.clone();
+        at.sort();
+        let size = (jobs / 10).clamp(1, 10_000);
+        let mut rates = Vec::new();
+        let mut from = started;
+        for chunk in at.chunks(size) {
+            let Some(&to) = chunk.last() else { continue };
+            rates.push(chunk.len() as f64 / (to - from).as_secs_f64().max(1e-9));
+            from = to;
+        }
+        (size, rates)
+    };
     let _ = stop_scraping.send(true);
     if let Some(scraper) = scraper {
         let mut took = scraper.await?;
@@ -354,6 +512,38 @@ async fn main() -> Result<(), BoxError> {
         }
     }
     let busy_rss = common::rss_mib(pid);
+
+    // The reconnect storm: jobs acknowledged, then the orchestrator killed (SIGKILL) at once
+    // and started again on the same store and port; every node dials back and the jobs end.
+    let storm_jobs = 1000.min(jobs.max(1));
+    let mut storm_ids = Vec::with_capacity(storm_jobs);
+    for _ in 0..storm_jobs {
+        storm_ids.push(client.put_job(&job, false).await?.job_id);
+    }
+    let _ = orchestrator.0.kill();
+    let _ = orchestrator.0.wait();
+    let restarted = Instant::now();
+    orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
+    let back_in = loop {
+        if connected_nodes(&http, &metrics_url).await.unwrap_or(0) >= nodes as u64 {
+            break Some(restarted.elapsed());
+        }
+        if restarted.elapsed() > Duration::from_secs(300) {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let mut storm_ended = HashMap::<JobStateType, usize>::new();
+    for id in &storm_ids {
+        let state = loop {
+            let state = client.get_job(id, "").await?.job.state.state_type;
+            if state.is_terminal() || restarted.elapsed() > Duration::from_secs(600) {
+                break state;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        *storm_ended.entry(state).or_default() += 1;
+    }
     let _ = orchestrator.0.kill();
     let _ = orchestrator.0.wait();
     println!(
@@ -368,10 +558,43 @@ async fn main() -> Result<(), BoxError> {
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
+    let (window, rates) = windows;
+    let lowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "| {nodes} simulated nodes: noop jobs/s submitted → Completed in each window of {window} jobs (lowest {lowest:.0}) | {} | target ≥ 2000 sustained | |",
+        rates
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     eprintln!("throughput_jobs_per_s={jobs_per_s:.0}");
     eprintln!(
         "throughput_label=noop jobs/s submitted → Completed ({nodes} simulated nodes, orchestrator process with its durable store, {jobs} jobs, {concurrency} clients)"
     );
-    eprintln!("{nodes} nodes joined in {:.1} s", joined_in.as_secs_f64());
+    println!(
+        "| {nodes} nodes: all joined (handshake, 256 at a time) in | {:.1} s | | |",
+        joined_in.as_secs_f64()
+    );
+    println!(
+        "| {nodes} nodes: reconnect storm, orchestrator killed (SIGKILL) and started again: all {nodes} connected again after | {} | target < 60 s | |",
+        back_in.map_or("not within 300 s".to_string(), |d| format!(
+            "{:.1} s",
+            d.as_secs_f64()
+        ))
+    );
+    let twice = repeats.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "| {nodes} nodes: {storm_jobs} jobs acknowledged just before the kill: Completed / ended otherwise / run twice | {} / {} / {twice} | target {storm_jobs} / 0 / 0 | |",
+        storm_ended
+            .get(&JobStateType::Completed)
+            .copied()
+            .unwrap_or(0),
+        storm_ids.len()
+            - storm_ended
+                .get(&JobStateType::Completed)
+                .copied()
+                .unwrap_or(0)
+    );
     Ok(())
 }

@@ -227,7 +227,7 @@ impl ComputeNode {
     /// Returns the message that should have come first when one is missing (nothing applied:
     /// the session drops the connection and the handshake resumes from the last applied).
     pub(crate) async fn handle_message(
-        &self,
+        self: &Arc<Self>,
         seq: u64,
         message: Message,
     ) -> Result<Option<u64>, StoreError> {

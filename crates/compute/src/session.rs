@@ -105,6 +105,7 @@ async fn session(
         tokio::time::interval(Duration::from_millis(welcome.heartbeat_interval_ms.max(50)));
     // Log streams of this connection; they end with it.
     let mut streams = Streams::default();
+    let acked = trim_acknowledged(node);
     loop {
         let notified = node.outbox_wake.notified();
         tokio::pin!(notified);
@@ -126,7 +127,7 @@ async fn session(
             // waiting until all of it has gone out: both sides sending and neither reading
             // would stall the connection until the heartbeat timeout.
             while let Ok(frame) = incoming.try_recv() {
-                handle_frame(node, frame, &outgoing, &mut streams).await?;
+                handle_frame(node, frame, &outgoing, &mut streams, &acked).await?;
             }
             continue;
         }
@@ -140,7 +141,7 @@ async fn session(
             }
             frame = incoming.recv() => match frame {
                 None => return Err("connection closed by the orchestrator".into()),
-                Some(frame) => handle_frame(node, frame, &outgoing, &mut streams).await?,
+                Some(frame) => handle_frame(node, frame, &outgoing, &mut streams, &acked).await?,
             },
             _ = stop.changed() => return Ok(()),
         }
@@ -153,6 +154,7 @@ async fn handle_frame(
     frame: Frame,
     outgoing: &mpsc::Sender<Frame>,
     streams: &mut Streams,
+    acked: &watch::Sender<u64>,
 ) -> Result<(), String> {
     let store_error = |e: crate::store::StoreError| format!("store failure: {e}");
     match frame {
@@ -168,10 +170,11 @@ async fn handle_frame(
                 .map_err(|_| "connection closed".to_string())?;
         }
         Frame::Ack { seq } => {
-            node.store()
-                .write(move |t| t.trim(seq))
-                .await
-                .map_err(store_error)?;
+            acked.send_if_modified(|at| {
+                let newer = seq > *at;
+                *at = (*at).max(seq);
+                newer
+            });
         }
         Frame::LogRequest(request) => {
             streams.0.retain(|_, task| !task.is_finished());
@@ -197,6 +200,25 @@ async fn handle_frame(
         other => tracing::warn!(frame = ?other, "unexpected frame from the orchestrator"),
     }
     Ok(())
+}
+
+/// Starts the session's trimmer: what the orchestrator acknowledged (the number sent on the
+/// answer) leaves the outbox on a task of its own, so an acknowledgement never holds up the
+/// frames behind it for a commit; acknowledgements that come meanwhile are trimmed at once.
+/// A trim lost to a crash is harmless: the orchestrator finds the resent messages applied.
+/// The task ends with the session (the sender dropped).
+fn trim_acknowledged(node: &Arc<ComputeNode>) -> watch::Sender<u64> {
+    let (acked, mut latest) = watch::channel(0u64);
+    let node = Arc::clone(node);
+    tokio::spawn(async move {
+        while latest.changed().await.is_ok() {
+            let seq = *latest.borrow_and_update();
+            if let Err(e) = node.store().write(move |t| t.trim(seq)).await {
+                tracing::warn!(error = %e, "cannot trim the acknowledged outbox");
+            }
+        }
+    });
+    acked
 }
 
 /// A session's log streams; dropping it (the session ended, however) aborts them all.

@@ -412,7 +412,11 @@ pub fn result_identity(execution: &crate::Execution) -> Option<Identity> {
 
 /// The CID an execution published its result under (`ipfs`): what another job can read.
 pub fn published_cid(execution: &crate::Execution) -> Option<Identity> {
-    let result = execution.published_result.as_ref()?;
+    result_cid(execution.published_result.as_ref()?)
+}
+
+/// The CID a published result (`ipfs`) is known by; `None` for other publishers.
+pub fn result_cid(result: &crate::SpecConfig) -> Option<Identity> {
     (result.r#type == "ipfs")
         .then(|| result.param_str("CID").map(Identity::cid))
         .flatten()

@@ -213,6 +213,21 @@ impl EvaluationBroker {
         }
     }
 
+    /// Holds `job_id` as a worker would, for a caller that plans the job in its own
+    /// transaction: `false` (nothing held) when a worker holds it, evaluations of it wait,
+    /// or the broker is paused or closed. Release it with [`EvaluationBroker::ack`].
+    pub fn claim(&self, job_id: &JobId) -> bool {
+        let mut inner = self.lock();
+        if inner.paused
+            || inner.closed
+            || inner.in_flight.contains(job_id)
+            || inner.waiting.contains_key(job_id)
+        {
+            return false;
+        }
+        inner.in_flight.insert(job_id.clone())
+    }
+
     /// Marks the job's evaluation done, releasing the job's next waiting evaluation.
     pub fn ack(&self, job_id: &JobId) {
         let mut inner = self.lock();
@@ -293,6 +308,39 @@ mod tests {
     /// A broker on a paused clock: its waits return as soon as nothing else can run.
     fn broker() -> EvaluationBroker {
         EvaluationBroker::with_clock(Clock::following_tokio(1_000_000_000_000))
+    }
+
+    /// A claimed job is held as a worker holds it: its new evaluations wait for the release,
+    /// and a job a worker holds, or with evaluations waiting, cannot be claimed.
+    #[tokio::test(start_paused = true)]
+    async fn a_claimed_job_is_held_like_a_dequeued_one() {
+        let broker = broker();
+        let job = JobId::from("j-inline");
+        assert!(broker.claim(&job));
+        assert!(!broker.claim(&job), "held once");
+        broker.enqueue(eval("j-inline", 0));
+        assert!(
+            tokio::time::timeout(Duration::from_secs(60), broker.dequeue())
+                .await
+                .is_err(),
+            "its evaluation waits while it is claimed"
+        );
+        broker.ack(&job);
+        let work = broker.dequeue().await.unwrap();
+        assert_eq!(work.evaluation.job_id, job);
+        assert!(!broker.claim(&job), "a worker holds it");
+        broker.ack(&job);
+
+        broker.enqueue(eval("j-waiting", 0));
+        assert!(
+            !broker.claim(&JobId::from("j-waiting")),
+            "it has work waiting"
+        );
+        broker.pause();
+        assert!(
+            !broker.claim(&JobId::from("j-new")),
+            "a follower plans nothing"
+        );
     }
 
     #[tokio::test(start_paused = true)]

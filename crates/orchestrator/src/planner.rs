@@ -2,7 +2,7 @@
 //! transaction per plan, with an optimistic check that the job did not change meanwhile.
 
 use crate::scheduler::Plan;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
 use bacalhau_models::history::Topic;
 use bacalhau_models::{
     Evaluation, EvaluationId, Execution, ExecutionDesiredStateType, ExecutionStateType, JobId,
@@ -58,104 +58,113 @@ pub async fn apply(
     now: Timestamp,
 ) -> Result<Applied, PlanError> {
     store
-        .write(move |w| {
-            // Checks first: nothing is written unless the plan still holds.
-            let Some(mut job) = w.job(&plan.job_id)? else {
-                return Err(PlanError::JobGone(plan.job_id.clone()));
-            };
-            if job.revision != plan.job_revision {
-                return Err(PlanError::Stale {
-                    job_id: job.id.clone(),
-                    expected: plan.job_revision,
-                    found: job.revision,
-                });
-            }
-            let mut to_stop = Vec::with_capacity(plan.stop.len());
-            for (id, reason) in &plan.stop {
-                let Some(execution) = w.execution(id)? else {
-                    continue;
-                };
-                // The plan may have replaced this execution (its node was lost) while the node
-                // reported it finished: running the replacement would run the job twice.
-                if let Some(&seen) = plan.stops_seen.get(id)
-                    && seen != execution.revision
-                {
-                    return Err(PlanError::ExecutionChanged {
-                        job_id: job.id.clone(),
-                        execution_id: id.clone(),
-                    });
-                }
-                if !execution.is_terminal() {
-                    to_stop.push((execution, reason.clone()));
-                }
-            }
-
-            let mut applied = Applied::default();
-            for (mut execution, reason) in to_stop {
-                let state = if reason.fails_execution() {
-                    ExecutionStateType::Failed
-                } else {
-                    ExecutionStateType::Cancelled
-                };
-                execution.desired_state =
-                    State::with_message(ExecutionDesiredStateType::Stopped, reason.message());
-                execution.compute_state = State::with_message(state, reason.message());
-                execution.revision += 1;
-                execution.modify_time = now;
-                w.put_execution(&execution)?;
-                w.enqueue_message(
-                    &execution.node_id,
-                    &Message::CancelExecution {
-                        execution_id: execution.id.clone(),
-                        reason: reason.message(),
-                    },
-                )?;
-                w.add_history(crate::scheduler::execution_event(
-                    &job,
-                    &execution.id,
-                    Topic::Scheduling,
-                    reason.message(),
-                    now,
-                ))?;
-                applied.stopped.push(execution);
-            }
-            if let Some(state) = plan.job_state.clone() {
-                job.state = state;
-            }
-            for execution in &plan.create {
-                w.put_execution(execution)?;
-                let mut with_job = execution.clone();
-                with_job.job = Some(Box::new(job.clone()));
-                w.enqueue_message(
-                    &execution.node_id,
-                    &Message::RunExecution {
-                        execution: Box::new(with_job),
-                        ipfs_peers: plan.ipfs_peers.clone(),
-                    },
-                )?;
-            }
-            let job_changed =
-                plan.job_state.is_some() || !plan.create.is_empty() || !applied.stopped.is_empty();
-            if job_changed {
-                job.revision += 1;
-                job.modify_time = now;
-                w.put_job(&job)?;
-            }
-            for event in plan.events {
-                w.add_history(event)?;
-            }
-            for evaluation in &plan.follow_ups {
-                w.put_evaluation(evaluation)?;
-            }
-            w.delete_evaluation(&plan.eval_id)?;
-            for id in &superseded {
-                w.delete_evaluation(id)?;
-            }
-            applied.created = plan.create;
-            applied.follow_ups = plan.follow_ups;
-            Ok(applied)
-        })
+        .write(move |w| apply_in(w, plan, &superseded, now))
         .await
+}
+
+/// Writes `plan` in the caller's transaction: [`apply`]'s body, for a plan made in the same
+/// transaction as the change that called for it (see `worker::plan_in`).
+pub(crate) fn apply_in(
+    w: &mut Writer<'_>,
+    plan: Plan,
+    superseded: &[EvaluationId],
+    now: Timestamp,
+) -> Result<Applied, PlanError> {
+    // Checks first: nothing is written unless the plan still holds.
+    let Some(mut job) = w.job(&plan.job_id)? else {
+        return Err(PlanError::JobGone(plan.job_id.clone()));
+    };
+    if job.revision != plan.job_revision {
+        return Err(PlanError::Stale {
+            job_id: job.id.clone(),
+            expected: plan.job_revision,
+            found: job.revision,
+        });
+    }
+    let mut to_stop = Vec::with_capacity(plan.stop.len());
+    for (id, reason) in &plan.stop {
+        let Some(execution) = w.execution(id)? else {
+            continue;
+        };
+        // The plan may have replaced this execution (its node was lost) while the node
+        // reported it finished: running the replacement would run the job twice.
+        if let Some(&seen) = plan.stops_seen.get(id)
+            && seen != execution.revision
+        {
+            return Err(PlanError::ExecutionChanged {
+                job_id: job.id.clone(),
+                execution_id: id.clone(),
+            });
+        }
+        if !execution.is_terminal() {
+            to_stop.push((execution, reason.clone()));
+        }
+    }
+
+    let mut applied = Applied::default();
+    for (mut execution, reason) in to_stop {
+        let state = if reason.fails_execution() {
+            ExecutionStateType::Failed
+        } else {
+            ExecutionStateType::Cancelled
+        };
+        execution.desired_state =
+            State::with_message(ExecutionDesiredStateType::Stopped, reason.message());
+        execution.compute_state = State::with_message(state, reason.message());
+        execution.revision += 1;
+        execution.modify_time = now;
+        w.put_execution(&execution)?;
+        w.enqueue_message(
+            &execution.node_id,
+            &Message::CancelExecution {
+                execution_id: execution.id.clone(),
+                reason: reason.message(),
+            },
+        )?;
+        w.add_history(crate::scheduler::execution_event(
+            &job,
+            &execution.id,
+            Topic::Scheduling,
+            reason.message(),
+            now,
+        ))?;
+        applied.stopped.push(execution);
+    }
+    if let Some(state) = plan.job_state.clone() {
+        job.state = state;
+    }
+    for execution in &plan.create {
+        w.put_execution(execution)?;
+        let mut with_job = execution.clone();
+        with_job.job = Some(Box::new(job.clone()));
+        w.enqueue_message(
+            &execution.node_id,
+            &Message::RunExecution {
+                execution: Box::new(with_job),
+                ipfs_peers: plan.ipfs_peers.clone(),
+            },
+        )?;
+    }
+    let job_changed =
+        plan.job_state.is_some() || !plan.create.is_empty() || !applied.stopped.is_empty();
+    if job_changed {
+        job.revision += 1;
+        job.modify_time = now;
+        w.put_job(&job)?;
+    }
+    for event in plan.events {
+        w.add_history(event)?;
+    }
+    for evaluation in &plan.follow_ups {
+        w.put_evaluation(evaluation)?;
+    }
+    w.delete_evaluation(&plan.eval_id)?;
+    for id in superseded {
+        w.delete_evaluation(id)?;
+    }
+    applied.created = plan.create;
+    applied.follow_ups = plan.follow_ups;
+    Ok(applied)
 }
 
 #[cfg(test)]

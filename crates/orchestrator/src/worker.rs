@@ -1,14 +1,15 @@
-//! Scheduler workers: take an evaluation from the broker, snapshot the job, plan, apply.
+//! Scheduler workers: take an evaluation from the broker, snapshot the job, plan, apply. A
+//! submission or a node's report can also plan its job in its own transaction (`plan_in`).
 
 use crate::broker::{EvaluationBroker, Work};
 use crate::metrics::{JobLabels, Metrics, seconds_between};
 use crate::nodes::NodeManager;
 use crate::planner::{self, Applied, PlanError};
 use crate::scheduler::common::fail_job;
-use crate::scheduler::{Plan, Snapshot, scheduler_for};
-use crate::store::{Store, StoreError};
+use crate::scheduler::{NodeView, Plan, Snapshot, scheduler_for};
+use crate::store::{Store, StoreError, Writer};
 use crate::timeline::Timeline;
-use bacalhau_models::Evaluation;
+use bacalhau_models::{Evaluation, ExecutionId, JobId, JobStateType, Timestamp};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +25,12 @@ pub async fn run(
     timeline: Arc<Timeline>,
 ) {
     tracing::debug!(worker = %name, "scheduler worker started");
+    let context = Context {
+        broker: &broker,
+        nodes: &nodes,
+        metrics: &metrics,
+        timeline: &timeline,
+    };
     while let Some(work) = broker.dequeue().await {
         let job_id = work.evaluation.job_id.clone();
         let evaluation = work.evaluation.clone();
@@ -31,21 +38,11 @@ pub async fn run(
         metrics
             .queue_wait
             .observe(seconds_between(due, nodes.clock().now()));
-        let processed = process(&store, &nodes, &metrics, &timeline, work)
+        let processed = process(&store, &nodes, work)
             .instrument(tracing::debug_span!("evaluation", job_id = %job_id))
             .await;
         match processed {
-            Ok(Some(applied)) => {
-                metrics.evaluations_processed.inc();
-                metrics
-                    .scheduling_latency
-                    .observe(seconds_between(evaluation.create_time, nodes.clock().now()));
-                nodes.plan_applied(&applied);
-                for follow_up in applied.follow_ups {
-                    broker.enqueue(follow_up);
-                }
-                broker.ack(&job_id);
-            }
+            Ok(Some(planned)) => context.conclude(planned),
             Ok(None) => broker.ack(&job_id),
             Err(ProcessError::Plan(
                 PlanError::Stale { .. } | PlanError::ExecutionChanged { .. },
@@ -71,13 +68,150 @@ enum ProcessError {
     Store(#[from] StoreError),
 }
 
+/// An evaluation planned and written, with what its bookkeeping needs once committed.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    /// What the plan changed.
+    pub(crate) applied: Applied,
+    evaluation: Evaluation,
+    job_id: JobId,
+    job_type: String,
+    job_created: Timestamp,
+    /// When planning began, and when the plan was handed to the store.
+    planning: Timestamp,
+    applying: Timestamp,
+    created: usize,
+    stopping: usize,
+    /// The job's state when the plan ended it.
+    ended: Option<JobStateType>,
+    /// The plan's events, for the debug log (empty unless its lines are wanted).
+    events: Vec<(Option<ExecutionId>, String)>,
+}
+
+impl Planned {
+    /// The job planned.
+    pub(crate) fn job_id(&self) -> &JobId {
+        &self.job_id
+    }
+}
+
+/// What concluding a plan touches: the broker, the node connections and the figures.
+pub(crate) struct Context<'a> {
+    pub(crate) broker: &'a EvaluationBroker,
+    pub(crate) nodes: &'a NodeManager,
+    pub(crate) metrics: &'a Metrics,
+    pub(crate) timeline: &'a Timeline,
+}
+
+impl Context<'_> {
+    /// After a plan's commit: wakes the connections of the nodes it sends work to, queues its
+    /// follow-ups, releases the job in the broker and records the figures, spans and log
+    /// lines of the evaluation (and of the job, when it ended).
+    pub(crate) fn conclude(&self, planned: Planned) {
+        let done = self.nodes.clock().now();
+        self.metrics.evaluations_processed.inc();
+        self.metrics
+            .scheduling_latency
+            .observe(seconds_between(planned.evaluation.create_time, done));
+        self.metrics
+            .plan_apply
+            .observe(seconds_between(planned.applying, done));
+        self.nodes.plan_applied(&planned.applied);
+        for follow_up in planned.applied.follow_ups {
+            self.broker.enqueue(follow_up);
+        }
+        self.broker.ack(&planned.job_id);
+        let job_id = &planned.job_id;
+        let evaluation = &planned.evaluation;
+        let evaluation_span =
+            crate::trace::record(job_id, "evaluation", None, (planned.planning, done), || {
+                vec![
+                    KeyValue::new("bacalhau.evaluation.id", evaluation.id.to_string()),
+                    KeyValue::new(
+                        "bacalhau.evaluation.trigger",
+                        format!("{:?}", evaluation.triggered_by),
+                    ),
+                ]
+            });
+        crate::trace::record(
+            job_id,
+            "plan",
+            Some(&evaluation_span),
+            (planned.applying, done),
+            || {
+                vec![
+                    KeyValue::new("bacalhau.plan.created", planned.created as i64),
+                    KeyValue::new("bacalhau.plan.stopped", planned.stopping as i64),
+                ]
+            },
+        );
+        for (execution_id, message) in planned.events {
+            match execution_id {
+                Some(execution_id) => {
+                    tracing::debug!(%job_id, %execution_id, "{message}")
+                }
+                None => tracing::debug!(%job_id, "{message}"),
+            }
+        }
+        if let Some(state) = planned.ended {
+            self.metrics
+                .jobs_ended
+                .get_or_create(&JobLabels {
+                    r#type: planned.job_type.clone(),
+                    state: state.as_str().to_string(),
+                })
+                .inc();
+            let took = seconds_between(planned.job_created, done);
+            self.metrics.job_duration.observe(took);
+            self.timeline.job_ended(took);
+            tracing::info!(%job_id, r#type = %planned.job_type, state = %state, "job ended");
+            crate::trace::record_job(
+                job_id,
+                &planned.job_type,
+                (planned.job_created, done),
+                state.as_str(),
+            );
+        }
+    }
+}
+
+/// Plans `evaluation` and writes the plan in the caller's transaction, the one that made the
+/// evaluation (a submission, a node's report of an execution's end): one commit instead of
+/// two, and no trip through the broker. The caller must hold the job in the broker
+/// ([`EvaluationBroker::claim`]), so no worker plans it meanwhile, and hand the answer to
+/// [`Context::conclude`] after the commit. `None` when the job cannot be planned here (gone, or
+/// of an unknown type): the caller stores the evaluation for a worker instead.
+pub(crate) fn plan_in(
+    w: &mut Writer<'_>,
+    evaluation: &Evaluation,
+    nodes: Vec<NodeView>,
+    now: Timestamp,
+) -> Result<Option<Planned>, StoreError> {
+    let Some(job) = w.job(&evaluation.job_id)? else {
+        return Ok(None);
+    };
+    let snapshot = Snapshot {
+        executions: w.executions_of(&job.id)?,
+        nodes,
+        job,
+    };
+    let Some(plan) = decide(evaluation, &snapshot, now) else {
+        return Ok(None);
+    };
+    let (mut planned, plan) = prepare(evaluation, &snapshot, plan, (now, now));
+    // The snapshot was read in this transaction: nothing can have changed since.
+    planned.applied = planner::apply_in(w, plan, &[], now).map_err(|e| match e {
+        PlanError::Store(e) => e,
+        other => StoreError::Db(format!("a plan made in its own transaction: {other}")),
+    })?;
+    Ok(Some(planned))
+}
+
 async fn process(
     store: &Store,
     nodes: &NodeManager,
-    metrics: &Metrics,
-    timeline: &Timeline,
     work: Work,
-) -> Result<Option<Applied>, ProcessError> {
+) -> Result<Option<Planned>, ProcessError> {
     let Work {
         evaluation,
         superseded,
@@ -96,17 +230,29 @@ async fn process(
             job,
         }
     };
-    let Some(job_type) = snapshot.job.job_type() else {
-        tracing::error!(job_id = %snapshot.job.id, r#type = %snapshot.job.r#type, "stored job has an unknown type");
+    let Some(plan) = decide(&evaluation, &snapshot, now) else {
         forget(store, &evaluation, superseded).await?;
         return Ok(None);
+    };
+    let times = (now, nodes.clock().now());
+    let (mut planned, plan) = prepare(&evaluation, &snapshot, plan, times);
+    planned.applied = planner::apply(store, plan, superseded, now).await?;
+    Ok(Some(planned))
+}
+
+/// The scheduler's plan for `evaluation` over `snapshot`; `None` for a job of an unknown type
+/// (nothing to plan: its evaluation is dropped).
+fn decide(evaluation: &Evaluation, snapshot: &Snapshot, now: Timestamp) -> Option<Plan> {
+    let Some(job_type) = snapshot.job.job_type() else {
+        tracing::error!(job_id = %snapshot.job.id, r#type = %snapshot.job.r#type, "stored job has an unknown type");
+        return None;
     };
     // A scheduler is pure code over a snapshot; should it panic on some job, that job fails
     // with the reason instead of taking this worker (and every later evaluation) down.
     let planned = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        scheduler_for(job_type).plan(&evaluation, &snapshot, now)
+        scheduler_for(job_type).plan(evaluation, snapshot, now)
     }));
-    let plan = match planned {
+    let mut plan = match planned {
         Ok(mut plan) => {
             if !plan.create.is_empty() {
                 plan.ipfs_peers = crate::scheduler::ipfs_peers(&snapshot.job, &snapshot.nodes);
@@ -120,7 +266,7 @@ async fn process(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
             tracing::error!(job_id = %snapshot.job.id, panic = %message, "the scheduler panicked; failing the job");
-            let mut plan = Plan::new(&evaluation, &snapshot.job);
+            let mut plan = Plan::new(evaluation, &snapshot.job);
             let live: Vec<&bacalhau_models::Execution> = snapshot
                 .executions
                 .iter()
@@ -128,7 +274,7 @@ async fn process(
                 .collect();
             fail_job(
                 &mut plan,
-                &snapshot,
+                snapshot,
                 &live,
                 format!("internal error while scheduling the job: {message}"),
                 Default::default(),
@@ -137,19 +283,29 @@ async fn process(
             plan
         }
     };
-    let mut plan = plan;
     for (id, _) in &plan.stop {
         if let Some(seen) = snapshot.executions.iter().find(|e| &e.id == id) {
             plan.stops_seen.insert(id.clone(), seen.revision);
         }
     }
+    Some(plan)
+}
+
+/// What [`Context::conclude`] will need of a plan about to be applied (its `applied` still
+/// empty), and the plan.
+fn prepare(
+    evaluation: &Evaluation,
+    snapshot: &Snapshot,
+    plan: Plan,
+    (planning, applying): (Timestamp, Timestamp),
+) -> (Planned, Plan) {
     let ended = plan
         .job_state
         .as_ref()
         .map(|state| state.state_type)
         .filter(|state| state.is_terminal());
     // Copied for the log only when its lines are wanted: this is every evaluation's path.
-    let events: Vec<_> = if tracing::enabled!(tracing::Level::DEBUG) {
+    let events = if tracing::enabled!(tracing::Level::DEBUG) {
         plan.events
             .iter()
             .map(|e| (e.execution_id.clone(), e.event.message.clone()))
@@ -157,62 +313,21 @@ async fn process(
     } else {
         Vec::new()
     };
-    let started = std::time::Instant::now();
-    let apply_start = nodes.clock().now();
-    let (created, stopping) = (plan.create.len(), plan.stop.len());
-    let applied = planner::apply(store, plan, superseded, now).await?;
-    metrics.plan_apply.observe(started.elapsed().as_secs_f64());
     let job = &snapshot.job;
-    let done = nodes.clock().now();
-    let evaluation_span = crate::trace::record(&job.id, "evaluation", None, (now, done), || {
-        vec![
-            KeyValue::new("bacalhau.evaluation.id", evaluation.id.to_string()),
-            KeyValue::new(
-                "bacalhau.evaluation.trigger",
-                format!("{:?}", evaluation.triggered_by),
-            ),
-        ]
-    });
-    crate::trace::record(
-        &job.id,
-        "plan",
-        Some(&evaluation_span),
-        (apply_start, done),
-        || {
-            vec![
-                KeyValue::new("bacalhau.plan.created", created as i64),
-                KeyValue::new("bacalhau.plan.stopped", stopping as i64),
-            ]
-        },
-    );
-    for (execution_id, message) in events {
-        match execution_id {
-            Some(execution_id) => {
-                tracing::debug!(job_id = %job.id, %execution_id, "{message}")
-            }
-            None => tracing::debug!(job_id = %job.id, "{message}"),
-        }
-    }
-    if let Some(state) = ended {
-        metrics
-            .jobs_ended
-            .get_or_create(&JobLabels {
-                r#type: job.r#type.clone(),
-                state: state.as_str().to_string(),
-            })
-            .inc();
-        let took = seconds_between(job.create_time, nodes.clock().now());
-        metrics.job_duration.observe(took);
-        timeline.job_ended(took);
-        tracing::info!(job_id = %job.id, r#type = %job.r#type, state = %state, "job ended");
-        crate::trace::record_job(
-            &job.id,
-            &job.r#type,
-            (job.create_time, done),
-            state.as_str(),
-        );
-    }
-    Ok(Some(applied))
+    let planned = Planned {
+        applied: Applied::default(),
+        evaluation: evaluation.clone(),
+        job_id: job.id.clone(),
+        job_type: job.r#type.clone(),
+        job_created: job.create_time,
+        planning,
+        applying,
+        created: plan.create.len(),
+        stopping: plan.stop.len(),
+        ended,
+        events,
+    };
+    (planned, plan)
 }
 
 /// Deletes evaluations that have nothing left to evaluate.

@@ -4,6 +4,7 @@
 
 use super::ComputeNode;
 use super::report::{Report, update};
+use super::runner::Started;
 use crate::capacity::CapacityTracker;
 use crate::store::StoreError;
 use bacalhau_models::{Execution, ExecutionId, ExecutionStateType, Resources};
@@ -65,6 +66,25 @@ impl Queue {
         Some(execution)
     }
 
+    /// Starts `execution` at once when nothing waits before it and its needs fit, reserving
+    /// them and registering it as running; `false` leaves everything as it was (it is
+    /// already running here, others wait, or it does not fit).
+    pub(super) fn start_now(
+        &mut self,
+        execution: &Execution,
+        capacity: &mut CapacityTracker,
+    ) -> bool {
+        if !self.waiting.is_empty()
+            || self.running.contains_key(&execution.id)
+            || !capacity.try_reserve(&needs(execution))
+        {
+            return false;
+        }
+        let (cancel, _) = watch::channel(false);
+        self.running.insert(execution.id.clone(), cancel);
+        true
+    }
+
     /// A running execution's stop signal; `None` when it is not running.
     pub(super) fn cancel_signal(&self, id: &ExecutionId) -> Option<watch::Receiver<bool>> {
         self.running.get(id).map(|sender| sender.subscribe())
@@ -73,7 +93,8 @@ impl Queue {
     /// Tells a running execution to stop; nothing when it is not running.
     pub(super) fn stop(&self, id: &ExecutionId) {
         if let Some(stop) = self.running.get(id) {
-            let _ = stop.send(true);
+            // Kept even with no receiver yet: a run that subscribes later sees it.
+            stop.send_replace(true);
         }
     }
 
@@ -98,13 +119,19 @@ impl ComputeNode {
             loop {
                 let next = self.lock_queue().start_next(&mut self.lock_capacity());
                 let Some(execution) = next else { break };
-                tokio::spawn(Arc::clone(&self).execute(execution));
+                tokio::spawn(Arc::clone(&self).execute(execution, Started::Queued));
             }
             tokio::select! {
                 _ = notified => {}
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    /// Gives back what [`Queue::start_now`] reserved for an execution that did not start.
+    pub(super) fn unreserve(&self, execution: &Execution) {
+        self.lock_queue().finish(&execution.id);
+        self.lock_capacity().release(&needs(execution));
     }
 
     /// Stops an execution at the orchestrator's request: a waiting one leaves the queue and is

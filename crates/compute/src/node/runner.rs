@@ -15,6 +15,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
+/// How an execution came to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Started {
+    /// The queue started it: its Running state is still to be recorded.
+    Queued,
+    /// It started as it was accepted, recorded Running in the acceptance's transaction.
+    AtAcceptance,
+}
+
 /// How an execution that ran to an exit code ended.
 #[derive(Debug)]
 pub(super) struct Finished {
@@ -93,14 +102,17 @@ fn publish_error(e: PublishError) -> ExecutorError {
 
 impl ComputeNode {
     /// Runs an execution the queue started, reports how it ended and gives its capacity back.
-    pub(super) async fn execute(self: Arc<Self>, execution: Execution) {
+    pub(super) async fn execute(self: Arc<Self>, execution: Execution, started: Started) {
         let cancel = self.lock_queue().cancel_signal(&execution.id);
+
         let mut span = crate::trace::start(&execution, "execution", None);
         let spans = crate::trace::context_of(&span);
         let result = match cancel {
+            // Stopped between its start and now (a cancel that came meanwhile): it does not begin.
+            Some(cancel) if *cancel.borrow() => Err(ExecutorError::Cancelled),
             // Every line an engine, a storage or a publisher logs for this run names it.
             Some(cancel) => {
-                self.run_execution(&execution, cancel, &spans)
+                self.run_execution(&execution, started, cancel, &spans)
                     .instrument(tracing::info_span!(
                         "execution",
                         job_id = %execution.job_id,
@@ -111,6 +123,7 @@ impl ComputeNode {
             None => Err(ExecutorError::Cancelled),
         };
         let (state, report) = outcome(result);
+
         {
             use opentelemetry::trace::{Span as _, Status};
             span.set_attribute(opentelemetry::KeyValue::new(
@@ -131,6 +144,10 @@ impl ComputeNode {
         if let Err(e) = self.report(&execution, state, report).await {
             tracing::error!(job_id = %execution.job_id, execution_id = %execution.id, error = %e, "cannot record the end of an execution");
         }
+        // Inputs fetched onto the node are of no use once the run is over; removed after the
+        // report so the orchestrator hears of the end first.
+        let inputs = crate::inputs::root(&self.execution_dir(execution.id.as_str()));
+        let _ = tokio::fs::remove_dir_all(inputs).await;
         self.lock_queue().finish(&execution.id);
         self.lock_capacity().release(&needs(&execution));
         self.runner_wake.notify_one();
@@ -139,6 +156,7 @@ impl ComputeNode {
     async fn run_execution(
         &self,
         execution: &Execution,
+        started: Started,
         cancel: watch::Receiver<bool>,
         spans: &opentelemetry::Context,
     ) -> Result<Finished, ExecutorError> {
@@ -155,13 +173,16 @@ impl ComputeNode {
             .get(engine.as_str())
             .cloned()
             .ok_or_else(|| ExecutorError::Failed(format!("no executor for engine {engine:?}")))?;
-        self.report(execution, ExecutionStateType::Running, Report::default())
-            .await
-            .map_err(|e| ExecutorError::Failed(e.to_string()))?;
+        if started == Started::Queued {
+            self.report(execution, ExecutionStateType::Running, Report::default())
+                .await
+                .map_err(|e| ExecutorError::Failed(e.to_string()))?;
+        }
         let work_dir = self.execution_dir(execution.id.as_str());
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
         })?;
+
         let (index, count) = execution.partition();
         let partition = Partition { index, count };
         // The holders named with the execution; a restarted node no longer knows them and
@@ -176,6 +197,7 @@ impl ComputeNode {
             staging.set_status(opentelemetry::trace::Status::error(e.to_string()));
         }
         staging.end();
+
         if inputs.is_err() {
             // Whatever arrived before the failure is of no use.
             let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
@@ -199,6 +221,7 @@ impl ComputeNode {
                 })?;
             identities.push((prepared.target.clone(), identity));
         }
+
         let publishing = !task.publisher.is_empty();
         let results = if publishing {
             crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
@@ -256,6 +279,7 @@ impl ComputeNode {
             Err(e) => running.set_status(opentelemetry::trace::Status::error(e.to_string())),
         }
         running.end();
+
         self.metrics
             .run_seconds
             .get_or_create(&crate::metrics::EngineLabel {
@@ -263,9 +287,9 @@ impl ComputeNode {
             })
             .observe(started.elapsed().as_secs_f64());
         self.config.ports.release(&held_ports);
-        // Inputs fetched onto the node are not needed once the run is over.
-        let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
+        // Inputs fetched onto the node are removed once the end is reported (`execute`).
         let output = output?;
+
         // Known now: the image the engine ran (a tag resolved to its ID).
         let key = bacalhau_models::content::task_key(
             &task,

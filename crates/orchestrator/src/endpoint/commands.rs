@@ -88,13 +88,17 @@ impl Orchestrator {
         } else {
             None
         };
-        let nodes = if cache_key.is_some() {
+        // A new job is planned in its submission's transaction (see `worker::plan_in`); the
+        // claim keeps any worker off it until then (and fails on a follower of a cluster).
+        let claimed = self.broker.claim(&job.id).then(|| job.id.clone());
+        let nodes = if cache_key.is_some() || claimed.is_some() {
             self.nodes.views(now)
         } else {
             Vec::new()
         };
         let looked_up = cache_key.is_some();
-        let (submitted, evaluation, served) = self
+        let planning = claimed.clone();
+        let written = self
             .store
             .write(move |w| {
                 let existing = match w.job_id_by_name(&job.namespace, &job.name)? {
@@ -147,7 +151,7 @@ impl Orchestrator {
                     crate::lineage::serve(w, &mut job, key, entry, node, now)?;
                     w.put_job(&job)?;
                     w.put_job_version(&job)?;
-                    return Ok((job.id.clone(), None, Some(entry.run_nanos)));
+                    return Ok((job.id.clone(), None, Some(entry.run_nanos), None));
                 }
                 let evaluation = Evaluation::for_job(&job, trigger, now);
                 w.put_job(&job)?;
@@ -155,10 +159,28 @@ impl Orchestrator {
                 if let (Some(key), crate::lineage::Lookup::Gone(entry)) = (&cache_key, &lookup) {
                     crate::lineage::dropped(w, &job, key, entry, now)?;
                 }
-                w.put_evaluation(&evaluation)?;
-                Ok::<_, OrchestratorError>((job.id.clone(), Some(evaluation), None))
+                let planned = match &planning {
+                    Some(claimed) if *claimed == job.id => {
+                        crate::worker::plan_in(w, &evaluation, nodes, now)?
+                    }
+                    _ => None,
+                };
+                if planned.is_none() {
+                    w.put_evaluation(&evaluation)?;
+                }
+
+                Ok::<_, OrchestratorError>((job.id.clone(), Some(evaluation), None, planned))
             })
-            .await?;
+            .await;
+        let (submitted, evaluation, served, planned) = match written {
+            Ok(written) => written,
+            Err(e) => {
+                if let Some(claimed) = &claimed {
+                    self.broker.ack(claimed);
+                }
+                return Err(e);
+            }
+        };
         if looked_up {
             self.metrics.count_cache_lookup(served);
         }
@@ -168,6 +190,12 @@ impl Orchestrator {
                 r#type: job_type.clone(),
             })
             .inc();
+        let planned_here = planned.is_some();
+        if let Some(planned) = planned {
+            self.nodes.scheduling().conclude(planned);
+        } else if let Some(claimed) = &claimed {
+            self.broker.ack(claimed);
+        }
         let Some(evaluation) = evaluation else {
             tracing::info!(job_id = %submitted, r#type = %job_type, "job served from the cache");
             self.metrics
@@ -197,7 +225,9 @@ impl Orchestrator {
                 )]
             },
         );
-        self.broker.enqueue(evaluation);
+        if !planned_here {
+            self.broker.enqueue(evaluation);
+        }
         Ok(Submitted {
             job_id: submitted,
             evaluation_id,

@@ -114,6 +114,7 @@ impl Orchestrator {
             Arc::clone(&broker),
             config.nodes.clone(),
             Arc::clone(&metrics),
+            Arc::clone(&timeline),
         )?);
         if config.cluster.is_none() {
             let pending = store.read()?.pending_evaluations()?;

@@ -225,24 +225,33 @@ async fn executions_and_history_are_filtered_by_job_version() {
     assert_eq!(history_versions(JobVersions::Only(1)), vec![1]);
 }
 
-/// The queue deadline on the orchestrator's injected clock: an hour of waiting passes on a
-/// paused runtime without the test waiting for it.
+/// The queue deadline on the orchestrator's injected clock: months of waiting pass on a
+/// paused runtime without the test waiting for them. A paused runtime moves its time on while
+/// the test waits for the store's writer thread (by hours when a commit is slow), so the
+/// deadline is far and the checks are counted from the job's creation.
 #[tokio::test(start_paused = true)]
 async fn a_queued_job_fails_at_its_queue_deadline() {
+    const DAY: u64 = 86_400;
+    let timeout = 30 * DAY;
     let dir = tempfile::tempdir().unwrap();
     let o = start_on_tokio_time(dir.path()).await;
-    let submitted = o.submit(spec("late", 3600), false, "tester").await.unwrap();
+    let submitted = o
+        .submit(spec("late", timeout as i64), false, "tester")
+        .await
+        .unwrap();
     let id = submitted.job_id.as_str();
     let queued = wait_for_state(&o, id, JobStateType::Queued).await;
-    tokio::time::sleep(Duration::from_secs(3599)).await;
+    let since_created =
+        || Duration::from_nanos(u64::try_from(o.clock().now() - queued.create_time).unwrap());
+    tokio::time::sleep(Duration::from_secs(timeout - 10 * DAY) - since_created()).await;
     assert_eq!(
         o.job(id, "").unwrap().state.state_type,
         JobStateType::Queued
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(timeout + 1).saturating_sub(since_created())).await;
     let failed = wait_for_state(&o, id, JobStateType::Failed).await;
     assert!(
-        failed.modify_time >= queued.create_time + 3_600_000_000_000,
+        failed.modify_time >= queued.create_time + (timeout * 1_000_000_000) as i64,
         "failed before its deadline"
     );
 }
@@ -255,19 +264,21 @@ async fn ended_jobs_past_their_retention_are_dropped_and_their_history_stays() {
     let old = o.submit(spec("old", 0), false, "tester").await.unwrap();
     let old = old.job_id.as_str();
     wait_for_state(&o, old, JobStateType::Failed).await;
-    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    // Days apart: a paused runtime moves its time on (by hours here) while the test waits for
+    // the store's writer thread, and "recent" must stay recent.
+    const DAY: u64 = 86_400;
+    let retention = Duration::from_secs(10 * DAY);
+    tokio::time::sleep(Duration::from_secs(30 * DAY)).await;
     let waiting = o
-        .submit(spec("waiting", 86_400), false, "tester")
+        .submit(spec("waiting", 365 * DAY as i64), false, "tester")
         .await
         .unwrap();
     wait_for_state(&o, waiting.job_id.as_str(), JobStateType::Queued).await;
     let recent = o.submit(spec("recent", 0), false, "tester").await.unwrap();
     wait_for_state(&o, recent.job_id.as_str(), JobStateType::Failed).await;
 
-    assert_eq!(
-        o.drop_ended_jobs(Duration::from_secs(3600)).await.unwrap(),
-        1
-    );
+    assert_eq!(o.drop_ended_jobs(retention).await.unwrap(), 1);
+
     assert!(matches!(
         o.job(old, ""),
         Err(OrchestratorError::NotFound { .. })
@@ -283,10 +294,7 @@ async fn ended_jobs_past_their_retention_are_dropped_and_their_history_stays() {
     );
     assert_eq!(o.figures().unwrap().jobs_in(JobStateType::Failed), 1);
     // Nothing is left to drop.
-    assert_eq!(
-        o.drop_ended_jobs(Duration::from_secs(3600)).await.unwrap(),
-        0
-    );
+    assert_eq!(o.drop_ended_jobs(retention).await.unwrap(), 0);
 
     // The audit log still holds every event of the dropped job, and the drop itself, and its
     // chain verifies.

@@ -3,10 +3,12 @@
 
 use super::{NodeManager, updates};
 use bacalhau_channel::reliable::Sending;
+use bacalhau_models::JobId;
 use bacalhau_protocol::{Frame, Message, Welcome};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Messages sent per outbox read; bounds memory when a node comes back to a long backlog.
 const SEND_BATCH: usize = 256;
@@ -76,6 +78,7 @@ async fn run_session(
         return format!("store failure: {e}");
     }
     let mut sending = Sending::resume(node_applied);
+    let acked = &trim_acknowledged(manager, id);
     // What was queued before this connection and goes out on it counts as replayed.
     let queued_before = match manager.store().read().and_then(|r| r.last_queued(id)) {
         Ok(seq) => seq,
@@ -114,13 +117,14 @@ async fn run_session(
                         let Some(frame) = frame else {
                             return "connection closed".into();
                         };
-                        if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing).await {
+                        if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
                             return reason;
                         }
                     }
                 }
             };
             permit.send(Frame::Message { seq, body });
+
             sending.sent(seq);
             if seq <= queued_before {
                 manager.metrics.replays.inc();
@@ -131,7 +135,9 @@ async fn run_session(
             // until all of it has gone out: its heartbeats would go unread and the node would
             // count as silent while it works.
             while let Ok(frame) = incoming.try_recv() {
-                if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing).await {
+                if let Err(reason) =
+                    handle_frame(manager, id, frame, incoming, outgoing, acked).await
+                {
                     return reason;
                 }
             }
@@ -143,7 +149,7 @@ async fn run_session(
                 let Some(frame) = frame else {
                     return "connection closed".into();
                 };
-                if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing).await {
+                if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
                     return reason;
                 }
             }
@@ -160,6 +166,7 @@ async fn handle_frame(
     frame: Frame,
     incoming: &mut mpsc::Receiver<Frame>,
     outgoing: &mpsc::Sender<Frame>,
+    acked: &watch::Sender<u64>,
 ) -> Result<(), String> {
     if !matches!(frame, Frame::Heartbeat(_)) {
         // Any frame shows the node alive, not only a heartbeat that may queue behind others.
@@ -167,9 +174,13 @@ async fn handle_frame(
     }
     match frame {
         Frame::Heartbeat(heartbeat) => manager.heartbeat(id, &heartbeat),
-        Frame::Ack { seq } => trim(manager, id, seq)
-            .await
-            .map_err(|e| format!("store failure: {e}"))?,
+        Frame::Ack { seq } => {
+            acked.send_if_modified(|at| {
+                let newer = seq > *at;
+                *at = (*at).max(seq);
+                newer
+            });
+        }
         Frame::Message { seq, body } => {
             // Apply every message already waiting in one transaction: one fsync for a burst.
             let mut batch = vec![(seq, body)];
@@ -194,15 +205,47 @@ async fn handle_frame(
                     }
                 })
                 .collect();
-            let applied = updates::apply(manager.store(), id, messages, manager.clock().now())
-                .await
-                .map_err(|e| format!("store failure: {e}"))?;
+            // Before the jobs can complete: a cache lookup right after one must find its
+            // result held (a node that published a result pins it).
+            manager.holds(id, &updates::published_roots(&messages));
+            // The jobs whose executions ended are planned in the same transaction when no
+            // worker holds them (`worker::plan_in`): a job ends one commit sooner.
+            let now = manager.clock().now();
+            let claimed: HashSet<JobId> = updates::ending_jobs(&messages)
+                .into_iter()
+                .filter(|job| manager.broker().claim(job))
+                .collect();
+            let inline = updates::Inline {
+                nodes: if claimed.is_empty() {
+                    Vec::new()
+                } else {
+                    manager.views(now)
+                },
+                claimed: claimed.clone(),
+            };
+            let applied = updates::apply(manager.store(), id, messages, inline, now).await;
+
+            let applied = match applied {
+                Ok(applied) => applied,
+                Err(e) => {
+                    for job in &claimed {
+                        manager.broker().ack(job);
+                    }
+                    return Err(format!("store failure: {e}"));
+                }
+            };
             for (job_id, execution_id, message) in &applied.reported {
                 tracing::debug!(%job_id, %execution_id, node = %id, "{message}");
             }
-            // Before the evaluations that complete the jobs: a cache lookup right after one
-            // must find its result held.
-            manager.holds(id, &applied.published);
+            let mut unplanned = claimed;
+            let scheduling = manager.scheduling();
+            for planned in applied.planned {
+                unplanned.remove(planned.job_id());
+                scheduling.conclude(planned);
+            }
+            for job in &unplanned {
+                manager.broker().ack(job);
+            }
             for evaluation in applied.evaluations {
                 manager.broker().enqueue(evaluation);
             }
@@ -217,7 +260,7 @@ async fn handle_frame(
                 ));
             }
             for other in others {
-                Box::pin(handle_frame(manager, id, other, incoming, outgoing)).await?;
+                Box::pin(handle_frame(manager, id, other, incoming, outgoing, acked)).await?;
             }
         }
         log @ (Frame::LogData { .. } | Frame::LogEnd { .. }) => manager.route_log(id, log),
@@ -225,6 +268,27 @@ async fn handle_frame(
         other => tracing::warn!(node = %id, frame = ?other, "unexpected frame from a node"),
     }
     Ok(())
+}
+
+/// Starts the connection's trimmer: what the node acknowledged leaves the outbox on a task of
+/// its own, so an acknowledgement never holds up the node's reports behind it for a commit;
+/// acknowledgements that come meanwhile are trimmed at once. A trim lost to a crash is
+/// harmless: the node finds the resent messages applied. The task ends with the connection.
+fn trim_acknowledged(
+    manager: &Arc<NodeManager>,
+    id: &bacalhau_models::NodeId,
+) -> watch::Sender<u64> {
+    let (acked, mut latest) = watch::channel(0u64);
+    let (manager, id) = (Arc::clone(manager), id.clone());
+    tokio::spawn(async move {
+        while latest.changed().await.is_ok() {
+            let seq = *latest.borrow_and_update();
+            if let Err(e) = trim(&manager, &id, seq).await {
+                tracing::warn!(node = %id, error = %e, "cannot trim the acknowledged outbox");
+            }
+        }
+    });
+    acked
 }
 
 async fn trim(

@@ -124,6 +124,8 @@ pub struct NodeManager {
     leading: std::sync::atomic::AtomicBool,
     /// The orchestrator's figures (connections and replays are counted here).
     metrics: Arc<crate::metrics::Metrics>,
+    /// Where ended jobs' durations go (a job a node's report ends is concluded here).
+    timeline: Arc<crate::timeline::Timeline>,
 }
 
 /// Pin requests waiting for their node's answer.
@@ -177,6 +179,7 @@ impl NodeManager {
         broker: Arc<EvaluationBroker>,
         config: NodeManagerConfig,
         metrics: Arc<crate::metrics::Metrics>,
+        timeline: Arc<crate::timeline::Timeline>,
     ) -> Result<Self, StoreError> {
         let nodes = Self::load(&store, broker.clock().now(), &config, &HashMap::new())?;
         Ok(Self {
@@ -184,6 +187,7 @@ impl NodeManager {
             broker,
             config,
             metrics,
+            timeline,
             nodes: RwLock::new(nodes),
             log_streams: std::sync::Mutex::new(HashMap::new()),
             pins: std::sync::Mutex::new(HashMap::new()),
@@ -745,6 +749,16 @@ impl NodeManager {
     }
 
     /// Wakes the connections of nodes that have new messages after a plan.
+    /// What concluding a plan touches (see `worker::plan_in`).
+    pub(crate) fn scheduling(&self) -> crate::worker::Context<'_> {
+        crate::worker::Context {
+            broker: &self.broker,
+            nodes: self,
+            metrics: &self.metrics,
+            timeline: &self.timeline,
+        }
+    }
+
     pub fn plan_applied(&self, applied: &Applied) {
         let nodes = self.read();
         let targets: BTreeSet<&NodeId> = applied
@@ -874,7 +888,8 @@ mod tests {
             reschedule_grace: Duration::from_secs(2),
             ..NodeManagerConfig::default()
         };
-        let nodes = NodeManager::new(store, broker, config, Arc::default()).unwrap();
+        let nodes =
+            NodeManager::new(store, broker, config, Arc::default(), Arc::default()).unwrap();
 
         // Past the configured 2 s, the node may still be backing off (up to 5 s a try).
         let waiting = &nodes.views(LOADED + 3 * SECOND)[0];

@@ -3,7 +3,7 @@
 //! `bacalhau_channel::store::apply` together with the sequence number that makes its replay
 //! harmless.
 
-use crate::scheduler::execution_event;
+use crate::scheduler::{NodeView, execution_event};
 use crate::store::{Store, StoreError, Writer};
 use bacalhau_channel::store::Applied as Delivered;
 use bacalhau_models::history::Topic;
@@ -12,6 +12,7 @@ use bacalhau_models::{
     Timestamp, TriggeredBy,
 };
 use bacalhau_protocol::ExecutionUpdate;
+use std::collections::HashSet;
 
 /// Where a state sits in an execution's life; updates never move an execution backwards.
 fn progress(state: ExecutionStateType) -> u8 {
@@ -50,11 +51,10 @@ fn describe(update: &ExecutionUpdate) -> String {
 pub struct Applied {
     /// Evaluations to schedule.
     pub evaluations: Vec<Evaluation>,
+    /// Evaluations planned in the batch's transaction, to conclude (`worker::Context`).
+    pub(crate) planned: Vec<crate::worker::Planned>,
     /// The executions whose state changed, with the history event's message (for the log).
     pub reported: Vec<(JobId, ExecutionId, String)>,
-    /// Root CIDs of results the node published (and so pins) in this batch: the cache and the
-    /// scheduler may count on them before the node's next heartbeat lists them.
-    pub published: Vec<String>,
     /// The node's messages applied up to here (to acknowledge).
     pub up_to: u64,
     /// A message was missing before the rest of the batch: this one should have come. The
@@ -62,13 +62,50 @@ pub struct Applied {
     pub missing: Option<u64>,
 }
 
+/// The jobs a batch's evaluations may be planned in its own transaction: those the caller
+/// holds in the broker, and the nodes as the scheduler sees them.
+#[derive(Debug, Default)]
+pub struct Inline {
+    /// Jobs claimed in the broker (`EvaluationBroker::claim`).
+    pub claimed: HashSet<JobId>,
+    /// The nodes, for the plans.
+    pub nodes: Vec<NodeView>,
+}
+
+/// The jobs of `messages` whose executions ended: their evaluations are worth planning in the
+/// batch's transaction.
+pub fn ending_jobs(messages: &[(u64, Option<ExecutionUpdate>)]) -> HashSet<JobId> {
+    messages
+        .iter()
+        .filter_map(|(_, update)| update.as_ref())
+        .filter(|update| update.state.is_terminal())
+        .map(|update| update.job_id.clone())
+        .collect()
+}
+
+/// The root CIDs of the results `messages` report published.
+pub fn published_roots(messages: &[(u64, Option<ExecutionUpdate>)]) -> Vec<String> {
+    messages
+        .iter()
+        .filter_map(|(_, update)| update.as_ref())
+        .filter(|update| update.state == ExecutionStateType::Completed)
+        .filter_map(|update| {
+            bacalhau_models::content::result_cid(update.published_result.as_ref()?)
+        })
+        .filter_map(|cid| cid.root_cid().map(str::to_string))
+        .collect()
+}
+
 /// Applies a batch of `node`'s messages in order (`None` for a kind the orchestrator ignores,
 /// which still counts as applied), following the channel's rules: a replay is skipped, a gap
-/// stops the batch. The updates and the new sequence number are one transaction.
+/// stops the batch. The updates and the new sequence number are one transaction; an ended
+/// execution's evaluation is planned in it too when its job is in `inline.claimed`, else
+/// stored for a worker.
 pub async fn apply(
     store: &Store,
     node: &NodeId,
     messages: Vec<(u64, Option<ExecutionUpdate>)>,
+    inline: Inline,
     now: Timestamp,
 ) -> Result<Applied, StoreError> {
     let node = node.clone();
@@ -76,7 +113,6 @@ pub async fn apply(
         .write(move |w| {
             let mut evaluations = Vec::new();
             let mut reported = Vec::new();
-            let mut published = Vec::new();
             let mut missing = None;
             for (seq, update) in messages {
                 let delivered = w.apply_message(&node, seq, |w| match update {
@@ -86,7 +122,6 @@ pub async fn apply(
                 match delivered {
                     Delivered::Done(Some(change)) => {
                         evaluations.extend(change.evaluation);
-                        published.extend(change.published);
                         reported.push((change.job_id, change.execution_id, change.message));
                     }
                     Delivered::Done(None) => {}
@@ -97,10 +132,29 @@ pub async fn apply(
                     }
                 }
             }
+            // One plan per job, after every report of the batch is in.
+            let mut planned = Vec::new();
+            let mut stored = Vec::new();
+            let mut planned_jobs = HashSet::new();
+            for evaluation in evaluations {
+                if planned_jobs.contains(&evaluation.job_id) {
+                    continue;
+                }
+                if inline.claimed.contains(&evaluation.job_id)
+                    && let Some(plan) =
+                        crate::worker::plan_in(w, &evaluation, inline.nodes.clone(), now)?
+                {
+                    planned_jobs.insert(evaluation.job_id.clone());
+                    planned.push(plan);
+                    continue;
+                }
+                w.put_evaluation(&evaluation)?;
+                stored.push(evaluation);
+            }
             Ok(Applied {
-                evaluations,
+                evaluations: stored,
+                planned,
                 reported,
-                published,
                 up_to: w.applied_from(&node)?,
                 missing,
             })
@@ -114,10 +168,8 @@ struct Changed {
     execution_id: ExecutionId,
     /// The history event's message.
     message: String,
-    /// The evaluation to schedule when the execution finished.
+    /// The evaluation to schedule when the execution finished (not stored yet).
     evaluation: Option<Evaluation>,
-    /// The root CID of the result it published, when it completed with one.
-    published: Option<String>,
 }
 
 /// Applies one update of `node`'s; `None` when it changed nothing (a replayed or stale one).
@@ -167,16 +219,11 @@ fn apply_update(
     if update.state == ExecutionStateType::Completed {
         crate::lineage::record_completion(w, &job, &execution, now)?;
     }
-    let published = (update.state == ExecutionStateType::Completed)
-        .then(|| bacalhau_models::content::published_cid(&execution))
-        .flatten()
-        .and_then(|cid| cid.root_cid().map(str::to_string));
     let mut changed = Changed {
         job_id: job.id.clone(),
         execution_id: execution.id.clone(),
         message,
         evaluation: None,
-        published,
     };
     if !update.state.is_terminal() {
         return Ok(Some(changed));
@@ -186,8 +233,6 @@ fn apply_update(
     } else {
         TriggeredBy::ExecUpdate
     };
-    let evaluation = Evaluation::for_job(&job, trigger, now);
-    w.put_evaluation(&evaluation)?;
-    changed.evaluation = Some(evaluation);
+    changed.evaluation = Some(Evaluation::for_job(&job, trigger, now));
     Ok(Some(changed))
 }
