@@ -191,48 +191,45 @@ async fn serve(
             if seq > channel.applied + 1 {
                 return Err(format!("message {} is missing", channel.applied + 1).into());
             }
-            let fresh = seq == channel.applied + 1;
-            if fresh {
+            // Applying a message and queueing its reports happen together (before anything
+            // is sent that may fail), as the real node's one transaction does.
+            let first_new = channel.unacknowledged.len();
+            if seq == channel.applied + 1 {
                 channel.applied = seq;
+                if let Message::RunExecution { execution, .. } = body {
+                    {
+                        let mut arrivals = arrivals.lock().map_err(|_| "poisoned")?;
+                        if arrivals.contains_key(&execution.job_id) {
+                            // A noop execution completes at once: a second one is a second run.
+                            repeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        arrivals
+                            .entry(execution.job_id.clone())
+                            .or_insert_with(Instant::now);
+                    }
+                    for state in [
+                        ExecutionStateType::BidAccepted,
+                        ExecutionStateType::Completed,
+                    ] {
+                        channel.sent += 1;
+                        let update = Message::ExecutionUpdate(ExecutionUpdate {
+                            execution_id: execution.id.clone(),
+                            job_id: execution.job_id.clone(),
+                            state,
+                            message: String::new(),
+                            run_output: None,
+                            published_result: None,
+                            details: Default::default(),
+                            retryable: None,
+                        });
+                        channel.unacknowledged.push_back((channel.sent, update));
+                    }
+                }
             }
             link.outgoing.send(Frame::Ack { seq }).await?;
-            let (true, Message::RunExecution { execution, .. }) = (fresh, body) else {
-                continue;
-            };
-            {
-                let mut arrivals = arrivals.lock().map_err(|_| "poisoned")?;
-                if arrivals.contains_key(&execution.job_id) {
-                    // A noop execution completes at once: a second one would be a second run.
-                    repeats.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                arrivals
-                    .entry(execution.job_id.clone())
-                    .or_insert_with(Instant::now);
-            }
-            for state in [
-                ExecutionStateType::BidAccepted,
-                ExecutionStateType::Completed,
-            ] {
-                channel.sent += 1;
-                let update = Message::ExecutionUpdate(ExecutionUpdate {
-                    execution_id: execution.id.clone(),
-                    job_id: execution.job_id.clone(),
-                    state,
-                    message: String::new(),
-                    run_output: None,
-                    published_result: None,
-                    details: Default::default(),
-                    retryable: None,
-                });
-                channel
-                    .unacknowledged
-                    .push_back((channel.sent, update.clone()));
-                link.outgoing
-                    .send(Frame::Message {
-                        seq: channel.sent,
-                        body: update,
-                    })
-                    .await?;
+            let fresh: Vec<_> = channel.unacknowledged.range(first_new..).cloned().collect();
+            for (seq, body) in fresh {
+                link.outgoing.send(Frame::Message { seq, body }).await?;
             }
         }
         Ok::<_, BoxError>(())
@@ -254,6 +251,51 @@ async fn wait_completed(client: &ApiClient, id: &str) -> Result<(), BoxError> {
             _ => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
+}
+
+/// The rate in each window of 10 000 completions (a tenth of the run when smaller), so a rate
+/// that falls as the store grows shows: when the sampled count crossed each window's edges,
+/// interpolated between samples. Answers the window's size and the rates.
+fn window_rates(
+    started: Instant,
+    before: u64,
+    samples: &[(Instant, u64)],
+    jobs: usize,
+) -> (usize, Vec<f64>) {
+    let size = (jobs / 10).clamp(1, 10_000);
+    let crossing = |target: u64| -> Option<Instant> {
+        let mut previous = (started, before);
+        for &(at, done) in samples {
+            if done >= target {
+                let (from, from_done) = previous;
+                let span = done.saturating_sub(from_done).max(1) as f64;
+                let part = target.saturating_sub(from_done) as f64 / span;
+                return Some(from + (at - from).mul_f64(part.clamp(0.0, 1.0)));
+            }
+            previous = (at, done);
+        }
+        None
+    };
+    let mut rates = Vec::new();
+    let mut from = started;
+    for edge in (size..=jobs).step_by(size) {
+        let Some(to) = crossing(before + edge as u64) else {
+            break;
+        };
+        rates.push(size as f64 / (to - from).as_secs_f64().max(1e-9));
+        from = to;
+    }
+    (size, rates)
+}
+
+/// How many jobs the orchestrator counts Completed, from its `/metrics`.
+async fn completed_jobs(http: &reqwest::Client, url: &str) -> Result<u64, BoxError> {
+    let text = http.get(url).send().await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|line| line.contains("_jobs{") && line.contains("state=\"Completed\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64)
 }
 
 /// How many nodes the orchestrator counts connected, from its `/metrics`.
@@ -454,11 +496,30 @@ async fn main() -> Result<(), BoxError> {
     // Each client keeps at most WINDOW of its jobs unconfirmed: the rate is sustained
     // submit → Completed, not a burst of submissions measured before they are done.
     const WINDOW: usize = 128;
-    let completions: Arc<Mutex<Vec<Instant>>> = Arc::new(Mutex::new(Vec::with_capacity(jobs)));
+    // The orchestrator's own count of completed jobs, sampled every 200 ms: each window's
+    // rate is when the count crossed its edges, not when clients happened to look.
+    let (stop_sampling, mut sampling_stopped) = tokio::sync::watch::channel(false);
+    let sampler = {
+        let (http, url) = (http.clone(), metrics_url.clone());
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            let mut ticks = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {}
+                    _ = sampling_stopped.changed() => return samples,
+                }
+                if let Ok(done) = completed_jobs(&http, &url).await {
+                    samples.push((Instant::now(), done));
+                }
+            }
+        })
+    };
+    let completed_before = completed_jobs(&http, &metrics_url).await?;
     let started = Instant::now();
     let mut clients = Vec::new();
     for worker in 0..concurrency {
-        let (client, job, completions) = (client.clone(), job.clone(), Arc::clone(&completions));
+        let (client, job) = (client.clone(), job.clone());
         let share = jobs / concurrency + usize::from(worker < jobs % concurrency);
         clients.push(tokio::spawn(async move {
             let mut unconfirmed = std::collections::VecDeque::with_capacity(WINDOW);
@@ -470,10 +531,6 @@ async fn main() -> Result<(), BoxError> {
                         break;
                     };
                     wait_completed(&client, &id).await?;
-                    completions
-                        .lock()
-                        .map_err(|_| "poisoned")?
-                        .push(Instant::now());
                 }
             }
             Ok::<_, BoxError>(())
@@ -483,21 +540,10 @@ async fn main() -> Result<(), BoxError> {
         c.await??;
     }
     let jobs_per_s = jobs as f64 / started.elapsed().as_secs_f64();
-    // The rate in each window of 10 000 completions (or a tenth of the run when smaller),
-    // so a rate that falls as the store grows shows.
-    let windows = {
-        let mut at = completions.lock().map_err(|_| "poisoned")?.clone();
-        at.sort();
-        let size = (jobs / 10).clamp(1, 10_000);
-        let mut rates = Vec::new();
-        let mut from = started;
-        for chunk in at.chunks(size) {
-            let Some(&to) = chunk.last() else { continue };
-            rates.push(chunk.len() as f64 / (to - from).as_secs_f64().max(1e-9));
-            from = to;
-        }
-        (size, rates)
-    };
+    let _ = stop_sampling.send(true);
+    let mut samples = sampler.await?;
+    samples.push((Instant::now(), completed_jobs(&http, &metrics_url).await?));
+    let windows = window_rates(started, completed_before, &samples, jobs);
     let _ = stop_scraping.send(true);
     if let Some(scraper) = scraper {
         let mut took = scraper.await?;
@@ -536,8 +582,22 @@ async fn main() -> Result<(), BoxError> {
     let mut storm_ended = HashMap::<JobStateType, usize>::new();
     for id in &storm_ids {
         let state = loop {
-            let state = client.get_job(id, "").await?.job.state.state_type;
-            if state.is_terminal() || restarted.elapsed() > Duration::from_secs(600) {
+            let job = client.get_job(id, "").await?.job;
+            let state = job.state.state_type;
+            if state.is_terminal() || restarted.elapsed() > Duration::from_secs(120) {
+                if state != JobStateType::Completed {
+                    eprintln!("storm: job {id} ended {state}: {}", job.state.message);
+                    for e in client.job_executions(id).await?.items {
+                        eprintln!(
+                            "storm:   execution {} on {}: {:?} {:?} desired {:?}",
+                            e.id,
+                            e.node_id,
+                            e.compute_state.state_type,
+                            e.compute_state.message,
+                            e.desired_state.state_type
+                        );
+                    }
+                }
                 break state;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;

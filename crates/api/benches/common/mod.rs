@@ -70,12 +70,21 @@ impl Drop for Killed {
     }
 }
 
-/// Starts `binary` as an orchestrator on loopback `port` with its data under `data_dir`.
+/// Starts `binary` as an orchestrator on loopback `port` with its data under `data_dir`; its
+/// log goes to the file `BACALHAU_BENCH_LOG` names (appended), else nowhere.
 pub fn spawn_orchestrator(
     binary: &std::path::Path,
     port: u16,
     data_dir: &std::path::Path,
 ) -> std::io::Result<Killed> {
+    let log = match std::env::var_os("BACALHAU_BENCH_LOG") {
+        Some(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?
+            .into(),
+        None => std::process::Stdio::null(),
+    };
     std::process::Command::new(binary)
         .args(["serve", "--orchestrator", "--api-host", "127.0.0.1"])
         .arg("--api-port")
@@ -83,7 +92,7 @@ pub fn spawn_orchestrator(
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .map(Killed)
 }
