@@ -383,17 +383,24 @@ async fn main() -> Result<(), BoxError> {
             joined.clone(),
         ));
     }
-    for _ in 0..nodes {
+    let mut reported = Instant::now();
+    for welcomed in 0..nodes {
         handshakes
             .recv()
             .await
             .ok_or("the simulated nodes ended before joining")?;
+        if reported.elapsed() > Duration::from_secs(10) {
+            eprintln!(
+                "{welcomed} of {nodes} nodes welcomed after {:.0} s",
+                connecting.elapsed().as_secs_f64()
+            );
+            reported = Instant::now();
+        }
     }
     // Every node is in once the orchestrator counts them all connected (its `/metrics`: a
     // node listing of 50 000 nodes is ~100 MB of JSON, too heavy to poll).
     let http = reqwest::Client::new();
     let metrics_url = format!("http://127.0.0.1:{port}/metrics");
-    let mut reported = Instant::now();
     loop {
         let connected = connected_nodes(&http, &metrics_url).await.unwrap_or(0);
         if connected >= nodes as u64 {
