@@ -6,23 +6,9 @@
 
 mod common;
 
-use bacalhau_client::ApiClient;
-use bacalhau_models::{JobStateType, parse_job_spec};
+use bacalhau_models::parse_job_spec;
 use common::{BoxError, arg, percentile};
 use std::time::{Duration, Instant};
-
-async fn wait_completed(client: &ApiClient, id: &str) -> Result<(), BoxError> {
-    loop {
-        let state = client.get_job(id, "").await?.job.state.state_type;
-        match state {
-            JobStateType::Completed => return Ok(()),
-            JobStateType::Failed | JobStateType::Stopped => {
-                return Err(format!("job {id} ended {state}").into());
-            }
-            _ => tokio::time::sleep(Duration::from_micros(200)).await,
-        }
-    }
-}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -40,7 +26,7 @@ async fn main() -> Result<(), BoxError> {
     for _ in 0..latency_jobs {
         let started = Instant::now();
         let put = client.put_job(&job, false).await?;
-        wait_completed(&client, &put.job_id).await?;
+        common::wait_completed(&client, &put.job_id, Duration::from_micros(200)).await?;
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -59,7 +45,7 @@ async fn main() -> Result<(), BoxError> {
                 ids.push(client.put_job(&job, false).await?.job_id);
             }
             for id in ids {
-                wait_completed(&client, &id).await?;
+                common::wait_completed(&client, &id, Duration::from_micros(200)).await?;
             }
             Ok::<_, BoxError>(())
         }));

@@ -239,20 +239,6 @@ async fn serve(
     result
 }
 
-/// Waits until job `id` is Completed; an error when it ended otherwise.
-async fn wait_completed(client: &ApiClient, id: &str) -> Result<(), BoxError> {
-    loop {
-        let state = client.get_job(id, "").await?.job.state.state_type;
-        match state {
-            JobStateType::Completed => return Ok(()),
-            JobStateType::Failed | JobStateType::Stopped => {
-                return Err(format!("job {id} ended {state}").into());
-            }
-            _ => tokio::time::sleep(Duration::from_millis(1)).await,
-        }
-    }
-}
-
 /// The rate in each window of 10 000 completions (a tenth of the run when smaller), so a rate
 /// that falls as the store grows shows: when the sampled count crossed each window's edges,
 /// interpolated between samples. Answers the window's size and the rates.
@@ -288,24 +274,30 @@ fn window_rates(
     (size, rates)
 }
 
-/// How many jobs the orchestrator counts Completed, from its `/metrics`.
-async fn completed_jobs(http: &reqwest::Client, url: &str) -> Result<u64, BoxError> {
+/// The sum of the `/metrics` samples whose series name contains `series` and whose labels
+/// contain `label` (such as `connection="CONNECTED"`).
+async fn metric_sum(
+    http: &reqwest::Client,
+    url: &str,
+    series: &str,
+    label: &str,
+) -> Result<u64, BoxError> {
     let text = http.get(url).send().await?.text().await?;
     Ok(text
         .lines()
-        .filter(|line| line.contains("_jobs{") && line.contains("state=\"Completed\""))
+        .filter(|line| line.contains(series) && line.contains(label))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64)
 }
 
+/// How many jobs the orchestrator counts Completed, from its `/metrics`.
+async fn completed_jobs(http: &reqwest::Client, url: &str) -> Result<u64, BoxError> {
+    metric_sum(http, url, "_jobs{", "state=\"Completed\"").await
+}
+
 /// How many nodes the orchestrator counts connected, from its `/metrics`.
 async fn connected_nodes(http: &reqwest::Client, url: &str) -> Result<u64, BoxError> {
-    let text = http.get(url).send().await?.text().await?;
-    Ok(text
-        .lines()
-        .filter(|line| line.contains("_nodes{") && line.contains("connection=\"CONNECTED\""))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
+    metric_sum(http, url, "_nodes{", "connection=\"CONNECTED\"").await
 }
 
 /// The process's CPU time (user + system) so far.
@@ -537,7 +529,7 @@ async fn main() -> Result<(), BoxError> {
                     let Some(id) = unconfirmed.pop_front() else {
                         break;
                     };
-                    wait_completed(&client, &id).await?;
+                    common::wait_completed(&client, &id, Duration::from_millis(1)).await?;
                 }
             }
             Ok::<_, BoxError>(())

@@ -97,6 +97,20 @@ pub fn spawn_orchestrator(
         .map(Killed)
 }
 
+/// Waits until job `id` is Completed, looking every `every`; an error when it ended otherwise.
+pub async fn wait_completed(client: &ApiClient, id: &str, every: Duration) -> Result<(), BoxError> {
+    loop {
+        let state = client.get_job(id, "").await?.job.state.state_type;
+        match state {
+            bacalhau_models::JobStateType::Completed => return Ok(()),
+            bacalhau_models::JobStateType::Failed | bacalhau_models::JobStateType::Stopped => {
+                return Err(format!("job {id} ended {state}").into());
+            }
+            _ => tokio::time::sleep(every).await,
+        }
+    }
+}
+
 /// A process's resident memory in MiB (0 when it cannot be read).
 pub fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
