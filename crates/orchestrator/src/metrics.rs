@@ -296,7 +296,7 @@ impl Orchestrator {
         let mut nodes = std::collections::BTreeMap::<(String, String), u64>::new();
         let mut running_executions = 0;
         let mut enqueued_executions = 0;
-        for view in self.node_manager().views(self.clock().now()) {
+        for view in self.node_manager().views(self.clock().now()).iter() {
             let connection = if view.lost {
                 "LOST"
             } else {
@@ -352,7 +352,7 @@ impl Orchestrator {
         let reader = self.store().read()?;
         metrics.outbox_depth.clear();
         // Views share each node's record: no copy per node.
-        for view in self.node_manager().views(self.clock().now()) {
+        for view in self.node_manager().views(self.clock().now()).iter() {
             let depth = reader.outbox_len(view.id())?;
             metrics
                 .outbox_depth

@@ -184,7 +184,7 @@ impl Orchestrator {
         let nodes = self
             .node_manager()
             .views(now)
-            .into_iter()
+            .iter()
             .filter(|view| view.connected)
             .map(|view| {
                 let info = &view.state.info.compute_node_info;

@@ -184,7 +184,7 @@ impl Context<'_> {
 pub(crate) fn plan_in(
     w: &mut Writer<'_>,
     evaluation: &Evaluation,
-    nodes: Vec<NodeView>,
+    nodes: Arc<Vec<NodeView>>,
     now: Timestamp,
 ) -> Result<Option<Planned>, StoreError> {
     let Some(job) = w.job(&evaluation.job_id)? else {

@@ -94,7 +94,7 @@ impl Orchestrator {
         let nodes = if cache_key.is_some() || claimed.is_some() {
             self.nodes.views(now)
         } else {
-            Vec::new()
+            std::sync::Arc::default()
         };
         let looked_up = cache_key.is_some();
         let planning = claimed.clone();

@@ -217,7 +217,7 @@ async fn handle_frame(
                 .collect();
             let inline = updates::Inline {
                 nodes: if claimed.is_empty() {
-                    Vec::new()
+                    Arc::default()
                 } else {
                     manager.views(now)
                 },

@@ -126,7 +126,18 @@ pub struct NodeManager {
     metrics: Arc<crate::metrics::Metrics>,
     /// Where ended jobs' durations go (a job a node's report ends is concluded here).
     timeline: Arc<crate::timeline::Timeline>,
+    /// Bumped by every change the scheduler must see at once (see [`NodeManager::write`]).
+    changes: std::sync::atomic::AtomicU64,
+    /// The last views built.
+    views_cache: std::sync::Mutex<Option<BuiltViews>>,
 }
+
+/// Views of the nodes as built: when, at which count of changes, and the views.
+type BuiltViews = (Timestamp, u64, Arc<Vec<NodeView>>);
+
+/// How long views of the nodes built for one plan serve the next ones while nothing but
+/// heartbeat figures changed.
+const VIEWS_REUSED_FOR: Duration = Duration::from_millis(5);
 
 /// Pin requests waiting for their node's answer.
 type PendingPins = HashMap<u64, (NodeId, tokio::sync::oneshot::Sender<Result<u64, PinError>>)>;
@@ -188,6 +199,8 @@ impl NodeManager {
             config,
             metrics,
             timeline,
+            changes: std::sync::atomic::AtomicU64::new(0),
+            views_cache: std::sync::Mutex::new(None),
             nodes: RwLock::new(nodes),
             log_streams: std::sync::Mutex::new(HashMap::new()),
             pins: std::sync::Mutex::new(HashMap::new()),
@@ -268,12 +281,42 @@ impl NodeManager {
         self.nodes.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The nodes, to change what the scheduler sees of them: the next [`NodeManager::views`]
+    /// is built afresh.
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<NodeId, LiveNode>> {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+        self.write_quietly()
+    }
+
+    /// The nodes, for a change the scheduler may see late (a heartbeat's capacity figures,
+    /// which are seconds old when they arrive anyway): views already built stay in use for up
+    /// to [`VIEWS_REUSED_FOR`].
+    fn write_quietly(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<NodeId, LiveNode>> {
         self.nodes.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The nodes as the scheduler sees them at `now`.
-    pub fn views(&self, now: Timestamp) -> Vec<NodeView> {
+    /// The nodes as the scheduler sees them at `now`, shared by every plan made within
+    /// [`VIEWS_REUSED_FOR`] of each other while no node joined, left, changed membership or
+    /// data (building them is O(nodes): per evaluation it was most of a job's cost with
+    /// thousands of nodes).
+    pub fn views(&self, now: Timestamp) -> Arc<Vec<NodeView>> {
+        let changes = self.changes.load(std::sync::atomic::Ordering::Acquire);
+        let mut cached = self.views_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((built_at, seen, views)) = cached.as_ref()
+            && *seen == changes
+            && now >= *built_at
+            && now - *built_at < nanos(VIEWS_REUSED_FOR)
+        {
+            return Arc::clone(views);
+        }
+        let views = Arc::new(self.build_views(now));
+        *cached = Some((now, changes, Arc::clone(&views)));
+        views
+    }
+
+    /// The nodes as the scheduler sees them at `now`, built afresh.
+    fn build_views(&self, now: Timestamp) -> Vec<NodeView> {
         self.read()
             .values()
             .map(|n| {
@@ -595,7 +638,7 @@ impl NodeManager {
     /// Notes that a connected node was heard from (any frame), for the silence check.
     pub(crate) fn heard_from(&self, id: &NodeId) {
         let now = self.now();
-        if let Some(node) = self.write().get_mut(id)
+        if let Some(node) = self.write_quietly().get_mut(id)
             && node.disconnected_at.is_none()
         {
             node.last_heartbeat = now;
@@ -605,7 +648,13 @@ impl NodeManager {
     /// Records a heartbeat.
     pub fn heartbeat(&self, id: &NodeId, heartbeat: &Heartbeat) {
         let now = self.now();
-        if let Some(node) = self.write().get_mut(id) {
+        // New roots change where jobs reading them go: seen at once; capacity figures may wait.
+        let mut nodes = if heartbeat.ipfs_roots.is_some() {
+            self.write()
+        } else {
+            self.write_quietly()
+        };
+        if let Some(node) = nodes.get_mut(id) {
             // Copies the record only while a scheduler snapshot still holds the old one.
             let state = Arc::make_mut(&mut node.state);
             let info = &mut state.info.compute_node_info;
@@ -869,6 +918,7 @@ impl NodeManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bacalhau_models::Resources;
     use bacalhau_models::node::{Membership, NodeType};
 
     const LOADED: Timestamp = 1_700_000_000_000_000_000;
@@ -896,5 +946,60 @@ mod tests {
         assert!(!waiting.connected && !waiting.lost);
         assert_eq!(waiting.returns_by, Some(LOADED + 10 * SECOND));
         assert!(nodes.views(LOADED + 10 * SECOND)[0].lost);
+    }
+
+    /// Plans made close together share one view of the nodes while only heartbeat figures
+    /// change; any other change (here a node's new data) is seen by the next plan at once.
+    #[tokio::test(start_paused = true)]
+    async fn views_are_shared_until_a_change_the_scheduler_must_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+        let mut stored = NodeState::default();
+        stored.info.node_id = NodeId::from("n1");
+        stored.info.node_type = NodeType::Compute;
+        stored.membership = Membership::Approved;
+        store.write(move |w| w.put_node(&stored)).await.unwrap();
+        let broker = Arc::new(EvaluationBroker::with_clock(Clock::following_tokio(LOADED)));
+        let nodes = NodeManager::new(
+            store,
+            broker,
+            NodeManagerConfig::default(),
+            Arc::default(),
+            Arc::default(),
+        )
+        .unwrap();
+        let id = NodeId::from("n1");
+        let first = nodes.views(LOADED);
+        let beat = Heartbeat {
+            available: Resources {
+                cpu: 3.0,
+                ..Default::default()
+            },
+            queued: Resources::default(),
+            running: 0,
+            enqueued: 0,
+            ipfs_roots: None,
+        };
+        nodes.heartbeat(&id, &beat);
+        assert!(
+            Arc::ptr_eq(&first, &nodes.views(LOADED + 1_000_000)),
+            "a heartbeat's figures may wait"
+        );
+        let later = nodes.views(LOADED + 10 * 1_000_000);
+        assert!(!Arc::ptr_eq(&first, &later), "rebuilt once they are old");
+        assert_eq!(
+            later[0].state.info.compute_node_info.available_capacity.cpu,
+            3.0
+        );
+        nodes.holds(&id, &["bafy-root".to_string()]);
+        let held = nodes.views(LOADED + 10 * 1_000_000);
+        assert!(
+            !Arc::ptr_eq(&later, &held),
+            "a node's new data is seen at once"
+        );
+        assert_eq!(
+            held[0].state.info.compute_node_info.data_locality.ipfs,
+            vec!["bafy-root".to_string()]
+        );
     }
 }

@@ -69,7 +69,7 @@ pub struct Inline {
     /// Jobs claimed in the broker (`EvaluationBroker::claim`).
     pub claimed: HashSet<JobId>,
     /// The nodes, for the plans.
-    pub nodes: Vec<NodeView>,
+    pub nodes: std::sync::Arc<Vec<NodeView>>,
 }
 
 /// The jobs of `messages` whose executions ended: their evaluations are worth planning in the

@@ -64,8 +64,8 @@ pub struct Snapshot {
     pub job: Job,
     /// Every execution of the job, of every version.
     pub executions: Vec<Execution>,
-    /// Every known node.
-    pub nodes: Vec<NodeView>,
+    /// Every known node (shared by the plans made close together: `NodeManager::views`).
+    pub nodes: Arc<Vec<NodeView>>,
 }
 
 /// The IPFS addresses of the nodes that advertise a root CID the job reads: where its

@@ -70,7 +70,7 @@ fn plan(job: Job, executions: Vec<Execution>, nodes: Vec<NodeView>, eval: &Evalu
     let snapshot = Snapshot {
         job,
         executions,
-        nodes,
+        nodes: Arc::new(nodes),
     };
     scheduler_for(job_type).plan(eval, &snapshot, NOW)
 }
