@@ -924,22 +924,27 @@ mod tests {
     const LOADED: Timestamp = 1_700_000_000_000_000_000;
     const SECOND: i64 = 1_000_000_000;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_node_loaded_at_start_has_twice_the_reconnect_backoff_to_dial_in() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.redb")).unwrap();
+    /// A node manager started at `LOADED` (on a paused clock) over a store that holds one
+    /// approved compute node, `n1`.
+    async fn with_stored_node(dir: &std::path::Path, config: NodeManagerConfig) -> NodeManager {
+        let store = Store::open(&dir.join("state.redb")).unwrap();
         let mut stored = NodeState::default();
         stored.info.node_id = NodeId::from("n1");
         stored.info.node_type = NodeType::Compute;
         stored.membership = Membership::Approved;
         store.write(move |w| w.put_node(&stored)).await.unwrap();
         let broker = Arc::new(EvaluationBroker::with_clock(Clock::following_tokio(LOADED)));
+        NodeManager::new(store, broker, config, Arc::default(), Arc::default()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_node_loaded_at_start_has_twice_the_reconnect_backoff_to_dial_in() {
+        let dir = tempfile::tempdir().unwrap();
         let config = NodeManagerConfig {
             reschedule_grace: Duration::from_secs(2),
             ..NodeManagerConfig::default()
         };
-        let nodes =
-            NodeManager::new(store, broker, config, Arc::default(), Arc::default()).unwrap();
+        let nodes = with_stored_node(dir.path(), config).await;
 
         // Past the configured 2 s, the node may still be backing off (up to 5 s a try).
         let waiting = &nodes.views(LOADED + 3 * SECOND)[0];
@@ -953,21 +958,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn views_are_shared_until_a_change_the_scheduler_must_see() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.redb")).unwrap();
-        let mut stored = NodeState::default();
-        stored.info.node_id = NodeId::from("n1");
-        stored.info.node_type = NodeType::Compute;
-        stored.membership = Membership::Approved;
-        store.write(move |w| w.put_node(&stored)).await.unwrap();
-        let broker = Arc::new(EvaluationBroker::with_clock(Clock::following_tokio(LOADED)));
-        let nodes = NodeManager::new(
-            store,
-            broker,
-            NodeManagerConfig::default(),
-            Arc::default(),
-            Arc::default(),
-        )
-        .unwrap();
+        let nodes = with_stored_node(dir.path(), NodeManagerConfig::default()).await;
         let id = NodeId::from("n1");
         let first = nodes.views(LOADED);
         let beat = Heartbeat {
