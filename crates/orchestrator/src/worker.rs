@@ -74,7 +74,6 @@ pub(crate) struct Planned {
     /// What the plan changed.
     pub(crate) applied: Applied,
     evaluation: Evaluation,
-    job_id: JobId,
     job_type: String,
     job_created: Timestamp,
     /// When planning began, and when the plan was handed to the store.
@@ -91,7 +90,7 @@ pub(crate) struct Planned {
 impl Planned {
     /// The job planned.
     pub(crate) fn job_id(&self) -> &JobId {
-        &self.job_id
+        &self.evaluation.job_id
     }
 }
 
@@ -120,9 +119,9 @@ impl Context<'_> {
         for follow_up in planned.applied.follow_ups {
             self.broker.enqueue(follow_up);
         }
-        self.broker.ack(&planned.job_id);
-        let job_id = &planned.job_id;
         let evaluation = &planned.evaluation;
+        let job_id = &evaluation.job_id;
+        self.broker.ack(job_id);
         let evaluation_span =
             crate::trace::record(job_id, "evaluation", None, (planned.planning, done), || {
                 vec![
@@ -317,7 +316,6 @@ fn prepare(
     let planned = Planned {
         applied: Applied::default(),
         evaluation: evaluation.clone(),
-        job_id: job.id.clone(),
         job_type: job.r#type.clone(),
         job_created: job.create_time,
         planning,

@@ -104,7 +104,6 @@ impl ComputeNode {
     /// Runs an execution the queue started, reports how it ended and gives its capacity back.
     pub(super) async fn execute(self: Arc<Self>, execution: Execution, started: Started) {
         let cancel = self.lock_queue().cancel_signal(&execution.id);
-
         let mut span = crate::trace::start(&execution, "execution", None);
         let spans = crate::trace::context_of(&span);
         let result = match cancel {
@@ -123,7 +122,6 @@ impl ComputeNode {
             None => Err(ExecutorError::Cancelled),
         };
         let (state, report) = outcome(result);
-
         {
             use opentelemetry::trace::{Span as _, Status};
             span.set_attribute(opentelemetry::KeyValue::new(
@@ -182,7 +180,6 @@ impl ComputeNode {
         std::fs::create_dir_all(&work_dir).map_err(|e| {
             ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
         })?;
-
         let (index, count) = execution.partition();
         let partition = Partition { index, count };
         // The holders named with the execution; a restarted node no longer knows them and
@@ -197,7 +194,6 @@ impl ComputeNode {
             staging.set_status(opentelemetry::trace::Status::error(e.to_string()));
         }
         staging.end();
-
         if inputs.is_err() {
             // Whatever arrived before the failure is of no use.
             let _ = tokio::fs::remove_dir_all(crate::inputs::root(&work_dir)).await;
@@ -221,7 +217,6 @@ impl ComputeNode {
                 })?;
             identities.push((prepared.target.clone(), identity));
         }
-
         let publishing = !task.publisher.is_empty();
         let results = if publishing {
             crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
@@ -279,7 +274,6 @@ impl ComputeNode {
             Err(e) => running.set_status(opentelemetry::trace::Status::error(e.to_string())),
         }
         running.end();
-
         self.metrics
             .run_seconds
             .get_or_create(&crate::metrics::EngineLabel {
@@ -289,7 +283,6 @@ impl ComputeNode {
         self.config.ports.release(&held_ports);
         // Inputs fetched onto the node are removed once the end is reported (`execute`).
         let output = output?;
-
         // Known now: the image the engine ran (a tag resolved to its ID).
         let key = bacalhau_models::content::task_key(
             &task,

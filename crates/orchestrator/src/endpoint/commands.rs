@@ -168,7 +168,6 @@ impl Orchestrator {
                 if planned.is_none() {
                     w.put_evaluation(&evaluation)?;
                 }
-
                 Ok::<_, OrchestratorError>((job.id.clone(), Some(evaluation), None, planned))
             })
             .await;

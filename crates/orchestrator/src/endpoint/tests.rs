@@ -278,7 +278,6 @@ async fn ended_jobs_past_their_retention_are_dropped_and_their_history_stays() {
     wait_for_state(&o, recent.job_id.as_str(), JobStateType::Failed).await;
 
     assert_eq!(o.drop_ended_jobs(retention).await.unwrap(), 1);
-
     assert!(matches!(
         o.job(old, ""),
         Err(OrchestratorError::NotFound { .. })

@@ -124,7 +124,6 @@ async fn run_session(
                 }
             };
             permit.send(Frame::Message { seq, body });
-
             sending.sent(seq);
             if seq <= queued_before {
                 manager.metrics.replays.inc();
@@ -224,7 +223,6 @@ async fn handle_frame(
                 claimed: claimed.clone(),
             };
             let applied = updates::apply(manager.store(), id, messages, inline, now).await;
-
             let applied = match applied {
                 Ok(applied) => applied,
                 Err(e) => {

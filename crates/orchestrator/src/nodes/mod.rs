@@ -797,7 +797,6 @@ impl NodeManager {
         }
     }
 
-    /// Wakes the connections of nodes that have new messages after a plan.
     /// What concluding a plan touches (see `worker::plan_in`).
     pub(crate) fn scheduling(&self) -> crate::worker::Context<'_> {
         crate::worker::Context {
@@ -808,6 +807,7 @@ impl NodeManager {
         }
     }
 
+    /// Wakes the connections of nodes that have new messages after a plan.
     pub fn plan_applied(&self, applied: &Applied) {
         let nodes = self.read();
         let targets: BTreeSet<&NodeId> = applied
