@@ -29,22 +29,15 @@ async fn run_to_completion_id(
 ) -> Result<(Duration, String), BoxError> {
     let started = Instant::now();
     let put = client.put_job(job, true).await?;
-
-    loop {
-        let history = client.job_history(&put.job_id, "job", "", "").await?.items;
-        if let Some(end) = history.iter().find_map(|e| {
-            let state = e.event.details.get("NewState")?;
-            ["Completed", "Failed", "Stopped"]
-                .contains(&state.as_str())
-                .then_some(state)
-        }) {
-            if end == JobStateType::Completed.as_str() {
-                return Ok((started.elapsed(), put.job_id));
-            }
-            let job = client.get_job(&put.job_id, "").await?.job;
-            return Err(format!("job ended {end}: {}", job.state.message).into());
+    // Told by the orchestrator as soon as the end is stored (its `wait`), as the floors are
+    // told by the engine: no polling beside the job on these two cores.
+    let job = client.wait_job(&put.job_id, "", None, 60).await?.job;
+    match job.state.state_type {
+        JobStateType::Completed => Ok((started.elapsed(), put.job_id)),
+        state if state.is_terminal() => {
+            Err(format!("job ended {state}: {}", job.state.message).into())
         }
-        tokio::time::sleep(Duration::from_micros(200)).await;
+        state => Err(format!("job still {state} after 60 s").into()),
     }
 }
 
@@ -89,84 +82,78 @@ fn median_hops(all: &[Vec<(String, f64)>]) -> Vec<(String, f64)> {
 
 /// The Docker engine API's floor: what any program that runs the container and keeps its
 /// output must ask of the engine (create, start, follow the logs while waiting, remove),
-/// with nothing else, median of `runs`.
-async fn docker_api_floor(runs: usize) -> Result<Duration, BoxError> {
-    use bollard::Docker;
+/// with nothing else; one run.
+async fn docker_api_floor(docker: &bollard::Docker) -> Result<Duration, BoxError> {
     use bollard::models::{ContainerCreateBody, HostConfig};
     use bollard::query_parameters::{LogsOptions, RemoveContainerOptions, WaitContainerOptions};
     use futures_util::StreamExt;
-    let docker = Docker::connect_with_local_defaults()?;
-    let mut samples = Vec::with_capacity(runs);
-    for _ in 0..runs {
-        let started = Instant::now();
-        let body = ContainerCreateBody {
-            image: Some("busybox:1.37.0".into()),
-            cmd: Some(vec!["echo".into(), "hi".into()]),
-            // As the Docker engine asks for a job without a network: no sandbox to set up.
-            network_disabled: Some(true),
-            host_config: Some(HostConfig {
-                network_mode: Some("none".into()),
-                ..Default::default()
-            }),
+    let started = Instant::now();
+    let body = ContainerCreateBody {
+        image: Some("busybox:1.37.0".into()),
+        cmd: Some(vec!["echo".into(), "hi".into()]),
+        // As the Docker engine asks for a job without a network: no sandbox to set up.
+        network_disabled: Some(true),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
             ..Default::default()
-        };
-        let id = docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
-            )
-            .await?
-            .id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await?;
-        // The output is followed while the container runs (as any runner that keeps it must),
-        // not read again after it exits.
-        let mut logs = docker.logs(
+        }),
+        ..Default::default()
+    };
+    let id = docker
+        .create_container(
+            None::<bollard::query_parameters::CreateContainerOptions>,
+            body,
+        )
+        .await?
+        .id;
+    docker
+        .start_container(
             &id,
-            Some(LogsOptions {
-                follow: true,
-                stdout: true,
-                stderr: true,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await?;
+    // The output is followed while the container runs (as any runner that keeps it must),
+    // not read again after it exits.
+    let mut logs = docker.logs(
+        &id,
+        Some(LogsOptions {
+            follow: true,
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        }),
+    );
+    let reading = async {
+        let mut output = Vec::new();
+        while let Some(chunk) = logs.next().await {
+            output.extend_from_slice(&chunk?.into_bytes());
+        }
+        Ok::<_, bollard::errors::Error>(output)
+    };
+    let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
+    let waiting = async {
+        while let Some(waited) = wait.next().await {
+            waited?;
+        }
+        Ok::<_, bollard::errors::Error>(())
+    };
+    let (output, waited) = tokio::join!(reading, waiting);
+    let output = output?;
+    waited?;
+    docker
+        .remove_container(
+            &id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
                 ..Default::default()
             }),
-        );
-        let reading = async {
-            let mut output = Vec::new();
-            while let Some(chunk) = logs.next().await {
-                output.extend_from_slice(&chunk?.into_bytes());
-            }
-            Ok::<_, bollard::errors::Error>(output)
-        };
-        let mut wait = docker.wait_container(&id, None::<WaitContainerOptions>);
-        let waiting = async {
-            while let Some(waited) = wait.next().await {
-                waited?;
-            }
-            Ok::<_, bollard::errors::Error>(())
-        };
-        let (output, waited) = tokio::join!(reading, waiting);
-        let output = output?;
-        waited?;
-        docker
-            .remove_container(
-                &id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await?;
-        samples.push(started.elapsed());
-        if output.is_empty() {
-            return Err("the floor's container printed nothing".into());
-        }
+        )
+        .await?;
+    if output.is_empty() {
+        return Err("the floor's container printed nothing".into());
     }
-    Ok(median(samples))
+    Ok(started.elapsed())
 }
 
 fn wasm_floor(module_bytes: &[u8], runs: usize) -> Result<Duration, BoxError> {
@@ -231,16 +218,21 @@ async fn main() -> Result<(), BoxError> {
         }
         raw.push(started.elapsed());
     }
-    let api_floor = docker_api_floor(docker_runs).await?;
     // The same container as the floors: no network (a job's `Default` network is a bridge,
     // whose endpoint setup alone costs the engine ~100 ms at start).
     let docker_job = parse_job_spec(
         "Type: batch\nTasks:\n - Name: main\n   Engine: {Type: docker, Params: {Image: busybox:1.37.0, Parameters: [echo, hi]}}\n   Network: {Type: None}\n",
     )?;
+    // Taken in turns, one floor run then one job, so a drift of the engine's speed over the
+    // run (it varies by ±5 % from minute to minute here) weighs on both alike.
+    let docker = bollard::Docker::connect_with_local_defaults()?;
+    let mut floor_runs = Vec::with_capacity(docker_runs);
     let mut ours = Vec::with_capacity(docker_runs);
     for _ in 0..docker_runs {
+        floor_runs.push(docker_api_floor(&docker).await?);
         ours.push(run_to_completion(&client, &docker_job).await?);
     }
+    let api_floor = median(floor_runs);
     ours.sort();
     let docker_p99 = percentile(&ours, 0.99);
     let (raw_docker, our_docker) = (median(raw), median(ours));

@@ -58,11 +58,12 @@ async fn hello_world_prints_and_completes_with_exit_code_0() {
     let output = executions[0].run_output.clone().unwrap();
     assert_eq!(output.exit_code, 0);
     assert_eq!(output.stdout, "Hello World\n");
-    assert!(
-        containers_with_label(&format!("bacalhau.org/execution-id={}", executions[0].id))
-            .is_empty(),
-        "the container was not removed"
-    );
+    // Removed after the end is reported, so looked for until it is gone.
+    let label = format!("bacalhau.org/execution-id={}", executions[0].id);
+    eventually(30, "the container to be removed", || async {
+        containers_with_label(&label).is_empty().then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

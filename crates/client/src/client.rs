@@ -340,6 +340,30 @@ impl ApiClient {
         self.send(request).await
     }
 
+    /// The job (with the parts in `include`, as [`ApiClient::get_job`]) once it has ended or,
+    /// with `after`, has a history event numbered above it, or after `timeout_secs` (1 to 60)
+    /// seconds. Ours: an upstream orchestrator answers 404.
+    pub async fn wait_job(
+        &self,
+        id: &str,
+        include: &str,
+        after: Option<u64>,
+        timeout_secs: u64,
+    ) -> Result<GetJobResponse, ClientError> {
+        let mut pairs = vec![("timeout", timeout_secs.to_string())];
+        if let Some(after) = after {
+            pairs.push(("after", after.to_string()));
+        }
+        if !include.is_empty() {
+            pairs.push(("include", include.to_string()));
+        }
+        self.send(
+            self.request(Method::GET, &job_path(id, "/wait"))
+                .query(&pairs),
+        )
+        .await
+    }
+
     /// A page of jobs.
     pub async fn list_jobs(
         &self,

@@ -3,7 +3,8 @@
 //! Params as upstream's: `Image`, `Entrypoint`, `Parameters`, `EnvironmentVariables`,
 //! `WorkingDirectory`. Containers get no network unless the task asks, CPU and memory limits
 //! from its resources, `no-new-privileges`, and labels naming the node and the execution, so a
-//! restarted node can remove what it left behind. Output goes to the execution's log
+//! restarted node can remove what it left behind (a finished container is removed after its
+//! run answers, off the job's path). Output goes to the execution's log
 //! (`compute::logs`); the first 2 KiB of each stream go back in the run output, as upstream's.
 
 use crate::http_proxy::HttpProxy;
@@ -185,29 +186,13 @@ impl DockerExecutor {
         for container in containers {
             if let Some(id) = container.id {
                 tracing::info!(container = %id, "removing a container left by an earlier run");
-                let _ = self.remove(&id).await;
+                let _ = remove(&self.docker, &id).await;
             }
         }
     }
 
-    async fn remove(&self, id: &str) -> Result<(), bollard::errors::Error> {
-        self.docker
-            .remove_container(
-                id,
-                Some(RemoveContainerOptions {
-                    force: true,
-                    v: true,
-                    ..Default::default()
-                }),
-            )
-            .await
-    }
-
-    /// Makes sure the image is here, pulling it if a registry answers; answers its ID.
-    async fn ensure_image(&self, image: &str) -> Result<Option<String>, ExecutorError> {
-        if let Ok(found) = self.docker.inspect_image(image).await {
-            return Ok(found.id);
-        }
+    /// Pulls an image the node does not have, if a registry answers; answers its ID.
+    async fn pull_image(&self, image: &str) -> Result<Option<String>, ExecutorError> {
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
             ..Default::default()
@@ -272,9 +257,6 @@ impl DockerExecutor {
             .cloned()
             .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
         let params = DockerParams::read(&task)?;
-        if let Some(id) = self.ensure_image(&params.image).await? {
-            let _ = resolved_image.set(bacalhau_models::content::Identity::image(&id));
-        }
         let mut body = container_body(&execution, &task, &params, &self.node_id)?;
         // Lives until the container is gone: the proxy lets its token through until then.
         let mut _grant = None;
@@ -304,23 +286,46 @@ impl DockerExecutor {
                 .map(|r| format!("{}:{}:rw", r.host_path.display(), r.target));
             host.binds = Some(inputs.chain(results).collect());
         }
-        let name = format!("bacalhau-{}", execution.id);
-        let created = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptions {
-                    name: Some(name),
-                    ..Default::default()
-                }),
-                body,
-            )
-            .await
-            .map_err(|e| ExecutorError::Failed(format!("cannot create the container: {e}")))?;
-        let id = created.id;
-        let result = self.supervise(&id, &mut cancel, &work_dir, &task).await;
-        if let Err(e) = self.remove(&id).await {
-            tracing::warn!(container = %id, error = %e, "cannot remove a finished container");
+        let options = CreateContainerOptions {
+            name: Some(format!("bacalhau-{}", execution.id)),
+            ..Default::default()
+        };
+        // The image is looked up while the container is created: one engine round trip
+        // fewer on each run of an image the node has. A missing image fails both; it is
+        // pulled, then the container created again.
+        let (inspected, created) = tokio::join!(
+            self.docker.inspect_image(&params.image),
+            self.docker
+                .create_container(Some(options.clone()), body.clone()),
+        );
+        let (image_id, created) = match inspected {
+            Ok(found) => (found.id, created),
+            Err(_) => {
+                if let Ok(stray) = &created {
+                    let _ = remove(&self.docker, &stray.id).await;
+                }
+                let image_id = self.pull_image(&params.image).await?;
+                let created = self.docker.create_container(Some(options), body).await;
+                (image_id, created)
+            }
+        };
+        if let Some(id) = image_id {
+            let _ = resolved_image.set(bacalhau_models::content::Identity::image(&id));
         }
+        let id = created
+            .map_err(|e| ExecutorError::Failed(format!("cannot create the container: {e}")))?
+            .id;
+        let result = self.supervise(&id, &mut cancel, &work_dir, &task).await;
+        // The run is over once the container has exited and its output is read: its end is
+        // reported without waiting for the engine to delete the container (~5 ms of a 130 ms
+        // run here). A node stopped before the removal is done reaps the container at its
+        // next start (`reap_orphans`, by the node's label).
+        let docker = self.docker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = remove(&docker, &id).await {
+                tracing::warn!(container = %id, error = %e, "cannot remove a finished container");
+            }
+        });
         result
     }
 
@@ -414,6 +419,20 @@ impl DockerExecutor {
             error_msg: state.error.unwrap_or_default(),
         })
     }
+}
+
+/// Deletes a container, running or not, with its anonymous volumes.
+async fn remove(docker: &Docker, id: &str) -> Result<(), bollard::errors::Error> {
+    docker
+        .remove_container(
+            id,
+            Some(RemoveContainerOptions {
+                force: true,
+                v: true,
+                ..Default::default()
+            }),
+        )
+        .await
 }
 
 type Captured = (String, bool, String, bool);

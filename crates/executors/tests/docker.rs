@@ -42,9 +42,12 @@ fn busybox(command: &[&str]) -> Run {
 }
 
 async fn run(engine: &DockerExecutor, run: &Run) -> Result<RunCommandResult, ExecutorError> {
-    tokio::time::timeout(Duration::from_secs(120), engine.run(run.context()))
+    let output = tokio::time::timeout(Duration::from_secs(120), engine.run(run.context()))
         .await
-        .expect("the container ends within 120s")
+        .expect("the container ends within 120s");
+    // Removed after the run answers: waited for, so no test leaves a container behind.
+    assert_removed(run).await;
+    output
 }
 
 /// The IDs of the containers, running or not, labelled with the run's execution ID.
@@ -57,6 +60,19 @@ fn containers_of(run: &Run) -> String {
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
+/// Waits for the run's container to be gone: it is removed after the run answers. Fails
+/// after 30 s.
+async fn assert_removed(run: &Run) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !containers_of(run).is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the container was not removed within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stdout_and_exit_code_0_and_the_container_is_removed() {
     let engine = engine("engine-test-hello").await;
@@ -67,10 +83,6 @@ async fn stdout_and_exit_code_0_and_the_container_is_removed() {
     assert_eq!(output.stdout, "Hello World\n");
     assert_eq!(output.stderr, "");
     assert_eq!(hello.log("stdout"), "Hello World\n");
-    assert!(
-        containers_of(&hello).is_empty(),
-        "the container was not removed"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,6 +92,7 @@ async fn the_image_tag_is_resolved_to_the_id_the_engine_ran() {
     let context = hello.context();
     let resolved = std::sync::Arc::clone(&context.resolved_image);
     engine.run(context).await.expect("the container runs");
+    assert_removed(&hello).await;
     let inspect = Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", IMAGE])
         .output()
@@ -100,10 +113,6 @@ async fn a_non_zero_exit_code_is_the_result_with_stderr() {
     assert_eq!(output.exit_code, 3);
     assert_eq!(output.stderr, "oops\n");
     assert_eq!(failing.log("stderr"), "oops\n");
-    assert!(
-        containers_of(&failing).is_empty(),
-        "the container was not removed"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,10 +164,7 @@ async fn a_cancel_kills_the_container_and_removes_it() {
         matches!(output, Err(ExecutorError::Cancelled)),
         "{output:?}"
     );
-    assert!(
-        containers_of(&sleeper).is_empty(),
-        "the container was not removed"
-    );
+    assert_removed(&sleeper).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -192,6 +192,45 @@ pub async fn get(
     Ok(Json(response))
 }
 
+/// The longest a `wait` may hold a request, in seconds.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// Ours: answers as `get` does once the job has ended or (with `after`) has a history event
+/// numbered above `after`, or after `timeout` seconds (default 10, at most
+/// [`MAX_WAIT_SECS`]), whichever comes first. A client follows a job with this rather than
+/// polling: it hears of the end as soon as it is stored.
+pub async fn wait(
+    State(state): Shared,
+    Path(id): Path<String>,
+    Query(query): Query_,
+) -> Result<Json<GetJobResponse>, ApiError> {
+    let params = Params(query.clone());
+    let namespace = params.text("namespace").unwrap_or_default();
+    let after = params
+        .text("after")
+        .map(|_| params.number("after"))
+        .transpose()?;
+    let timeout = match params.number("timeout")? {
+        0 => 10,
+        secs if secs > MAX_WAIT_SECS => {
+            return Err(ApiError::bad_request(format!(
+                "invalid timeout {secs}: at most {MAX_WAIT_SECS} seconds"
+            )));
+        }
+        secs => secs,
+    };
+    let job = state
+        .orchestrator
+        .wait_job(
+            &id,
+            namespace,
+            after,
+            std::time::Duration::from_secs(timeout),
+        )
+        .await?;
+    get(State(state), Path(job.id.to_string()), Query(query)).await
+}
+
 pub async fn stop(
     State(state): Shared,
     Extension(caller): Extension<Principal>,

@@ -80,6 +80,7 @@ pub fn router(state: Arc<AppState>, extra: Router<Arc<AppState>>) -> Router {
             get(jobs::executions),
         )
         .route("/api/v1/orchestrator/jobs/{id}/history", get(jobs::history))
+        .route("/api/v1/orchestrator/jobs/{id}/wait", get(jobs::wait))
         .route("/api/v1/orchestrator/jobs/{id}/results", get(jobs::results))
         .route("/api/v1/orchestrator/jobs/{id}/lineage", get(jobs::lineage))
         .route(

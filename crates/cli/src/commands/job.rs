@@ -3,8 +3,8 @@
 use super::Global;
 use crate::output::{self, Format};
 use anyhow::{Context, Result, bail};
-use bacalhau_client::ApiClient;
 use bacalhau_client::client::ListJobsOptions;
+use bacalhau_client::{ApiClient, ClientError};
 use bacalhau_models::ids::short_id;
 use bacalhau_models::{Execution, Job, JobHistory, JobHistoryType, JobStateType, parse_job_spec};
 use clap::{Args, Subcommand};
@@ -678,18 +678,21 @@ async fn print_outputs(client: &ApiClient, id: &str) -> Result<()> {
 async fn follow(client: &ApiClient, id: &str, timeout_secs: u64, quiet: bool) -> Result<Job> {
     let deadline = Instant::now() + Duration::from_secs(timeout_secs);
     let mut printed = 0u64;
+    // Our orchestrator answers a wait as soon as the job has news; upstream's has no such
+    // route (404 for a job just read), and is polled instead.
+    let mut waits = true;
     let mut delay = Duration::from_millis(20);
+    let mut response = client.get_job(id, "history").await?;
     loop {
-        let response = client.get_job(id, "history").await?;
-        if !quiet {
-            for event in response
-                .history
-                .as_ref()
-                .map(|h| h.items.as_slice())
-                .unwrap_or_default()
-            {
-                if event.seq_num > printed {
-                    printed = event.seq_num;
+        for event in response
+            .history
+            .as_ref()
+            .map(|h| h.items.as_slice())
+            .unwrap_or_default()
+        {
+            if event.seq_num > printed {
+                printed = event.seq_num;
+                if !quiet {
                     print_event(event);
                 }
             }
@@ -698,14 +701,30 @@ async fn follow(client: &ApiClient, id: &str, timeout_secs: u64, quiet: bool) ->
         // A daemon or service job runs until stopped: following it ends once it runs.
         let running_for_good =
             is_long_running(&job) && job.state.state_type == JobStateType::Running;
-        if job.state.state_type.is_terminal() || running_for_good || Instant::now() >= deadline {
+        let now = Instant::now();
+        if job.state.state_type.is_terminal() || running_for_good || now >= deadline {
             return Ok(job);
+        }
+        let left = (deadline - now).as_secs().clamp(1, MAX_WAIT_SECS);
+        if waits {
+            match client.wait_job(id, "history", Some(printed), left).await {
+                Ok(next) => {
+                    response = next;
+                    continue;
+                }
+                Err(ClientError::Api { status: 404, .. }) => waits = false,
+                Err(e) => return Err(e.into()),
+            }
         }
         tokio::time::sleep(delay).await;
         // Fast jobs finish in milliseconds; long ones need not be polled that often.
         delay = (delay * 2).min(Duration::from_millis(500));
+        response = client.get_job(id, "history").await?;
     }
 }
+
+/// The longest one wait asks the orchestrator to hold (its limit).
+const MAX_WAIT_SECS: u64 = 60;
 
 /// Whether `job` runs until it is stopped (daemon and service jobs) rather than to completion.
 fn is_long_running(job: &Job) -> bool {

@@ -9,6 +9,9 @@ use bacalhau_models::{
     Execution, Job, JobHistory, JobHistoryType, JobId, JobStateType, SpecConfig, time,
 };
 
+/// How often [`Orchestrator::wait_job`] reads the job again when no commit woke it.
+pub const WAIT_REREAD: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Which jobs to list and in what order.
 #[derive(Debug, Clone, Default)]
 pub struct JobQuery {
@@ -74,6 +77,40 @@ impl Orchestrator {
     pub fn job(&self, id_or_name: &str, namespace: &str) -> Result<Job, OrchestratorError> {
         let reader = self.store.read()?;
         resolve(&reader, id_or_name, namespace)
+    }
+
+    /// Waits until job `id_or_name` has ended or, with `after`, has a history event numbered
+    /// above it, for at most `timeout`; answers the job then (as it is at the deadline when
+    /// neither came). Woken by the store's commits; a follower of a replicated store, which
+    /// its leader's commits do not wake, reads again every [`WAIT_REREAD`].
+    pub async fn wait_job(
+        &self,
+        id_or_name: &str,
+        namespace: &str,
+        after: Option<u64>,
+        timeout: std::time::Duration,
+    ) -> Result<Job, OrchestratorError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let id = self.job(id_or_name, namespace)?.id;
+        // Watching begins before the read, so an event written between them still wakes us.
+        let mut watch = self.store.watch_job(&id);
+        loop {
+            let reader = self.store.read()?;
+            let job = resolve(&reader, id.as_str(), namespace)?;
+            let news = match after {
+                Some(after) => reader.last_event_of(&id)? > after,
+                None => false,
+            };
+            if news || job.state.state_type.is_terminal() {
+                return Ok(job);
+            }
+            drop(reader);
+            tokio::select! {
+                () = watch.changed() => {}
+                () = tokio::time::sleep(WAIT_REREAD) => {}
+                () = tokio::time::sleep_until(deadline) => return Ok(job),
+            }
+        }
     }
 
     /// One version of a job's spec.

@@ -441,3 +441,55 @@ async fn filtered_listings_through_the_indexes_page_as_a_full_scan_would() {
         assert_eq!(all_pages(&o, query.clone()), expected, "{query:?}");
     }
 }
+
+/// `wait_job` answers at once for an ended job or one with an event past `after`, holds on a
+/// job with nothing new until its deadline, and hears of a stop while it waits.
+#[tokio::test]
+async fn waiting_for_a_job_answers_at_its_end_or_its_next_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Arc::new(start(dir.path()).await);
+    let id = o
+        .submit(spec("w", 600), false, "tester")
+        .await
+        .unwrap()
+        .job_id
+        .to_string();
+    wait_for_state(&o, &id, JobStateType::Queued).await;
+    let (history, _) = o.history(&id, "", &HistoryQuery::default()).unwrap();
+    let last = history.iter().map(|e| e.seq_num).max().unwrap();
+
+    let early = o
+        .wait_job(&id, "", Some(last - 1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        early.state.state_type,
+        JobStateType::Queued,
+        "an event past 'after' answers at once"
+    );
+    let held = o
+        .wait_job(&id, "", Some(last), Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert_eq!(
+        held.state.state_type,
+        JobStateType::Queued,
+        "nothing new: answered at the deadline"
+    );
+
+    let waiting = tokio::spawn({
+        let (o, id) = (Arc::clone(&o), id.clone());
+        async move { o.wait_job(&id, "", None, Duration::from_secs(50)).await }
+    });
+    o.stop(&id, "", "enough", "tester").await.unwrap();
+    let stopped = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the stop ends the wait well before its 50 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stopped.state.state_type, JobStateType::Stopped);
+    assert!(matches!(
+        o.wait_job("j-none", "", None, Duration::from_secs(1)).await,
+        Err(OrchestratorError::NotFound { .. })
+    ));
+}

@@ -8,6 +8,7 @@
 mod index;
 pub mod replication;
 mod tables;
+mod watch;
 
 use bacalhau_channel::store::{self as channel, ChannelTxn};
 use bacalhau_durable::{Durable, DurableError};
@@ -24,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use tables::*;
 
 pub use index::JobIndex;
+pub use watch::JobWatch;
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +108,8 @@ pub struct Store {
     durable: Durable,
     /// The rows the current group touched, when the store is replicated.
     journal: Option<Arc<Mutex<Journal>>>,
+    /// Who waits for news of a job (woken after the commit that wrote it).
+    watchers: Arc<watch::Watchers>,
 }
 
 impl Store {
@@ -135,6 +139,7 @@ impl Store {
                     seconds: commit_seconds,
                 })?,
                 journal: None,
+                watchers: Arc::default(),
             },
             Some(group) => {
                 let journal = Arc::new(Mutex::new(Journal::default()));
@@ -148,6 +153,7 @@ impl Store {
                         seconds: commit_seconds,
                     })?,
                     journal: Some(journal),
+                    watchers: Arc::default(),
                 }
             }
         })
@@ -189,29 +195,42 @@ impl Store {
         F: FnOnce(&mut Writer<'_>) -> Result<T, E> + Send + 'static,
     {
         let journal = self.journal.clone();
-        self.durable
+        let (result, news) = self
+            .durable
             .write(move |txn| {
                 let Some(journal) = journal else {
-                    return f(&mut Writer { txn, journal: None }).map_err(Wrapped::Inner);
+                    let mut writer = Writer::new(txn, None);
+                    let result = f(&mut writer).map_err(Wrapped::Inner)?;
+                    return Ok((result, writer.news));
                 };
                 // Only the writer thread takes this lock, one closure at a time.
                 let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
                 let before = journal.len();
-                let result = f(&mut Writer {
-                    txn,
-                    journal: Some(&mut journal),
-                });
+                let mut writer = Writer::new(txn, Some(&mut *journal));
+                let result = f(&mut writer);
+                let news = std::mem::take(&mut writer.news);
+                drop(writer);
                 if result.is_err() {
                     // It wrote nothing (checks come first), so it touched nothing either.
                     journal.truncate(before);
                 }
-                result.map_err(Wrapped::Inner)
+                Ok((result.map_err(Wrapped::Inner)?, news))
             })
             .await
             .map_err(|wrapped| match wrapped {
                 Wrapped::Inner(e) => e,
                 Wrapped::Durable(e) => E::from(StoreError::from(e)),
-            })
+            })?;
+        self.watchers.wake(&news);
+        Ok(result)
+    }
+
+    /// Watches job `id` for news: [`JobWatch::changed`] resolves after a write that added one
+    /// of its history events is durable. Begin watching before reading, so nothing written
+    /// between the read and the wait is missed. A replicated store's follower is not woken
+    /// by what its leader writes: its callers read again on a timer of their own.
+    pub fn watch_job(&self, id: &JobId) -> JobWatch {
+        self.watchers.watch(id)
     }
 
     /// A consistent read-only view of the store.
@@ -339,6 +358,16 @@ macro_rules! read_queries {
             }
             found.sort_by(|a, b| a.create_time.cmp(&b.create_time).then(a.id.cmp(&b.id)));
             Ok(found)
+        }
+
+        /// The number of the job's latest history event (0 when it has none).
+        pub fn last_event_of(&self, job_id: &JobId) -> Result<u64, StoreError> {
+            let table = self.txn.open_table(HISTORY)?;
+            let last = table
+                .range((job_id.as_str(), 0u64)..=(job_id.as_str(), u64::MAX))?
+                .next_back()
+                .transpose()?;
+            Ok(last.map_or(0, |(key, _)| key.value().1))
         }
 
         /// A job's history, oldest first.
@@ -701,6 +730,8 @@ pub struct Writer<'t> {
     txn: &'t WriteTransaction,
     /// Where a replicated store notes the rows written.
     journal: Option<&'t mut Journal>,
+    /// The jobs given a history event, whose watchers to wake after the commit.
+    news: Vec<JobId>,
 }
 
 impl ChannelTxn for Writer<'_> {
@@ -709,7 +740,15 @@ impl ChannelTxn for Writer<'_> {
     }
 }
 
-impl Writer<'_> {
+impl<'t> Writer<'t> {
+    fn new(txn: &'t WriteTransaction, journal: Option<&'t mut Journal>) -> Self {
+        Self {
+            txn,
+            journal,
+            news: Vec::new(),
+        }
+    }
+
     read_queries!();
 
     fn view(&self) -> &WriteTransaction {
@@ -890,6 +929,9 @@ impl Writer<'_> {
             self.txn
                 .open_table(HISTORY)?
                 .insert((event.job_id.as_str(), seq), bytes.as_slice())?;
+            if self.news.last() != Some(&event.job_id) {
+                self.news.push(event.job_id.clone());
+            }
             event.job_id.as_str()
         };
         self.txn.open_table(HISTORY_BY_SEQ)?.insert(seq, owner)?;

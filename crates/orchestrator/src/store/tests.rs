@@ -575,3 +575,41 @@ async fn job_indexes_follow_state_and_label_changes_and_deletion_and_are_built_f
     );
     assert_eq!(listed(&store, &ml), ["j-3"]);
 }
+
+/// A watch of a job is woken by a committed write that added one of its events, and only by
+/// that: a write that failed, or one about another job, leaves it asleep.
+#[tokio::test]
+async fn a_job_s_watchers_are_woken_by_its_committed_events_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("store.redb")).unwrap();
+    let mut watch = store.watch_job(&JobId::from("j-1"));
+    store
+        .write(|w| w.add_history(event("j-2", "another job")))
+        .await
+        .unwrap();
+    let failed = store
+        .write(|w| {
+            w.add_history(event("j-1", "never kept"))?;
+            Err::<(), _>(StoreError::Db("the caller gave up".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert!(!watch.has_changed(), "no event of j-1 was committed yet");
+    store
+        .write(|w| w.add_history(event("j-1", "Job submitted")))
+        .await
+        .unwrap();
+    assert!(watch.has_changed());
+    tokio::time::timeout(std::time::Duration::from_secs(5), watch.changed())
+        .await
+        .expect("the committed event wakes the watch");
+    assert_eq!(
+        store
+            .read()
+            .unwrap()
+            .last_event_of(&JobId::from("j-1"))
+            .unwrap(),
+        3,
+        "the third event of the store is j-1's latest"
+    );
+}
