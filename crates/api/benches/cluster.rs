@@ -8,7 +8,7 @@ mod common;
 
 use bacalhau_models::parse_job_spec;
 use common::{BoxError, arg, percentile};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -26,7 +26,7 @@ async fn main() -> Result<(), BoxError> {
     for _ in 0..latency_jobs {
         let started = Instant::now();
         let put = client.put_job(&job, false).await?;
-        common::wait_completed(&client, &put.job_id, Duration::from_micros(200)).await?;
+        common::wait_completed(&client, &put.job_id).await?;
         latencies.push(started.elapsed());
     }
     latencies.sort();
@@ -45,7 +45,7 @@ async fn main() -> Result<(), BoxError> {
                 ids.push(client.put_job(&job, false).await?.job_id);
             }
             for id in ids {
-                common::wait_completed(&client, &id, Duration::from_micros(200)).await?;
+                common::wait_completed(&client, &id).await?;
             }
             Ok::<_, BoxError>(())
         }));

@@ -529,7 +529,7 @@ async fn main() -> Result<(), BoxError> {
                     let Some(id) = unconfirmed.pop_front() else {
                         break;
                     };
-                    common::wait_completed(&client, &id, Duration::from_millis(1)).await?;
+                    common::wait_completed(&client, &id).await?;
                 }
             }
             Ok::<_, BoxError>(())
