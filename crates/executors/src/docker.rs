@@ -191,8 +191,11 @@ impl DockerExecutor {
         }
     }
 
-    /// Pulls an image the node does not have, if a registry answers; answers its ID.
-    async fn pull_image(&self, image: &str) -> Result<Option<String>, ExecutorError> {
+    /// Makes sure the image is here, pulling it if a registry answers; answers its ID.
+    async fn ensure_image(&self, image: &str) -> Result<Option<String>, ExecutorError> {
+        if let Ok(found) = self.docker.inspect_image(image).await {
+            return Ok(found.id);
+        }
         let options = CreateImageOptions {
             from_image: Some(image.to_string()),
             ..Default::default()
@@ -257,6 +260,9 @@ impl DockerExecutor {
             .cloned()
             .ok_or_else(|| ExecutorError::InvalidSpec("the execution carries no task".into()))?;
         let params = DockerParams::read(&task)?;
+        if let Some(id) = self.ensure_image(&params.image).await? {
+            let _ = resolved_image.set(bacalhau_models::content::Identity::image(&id));
+        }
         let mut body = container_body(&execution, &task, &params, &self.node_id)?;
         // Lives until the container is gone: the proxy lets its token through until then.
         let mut _grant = None;
@@ -286,35 +292,19 @@ impl DockerExecutor {
                 .map(|r| format!("{}:{}:rw", r.host_path.display(), r.target));
             host.binds = Some(inputs.chain(results).collect());
         }
-        let options = CreateContainerOptions {
-            name: Some(format!("bacalhau-{}", execution.id)),
-            ..Default::default()
-        };
-        // The image is looked up while the container is created: one engine round trip
-        // fewer on each run of an image the node has. A missing image fails both; it is
-        // pulled, then the container created again.
-        let (inspected, created) = tokio::join!(
-            self.docker.inspect_image(&params.image),
-            self.docker
-                .create_container(Some(options.clone()), body.clone()),
-        );
-        let (image_id, created) = match inspected {
-            Ok(found) => (found.id, created),
-            Err(_) => {
-                if let Ok(stray) = &created {
-                    let _ = remove(&self.docker, &stray.id).await;
-                }
-                let image_id = self.pull_image(&params.image).await?;
-                let created = self.docker.create_container(Some(options), body).await;
-                (image_id, created)
-            }
-        };
-        if let Some(id) = image_id {
-            let _ = resolved_image.set(bacalhau_models::content::Identity::image(&id));
-        }
-        let id = created
-            .map_err(|e| ExecutorError::Failed(format!("cannot create the container: {e}")))?
-            .id;
+        let name = format!("bacalhau-{}", execution.id);
+        let created = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(name),
+                    ..Default::default()
+                }),
+                body,
+            )
+            .await
+            .map_err(|e| ExecutorError::Failed(format!("cannot create the container: {e}")))?;
+        let id = created.id;
         let result = self.supervise(&id, &mut cancel, &work_dir, &task).await;
         // The run is over once the container has exited and its output is read: its end is
         // reported without waiting for the engine to delete the container (~5 ms of a 130 ms
