@@ -27,11 +27,14 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Appends an execution's output to its files.
+/// Appends an execution's output to its files. The plain `stdout` and `stderr` files are made
+/// at a stream's first output: creating a file costs up to 0.75 ms on some disks, and most
+/// runs leave at least one stream empty ([`write_streams`] publishes an empty one).
 pub struct LogWriter {
+    dir: std::path::PathBuf,
     combined: tokio::fs::File,
-    stdout: tokio::fs::File,
-    stderr: tokio::fs::File,
+    stdout: Option<tokio::fs::File>,
+    stderr: Option<tokio::fs::File>,
 }
 
 fn escape(text: &str) -> String {
@@ -59,21 +62,27 @@ fn unescape(text: &str) -> String {
 }
 
 impl LogWriter {
-    /// Creates the log files in `dir`.
+    /// Creates the log in `dir` (the stream files come with their first output).
     pub async fn create(dir: &Path) -> std::io::Result<Self> {
         Ok(Self {
+            dir: dir.to_path_buf(),
             combined: tokio::fs::File::create(dir.join(LOG_FILE)).await?,
-            stdout: tokio::fs::File::create(dir.join("stdout")).await?,
-            stderr: tokio::fs::File::create(dir.join("stderr")).await?,
+            stdout: None,
+            stderr: None,
         })
     }
 
     /// Records a chunk of output, one record per line so followers see lines as they come.
     pub async fn write(&mut self, stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
-        match stream {
-            Stream::Stdout => self.stdout.write_all(bytes).await?,
-            Stream::Stderr => self.stderr.write_all(bytes).await?,
-        }
+        let (file, name) = match stream {
+            Stream::Stdout => (&mut self.stdout, "stdout"),
+            Stream::Stderr => (&mut self.stderr, "stderr"),
+        };
+        let file = match file {
+            Some(file) => file,
+            None => file.insert(tokio::fs::File::create(self.dir.join(name)).await?),
+        };
+        file.write_all(bytes).await?;
         let text = String::from_utf8_lossy(bytes);
         let tag = if stream == Stream::Stdout { 'o' } else { 'e' };
         let mut records = String::new();
@@ -89,8 +98,12 @@ impl LogWriter {
 
     /// Flushes everything to the files.
     pub async fn finish(mut self) -> std::io::Result<()> {
-        self.stdout.flush().await?;
-        self.stderr.flush().await?;
+        for file in [self.stdout.as_mut(), self.stderr.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            file.flush().await?;
+        }
         self.combined.flush().await
     }
 }
@@ -206,6 +219,22 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A stream that printed nothing has no file of its own, and is published empty.
+    #[tokio::test]
+    async fn a_silent_stream_gets_no_file_and_is_published_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LogWriter::create(dir.path()).await.unwrap();
+        writer.write(Stream::Stdout, b"only out\n").await.unwrap();
+        writer.finish().await.unwrap();
+        assert!(dir.path().join("stdout").exists());
+        assert!(!dir.path().join("stderr").exists());
+        let published = tempfile::tempdir().unwrap();
+        write_streams(dir.path(), published.path()).await.unwrap();
+        let read = |name| std::fs::read_to_string(published.path().join(name)).unwrap();
+        assert_eq!(read("stdout"), "only out\n");
+        assert_eq!(read("stderr"), "");
+    }
 
     #[tokio::test]
     async fn records_round_trip_in_order_with_tail() {
