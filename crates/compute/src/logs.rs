@@ -62,8 +62,10 @@ fn unescape(text: &str) -> String {
 }
 
 impl LogWriter {
-    /// Creates the log in `dir` (the stream files come with their first output).
+    /// Creates the log in `dir`, and `dir` when missing (the stream files come with their
+    /// first output).
     pub async fn create(dir: &Path) -> std::io::Result<Self> {
+        tokio::fs::create_dir_all(dir).await?;
         Ok(Self {
             dir: dir.to_path_buf(),
             combined: tokio::fs::File::create(dir.join(LOG_FILE)).await?,

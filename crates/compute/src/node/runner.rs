@@ -177,9 +177,13 @@ impl ComputeNode {
                 .map_err(|e| ExecutorError::Failed(e.to_string()))?;
         }
         let work_dir = self.execution_dir(execution.id.as_str());
-        std::fs::create_dir_all(&work_dir).map_err(|e| {
-            ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
-        })?;
+        // Made only for what goes in it (inputs, results; an engine's log makes its own):
+        // a directory costs up to 0.75 ms on some disks, and a run without either needs none.
+        if !task.input_sources.is_empty() || !task.publisher.is_empty() {
+            std::fs::create_dir_all(&work_dir).map_err(|e| {
+                ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
+            })?;
+        }
         let (index, count) = execution.partition();
         let partition = Partition { index, count };
         // The holders named with the execution; a restarted node no longer knows them and
