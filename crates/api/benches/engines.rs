@@ -10,7 +10,7 @@
 mod common;
 
 use bacalhau_client::ApiClient;
-use bacalhau_models::{Job, JobStateType, parse_job_spec};
+use bacalhau_models::{Job, parse_job_spec};
 use base64::Engine as _;
 use common::{BoxError, arg, median, ms, percentile};
 use std::path::PathBuf;
@@ -31,14 +31,8 @@ async fn run_to_completion_id(
     let put = client.put_job(job, true).await?;
     // Told by the orchestrator as soon as the end is stored (its `wait`), as the floors are
     // told by the engine: no polling beside the job on these two cores.
-    let job = client.wait_job(&put.job_id, "", None, 60).await?.job;
-    match job.state.state_type {
-        JobStateType::Completed => Ok((started.elapsed(), put.job_id)),
-        state if state.is_terminal() => {
-            Err(format!("job ended {state}: {}", job.state.message).into())
-        }
-        state => Err(format!("job still {state} after 60 s").into()),
-    }
+    common::wait_completed(client, &put.job_id).await?;
+    Ok((started.elapsed(), put.job_id))
 }
 
 /// Where one job's time went: each step of its history (`Job submitted`, the plan, the node's

@@ -102,16 +102,11 @@ pub fn spawn_orchestrator(
 /// No polling: a client that polls takes CPU from the orchestrator it measures.
 pub async fn wait_completed(client: &ApiClient, id: &str) -> Result<(), BoxError> {
     loop {
-        let state = client
-            .wait_job(id, "", None, 60)
-            .await?
-            .job
-            .state
-            .state_type;
-        match state {
+        let job = client.wait_job(id, "", None, 60).await?.job;
+        match job.state.state_type {
             bacalhau_models::JobStateType::Completed => return Ok(()),
             state if state.is_terminal() => {
-                return Err(format!("job {id} ended {state}").into());
+                return Err(format!("job {id} ended {state}: {}", job.state.message).into());
             }
             _ => {}
         }

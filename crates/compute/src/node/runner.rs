@@ -179,7 +179,8 @@ impl ComputeNode {
         let work_dir = self.execution_dir(execution.id.as_str());
         // Made only for what goes in it (inputs, results; an engine's log makes its own):
         // a directory costs up to 0.75 ms on some disks, and a run without either needs none.
-        if !task.input_sources.is_empty() || !task.publisher.is_empty() {
+        let publishing = !task.publisher.is_empty();
+        if !task.input_sources.is_empty() || publishing {
             std::fs::create_dir_all(&work_dir).map_err(|e| {
                 ExecutorError::Failed(format!("cannot create {}: {e}", work_dir.display()))
             })?;
@@ -221,7 +222,6 @@ impl ComputeNode {
                 })?;
             identities.push((prepared.target.clone(), identity));
         }
-        let publishing = !task.publisher.is_empty();
         let results = if publishing {
             crate::publisher::prepare_results(&task, &work_dir).map_err(publish_error)?
         } else {
