@@ -273,17 +273,27 @@ fn name_key(namespace: &str, name: &str) -> String {
     format!("{namespace}\u{0}{name}")
 }
 
-fn child_key(parent: &str, child: &str) -> String {
-    format!("{parent}/{child}")
+/// The keys of `EXECUTIONS` that hold job `number`'s executions.
+fn executions_of(number: u64) -> std::ops::Range<(u64, &'static str)> {
+    (number, "")..(number.saturating_add(1), "")
 }
 
 /// Read queries shared by [`Reader`] and [`Writer`].
 macro_rules! read_queries {
     () => {
+        /// The number job `id`'s rows are kept under, when it has one.
+        fn number_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+            let table = self.txn.open_table(JOB_NUMBERS)?;
+            Ok(table.get(id)?.map(|n| n.value()))
+        }
+
         /// A job by its full ID.
         pub fn job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+            let Some(number) = self.number_of(id.as_str())? else {
+                return Ok(None);
+            };
             let table = self.txn.open_table(JOBS)?;
-            let found = table.get(id.as_str())?;
+            let found = table.get(number)?;
             found.map(|v| decode(JOBS_NAME, v.value())).transpose()
         }
 
@@ -304,20 +314,30 @@ macro_rules! read_queries {
             prefix: &str,
             limit: usize,
         ) -> Result<Vec<JobId>, StoreError> {
-            let table = self.txn.open_table(JOBS)?;
+            let numbers = self.txn.open_table(JOB_NUMBERS)?;
+            let jobs = self.txn.open_table(JOBS)?;
             let end = prefix_end(prefix);
             let mut ids = Vec::new();
-            for entry in table.range(prefix..end.as_str())?.take(limit) {
-                let (key, _) = entry?;
-                ids.push(JobId::from(key.value()));
+            for entry in numbers.range(prefix..end.as_str())? {
+                if ids.len() >= limit {
+                    break;
+                }
+                let (key, number) = entry?;
+                // A number outlives its job's records (dropped by retention).
+                if jobs.get(number.value())?.is_some() {
+                    ids.push(JobId::from(key.value()));
+                }
             }
             Ok(ids)
         }
 
         /// One version of a job's spec.
         pub fn job_version(&self, id: &JobId, version: u64) -> Result<Option<Job>, StoreError> {
+            let Some(number) = self.number_of(id.as_str())? else {
+                return Ok(None);
+            };
             let table = self.txn.open_table(JOB_VERSIONS)?;
-            let found = table.get((id.as_str(), version))?;
+            let found = table.get((number, version))?;
             found
                 .map(|v| decode(JOB_VERSIONS_NAME, v.value()))
                 .transpose()
@@ -325,9 +345,12 @@ macro_rules! read_queries {
 
         /// Every version of a job's spec, oldest first.
         pub fn job_versions(&self, id: &JobId) -> Result<Vec<Job>, StoreError> {
+            let Some(number) = self.number_of(id.as_str())? else {
+                return Ok(Vec::new());
+            };
             let table = self.txn.open_table(JOB_VERSIONS)?;
             let mut versions = Vec::new();
-            for entry in table.range((id.as_str(), 0u64)..=(id.as_str(), u64::MAX))? {
+            for entry in table.range((number, 0u64)..=(number, u64::MAX))? {
                 let (_, value) = entry?;
                 versions.push(decode(JOB_VERSIONS_NAME, value.value())?);
             }
@@ -336,8 +359,13 @@ macro_rules! read_queries {
 
         /// An execution by its ID.
         pub fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
+            let execution_jobs = self.txn.open_table(EXECUTION_JOBS)?;
+            let found = execution_jobs.get(id.as_str())?.map(|n| n.value());
+            let Some(number) = found else {
+                return Ok(None);
+            };
             let table = self.txn.open_table(EXECUTIONS)?;
-            let found = table.get(id.as_str())?;
+            let found = table.get((number, id.as_str()))?;
             found
                 .map(|v| decode(EXECUTIONS_NAME, v.value()))
                 .transpose()
@@ -345,16 +373,14 @@ macro_rules! read_queries {
 
         /// Every execution of a job, in creation order.
         pub fn executions_of(&self, job_id: &JobId) -> Result<Vec<Execution>, StoreError> {
-            let index = self.txn.open_table(JOB_EXECUTIONS)?;
+            let Some(number) = self.number_of(job_id.as_str())? else {
+                return Ok(Vec::new());
+            };
             let executions = self.txn.open_table(EXECUTIONS)?;
-            let start = child_key(job_id.as_str(), "");
-            let end = prefix_end(&start);
             let mut found = Vec::new();
-            for entry in index.range(start.as_str()..end.as_str())? {
-                let (_, exec_id) = entry?;
-                if let Some(bytes) = executions.get(exec_id.value())? {
-                    found.push(decode::<Execution>(EXECUTIONS_NAME, bytes.value())?);
-                }
+            for entry in executions.range(executions_of(number))? {
+                let (_, bytes) = entry?;
+                found.push(decode::<Execution>(EXECUTIONS_NAME, bytes.value())?);
             }
             found.sort_by(|a, b| a.create_time.cmp(&b.create_time).then(a.id.cmp(&b.id)));
             Ok(found)
@@ -362,9 +388,12 @@ macro_rules! read_queries {
 
         /// The number of the job's latest history event (0 when it has none).
         pub fn last_event_of(&self, job_id: &JobId) -> Result<u64, StoreError> {
+            let Some(number) = self.number_of(job_id.as_str())? else {
+                return Ok(0);
+            };
             let table = self.txn.open_table(HISTORY)?;
             let last = table
-                .range((job_id.as_str(), 0u64)..=(job_id.as_str(), u64::MAX))?
+                .range((number, 0u64)..=(number, u64::MAX))?
                 .next_back()
                 .transpose()?;
             Ok(last.map_or(0, |(key, _)| key.value().1))
@@ -372,9 +401,12 @@ macro_rules! read_queries {
 
         /// A job's history, oldest first.
         pub fn history_of(&self, job_id: &JobId) -> Result<Vec<JobHistory>, StoreError> {
+            let Some(number) = self.number_of(job_id.as_str())? else {
+                return Ok(Vec::new());
+            };
             let table = self.txn.open_table(HISTORY)?;
             let mut events = Vec::new();
-            for entry in table.range((job_id.as_str(), 0u64)..=(job_id.as_str(), u64::MAX))? {
+            for entry in table.range((number, 0u64)..=(number, u64::MAX))? {
                 let (_, value) = entry?;
                 events.push(decode(HISTORY_NAME, value.value())?);
             }
@@ -395,7 +427,7 @@ macro_rules! read_queries {
                 let (seq, owner) = entry?;
                 let seq = seq.value();
                 let owner = owner.value();
-                let record = if owner.is_empty() {
+                let record = if owner == NODE_EVENT {
                     nodes
                         .get(seq)?
                         .map(|v| decode(NODE_HISTORY_NAME, v.value()))
@@ -584,8 +616,8 @@ macro_rules! read_queries {
             let table = self.txn.open_table(ACTIVE_JOBS)?;
             let mut ids = Vec::new();
             for entry in table.iter()? {
-                let (key, _) = entry?;
-                ids.push(JobId::from(key.value()));
+                let (_, id) = entry?;
+                ids.push(JobId::from(id.value()));
             }
             Ok(ids)
         }
@@ -650,8 +682,8 @@ macro_rules! read_queries {
             let jobs = self.txn.open_table(JOBS)?;
             let mut kinds = Vec::new();
             for row in active.iter()? {
-                let (id, _) = row?;
-                if let Some(bytes) = jobs.get(id.value())? {
+                let (number, _) = row?;
+                if let Some(bytes) = jobs.get(number.value())? {
                     let kind: JobKind = decode(JOBS_NAME, bytes.value())?;
                     kinds.push((kind.r#type, kind.state.state_type));
                 }
@@ -762,24 +794,39 @@ impl<'t> Writer<'t> {
         }
     }
 
+    /// The number job `id`'s rows are kept under, given now (the next in order) when it has
+    /// none yet.
+    fn number_for(&mut self, id: &str) -> Result<u64, StoreError> {
+        if let Some(number) = self.number_of(id)? {
+            return Ok(number);
+        }
+        let mut meta = self.txn.open_table(META)?;
+        let number = meta.get(LAST_JOB_NUMBER)?.map_or(0, |n| n.value()) + 1;
+        meta.insert(LAST_JOB_NUMBER, number)?;
+        drop(meta);
+        self.txn.open_table(JOB_NUMBERS)?.insert(id, number)?;
+        self.touch(|| Row::Meta(LAST_JOB_NUMBER.into()));
+        self.touch(|| Row::JobNumber(id.into()));
+        Ok(number)
+    }
+
     /// Stores a job as its latest state, indexing its name, creation time and activity.
     pub fn put_job(&mut self, job: &Job) -> Result<(), StoreError> {
         let bytes = encode(job)?;
         let id = job.id.as_str();
-        self.touch(|| Row::ActiveJob(id.into()));
-        self.touch(|| Row::Job(id.into()));
-        self.touch(|| Row::JobName(name_key(&job.namespace, &job.name)));
-        self.touch(|| Row::JobByCreate(job.create_time, id.into()));
+        let number = self.number_for(id)?;
+        self.touch(|| Row::ActiveJob(number));
+        self.touch(|| Row::Job(number));
         let mut active = self.txn.open_table(ACTIVE_JOBS)?;
         let ended = job.state.state_type.is_terminal();
         let was_active = if ended {
-            active.remove(job.id.as_str())?.is_some()
+            active.remove(number)?.is_some()
         } else {
-            active.insert(job.id.as_str(), ())?.is_some()
+            active.insert(number, id)?.is_some()
         };
         drop(active);
         let mut jobs = self.txn.open_table(JOBS)?;
-        let previous = jobs.insert(job.id.as_str(), bytes.as_slice())?;
+        let previous = jobs.insert(number, bytes.as_slice())?;
         // Only a job that had ended already (a rerun, a stop of an ended job) needs its old
         // record read: an active or new one was in no ended count.
         let was_ended = match previous.filter(|_| !was_active) {
@@ -809,25 +856,41 @@ impl<'t> Writer<'t> {
                 self.touch(|| Row::Meta(key));
             }
         }
-        self.txn.open_table(JOB_NAMES)?.insert(
-            name_key(&job.namespace, &job.name).as_str(),
-            job.id.as_str(),
-        )?;
-        self.txn
-            .open_table(JOBS_BY_CREATE)?
-            .insert((job.create_time, job.id.as_str()), ())?;
-        self.index_job(job.id.as_str(), job.create_time, JobIndex::keys_of(job))
+        // Rows that seldom change are read before they are written: a write rewrites the
+        // page, and the name's key is as random as the job's.
+        let name = name_key(&job.namespace, &job.name);
+        let mut names = self.txn.open_table(JOB_NAMES)?;
+        if names
+            .get(name.as_str())?
+            .is_none_or(|named| named.value() != id)
+        {
+            names.insert(name.as_str(), id)?;
+            drop(names);
+            self.touch(|| Row::JobName(name));
+        } else {
+            drop(names);
+        }
+        let mut by_create = self.txn.open_table(JOBS_BY_CREATE)?;
+        if by_create.get((job.create_time, id))?.is_none() {
+            by_create.insert((job.create_time, id), ())?;
+            drop(by_create);
+            self.touch(|| Row::JobByCreate(job.create_time, id.into()));
+        } else {
+            drop(by_create);
+        }
+        self.index_job(id, number, job.create_time, JobIndex::keys_of(job))
     }
 
     /// Enters job `id` under `keys` and out of the indexes it was in before and is no more.
     fn index_job(
         &mut self,
         id: &str,
+        number: u64,
         create_time: i64,
         keys: std::collections::BTreeSet<String>,
     ) -> Result<(), StoreError> {
         let mut indexed = self.txn.open_table(JOB_INDEXED)?;
-        let before = match indexed.get(id)? {
+        let before = match indexed.get(number)? {
             Some(listed) => index::parse_listed(listed.value()),
             None => Default::default(),
         };
@@ -835,12 +898,12 @@ impl<'t> Writer<'t> {
             return Ok(());
         }
         if keys.is_empty() {
-            indexed.remove(id)?;
+            indexed.remove(number)?;
         } else {
-            indexed.insert(id, index::listed(&keys).as_str())?;
+            indexed.insert(number, index::listed(&keys).as_str())?;
         }
         drop(indexed);
-        self.touch(|| Row::JobIndexed(id.into()));
+        self.touch(|| Row::JobIndexed(number));
         let mut table = self.txn.open_table(JOB_INDEX)?;
         for gone in before.difference(&keys) {
             table.remove((gone.as_str(), create_time, id))?;
@@ -858,27 +921,30 @@ impl<'t> Writer<'t> {
     /// Stores a version of a job's spec.
     pub fn put_job_version(&mut self, job: &Job) -> Result<(), StoreError> {
         let bytes = encode(job)?;
-        self.touch(|| Row::JobVersion(job.id.as_str().into(), job.version));
+        let number = self.number_for(job.id.as_str())?;
+        self.touch(|| Row::JobVersion(number, job.version));
         self.txn
             .open_table(JOB_VERSIONS)?
-            .insert((job.id.as_str(), job.version), bytes.as_slice())?;
+            .insert((number, job.version), bytes.as_slice())?;
         Ok(())
     }
 
     /// Stores an execution and indexes it under its job.
     pub fn put_execution(&mut self, execution: &Execution) -> Result<(), StoreError> {
         let bytes = encode(execution)?;
-        self.touch(|| Row::Execution(execution.id.as_str().into()));
-        self.touch(|| {
-            Row::JobExecution(child_key(execution.job_id.as_str(), execution.id.as_str()))
-        });
+        let number = self.number_for(execution.job_id.as_str())?;
+        let id = execution.id.as_str();
+        self.touch(|| Row::Execution(number, id.into()));
         self.txn
             .open_table(EXECUTIONS)?
-            .insert(execution.id.as_str(), bytes.as_slice())?;
-        self.txn.open_table(JOB_EXECUTIONS)?.insert(
-            child_key(execution.job_id.as_str(), execution.id.as_str()).as_str(),
-            execution.id.as_str(),
-        )?;
+            .insert((number, id), bytes.as_slice())?;
+        // The random-keyed map is written once, when the execution is new.
+        let mut execution_jobs = self.txn.open_table(EXECUTION_JOBS)?;
+        if execution_jobs.get(id)?.is_none_or(|n| n.value() != number) {
+            execution_jobs.insert(id, number)?;
+            drop(execution_jobs);
+            self.touch(|| Row::ExecutionJob(id.into()));
+        }
         Ok(())
     }
 
@@ -905,6 +971,12 @@ impl<'t> Writer<'t> {
     /// Appends an event to the audit log (a job's history, or the node events): gives it the
     /// next global sequence number and chains it to the previous event by hash.
     pub fn add_history(&mut self, mut event: JobHistory) -> Result<u64, StoreError> {
+        let node_event = event.r#type == JobHistoryType::NodeLevel;
+        let owner = if node_event {
+            NODE_EVENT
+        } else {
+            self.number_for(event.job_id.as_str())?
+        };
         let mut meta = self.txn.open_table(META)?;
         let seq = meta.get(HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
         meta.insert(HISTORY_SEQ, seq)?;
@@ -920,29 +992,27 @@ impl<'t> Writer<'t> {
         event.hash = event.chain_hash();
         head.insert(CHAIN_HEAD_KEY, event.hash.as_str())?;
         let bytes = encode(&event)?;
-        let owner = if event.r#type == JobHistoryType::NodeLevel {
+        if node_event {
             self.txn
                 .open_table(NODE_HISTORY)?
                 .insert(seq, bytes.as_slice())?;
-            ""
         } else {
             self.txn
                 .open_table(HISTORY)?
-                .insert((event.job_id.as_str(), seq), bytes.as_slice())?;
+                .insert((owner, seq), bytes.as_slice())?;
             if self.news.last() != Some(&event.job_id) {
                 self.news.push(event.job_id.clone());
             }
-            event.job_id.as_str()
-        };
+        }
         self.txn.open_table(HISTORY_BY_SEQ)?.insert(seq, owner)?;
         drop((meta, head));
         self.touch(|| Row::Meta(HISTORY_SEQ.into()));
         self.touch(|| Row::ChainHead(CHAIN_HEAD_KEY.into()));
         self.touch(|| Row::HistoryBySeq(seq));
-        if event.r#type == JobHistoryType::NodeLevel {
+        if node_event {
             self.touch(|| Row::NodeHistory(seq));
         } else {
-            self.touch(|| Row::History(event.job_id.as_str().into(), seq));
+            self.touch(|| Row::History(owner, seq));
         }
         Ok(seq)
     }
@@ -1013,22 +1083,23 @@ impl<'t> Writer<'t> {
         if !job.state.state_type.is_terminal() {
             return Ok(false);
         }
+        // A job that was read has a number.
+        let Some(number) = self.number_of(id.as_str())? else {
+            return Ok(false);
+        };
         let versions: Vec<u64> = {
             let table = self.txn.open_table(JOB_VERSIONS)?;
             let mut versions = Vec::new();
-            for entry in table.range((id.as_str(), 0)..=(id.as_str(), u64::MAX))? {
+            for entry in table.range((number, 0)..=(number, u64::MAX))? {
                 versions.push(entry?.0.value().1);
             }
             versions
         };
-        let executions: Vec<(String, String)> = {
-            let table = self.txn.open_table(JOB_EXECUTIONS)?;
-            let prefix = child_key(id.as_str(), "");
-            let end = prefix_end(&prefix);
+        let executions: Vec<String> = {
+            let table = self.txn.open_table(EXECUTIONS)?;
             let mut found = Vec::new();
-            for entry in table.range(prefix.as_str()..end.as_str())? {
-                let (key, value) = entry?;
-                found.push((key.value().to_string(), value.value().to_string()));
+            for entry in table.range(executions_of(number))? {
+                found.push(entry?.0.value().1.to_string());
             }
             found
         };
@@ -1038,9 +1109,10 @@ impl<'t> Writer<'t> {
             .open_table(JOB_NAMES)?
             .get(named.as_str())?
             .is_some_and(|v| v.value() == id.as_str());
-        // Every check is made: the writes follow.
-        self.touch(|| Row::Job(id.as_str().into()));
-        self.txn.open_table(JOBS)?.remove(id.as_str())?;
+        // Every check is made: the writes follow. The job keeps its number: its history
+        // stays under it.
+        self.touch(|| Row::Job(number));
+        self.txn.open_table(JOBS)?.remove(number)?;
         let ended = jobs_ended_key(&job.r#type, job.state.state_type);
         {
             let mut meta = self.txn.open_table(META)?;
@@ -1056,20 +1128,22 @@ impl<'t> Writer<'t> {
         self.txn
             .open_table(JOBS_BY_CREATE)?
             .remove((job.create_time, id.as_str()))?;
-        self.index_job(id.as_str(), job.create_time, Default::default())?;
+        self.index_job(id.as_str(), number, job.create_time, Default::default())?;
         for version in versions {
-            self.touch(|| Row::JobVersion(id.as_str().into(), version));
+            self.touch(|| Row::JobVersion(number, version));
             self.txn
                 .open_table(JOB_VERSIONS)?
-                .remove((id.as_str(), version))?;
+                .remove((number, version))?;
         }
-        for (link, execution) in executions {
-            self.touch(|| Row::Execution(execution.clone()));
+        for execution in executions {
+            self.touch(|| Row::Execution(number, execution.clone()));
             self.txn
                 .open_table(EXECUTIONS)?
+                .remove((number, execution.as_str()))?;
+            self.touch(|| Row::ExecutionJob(execution.clone()));
+            self.txn
+                .open_table(EXECUTION_JOBS)?
                 .remove(execution.as_str())?;
-            self.touch(|| Row::JobExecution(link.clone()));
-            self.txn.open_table(JOB_EXECUTIONS)?.remove(link.as_str())?;
         }
         Ok(true)
     }

@@ -23,23 +23,25 @@ use std::sync::{Arc, Mutex};
 /// A row of one of the store's tables, by its key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Row {
-    /// `jobs`: job ID.
-    Job(String),
-    /// `job_versions`: job ID, version.
-    JobVersion(String, u64),
+    /// `job_numbers`: job ID.
+    JobNumber(String),
+    /// `jobs_by_number`: job number.
+    Job(u64),
+    /// `job_versions_by_number`: job number, version.
+    JobVersion(u64, u64),
     /// `job_names`: namespace `\0` name.
     JobName(String),
     /// `jobs_by_create`: create time, job ID.
     JobByCreate(i64, String),
-    /// `executions`: execution ID.
-    Execution(String),
-    /// `job_executions`: `jobID/execID`.
-    JobExecution(String),
+    /// `executions_by_job`: job number, execution ID.
+    Execution(u64, String),
+    /// `execution_jobs`: execution ID.
+    ExecutionJob(String),
     /// `evaluations`: evaluation ID.
     Evaluation(String),
-    /// `history`: job ID, global sequence.
-    History(String, u64),
-    /// `history_by_seq`: global sequence.
+    /// `history_by_job`: job number, global sequence.
+    History(u64, u64),
+    /// `history_order`: global sequence.
     HistoryBySeq(u64),
     /// `node_history`: global sequence.
     NodeHistory(u64),
@@ -47,8 +49,8 @@ pub enum Row {
     ChainHead(String),
     /// `nodes`: node ID.
     Node(String),
-    /// `active_jobs`: job ID.
-    ActiveJob(String),
+    /// `active_job_numbers`: job number.
+    ActiveJob(u64),
     /// `meta`: counter name.
     Meta(String),
     /// The channel's `outbox`: node ID, sequence.
@@ -61,8 +63,8 @@ pub enum Row {
     Sequence(String, String),
     /// `job_index`: index key, create time, job ID.
     JobIndex(String, i64, String),
-    /// `job_indexed`: job ID.
-    JobIndexed(String),
+    /// `job_indexed_by_number`: job number.
+    JobIndexed(u64),
 }
 
 /// A row's value. Every byte value the store keeps is JSON, so it travels as text.
@@ -199,13 +201,18 @@ impl Commit for ReplicatedCommit {
 macro_rules! with_row {
     ($txn:expr, $row:expr, |$table:ident, $key:ident| $body:expr) => {
         match $row {
-            Row::Job(id) => {
+            Row::JobNumber(id) => {
                 let $key = id.as_str();
+                let mut $table = $txn.open_table(JOB_NUMBERS)?;
+                $body
+            }
+            Row::Job(number) => {
+                let $key = *number;
                 let mut $table = $txn.open_table(JOBS)?;
                 $body
             }
-            Row::JobVersion(id, v) => {
-                let $key = (id.as_str(), *v);
+            Row::JobVersion(number, v) => {
+                let $key = (*number, *v);
                 let mut $table = $txn.open_table(JOB_VERSIONS)?;
                 $body
             }
@@ -219,14 +226,14 @@ macro_rules! with_row {
                 let mut $table = $txn.open_table(JOBS_BY_CREATE)?;
                 $body
             }
-            Row::Execution(id) => {
-                let $key = id.as_str();
+            Row::Execution(number, id) => {
+                let $key = (*number, id.as_str());
                 let mut $table = $txn.open_table(EXECUTIONS)?;
                 $body
             }
-            Row::JobExecution(k) => {
-                let $key = k.as_str();
-                let mut $table = $txn.open_table(JOB_EXECUTIONS)?;
+            Row::ExecutionJob(id) => {
+                let $key = id.as_str();
+                let mut $table = $txn.open_table(EXECUTION_JOBS)?;
                 $body
             }
             Row::Evaluation(id) => {
@@ -234,8 +241,8 @@ macro_rules! with_row {
                 let mut $table = $txn.open_table(EVALUATIONS)?;
                 $body
             }
-            Row::History(id, seq) => {
-                let $key = (id.as_str(), *seq);
+            Row::History(number, seq) => {
+                let $key = (*number, *seq);
                 let mut $table = $txn.open_table(HISTORY)?;
                 $body
             }
@@ -259,8 +266,8 @@ macro_rules! with_row {
                 let mut $table = $txn.open_table(NODES)?;
                 $body
             }
-            Row::ActiveJob(id) => {
-                let $key = id.as_str();
+            Row::ActiveJob(number) => {
+                let $key = *number;
                 let mut $table = $txn.open_table(ACTIVE_JOBS)?;
                 $body
             }
@@ -294,8 +301,8 @@ macro_rules! with_row {
                 let mut $table = $txn.open_table(JOB_INDEX)?;
                 $body
             }
-            Row::JobIndexed(id) => {
-                let $key = id.as_str();
+            Row::JobIndexed(number) => {
+                let $key = *number;
                 let mut $table = $txn.open_table(JOB_INDEXED)?;
                 $body
             }
@@ -428,25 +435,26 @@ pub fn dump(txn: &ReadTransaction) -> Result<Vec<Change>, StoreError> {
         Ok(())
     }
     let mut out = Vec::new();
-    all(txn, JOBS, &mut out, |k| Row::Job(k.into()))?;
-    all(txn, JOB_VERSIONS, &mut out, |(k, v)| {
-        Row::JobVersion(k.into(), v)
-    })?;
+    all(txn, JOB_NUMBERS, &mut out, |k| Row::JobNumber(k.into()))?;
+    all(txn, JOBS, &mut out, Row::Job)?;
+    all(txn, JOB_VERSIONS, &mut out, |(n, v)| Row::JobVersion(n, v))?;
     all(txn, JOB_NAMES, &mut out, |k| Row::JobName(k.into()))?;
     all(txn, JOBS_BY_CREATE, &mut out, |(t, k)| {
         Row::JobByCreate(t, k.into())
     })?;
-    all(txn, EXECUTIONS, &mut out, |k| Row::Execution(k.into()))?;
-    all(txn, JOB_EXECUTIONS, &mut out, |k| {
-        Row::JobExecution(k.into())
+    all(txn, EXECUTIONS, &mut out, |(n, k)| {
+        Row::Execution(n, k.into())
+    })?;
+    all(txn, EXECUTION_JOBS, &mut out, |k| {
+        Row::ExecutionJob(k.into())
     })?;
     all(txn, EVALUATIONS, &mut out, |k| Row::Evaluation(k.into()))?;
-    all(txn, HISTORY, &mut out, |(k, s)| Row::History(k.into(), s))?;
+    all(txn, HISTORY, &mut out, |(n, s)| Row::History(n, s))?;
     all(txn, HISTORY_BY_SEQ, &mut out, Row::HistoryBySeq)?;
     all(txn, NODE_HISTORY, &mut out, Row::NodeHistory)?;
     all(txn, CHAIN_HEAD, &mut out, |k| Row::ChainHead(k.into()))?;
     all(txn, NODES, &mut out, |k| Row::Node(k.into()))?;
-    all(txn, ACTIVE_JOBS, &mut out, |k| Row::ActiveJob(k.into()))?;
+    all(txn, ACTIVE_JOBS, &mut out, Row::ActiveJob)?;
     all(txn, META, &mut out, |k| Row::Meta(k.into()))?;
     all(txn, OUTBOX, &mut out, |(n, s)| Row::Outbox(n.into(), s))?;
     all(txn, SEQUENCES, &mut out, |(d, n)| {
@@ -457,7 +465,7 @@ pub fn dump(txn: &ReadTransaction) -> Result<Vec<Change>, StoreError> {
     all(txn, JOB_INDEX, &mut out, |(k, t, id)| {
         Row::JobIndex(k.into(), t, id.into())
     })?;
-    all(txn, JOB_INDEXED, &mut out, |id| Row::JobIndexed(id.into()))?;
+    all(txn, JOB_INDEXED, &mut out, Row::JobIndexed)?;
     Ok(out)
 }
 
@@ -470,12 +478,13 @@ pub fn clear(txn: &WriteTransaction) -> Result<(), StoreError> {
         txn.open_table(definition)?.retain(|_, _| false)?;
         Ok(())
     }
+    empty(txn, JOB_NUMBERS)?;
     empty(txn, JOBS)?;
     empty(txn, JOB_VERSIONS)?;
     empty(txn, JOB_NAMES)?;
     empty(txn, JOBS_BY_CREATE)?;
     empty(txn, EXECUTIONS)?;
-    empty(txn, JOB_EXECUTIONS)?;
+    empty(txn, EXECUTION_JOBS)?;
     empty(txn, EVALUATIONS)?;
     empty(txn, HISTORY)?;
     empty(txn, HISTORY_BY_SEQ)?;

@@ -613,3 +613,165 @@ async fn a_job_s_watchers_are_woken_by_its_committed_events_only() {
         "the third event of the store is j-1's latest"
     );
 }
+
+/// A store of the layout before job numbers (per-job rows keyed by the job's ID) is moved to
+/// job numbers at open: jobs numbered in creation order, then a job only the audit log still
+/// names; every record reads back as before, the old tables are gone, and the next job takes
+/// the next number.
+#[tokio::test]
+async fn a_store_keyed_by_job_id_is_renumbered_at_open() {
+    use redb::TableHandle;
+    const OLD_JOBS: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("jobs");
+    const OLD_VERSIONS: redb::TableDefinition<(&str, u64), &[u8]> =
+        redb::TableDefinition::new("job_versions");
+    const OLD_EXECUTIONS: redb::TableDefinition<&str, &[u8]> =
+        redb::TableDefinition::new("executions");
+    const OLD_JOB_EXECUTIONS: redb::TableDefinition<&str, &str> =
+        redb::TableDefinition::new("job_executions");
+    const OLD_HISTORY: redb::TableDefinition<(&str, u64), &[u8]> =
+        redb::TableDefinition::new("history");
+    const OLD_ORDER: redb::TableDefinition<u64, &str> =
+        redb::TableDefinition::new("history_by_seq");
+    const OLD_ACTIVE: redb::TableDefinition<&str, ()> = redb::TableDefinition::new("active_jobs");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let mut running = job("j-b", "second", 20);
+    running.state = State::new(JobStateType::Running);
+    let mut done = job("j-a", "first", 10);
+    done.state = State::new(JobStateType::Completed);
+    let execution = Execution {
+        id: ExecutionId::from("e-1"),
+        job_id: JobId::from("j-b"),
+        ..Default::default()
+    };
+    let mut node_event = event("", "node approved");
+    node_event.r#type = JobHistoryType::NodeLevel;
+    {
+        let db = redb::Database::create(&path).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            fn json(value: &impl serde::Serialize) -> Vec<u8> {
+                serde_json::to_vec(value).unwrap()
+            }
+            let mut jobs = txn.open_table(OLD_JOBS).unwrap();
+            let mut versions = txn.open_table(OLD_VERSIONS).unwrap();
+            let mut by_create = txn.open_table(JOBS_BY_CREATE).unwrap();
+            for job in [&running, &done] {
+                jobs.insert(job.id.as_str(), json(job).as_slice()).unwrap();
+                versions
+                    .insert((job.id.as_str(), 1), json(job).as_slice())
+                    .unwrap();
+                by_create
+                    .insert((job.create_time, job.id.as_str()), ())
+                    .unwrap();
+            }
+            txn.open_table(OLD_ACTIVE)
+                .unwrap()
+                .insert("j-b", ())
+                .unwrap();
+            txn.open_table(OLD_EXECUTIONS)
+                .unwrap()
+                .insert("e-1", json(&execution).as_slice())
+                .unwrap();
+            txn.open_table(OLD_JOB_EXECUTIONS)
+                .unwrap()
+                .insert("j-b/e-1", "e-1")
+                .unwrap();
+            let mut history = txn.open_table(OLD_HISTORY).unwrap();
+            let mut order = txn.open_table(OLD_ORDER).unwrap();
+            for (seq, owner) in [(1, "j-gone"), (2, "j-a"), (3, ""), (4, "j-b")] {
+                if owner.is_empty() {
+                    txn.open_table(NODE_HISTORY)
+                        .unwrap()
+                        .insert(seq, json(&node_event).as_slice())
+                        .unwrap();
+                } else {
+                    let mut event = event(owner, "Job submitted");
+                    event.seq_num = seq;
+                    history
+                        .insert((owner, seq), json(&event).as_slice())
+                        .unwrap();
+                }
+                order.insert(seq, owner).unwrap();
+            }
+            txn.open_table(META)
+                .unwrap()
+                .insert(HISTORY_SEQ, 4)
+                .unwrap();
+        }
+        txn.commit().unwrap();
+    }
+
+    let store = Store::open(&path).unwrap();
+    {
+        let reader = store.read().unwrap();
+        let names: Vec<String> = (reader.txn.list_tables().unwrap())
+            .map(|t| t.name().to_string())
+            .collect();
+        for old in [
+            "jobs",
+            "job_versions",
+            "executions",
+            "job_executions",
+            "history",
+        ] {
+            assert!(!names.iter().any(|n| n == old), "{old} is still there");
+        }
+        let id = |s: &str| JobId::from(s);
+        assert_eq!(reader.job(&id("j-a")).unwrap().unwrap().name, "first");
+        assert_eq!(reader.job(&id("j-b")).unwrap().unwrap().name, "second");
+        assert_eq!(reader.job_versions(&id("j-b")).unwrap().len(), 1);
+        assert_eq!(
+            reader.job_version(&id("j-a"), 1).unwrap().unwrap().name,
+            "first"
+        );
+        assert_eq!(
+            reader.executions_of(&id("j-b")).unwrap(),
+            std::slice::from_ref(&execution)
+        );
+        assert_eq!(
+            reader.execution(&ExecutionId::from("e-1")).unwrap(),
+            Some(execution.clone())
+        );
+        assert_eq!(reader.active_job_ids().unwrap(), [id("j-b")]);
+        assert_eq!(reader.history_of(&id("j-gone")).unwrap().len(), 1);
+        assert_eq!(reader.last_event_of(&id("j-b")).unwrap(), 4);
+        let log: Vec<(u64, String)> = reader
+            .audit_log(0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq_num, e.job_id.to_string()))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                (1, "j-gone".to_string()),
+                (2, "j-a".into()),
+                (0, String::new()),
+                (4, "j-b".into())
+            ]
+        );
+        assert_eq!(
+            reader.job_ids_with_prefix("j-", 10).unwrap(),
+            [id("j-a"), id("j-b")]
+        );
+        // Numbers follow creation (j-a before j-b), then the log (j-gone).
+        assert_eq!(reader.number_of("j-a").unwrap(), Some(1));
+        assert_eq!(reader.number_of("j-b").unwrap(), Some(2));
+        assert_eq!(reader.number_of("j-gone").unwrap(), Some(3));
+    }
+    assert_eq!(
+        listed(&store, &JobIndex::State(JobStateType::Running)),
+        ["j-b"]
+    );
+    store
+        .write(|w| w.put_job(&job("j-c", "third", 30)))
+        .await
+        .unwrap();
+    assert_eq!(store.read().unwrap().number_of("j-c").unwrap(), Some(4));
+    drop(store);
+    // Opening again changes nothing.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.read().unwrap().job_count().unwrap(), 3);
+}
