@@ -437,13 +437,23 @@ async fn audit_verify_names_an_event_edited_in_the_store() {
         .seq_num;
     server.kill9();
     {
-        const HISTORY: redb::TableDefinition<(&str, u64), &[u8]> =
-            redb::TableDefinition::new("history");
+        // A job's rows are kept under its number.
+        const JOB_NUMBERS: redb::TableDefinition<&str, u64> =
+            redb::TableDefinition::new("job_numbers");
+        const HISTORY: redb::TableDefinition<(u64, u64), &[u8]> =
+            redb::TableDefinition::new("history_by_job");
         let db = redb::Database::open(data.join("orchestrator/orchestrator.redb")).unwrap();
         let txn = db.begin_write().unwrap();
         {
+            let number = txn
+                .open_table(JOB_NUMBERS)
+                .unwrap()
+                .get(first.job_id.as_str())
+                .unwrap()
+                .expect("the job's number")
+                .value();
             let mut table = txn.open_table(HISTORY).unwrap();
-            let key = (first.job_id.as_str(), target);
+            let key = (number, target);
             let mut event: serde_json::Value =
                 serde_json::from_slice(table.get(key).unwrap().expect("event").value()).unwrap();
             event["Event"]["Message"] = "nothing to see here".into();

@@ -304,8 +304,14 @@ macro_rules! read_queries {
             name: &str,
         ) -> Result<Option<JobId>, StoreError> {
             let table = self.txn.open_table(JOB_NAMES)?;
-            let found = table.get(name_key(namespace, name).as_str())?;
-            Ok(found.map(|v| JobId::from(v.value())))
+            if let Some(found) = table.get(name_key(namespace, name).as_str())? {
+                return Ok(Some(JobId::from(found.value())));
+            }
+            // A job named by its own ID (the default name) has no row there: the ID finds it.
+            let named_by_id = self
+                .job(&JobId::from(name))?
+                .filter(|job| job.namespace == namespace && job.name == name);
+            Ok(named_by_id.map(|job| job.id))
         }
 
         /// Full job IDs starting with `prefix`, at most `limit` of them.
@@ -857,12 +863,14 @@ impl<'t> Writer<'t> {
             }
         }
         // Rows that seldom change are read before they are written: a write rewrites the
-        // page, and the name's key is as random as the job's.
+        // page, and the name's key is as random as the job's. A job named by its own ID
+        // (the default) needs no row: `job_id_by_name` finds it by the ID.
         let name = name_key(&job.namespace, &job.name);
         let mut names = self.txn.open_table(JOB_NAMES)?;
-        if names
-            .get(name.as_str())?
-            .is_none_or(|named| named.value() != id)
+        if job.name != id
+            && names
+                .get(name.as_str())?
+                .is_none_or(|named| named.value() != id)
         {
             names.insert(name.as_str(), id)?;
             drop(names);

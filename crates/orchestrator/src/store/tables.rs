@@ -24,7 +24,7 @@ pub(super) const JOBS: TableDefinition<u64, &[u8]> = TableDefinition::new(JOBS_N
 /// (job number, version) → that version's job.
 pub(super) const JOB_VERSIONS: TableDefinition<(u64, u64), &[u8]> =
     TableDefinition::new(JOB_VERSIONS_NAME);
-/// `namespace \0 name` → job ID.
+/// `namespace \0 name` → job ID, for jobs not named by their own ID.
 pub(super) const JOB_NAMES: TableDefinition<&str, &str> = TableDefinition::new("job_names");
 /// (create time, job ID) → (), for listing in creation order.
 pub(super) const JOBS_BY_CREATE: TableDefinition<(i64, &str), ()> =

@@ -126,9 +126,22 @@ async fn lists_by_creation_time_with_cursor_and_prefix_lookup() {
     let newest = reader.job_ids_by_create_time(true, None, 1).unwrap();
     assert_eq!(newest[0].1.as_str(), "j-bb3");
     assert_eq!(reader.job_ids_with_prefix("j-a", 10).unwrap().len(), 2);
+    // Jobs named by their own ID are found by it, in their namespace only.
     assert_eq!(
         reader.job_id_by_name("default", "j-ab2").unwrap(),
         Some(JobId::from("j-ab2"))
+    );
+    assert_eq!(reader.job_id_by_name("elsewhere", "j-ab2").unwrap(), None);
+    drop(reader);
+    store
+        .write(|w| w.put_job(&job("j-cc4", "j-aa1", 4)))
+        .await
+        .unwrap();
+    let reader = store.read().unwrap();
+    assert_eq!(
+        reader.job_id_by_name("default", "j-aa1").unwrap(),
+        Some(JobId::from("j-cc4")),
+        "a name row wins over a job whose ID is that name"
     );
 }
 
