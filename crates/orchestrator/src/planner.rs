@@ -83,7 +83,7 @@ pub(crate) fn apply_in(
     }
     let mut to_stop = Vec::with_capacity(plan.stop.len());
     for (id, reason) in &plan.stop {
-        let Some(execution) = w.execution(id)? else {
+        let Some(execution) = w.execution(&plan.job_id, id)? else {
             continue;
         };
         // The plan may have replaced this execution (its node was lost) while the node
@@ -230,6 +230,10 @@ mod tests {
             "{outcome:?}"
         );
         let read = store.read().unwrap();
-        assert!(read.execution(&ExecutionId::from("e-2")).unwrap().is_none());
+        assert!(
+            read.execution(&job.id, &ExecutionId::from("e-2"))
+                .unwrap()
+                .is_none()
+        );
     }
 }

@@ -179,7 +179,7 @@ fn apply_update(
     update: &ExecutionUpdate,
     now: Timestamp,
 ) -> Result<Option<Changed>, StoreError> {
-    let Some(mut execution) = w.execution(&update.execution_id)? else {
+    let Some(mut execution) = w.execution(&update.job_id, &update.execution_id)? else {
         tracing::warn!(execution_id = %update.execution_id, "update for an unknown execution");
         return Ok(None);
     };

@@ -363,11 +363,13 @@ macro_rules! read_queries {
             Ok(versions)
         }
 
-        /// An execution by its ID.
-        pub fn execution(&self, id: &ExecutionId) -> Result<Option<Execution>, StoreError> {
-            let execution_jobs = self.txn.open_table(EXECUTION_JOBS)?;
-            let found = execution_jobs.get(id.as_str())?.map(|n| n.value());
-            let Some(number) = found else {
+        /// Execution `id` of job `job_id` (executions are kept under their job).
+        pub fn execution(
+            &self,
+            job_id: &JobId,
+            id: &ExecutionId,
+        ) -> Result<Option<Execution>, StoreError> {
+            let Some(number) = self.number_of(job_id.as_str())? else {
                 return Ok(None);
             };
             let table = self.txn.open_table(EXECUTIONS)?;
@@ -937,7 +939,7 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    /// Stores an execution and indexes it under its job.
+    /// Stores an execution under its job.
     pub fn put_execution(&mut self, execution: &Execution) -> Result<(), StoreError> {
         let bytes = encode(execution)?;
         let number = self.number_for(execution.job_id.as_str())?;
@@ -946,13 +948,6 @@ impl<'t> Writer<'t> {
         self.txn
             .open_table(EXECUTIONS)?
             .insert((number, id), bytes.as_slice())?;
-        // The random-keyed map is written once, when the execution is new.
-        let mut execution_jobs = self.txn.open_table(EXECUTION_JOBS)?;
-        if execution_jobs.get(id)?.is_none_or(|n| n.value() != number) {
-            execution_jobs.insert(id, number)?;
-            drop(execution_jobs);
-            self.touch(|| Row::ExecutionJob(id.into()));
-        }
         Ok(())
     }
 
@@ -1148,10 +1143,6 @@ impl<'t> Writer<'t> {
             self.txn
                 .open_table(EXECUTIONS)?
                 .remove((number, execution.as_str()))?;
-            self.touch(|| Row::ExecutionJob(execution.clone()));
-            self.txn
-                .open_table(EXECUTION_JOBS)?
-                .remove(execution.as_str())?;
         }
         Ok(true)
     }

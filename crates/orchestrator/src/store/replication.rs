@@ -35,8 +35,6 @@ pub enum Row {
     JobByCreate(i64, String),
     /// `executions_by_job`: job number, execution ID.
     Execution(u64, String),
-    /// `execution_jobs`: execution ID.
-    ExecutionJob(String),
     /// `evaluations`: evaluation ID.
     Evaluation(String),
     /// `history_by_job`: job number, global sequence.
@@ -229,11 +227,6 @@ macro_rules! with_row {
             Row::Execution(number, id) => {
                 let $key = (*number, id.as_str());
                 let mut $table = $txn.open_table(EXECUTIONS)?;
-                $body
-            }
-            Row::ExecutionJob(id) => {
-                let $key = id.as_str();
-                let mut $table = $txn.open_table(EXECUTION_JOBS)?;
                 $body
             }
             Row::Evaluation(id) => {
@@ -445,9 +438,6 @@ pub fn dump(txn: &ReadTransaction) -> Result<Vec<Change>, StoreError> {
     all(txn, EXECUTIONS, &mut out, |(n, k)| {
         Row::Execution(n, k.into())
     })?;
-    all(txn, EXECUTION_JOBS, &mut out, |k| {
-        Row::ExecutionJob(k.into())
-    })?;
     all(txn, EVALUATIONS, &mut out, |k| Row::Evaluation(k.into()))?;
     all(txn, HISTORY, &mut out, |(n, s)| Row::History(n, s))?;
     all(txn, HISTORY_BY_SEQ, &mut out, Row::HistoryBySeq)?;
@@ -484,7 +474,6 @@ pub fn clear(txn: &WriteTransaction) -> Result<(), StoreError> {
     empty(txn, JOB_NAMES)?;
     empty(txn, JOBS_BY_CREATE)?;
     empty(txn, EXECUTIONS)?;
-    empty(txn, EXECUTION_JOBS)?;
     empty(txn, EVALUATIONS)?;
     empty(txn, HISTORY)?;
     empty(txn, HISTORY_BY_SEQ)?;

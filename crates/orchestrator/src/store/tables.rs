@@ -13,8 +13,8 @@ pub(super) const NODES_NAME: &str = "nodes";
 // by its random ID: a commit's jobs then share the pages at the right edge of each table
 // instead of each dirtying a page of its own in every table (redb rewrites every page a
 // commit touches; with random keys that was ~14× write amplification and a rate falling
-// with the store's size). Only `JOB_NUMBERS`, `EXECUTION_JOBS` and `JOB_NAMES` take a
-// random key, once per job or execution.
+// with the store's size). Only `JOB_NUMBERS` and `JOB_NAMES` take a random key, once per
+// job; an execution is found through its job (every caller knows it).
 
 /// Job ID → the job's number: the key of its rows. Kept when the job's records are dropped
 /// (its history stays, under the number).
@@ -32,9 +32,6 @@ pub(super) const JOBS_BY_CREATE: TableDefinition<(i64, &str), ()> =
 /// (job number, execution ID) → execution.
 pub(super) const EXECUTIONS: TableDefinition<(u64, &str), &[u8]> =
     TableDefinition::new(EXECUTIONS_NAME);
-/// Execution ID → its job's number.
-pub(super) const EXECUTION_JOBS: TableDefinition<&str, u64> =
-    TableDefinition::new("execution_jobs");
 /// Evaluation ID → pending evaluation.
 pub(super) const EVALUATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new(EVALUATIONS_NAME);
 /// (job number, global sequence) → history event.
@@ -100,7 +97,6 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), redb::TableErr
     txn.open_table(JOB_NAMES)?;
     txn.open_table(JOBS_BY_CREATE)?;
     txn.open_table(EXECUTIONS)?;
-    txn.open_table(EXECUTION_JOBS)?;
     txn.open_table(EVALUATIONS)?;
     txn.open_table(HISTORY)?;
     txn.open_table(HISTORY_BY_SEQ)?;
@@ -256,7 +252,6 @@ mod legacy {
         {
             let old_executions = txn.open_table(EXECUTIONS)?;
             let mut executions = txn.open_table(super::EXECUTIONS)?;
-            let mut execution_jobs = txn.open_table(EXECUTION_JOBS)?;
             for row in txn.open_table(JOB_EXECUTIONS)?.iter()? {
                 let (link, execution) = row?;
                 let (link, execution) = (link.value(), execution.value());
@@ -271,7 +266,6 @@ mod legacy {
                 };
                 let n = number(&mut numbers, job)?;
                 executions.insert((n, execution), bytes.value())?;
-                execution_jobs.insert(execution, n)?;
             }
         }
         {

@@ -744,7 +744,9 @@ async fn a_store_keyed_by_job_id_is_renumbered_at_open() {
             std::slice::from_ref(&execution)
         );
         assert_eq!(
-            reader.execution(&ExecutionId::from("e-1")).unwrap(),
+            reader
+                .execution(&id("j-b"), &ExecutionId::from("e-1"))
+                .unwrap(),
             Some(execution.clone())
         );
         assert_eq!(reader.active_job_ids().unwrap(), [id("j-b")]);
