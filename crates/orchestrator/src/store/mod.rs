@@ -283,8 +283,15 @@ macro_rules! read_queries {
     () => {
         /// The number job `id`'s rows are kept under, when it has one.
         fn number_of(&self, id: &str) -> Result<Option<u64>, StoreError> {
+            if let Some(number) = self.remembered(id) {
+                return Ok(Some(number));
+            }
             let table = self.txn.open_table(JOB_NUMBERS)?;
-            Ok(table.get(id)?.map(|n| n.value()))
+            let found = table.get(id)?.map(|n| n.value());
+            if let Some(number) = found {
+                self.remember(id, number);
+            }
+            Ok(found)
         }
 
         /// A job by its full ID.
@@ -715,6 +722,13 @@ pub struct Reader {
 impl Reader {
     read_queries!();
 
+    /// A reader looks a job's number up each time (it is one lookup per query).
+    fn remembered(&self, _id: &str) -> Option<u64> {
+        None
+    }
+
+    fn remember(&self, _id: &str, _number: u64) {}
+
     fn view(&self) -> &ReadTransaction {
         &self.txn
     }
@@ -772,6 +786,9 @@ pub struct Writer<'t> {
     journal: Option<&'t mut Journal>,
     /// The jobs given a history event, whose watchers to wake after the commit.
     news: Vec<JobId>,
+    /// The job numbers this write has looked up or given: a closure asks for the same job's
+    /// number five to eight times, and a number never changes once given.
+    numbers: std::cell::RefCell<std::collections::HashMap<String, u64>>,
 }
 
 impl ChannelTxn for Writer<'_> {
@@ -786,10 +803,19 @@ impl<'t> Writer<'t> {
             txn,
             journal,
             news: Vec::new(),
+            numbers: Default::default(),
         }
     }
 
     read_queries!();
+
+    fn remembered(&self, id: &str) -> Option<u64> {
+        self.numbers.borrow().get(id).copied()
+    }
+
+    fn remember(&self, id: &str, number: u64) {
+        self.numbers.borrow_mut().insert(id.to_string(), number);
+    }
 
     fn view(&self) -> &WriteTransaction {
         self.txn
@@ -813,6 +839,7 @@ impl<'t> Writer<'t> {
         meta.insert(LAST_JOB_NUMBER, number)?;
         drop(meta);
         self.txn.open_table(JOB_NUMBERS)?.insert(id, number)?;
+        self.remember(id, number);
         self.touch(|| Row::Meta(LAST_JOB_NUMBER.into()));
         self.touch(|| Row::JobNumber(id.into()));
         Ok(number)
