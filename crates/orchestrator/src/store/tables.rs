@@ -241,12 +241,16 @@ mod legacy {
                 jobs.insert(number(&mut numbers, id.value())?, bytes.value())?;
             }
         }
-        {
-            let mut versions = txn.open_table(super::JOB_VERSIONS)?;
-            for row in txn.open_table(JOB_VERSIONS)?.iter()? {
+        for (old, new) in [
+            (JOB_VERSIONS, super::JOB_VERSIONS),
+            (HISTORY, super::HISTORY),
+        ] {
+            // (job ID, version or sequence) → record, to (job number, the same) → record.
+            let mut new = txn.open_table(new)?;
+            for row in txn.open_table(old)?.iter()? {
                 let (key, bytes) = row?;
-                let (id, version) = key.value();
-                versions.insert((number(&mut numbers, id)?, version), bytes.value())?;
+                let (id, n) = key.value();
+                new.insert((number(&mut numbers, id)?, n), bytes.value())?;
             }
         }
         {
@@ -266,14 +270,6 @@ mod legacy {
                 };
                 let n = number(&mut numbers, job)?;
                 executions.insert((n, execution), bytes.value())?;
-            }
-        }
-        {
-            let mut history = txn.open_table(super::HISTORY)?;
-            for row in txn.open_table(HISTORY)?.iter()? {
-                let (key, bytes) = row?;
-                let (id, seq) = key.value();
-                history.insert((number(&mut numbers, id)?, seq), bytes.value())?;
             }
         }
         {
