@@ -11,6 +11,8 @@
 //! closures had already run in it get [`DurableError::Aborted`] (nothing of theirs was
 //! written; they may try again); later writes carry on. Every closure's writes are all or none.
 
+pub mod log;
+
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::Path;
 use std::sync::{Arc, mpsc};
@@ -52,6 +54,16 @@ pub trait Commit: Send + 'static {
     fn commit(&mut self, txn: WriteTransaction) -> Result<(), DurableError>;
     /// The group's transaction was aborted (a closure panicked); forget what it wrote.
     fn aborted(&mut self) {}
+    /// Called once at open, after the first transaction and before any write: brings the
+    /// database up to date with what the hook keeps beside it (a redo log's records).
+    fn recover(&mut self, _db: &Database) -> Result<(), DurableError> {
+        Ok(())
+    }
+    /// Called once when the store closes, after the last group: makes everything durable in
+    /// the database itself.
+    fn close(&mut self, _db: &Database) -> Result<(), DurableError> {
+        Ok(())
+    }
 }
 
 /// Commits to the local file: the store of a single orchestrator and of every compute node.
@@ -135,6 +147,7 @@ impl Durable {
         let txn = db.begin_write()?;
         init(&txn).map_err(|e| DurableError::Db(format!("cannot prepare the store: {e}")))?;
         txn.commit()?;
+        commit.recover(&db)?;
         let (sender, ops) = mpsc::sync_channel::<WriteOp>(4096);
         let writer_db = Arc::clone(&db);
         let thread = std::thread::Builder::new()
@@ -269,6 +282,9 @@ fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>, commit: &mut dyn Com
         for finish in finishers {
             finish(committed.clone());
         }
+    }
+    if let Err(e) = commit.close(db) {
+        tracing::error!(error = %e, "cannot close the store cleanly");
     }
 }
 

@@ -6,6 +6,7 @@
 //! shared transaction (see `bacalhau-durable`).
 
 mod index;
+mod redo;
 pub mod replication;
 mod tables;
 mod watch;
@@ -17,6 +18,7 @@ use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
 };
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
+use redo::LoggedCommit;
 use replication::{Journal, Replicate, ReplicatedCommit, Row};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -100,14 +102,22 @@ impl bacalhau_durable::Commit for Timed {
     fn aborted(&mut self) {
         self.inner.aborted();
     }
+
+    fn recover(&mut self, db: &redb::Database) -> Result<(), DurableError> {
+        self.inner.recover(db)
+    }
+
+    fn close(&mut self, db: &redb::Database) -> Result<(), DurableError> {
+        self.inner.close(db)
+    }
 }
 
 /// The orchestrator's durable store.
 #[derive(Clone)]
 pub struct Store {
     durable: Durable,
-    /// The rows the current group touched, when the store is replicated.
-    journal: Option<Arc<Mutex<Journal>>>,
+    /// The rows the current group touched, for the commit hook to log or replicate.
+    journal: Arc<Mutex<Journal>>,
     /// Who waits for news of a job (woken after the commit that wrote it).
     watchers: Arc<watch::Watchers>,
 }
@@ -132,30 +142,23 @@ impl Store {
         commit_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
     ) -> Result<Self, StoreError> {
         let open = |commit| Durable::open_with(path, "store-writer", create_tables, commit);
-        Ok(match group {
-            None => Self {
-                durable: open(Timed {
-                    inner: Box::new(bacalhau_durable::LocalCommit),
-                    seconds: commit_seconds,
-                })?,
-                journal: None,
-                watchers: Arc::default(),
-            },
-            Some(group) => {
-                let journal = Arc::new(Mutex::new(Journal::default()));
-                let commit = ReplicatedCommit {
-                    journal: Arc::clone(&journal),
-                    group,
-                };
-                Self {
-                    durable: open(Timed {
-                        inner: Box::new(commit),
-                        seconds: commit_seconds,
-                    })?,
-                    journal: Some(journal),
-                    watchers: Arc::default(),
-                }
-            }
+        // Both hooks need every touched row: the cluster's to replicate the group, the
+        // single orchestrator's to log it (see `redo`).
+        let journal = Arc::new(Mutex::new(Journal::default()));
+        let inner: Box<dyn bacalhau_durable::Commit> = match group {
+            None => Box::new(LoggedCommit::open(path, Arc::clone(&journal))?),
+            Some(group) => Box::new(ReplicatedCommit {
+                journal: Arc::clone(&journal),
+                group,
+            }),
+        };
+        Ok(Self {
+            durable: open(Timed {
+                inner,
+                seconds: commit_seconds,
+            })?,
+            journal,
+            watchers: Arc::default(),
         })
     }
 
@@ -194,15 +197,10 @@ impl Store {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&mut Writer<'_>) -> Result<T, E> + Send + 'static,
     {
-        let journal = self.journal.clone();
+        let journal = Arc::clone(&self.journal);
         let (result, news) = self
             .durable
             .write(move |txn| {
-                let Some(journal) = journal else {
-                    let mut writer = Writer::new(txn, None);
-                    let result = f(&mut writer).map_err(Wrapped::Inner)?;
-                    return Ok((result, writer.news));
-                };
                 // Only the writer thread takes this lock, one closure at a time.
                 let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
                 let before = journal.len();

@@ -143,7 +143,7 @@ impl Journal {
         }
     }
 
-    fn take(&mut self) -> Vec<Row> {
+    pub(super) fn take(&mut self) -> Vec<Row> {
         self.seen.clear();
         std::mem::take(&mut self.rows)
     }
@@ -360,7 +360,7 @@ impl Stored for u64 {
 }
 
 /// The value `row` holds in `txn` now.
-fn read(txn: &WriteTransaction, row: &Row) -> Result<Option<Value>, StoreError> {
+pub(super) fn read(txn: &WriteTransaction, row: &Row) -> Result<Option<Value>, StoreError> {
     fn get<K: redb::Key + 'static, V: Stored + 'static>(
         table: &mut redb::Table<'_, K, V>,
         key: K::SelfType<'_>,
