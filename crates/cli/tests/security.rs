@@ -436,13 +436,17 @@ async fn audit_verify_names_an_event_edited_in_the_store() {
         .items[1]
         .seq_num;
     server.kill9();
+    let store_file = data.join("orchestrator/orchestrator.redb");
+    // What the orchestrator wrote since its last checkpoint is in its redo log beside the
+    // file; opening and closing the store applies it, so the edit below lands on the rows.
+    drop(bacalhau_orchestrator::store::Store::open(&store_file).unwrap());
     {
         // A job's rows are kept under its number.
         const JOB_NUMBERS: redb::TableDefinition<&str, u64> =
             redb::TableDefinition::new("job_numbers");
         const HISTORY: redb::TableDefinition<(u64, u64), &[u8]> =
             redb::TableDefinition::new("history_by_job");
-        let db = redb::Database::open(data.join("orchestrator/orchestrator.redb")).unwrap();
+        let db = redb::Database::open(&store_file).unwrap();
         let txn = db.begin_write().unwrap();
         {
             let number = txn

@@ -306,12 +306,15 @@ impl Orchestrator {
         Ok(self.store.read()?.audit_log(since, limit)?)
     }
 
-    /// The store file's size in bytes.
+    /// The store's size in bytes: its file and the redo log beside it.
     pub fn store_size(&self) -> Result<u64, OrchestratorError> {
         let path = self.config.data_dir.join(STORE_FILE);
-        std::fs::metadata(&path)
+        let file = std::fs::metadata(&path)
             .map(|m| m.len())
-            .map_err(|e| StoreError::Db(format!("cannot read {}: {e}", path.display())).into())
+            .map_err(|e| StoreError::Db(format!("cannot read {}: {e}", path.display())))?;
+        // No log yet is an empty one.
+        let log = std::fs::metadata(crate::store::log_path(&path)).map_or(0, |m| m.len());
+        Ok(file + log)
     }
 
     /// How many jobs are stored.

@@ -19,6 +19,7 @@ use bacalhau_models::{
 };
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use redo::LoggedCommit;
+pub use redo::log_path;
 use replication::{Journal, Replicate, ReplicatedCommit, Row};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -39,8 +39,8 @@ struct Record {
     changes: Vec<Change>,
 }
 
-/// The log beside the store file at `store`.
-pub(super) fn log_path(store: &Path) -> PathBuf {
+/// The redo log beside the store file at `store` (`<file>-log`).
+pub fn log_path(store: &Path) -> PathBuf {
     let mut name = store.as_os_str().to_owned();
     name.push("-log");
     PathBuf::from(name)
