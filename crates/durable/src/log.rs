@@ -42,6 +42,8 @@ pub struct Log {
     end: u64,
     /// The number of the next record.
     next: u64,
+    /// Where the record appended last begins, until the log is emptied.
+    last: Option<u64>,
 }
 
 impl Log {
@@ -71,6 +73,7 @@ impl Log {
             file,
             end: end as u64,
             next,
+            last: None,
         };
         Ok((log, records))
     }
@@ -87,8 +90,24 @@ impl Log {
             let _ = self.file.set_len(self.end);
             return Err(self.error(source));
         }
+        self.last = Some(self.end);
         self.end += record.len() as u64;
         self.next += 1;
+        Ok(())
+    }
+
+    /// Takes back the record appended last (what it recorded did not happen after all), so
+    /// it is not read back at the next open.
+    pub fn forget_last(&mut self) -> Result<(), LogError> {
+        let Some(start) = self.last.take() else {
+            return Ok(());
+        };
+        self.file
+            .set_len(start)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| self.error(e))?;
+        self.end = start;
+        self.next -= 1;
         Ok(())
     }
 
@@ -101,6 +120,7 @@ impl Log {
             .and_then(|()| self.file.sync_data())
             .map_err(|e| self.error(e))?;
         self.end = 0;
+        self.last = None;
         Ok(())
     }
 
@@ -187,6 +207,20 @@ mod tests {
         drop(log);
         let (_, records) = Log::open(&path).unwrap();
         assert_eq!(records, vec![b"first".to_vec(), vec![], b"third".to_vec()]);
+    }
+
+    #[test]
+    fn a_record_taken_back_is_not_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.log");
+        let (mut log, _) = Log::open(&path).unwrap();
+        log.append(b"kept").unwrap();
+        log.append(b"taken back").unwrap();
+        log.forget_last().unwrap();
+        log.append(b"after").unwrap();
+        drop(log);
+        let (_, records) = Log::open(&path).unwrap();
+        assert_eq!(records, vec![b"kept".to_vec(), b"after".to_vec()]);
     }
 
     #[test]

@@ -126,8 +126,17 @@ impl Commit for LoggedCommit {
             return Err(db_error(e));
         }
         // The record is on disk: from here the group survives a crash, through the log.
-        txn.set_durability(Durability::None).map_err(db_error)?;
-        txn.commit()?;
+        let committed = txn
+            .set_durability(Durability::None)
+            .map_err(db_error)
+            .and_then(|()| txn.commit().map_err(DurableError::from));
+        if let Err(e) = committed {
+            // Its callers are told it failed: it must not come back at the next start.
+            if let Err(forgotten) = self.log.forget_last() {
+                tracing::error!(error = %forgotten, "cannot take back the redo log's record of a failed commit; it will be applied at the next start");
+            }
+            return Err(e);
+        }
         self.since_checkpoint += 1;
         Ok(())
     }
