@@ -147,7 +147,7 @@ impl Store {
         // single orchestrator's to log it (see `redo`).
         let journal = Arc::new(Mutex::new(Journal::default()));
         let inner: Box<dyn bacalhau_durable::Commit> = match group {
-            None => Box::new(LoggedCommit::open(path, Arc::clone(&journal))?),
+            None => Box::new(LoggedCommit::new(path, Arc::clone(&journal))),
             Some(group) => Box::new(ReplicatedCommit {
                 journal: Arc::clone(&journal),
                 group,

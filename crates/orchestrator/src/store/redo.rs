@@ -49,24 +49,29 @@ pub fn log_path(store: &Path) -> PathBuf {
 /// The [`Commit`] hook of a single orchestrator's store.
 pub(super) struct LoggedCommit {
     journal: Arc<Mutex<Journal>>,
-    log: Log,
-    /// Records found in the log at open, applied by [`Commit::recover`].
-    found: Vec<Vec<u8>>,
+    path: PathBuf,
+    /// Opened by [`Commit::recover`], once redb holds its file lock: a second process started
+    /// on the same store fails at redb's lock and never reads (or cuts) a live log.
+    log: Option<Log>,
     /// Groups committed through the log since the last checkpoint.
     since_checkpoint: usize,
 }
 
 impl LoggedCommit {
-    /// Opens the log beside the store file at `store`, reading back what it holds.
-    pub(super) fn open(store: &Path, journal: Arc<Mutex<Journal>>) -> Result<Self, StoreError> {
-        let (log, found) =
-            Log::open(&log_path(store)).map_err(|e| StoreError::Db(e.to_string()))?;
-        Ok(Self {
+    /// The hook for the store file at `store`, with its log beside it.
+    pub(super) fn new(store: &Path, journal: Arc<Mutex<Journal>>) -> Self {
+        Self {
             journal,
-            log,
-            found,
+            path: log_path(store),
+            log: None,
             since_checkpoint: 0,
-        })
+        }
+    }
+
+    fn log(&mut self) -> Result<&mut Log, DurableError> {
+        self.log
+            .as_mut()
+            .ok_or_else(|| DurableError::Db("the store's redo log is not open".into()))
     }
 
     fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
@@ -77,7 +82,10 @@ impl LoggedCommit {
     /// that are applied again, harmlessly, at the next open.
     fn checkpointed(&mut self) {
         self.since_checkpoint = 0;
-        if let Err(e) = self.log.clear() {
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        if let Err(e) = log.clear() {
             tracing::warn!(error = %e, "cannot empty the store's redo log; its records are applied again at the next start");
         }
     }
@@ -103,7 +111,7 @@ impl Commit for LoggedCommit {
         }
         // A checkpoint is due: redb's own durable commit, which also makes every group
         // committed since the last one durable in the file, and then the log can go.
-        if self.since_checkpoint >= CHECKPOINT_GROUPS || self.log.len() >= CHECKPOINT_BYTES {
+        if self.since_checkpoint >= CHECKPOINT_GROUPS || self.log()?.len() >= CHECKPOINT_BYTES {
             txn.commit()?;
             self.checkpointed();
             return Ok(());
@@ -121,7 +129,7 @@ impl Commit for LoggedCommit {
             changes,
         })
         .map_err(db_error)?;
-        if let Err(e) = self.log.append(&record) {
+        if let Err(e) = self.log()?.append(&record) {
             txn.abort()?;
             return Err(db_error(e));
         }
@@ -132,7 +140,7 @@ impl Commit for LoggedCommit {
             .and_then(|()| txn.commit().map_err(DurableError::from));
         if let Err(e) = committed {
             // Its callers are told it failed: it must not come back at the next start.
-            if let Err(forgotten) = self.log.forget_last() {
+            if let Err(forgotten) = self.log()?.forget_last() {
                 tracing::error!(error = %forgotten, "cannot take back the redo log's record of a failed commit; it will be applied at the next start");
             }
             return Err(e);
@@ -146,7 +154,8 @@ impl Commit for LoggedCommit {
     }
 
     fn recover(&mut self, db: &Database) -> Result<(), DurableError> {
-        let found = std::mem::take(&mut self.found);
+        let (log, found) = Log::open(&self.path).map_err(db_error)?;
+        self.log = Some(log);
         if found.is_empty() {
             return Ok(());
         }
@@ -177,7 +186,7 @@ impl Commit for LoggedCommit {
     }
 
     fn close(&mut self, db: &Database) -> Result<(), DurableError> {
-        if self.log.is_empty() {
+        if self.log.as_ref().is_none_or(Log::is_empty) {
             return Ok(());
         }
         // An empty durable commit writes out every group committed since the checkpoint.

@@ -304,6 +304,34 @@ async fn a_store_rebuilt_from_its_redo_log_holds_what_the_original_does() {
     assert_eq!(dump(&reopened.database()), expected);
 }
 
+/// A second opening of a store that is in use fails at redb's file lock, before it reads its
+/// redo log: the live log is never read or cut by another process.
+#[tokio::test]
+async fn a_store_in_use_cannot_be_opened_again_and_its_log_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.redb");
+    let store = Store::open(&path).unwrap();
+    store
+        .write(|w| w.put_job(&job("j-1", "first", 10)))
+        .await
+        .unwrap();
+    let log_len = || std::fs::metadata(redo::log_path(&path)).unwrap().len();
+    let before = log_len();
+    assert!(before > 0);
+    assert!(Store::open(&path).is_err());
+    assert_eq!(log_len(), before);
+    store
+        .write(|w| w.put_job(&job("j-2", "second", 11)))
+        .await
+        .unwrap();
+    drop(store);
+    let reopened = Store::open(&path).unwrap();
+    let reader = reopened.read().unwrap();
+    for id in ["j-1", "j-2"] {
+        assert!(reader.job(&JobId::from(id)).unwrap().is_some(), "{id}");
+    }
+}
+
 #[tokio::test]
 async fn a_replicated_store_holds_what_a_local_one_does_and_so_does_its_mirror() {
     let dir = tempfile::tempdir().unwrap();
