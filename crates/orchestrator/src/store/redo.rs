@@ -16,8 +16,7 @@
 //! scattered pages for a job's submission; on this project's virtual disks that fdatasync
 //! costs 0.4–0.6 ms against ~0.1 ms for one sequential append.
 
-use super::StoreError;
-use super::replication::{Change, Journal, apply, read};
+use super::replication::{Change, Journal, apply, changes};
 use bacalhau_durable::log::Log;
 use bacalhau_durable::{Commit, DurableError};
 use redb::{Database, Durability, WriteTransaction};
@@ -116,14 +115,7 @@ impl Commit for LoggedCommit {
             self.checkpointed();
             return Ok(());
         }
-        let changes = rows
-            .into_iter()
-            .map(|row| {
-                let value = read(&txn, &row)?;
-                Ok(Change { row, value })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()
-            .map_err(db_error)?;
+        let changes = changes(&txn, rows).map_err(db_error)?;
         let record = serde_json::to_vec(&Record {
             format: RECORD_FORMAT,
             changes,

@@ -171,14 +171,7 @@ impl Commit for ReplicatedCommit {
 
     fn commit(&mut self, txn: WriteTransaction) -> Result<(), DurableError> {
         let rows = self.journal().take();
-        let changes = rows
-            .into_iter()
-            .map(|row| {
-                let value = read(&txn, &row)?;
-                Ok(Change { row, value })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()
-            .map_err(|e| DurableError::Db(e.to_string()))?;
+        let changes = changes(&txn, rows).map_err(|e| DurableError::Db(e.to_string()))?;
         // Nothing is kept from the staging transaction: the changes come back through
         // `apply`, on this member as on the others, once the group has committed them.
         txn.abort()?;
@@ -359,8 +352,18 @@ impl Stored for u64 {
     }
 }
 
+/// Each of `rows` with the value it holds in `txn` now: what a group wrote.
+pub(super) fn changes(txn: &WriteTransaction, rows: Vec<Row>) -> Result<Vec<Change>, StoreError> {
+    rows.into_iter()
+        .map(|row| {
+            let value = read(txn, &row)?;
+            Ok(Change { row, value })
+        })
+        .collect()
+}
+
 /// The value `row` holds in `txn` now.
-pub(super) fn read(txn: &WriteTransaction, row: &Row) -> Result<Option<Value>, StoreError> {
+fn read(txn: &WriteTransaction, row: &Row) -> Result<Option<Value>, StoreError> {
     fn get<K: redb::Key + 'static, V: Stored + 'static>(
         table: &mut redb::Table<'_, K, V>,
         key: K::SelfType<'_>,
