@@ -188,110 +188,73 @@ impl Commit for ReplicatedCommit {
     }
 }
 
+/// Calls `$callback!` with every [`Row`] variant: its fields, its table and its key (an
+/// expression over the fields), so each use below names every table exactly once.
+macro_rules! row_tables {
+    ($callback:ident!($($args:tt)*)) => {
+        $callback!(($($args)*)
+            JobNumber(id) => JOB_NUMBERS, id.as_str();
+            Job(number) => JOBS, *number;
+            JobVersion(number, v) => JOB_VERSIONS, (*number, *v);
+            JobName(name) => JOB_NAMES, name.as_str();
+            JobByCreate(t, id) => JOBS_BY_CREATE, (*t, id.as_str());
+            Execution(number, id) => EXECUTIONS, (*number, id.as_str());
+            Evaluation(id) => EVALUATIONS, id.as_str();
+            History(number, seq) => HISTORY, (*number, *seq);
+            HistoryBySeq(seq) => HISTORY_BY_SEQ, *seq;
+            NodeHistory(seq) => NODE_HISTORY, *seq;
+            ChainHead(k) => CHAIN_HEAD, k.as_str();
+            Node(id) => NODES, id.as_str();
+            ActiveJob(number) => ACTIVE_JOBS, *number;
+            Meta(k) => META, k.as_str();
+            Outbox(node, seq) => OUTBOX, (node.as_str(), *seq);
+            Sequence(dir, node) => SEQUENCES, (dir.as_str(), node.as_str());
+            Cache(key) => CACHE, key.as_str();
+            Link(identity, role) => LINKS, (identity.as_str(), role.as_str());
+            JobIndex(index, t, id) => JOB_INDEX, (index.as_str(), *t, id.as_str());
+            JobIndexed(number) => JOB_INDEXED, *number;
+        )
+    };
+}
+
 /// Runs `$body` with `$table` opened as the table of `$row`, its key bound to `$key`.
 macro_rules! with_row {
     ($txn:expr, $row:expr, |$table:ident, $key:ident| $body:expr) => {
+        row_tables!(with_row_arms!($txn, $row, $table, $key, $body))
+    };
+}
+
+macro_rules! with_row_arms {
+    (($txn:expr, $row:expr, $table:ident, $key:ident, $body:expr)
+     $($variant:ident($($field:ident),*) => $def:expr, $key_expr:expr;)*) => {
         match $row {
-            Row::JobNumber(id) => {
-                let $key = id.as_str();
-                let mut $table = $txn.open_table(JOB_NUMBERS)?;
+            $(Row::$variant($($field),*) => {
+                let $key = $key_expr;
+                let mut $table = $txn.open_table($def)?;
                 $body
-            }
-            Row::Job(number) => {
-                let $key = *number;
-                let mut $table = $txn.open_table(JOBS)?;
-                $body
-            }
-            Row::JobVersion(number, v) => {
-                let $key = (*number, *v);
-                let mut $table = $txn.open_table(JOB_VERSIONS)?;
-                $body
-            }
-            Row::JobName(name) => {
-                let $key = name.as_str();
-                let mut $table = $txn.open_table(JOB_NAMES)?;
-                $body
-            }
-            Row::JobByCreate(t, id) => {
-                let $key = (*t, id.as_str());
-                let mut $table = $txn.open_table(JOBS_BY_CREATE)?;
-                $body
-            }
-            Row::Execution(number, id) => {
-                let $key = (*number, id.as_str());
-                let mut $table = $txn.open_table(EXECUTIONS)?;
-                $body
-            }
-            Row::Evaluation(id) => {
-                let $key = id.as_str();
-                let mut $table = $txn.open_table(EVALUATIONS)?;
-                $body
-            }
-            Row::History(number, seq) => {
-                let $key = (*number, *seq);
-                let mut $table = $txn.open_table(HISTORY)?;
-                $body
-            }
-            Row::HistoryBySeq(seq) => {
-                let $key = *seq;
-                let mut $table = $txn.open_table(HISTORY_BY_SEQ)?;
-                $body
-            }
-            Row::NodeHistory(seq) => {
-                let $key = *seq;
-                let mut $table = $txn.open_table(NODE_HISTORY)?;
-                $body
-            }
-            Row::ChainHead(k) => {
-                let $key = k.as_str();
-                let mut $table = $txn.open_table(CHAIN_HEAD)?;
-                $body
-            }
-            Row::Node(id) => {
-                let $key = id.as_str();
-                let mut $table = $txn.open_table(NODES)?;
-                $body
-            }
-            Row::ActiveJob(number) => {
-                let $key = *number;
-                let mut $table = $txn.open_table(ACTIVE_JOBS)?;
-                $body
-            }
-            Row::Meta(k) => {
-                let $key = k.as_str();
-                let mut $table = $txn.open_table(META)?;
-                $body
-            }
-            Row::Outbox(node, seq) => {
-                let $key = (node.as_str(), *seq);
-                let mut $table = $txn.open_table(OUTBOX)?;
-                $body
-            }
-            Row::Sequence(dir, node) => {
-                let $key = (dir.as_str(), node.as_str());
-                let mut $table = $txn.open_table(SEQUENCES)?;
-                $body
-            }
-            Row::Cache(key) => {
-                let $key = key.as_str();
-                let mut $table = $txn.open_table(CACHE)?;
-                $body
-            }
-            Row::Link(identity, role) => {
-                let $key = (identity.as_str(), role.as_str());
-                let mut $table = $txn.open_table(LINKS)?;
-                $body
-            }
-            Row::JobIndex(index, t, id) => {
-                let $key = (index.as_str(), *t, id.as_str());
-                let mut $table = $txn.open_table(JOB_INDEX)?;
-                $body
-            }
-            Row::JobIndexed(number) => {
-                let $key = *number;
-                let mut $table = $txn.open_table(JOB_INDEXED)?;
-                $body
-            }
+            })*
+        }
+    };
+}
+
+/// Pushes each row of `$run` (all of one table) with the value it holds in `$txn`, the table
+/// opened once for all of them.
+macro_rules! read_run_arms {
+    (($txn:expr, $run:expr, $out:expr)
+     $($variant:ident($($field:ident),*) => $def:expr, $key_expr:expr;)*) => {
+        match $run.first() {
+            None => {}
+            $(Some(Row::$variant(..)) => {
+                let mut table = $txn.open_table($def)?;
+                for row in $run {
+                    let value = match &row {
+                        Row::$variant($($field),*) => get(&mut table, $key_expr)?,
+                        // Runs hold rows of one table only.
+                        _ => continue,
+                    };
+                    $out.push(Change { row, value });
+                }
+            })*
         }
     };
 }
@@ -354,26 +317,33 @@ impl Stored for u64 {
 
 /// Each of `rows` with the value it holds in `txn` now: what a group wrote.
 pub(super) fn changes(txn: &WriteTransaction, rows: Vec<Row>) -> Result<Vec<Change>, StoreError> {
-    rows.into_iter()
-        .map(|row| {
-            let value = read(txn, &row)?;
-            Ok(Change { row, value })
-        })
-        .collect()
-}
-
-/// The value `row` holds in `txn` now.
-fn read(txn: &WriteTransaction, row: &Row) -> Result<Option<Value>, StoreError> {
-    fn get<K: redb::Key + 'static, V: Stored + 'static>(
-        table: &mut redb::Table<'_, K, V>,
-        key: K::SelfType<'_>,
-    ) -> Result<Option<Value>, StoreError> {
-        match table.get(key)? {
-            Some(value) => Ok(Some(V::to_value(value.value())?)),
-            None => Ok(None),
+    // Rows by table, each in the order first touched: a table is opened once per group, not
+    // once per row (opening one is most of a row's read). A group touches each row once, so
+    // the order across tables does not matter to `apply`.
+    let mut runs: Vec<(std::mem::Discriminant<Row>, Vec<Row>)> = Vec::new();
+    for row in rows {
+        let table = std::mem::discriminant(&row);
+        match runs.iter_mut().find(|(t, _)| *t == table) {
+            Some((_, run)) => run.push(row),
+            None => runs.push((table, vec![row])),
         }
     }
-    with_row!(txn, row, |table, key| get(&mut table, key))
+    let mut out = Vec::new();
+    for (_, run) in runs {
+        row_tables!(read_run_arms!(txn, run, out));
+    }
+    Ok(out)
+}
+
+/// The value the row at `key` of `table` holds.
+fn get<K: redb::Key + 'static, V: Stored + 'static>(
+    table: &mut redb::Table<'_, K, V>,
+    key: K::SelfType<'_>,
+) -> Result<Option<Value>, StoreError> {
+    match table.get(key)? {
+        Some(value) => Ok(Some(V::to_value(value.value())?)),
+        None => Ok(None),
+    }
 }
 
 /// Applies a group's changes in `txn`: the state machine's one way into the store.
