@@ -15,7 +15,7 @@
 //! order, so stale bytes left past the end by an emptied log are never taken for records.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -145,10 +145,10 @@ impl Log {
 /// One record as written: header, then payload.
 fn frame(number: u64, payload: &[u8]) -> Vec<u8> {
     let mut record = Vec::with_capacity(HEADER + payload.len());
-    let _ = record.write_all(&(payload.len() as u32).to_le_bytes());
-    let _ = record.write_all(&number.to_le_bytes());
-    let _ = record.write_all(&checksum(number, payload).to_le_bytes());
-    let _ = record.write_all(payload);
+    record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    record.extend_from_slice(&number.to_le_bytes());
+    record.extend_from_slice(&checksum(number, payload).to_le_bytes());
+    record.extend_from_slice(payload);
     record
 }
 

@@ -205,7 +205,7 @@ impl Store {
                 // Only the writer thread takes this lock, one closure at a time.
                 let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
                 let before = journal.len();
-                let mut writer = Writer::new(txn, Some(&mut *journal));
+                let mut writer = Writer::new(txn, &mut journal);
                 let result = f(&mut writer);
                 let news = std::mem::take(&mut writer.news);
                 drop(writer);
@@ -781,8 +781,8 @@ impl JobIndexes {
 /// The writable view a write closure receives; it also answers every read query.
 pub struct Writer<'t> {
     txn: &'t WriteTransaction,
-    /// Where a replicated store notes the rows written.
-    journal: Option<&'t mut Journal>,
+    /// Where the rows written are noted, for the commit hook to log or replicate.
+    journal: &'t mut Journal,
     /// The jobs given a history event, whose watchers to wake after the commit.
     news: Vec<JobId>,
     /// The job numbers this write has looked up or given: a closure asks for the same job's
@@ -797,7 +797,7 @@ impl ChannelTxn for Writer<'_> {
 }
 
 impl<'t> Writer<'t> {
-    fn new(txn: &'t WriteTransaction, journal: Option<&'t mut Journal>) -> Self {
+    fn new(txn: &'t WriteTransaction, journal: &'t mut Journal) -> Self {
         Self {
             txn,
             journal,
@@ -820,11 +820,9 @@ impl<'t> Writer<'t> {
         self.txn
     }
 
-    /// Notes a row about to be written, for replication (nothing when not replicated).
+    /// Notes a row about to be written, for the commit hook.
     fn touch(&mut self, row: impl FnOnce() -> Row) {
-        if let Some(journal) = self.journal.as_deref_mut() {
-            journal.touch(row());
-        }
+        self.journal.touch(row());
     }
 
     /// The number job `id`'s rows are kept under, given now (the next in order) when it has
@@ -1060,18 +1058,16 @@ impl<'t> Writer<'t> {
 
     /// Drops the messages for `node` up to `seq`, which the node has applied.
     pub fn trim_outbox(&mut self, node: &NodeId, seq: u64) -> Result<(), StoreError> {
-        if self.journal.is_some() {
-            let trimmed: Vec<u64> = {
-                use channel::Readable as _;
-                let outbox = self.txn.outbox()?;
-                outbox
-                    .range((node.as_str(), 0u64)..=(node.as_str(), seq))?
-                    .map(|entry| entry.map(|(key, _)| key.value().1))
-                    .collect::<Result<_, _>>()?
-            };
-            for n in trimmed {
-                self.touch(|| Row::Outbox(node.as_str().into(), n));
-            }
+        let trimmed: Vec<u64> = {
+            use channel::Readable as _;
+            let outbox = self.txn.outbox()?;
+            outbox
+                .range((node.as_str(), 0u64)..=(node.as_str(), seq))?
+                .map(|entry| entry.map(|(key, _)| key.value().1))
+                .collect::<Result<_, _>>()?
+        };
+        for n in trimmed {
+            self.touch(|| Row::Outbox(node.as_str().into(), n));
         }
         Ok(channel::acknowledged(self.txn, node.as_str(), seq)?)
     }
