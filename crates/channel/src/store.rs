@@ -221,17 +221,21 @@ pub fn enqueue(txn: &WriteTransaction, peer: &str, message: &Message) -> Result<
 }
 
 /// Drops `peer`'s messages up to `up_to`, which the peer has applied (its acknowledgement, or
-/// the number it gave at the handshake).
-pub fn acknowledged(txn: &WriteTransaction, peer: &str, up_to: u64) -> Result<(), StoreError> {
+/// the number it gave at the handshake); returns the numbers of those it dropped.
+pub fn acknowledged(
+    txn: &WriteTransaction,
+    peer: &str,
+    up_to: u64,
+) -> Result<Vec<u64>, StoreError> {
     let mut table = txn.outbox()?;
     let done: Vec<u64> = table
         .range((peer, 0u64)..=(peer, up_to))?
         .map(|entry| entry.map(|(key, _)| key.value().1))
         .collect::<Result<_, _>>()?;
-    for seq in done {
-        table.remove((peer, seq))?;
+    for seq in &done {
+        table.remove((peer, *seq))?;
     }
-    Ok(())
+    Ok(done)
 }
 
 /// Takes over a channel with `peer` kept in an older layout: the numbers (`queued`, the last

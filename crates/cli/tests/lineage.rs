@@ -217,19 +217,20 @@ async fn a_second_identical_job_is_served_from_the_cache() {
         }
     }
     drop(server);
-    // The node's own records: executions of the jobs it ran, none of the ones served.
+    // The node's own records: executions of the jobs it ran, none of the ones served. The
+    // server was killed, so the store is opened as the node would open it again (its redo
+    // log applied), not read raw.
     {
-        const EXECUTIONS: redb::TableDefinition<&str, &[u8]> =
-            redb::TableDefinition::new("executions");
-        let db = redb::Database::open(dir.path().join("cache-node/compute/compute.redb")).unwrap();
-        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
-        let table = txn.open_table(EXECUTIONS).unwrap();
-        let mut ran: Vec<String> = Vec::new();
-        for row in redb::ReadableTable::iter(&table).unwrap() {
-            let (_, value) = row.unwrap();
-            let execution: Value = serde_json::from_slice(value.value()).unwrap();
-            ran.push(execution["JobID"].as_str().unwrap_or_default().to_string());
-        }
+        let store = bacalhau_compute::store::NodeStore::open(
+            &dir.path().join("cache-node/compute/compute.redb"),
+        )
+        .unwrap();
+        let mut ran: Vec<String> = store
+            .executions()
+            .unwrap()
+            .into_iter()
+            .map(|local| local.execution.job_id.to_string())
+            .collect();
         ran.sort();
         let mut expected = vec![first.clone(), byte.clone(), param.clone(), uncached.clone()];
         expected.sort();
@@ -242,7 +243,9 @@ async fn a_second_identical_job_is_served_from_the_cache() {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "redb" || e == "db")
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "redb" || e == "redb-log" || e == "db")
                 && std::fs::read(&path)
                     .unwrap()
                     .windows(secret.len())

@@ -12,6 +12,7 @@
 //! written; they may try again); later writes carry on. Every closure's writes are all or none.
 
 pub mod log;
+pub mod redo;
 
 use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
 use std::path::Path;

@@ -24,6 +24,11 @@ use std::path::{Path, PathBuf};
 const HEADER: usize = 16;
 /// The largest record read back; a longer length field is taken for garbage.
 const MAX_RECORD: usize = 1 << 30;
+/// The log grows by zero-filled steps of this size (or more, for a longer record). Why: a
+/// record that lands in blocks already written is synced without the file's size (an
+/// fdatasync of ~0.10 ms against ~0.14 ms for one that grows the file, on this project's
+/// virtual disks), and zeros are never read as a record (a zero header fails its checksum).
+const GROWTH: u64 = 1 << 20;
 
 /// What can go wrong with the log file.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +45,8 @@ pub struct Log {
     file: File,
     /// Where the next record goes (the end of the last whole record).
     end: u64,
+    /// The file's length: zeros from `end` up to it, written ahead of the records.
+    allocated: u64,
     /// The number of the next record.
     next: u64,
     /// Where the record appended last begins, until the log is emptied.
@@ -72,6 +79,7 @@ impl Log {
             path: path.to_path_buf(),
             file,
             end: end as u64,
+            allocated: end as u64,
             next,
             last: None,
         };
@@ -83,11 +91,12 @@ impl Log {
     pub fn append(&mut self, payload: &[u8]) -> Result<(), LogError> {
         let record = frame(self.next, payload);
         let written = self
-            .file
-            .write_all_at(&record, self.end)
+            .grow_to(self.end + record.len() as u64)
+            .and_then(|()| self.file.write_all_at(&record, self.end))
             .and_then(|()| self.file.sync_data());
         if let Err(source) = written {
             let _ = self.file.set_len(self.end);
+            self.allocated = self.end;
             return Err(self.error(source));
         }
         self.last = Some(self.end);
@@ -107,6 +116,7 @@ impl Log {
             .and_then(|()| self.file.sync_data())
             .map_err(|e| self.error(e))?;
         self.end = start;
+        self.allocated = start;
         self.next -= 1;
         Ok(())
     }
@@ -120,11 +130,12 @@ impl Log {
             .and_then(|()| self.file.sync_data())
             .map_err(|e| self.error(e))?;
         self.end = 0;
+        self.allocated = 0;
         self.last = None;
         Ok(())
     }
 
-    /// The log's size in bytes.
+    /// The bytes its records take (the file is longer by the zeros written ahead of them).
     pub fn len(&self) -> u64 {
         self.end
     }
@@ -132,6 +143,20 @@ impl Log {
     /// Whether the log holds no record.
     pub fn is_empty(&self) -> bool {
         self.end == 0
+    }
+
+    /// Makes sure the file is written (with zeros) up to at least `len`, and that its new
+    /// length is on disk.
+    fn grow_to(&mut self, len: u64) -> std::io::Result<()> {
+        if len <= self.allocated {
+            return Ok(());
+        }
+        let to = len.div_ceil(GROWTH) * GROWTH;
+        let zeros = vec![0u8; (to - self.allocated) as usize];
+        self.file.write_all_at(&zeros, self.allocated)?;
+        self.file.sync_data()?;
+        self.allocated = to;
+        Ok(())
     }
 
     fn error(&self, source: std::io::Error) -> LogError {
@@ -207,6 +232,30 @@ mod tests {
         drop(log);
         let (_, records) = Log::open(&path).unwrap();
         assert_eq!(records, vec![b"first".to_vec(), vec![], b"third".to_vec()]);
+    }
+
+    /// Records are written into zeros laid down ahead of them; the zeros are never read as
+    /// records, and a log reopened is cut back to its records.
+    #[test]
+    fn zeros_written_ahead_are_not_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.log");
+        let (mut log, _) = Log::open(&path).unwrap();
+        log.append(b"one").unwrap();
+        log.append(&vec![7; GROWTH as usize]).unwrap();
+        log.append(b"three").unwrap();
+        let file_len = || std::fs::metadata(&path).unwrap().len();
+        assert!(file_len() > log.len(), "written ahead");
+        assert_eq!(file_len() % GROWTH, 0);
+        let records_len = log.len();
+        drop(log);
+        let (log, records) = Log::open(&path).unwrap();
+        assert_eq!(
+            records,
+            vec![b"one".to_vec(), vec![7; GROWTH as usize], b"three".to_vec()]
+        );
+        assert_eq!(log.len(), records_len);
+        assert_eq!(file_len(), records_len, "cut back to its records");
     }
 
     #[test]

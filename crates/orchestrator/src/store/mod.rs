@@ -12,14 +12,15 @@ mod tables;
 mod watch;
 
 use bacalhau_channel::store::{self as channel, ChannelTxn};
+use bacalhau_durable::redo::LoggedCommit;
+pub use bacalhau_durable::redo::log_path;
 use bacalhau_durable::{Durable, DurableError};
 use bacalhau_models::content::{ContentKey, Identity};
 use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
 };
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
-use redo::LoggedCommit;
-pub use redo::log_path;
+use redo::ChangeLog;
 use replication::{Journal, Replicate, ReplicatedCommit, Row};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -147,7 +148,10 @@ impl Store {
         // single orchestrator's to log it (see `redo`).
         let journal = Arc::new(Mutex::new(Journal::default()));
         let inner: Box<dyn bacalhau_durable::Commit> = match group {
-            None => Box::new(LoggedCommit::new(path, Arc::clone(&journal))),
+            None => Box::new(LoggedCommit::new(
+                path,
+                ChangeLog::new(Arc::clone(&journal)),
+            )),
             Some(group) => Box::new(ReplicatedCommit {
                 journal: Arc::clone(&journal),
                 group,
@@ -1058,18 +1062,10 @@ impl<'t> Writer<'t> {
 
     /// Drops the messages for `node` up to `seq`, which the node has applied.
     pub fn trim_outbox(&mut self, node: &NodeId, seq: u64) -> Result<(), StoreError> {
-        let trimmed: Vec<u64> = {
-            use channel::Readable as _;
-            let outbox = self.txn.outbox()?;
-            outbox
-                .range((node.as_str(), 0u64)..=(node.as_str(), seq))?
-                .map(|entry| entry.map(|(key, _)| key.value().1))
-                .collect::<Result<_, _>>()?
-        };
-        for n in trimmed {
+        for n in channel::acknowledged(self.txn, node.as_str(), seq)? {
             self.touch(|| Row::Outbox(node.as_str().into(), n));
         }
-        Ok(channel::acknowledged(self.txn, node.as_str(), seq)?)
+        Ok(())
     }
 
     /// Applies `node`'s message `seq` with `handle`, by the channel's rules
