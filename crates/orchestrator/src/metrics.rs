@@ -83,7 +83,7 @@ pub struct Metrics {
     pub node_connections: Counter,
     /// Messages sent again to a node after it reconnected.
     pub replays: Counter,
-    /// The store file's size (read when asked).
+    /// The store's size on disk, its file and redo log (read when asked).
     pub store_bytes: Gauge,
     /// How long a group of store writes took to commit, fsync included.
     pub store_commit: Histogram,
@@ -200,7 +200,7 @@ impl Metrics {
         );
         registry.register_with_unit(
             "store_size",
-            "The orchestrator store file's size",
+            "The orchestrator store's size on disk: its file and its redo log",
             Unit::Bytes,
             self.store_bytes.clone(),
         );
@@ -257,7 +257,7 @@ pub struct Figures {
     pub running_executions: u64,
     /// Executions waiting on connected nodes, as they last reported.
     pub enqueued_executions: u64,
-    /// The store file's size in bytes.
+    /// The store's size on disk in bytes, its file and redo log.
     pub store_bytes: u64,
 }
 

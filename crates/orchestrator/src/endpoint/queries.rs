@@ -306,7 +306,8 @@ impl Orchestrator {
         Ok(self.store.read()?.audit_log(since, limit)?)
     }
 
-    /// The store's size in bytes: its file and the redo log beside it.
+    /// The store's size in bytes: its file and the redo log beside it (with the log's blocks
+    /// written ahead of its records: it is the disk they take).
     pub fn store_size(&self) -> Result<u64, OrchestratorError> {
         let path = self.config.data_dir.join(STORE_FILE);
         let file = std::fs::metadata(&path)
