@@ -124,9 +124,13 @@ fn lock(journal: &Journal) -> MutexGuard<'_, BTreeSet<Row>> {
     journal.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The first byte of a record in the current layout: the changes, in postcard (which does not
+/// describe itself, so a later layout must take another byte rather than be misread).
+const RECORD_LAYOUT: u8 = 1;
+
 /// The node's [`Redo`]: a record is the touched rows with their values after the group, in
-/// postcard. Why a log: a report's commit touches 4–5 scattered pages, and redb syncs every
-/// one; the record is one sequential append.
+/// postcard after [`RECORD_LAYOUT`]. Why a log: a report's commit touches 4–5 scattered pages,
+/// and redb syncs every one; the record is one write into blocks already written.
 struct NodeRedo {
     journal: Journal,
 }
@@ -200,14 +204,21 @@ impl Redo for NodeRedo {
             let value = Self::read(txn, &row).map_err(redo_error)?;
             changes.push((row, value));
         }
-        postcard::to_allocvec(&changes)
+        postcard::to_extend(&changes, vec![RECORD_LAYOUT])
             .map(Some)
             .map_err(redo_error)
     }
 
     fn replay(&self, txn: &WriteTransaction, record: &[u8]) -> Result<(), DurableError> {
-        let changes: Vec<(Row, Option<Value>)> =
-            postcard::from_bytes(record).map_err(redo_error)?;
+        let changes: Vec<(Row, Option<Value>)> = match record.split_first() {
+            Some((&RECORD_LAYOUT, changes)) => postcard::from_bytes(changes).map_err(redo_error)?,
+            other => {
+                return Err(DurableError::Db(format!(
+                    "a record of an unknown layout ({:?}; this version reads {RECORD_LAYOUT}): start the version that wrote it once to apply it",
+                    other.map(|(layout, _)| layout)
+                )));
+            }
+        };
         for (row, value) in &changes {
             Self::write(txn, row, value.as_ref()).map_err(redo_error)?;
         }
@@ -532,6 +543,20 @@ mod tests {
             ));
         }
         rows
+    }
+
+    #[test]
+    fn a_record_of_an_unknown_layout_is_refused_with_a_reason() {
+        let db = redb::Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .unwrap();
+        let txn = db.begin_write().unwrap();
+        let redo = NodeRedo {
+            journal: Journal::default(),
+        };
+        let e = redo.replay(&txn, &[9, 0]).unwrap_err().to_string();
+        assert!(e.contains("unknown layout (Some(9)"), "{e}");
+        assert!(redo.replay(&txn, &[]).is_err());
     }
 
     /// The redo log holds every write: a store rebuilt from nothing but the log (as after a
