@@ -219,7 +219,7 @@ async fn main() -> Result<(), BoxError> {
     let cold = std::process::Command::new("sync").status().is_ok()
         && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let spawned = Instant::now();
-    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
+    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), &[])?;
     let pid = orchestrator.0.id();
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();

@@ -8,16 +8,21 @@
 //! in this process and complete each execution at once, so the figures are the
 //! orchestrator's alone (its store is durable: every acknowledged change is fsync'd).
 //!
-//! `cargo bench -p bacalhau-api --bench scale [-- NODES JOBS IDLE_SECS [SCRAPE_MS]]`
+//! `cargo bench -p bacalhau-api --bench scale [-- NODES JOBS IDLE_SECS [SCRAPE_MS [quic]]]`
 //! Needs `cargo build --release -p bacalhau` first (`BACALHAU_BENCH_BINARY` runs another
-//! build, e.g. an older commit's, for an A/B). With SCRAPE_MS, `/metrics` is fetched that
-//! often during the throughput run, as a Prometheus would, and the scrapes are reported.
+//! build, e.g. an older commit's, for an A/B). With SCRAPE_MS (0: none), `/metrics` is fetched
+//! that often during the throughput run, as a Prometheus would, and the scrapes are reported.
+//! With `quic` the nodes connect over QUIC (`Orchestrator.QUIC.Enabled`) instead of one
+//! WebSocket each: the orchestrator then holds one UDP socket for all of them, where a
+//! WebSocket per node needs a file descriptor per node (past 20 000 nodes where the hard
+//! open-file limit is 20 000).
 
 mod common;
 
 use bacalhau_api::node_channel::websocket_connector;
+use bacalhau_api::node_quic::QuicDialer;
 use bacalhau_client::ApiClient;
-use bacalhau_compute::Link;
+use bacalhau_compute::{Connector, Link};
 use bacalhau_models::node::ComputeNodeInfo;
 use bacalhau_models::{
     ExecutionStateType, JobId, JobStateType, NodeId, NodeInfo, Resources, parse_job_spec,
@@ -41,11 +46,63 @@ fn capacity() -> Resources {
     }
 }
 
+/// How the simulated nodes reach the orchestrator.
+enum Transport {
+    /// A WebSocket each (`ws://.../api/v1/compute/connect`).
+    WebSocket,
+    /// A QUIC connection each, all through one UDP socket of this process.
+    Quic(Arc<QuicDialer>),
+}
+
+impl Transport {
+    fn from_args() -> Result<Self, BoxError> {
+        match std::env::args().filter(|a| !a.starts_with("--")).nth(5) {
+            None => Ok(Self::WebSocket),
+            Some(word) if word == "ws" => Ok(Self::WebSocket),
+            Some(word) if word == "quic" => {
+                // The orchestrator's certificate is made at its start: nothing to check it by.
+                let trust = bacalhau_api::tls::client_config(None, true)?;
+                Ok(Self::Quic(QuicDialer::new(&trust)?))
+            }
+            Some(other) => Err(format!("transport {other:?}: ws or quic").into()),
+        }
+    }
+
+    /// What the orchestrator is started with.
+    fn serve_args(&self) -> &'static [&'static str] {
+        match self {
+            Self::WebSocket => &[],
+            Self::Quic(_) => &["-c", "Orchestrator.QUIC.Enabled=true"],
+        }
+    }
+
+    fn connector(&self, port: u16) -> Connector {
+        match self {
+            Self::WebSocket => websocket_connector(
+                format!("ws://127.0.0.1:{port}{}", bacalhau_protocol::CONNECT_PATH),
+                None,
+            ),
+            Self::Quic(dialer) => dialer.connector(format!("127.0.0.1:{port}")),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Self::WebSocket => "WebSocket",
+            Self::Quic(_) => "QUIC",
+        }
+    }
+}
+
 /// A simulated node's handshake, saying it applied the orchestrator's messages up to
 /// `applied`: its link, the heartbeat interval it was given, and what the orchestrator applied
 /// of the node's messages.
-async fn join(url: String, name: &str, applied: u64) -> Result<(Link, Duration, u64), BoxError> {
-    let mut link = websocket_connector(url, None)().await?;
+async fn join(
+    connector: &Connector,
+    name: &str,
+    applied: u64,
+) -> Result<(Link, Duration, u64), BoxError> {
+    let mut link = connector().await?;
     let info = NodeInfo {
         node_id: NodeId::from(name),
         node_type: bacalhau_models::node::NodeType::Compute,
@@ -89,7 +146,7 @@ struct Channel {
 /// when its connection ends (the orchestrator was killed) dials again with backoff, resuming
 /// the channel where the orchestrator left it. `joined` hears of each successful handshake.
 async fn run_node(
-    url: String,
+    connector: Connector,
     name: String,
     arrivals: Arrivals,
     repeats: Arc<std::sync::atomic::AtomicUsize>,
@@ -103,7 +160,7 @@ async fn run_node(
             let Ok(_permit) = handshakes.acquire().await else {
                 return;
             };
-            join(url.clone(), &name, channel.applied).await
+            join(&connector, &name, channel.applied).await
         };
         let (link, interval, theirs) = match attempt {
             Ok(joined) => joined,
@@ -342,13 +399,14 @@ async fn main() -> Result<(), BoxError> {
     let jobs = arg(2, 1000);
     let idle_secs = arg(3, 20) as u64;
     let scrape_ms = arg(4, 0) as u64;
+    let transport = Transport::from_args()?;
     raise_file_limit()?;
     let binary = common::release_binary()?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
+    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), transport.serve_args())?;
     let pid = orchestrator.0.id();
     let client = ApiClient::new(&format!("http://127.0.0.1:{port}"))?;
     let ready = Instant::now();
@@ -359,7 +417,7 @@ async fn main() -> Result<(), BoxError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let url = format!("ws://127.0.0.1:{port}{}", bacalhau_protocol::CONNECT_PATH);
+    let connector = transport.connector(port);
     let arrivals: Arrivals = Arc::default();
     let connecting = Instant::now();
     let semaphore = Arc::new(tokio::sync::Semaphore::new(256));
@@ -367,7 +425,7 @@ async fn main() -> Result<(), BoxError> {
     let (joined, mut handshakes) = tokio::sync::mpsc::unbounded_channel();
     for i in 0..nodes {
         tokio::spawn(run_node(
-            url.clone(),
+            Arc::clone(&connector),
             format!("sim-{i:05}"),
             Arc::clone(&arrivals),
             Arc::clone(&repeats),
@@ -568,7 +626,7 @@ async fn main() -> Result<(), BoxError> {
     let _ = orchestrator.0.kill();
     let _ = orchestrator.0.wait();
     let restarted = Instant::now();
-    orchestrator = common::spawn_orchestrator(&binary, port, dir.path())?;
+    orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), transport.serve_args())?;
     let back_in = loop {
         if connected_nodes(&http, &metrics_url).await.unwrap_or(0) >= nodes as u64 {
             break Some(restarted.elapsed());
@@ -605,22 +663,23 @@ async fn main() -> Result<(), BoxError> {
     }
     let _ = orchestrator.0.kill();
     let _ = orchestrator.0.wait();
+    let over = transport.name();
     println!(
-        "| {nodes} connected nodes: orchestrator CPU at idle (heartbeats on) | {idle_cpu:.1} % of a core | target < 10 % | |"
+        "| {nodes} connected nodes ({over}): orchestrator CPU at idle (heartbeats on) | {idle_cpu:.1} % of a core | target < 10 % | |"
     );
     println!(
-        "| {nodes} connected nodes: orchestrator RSS idle / after {} jobs | {idle_rss:.0} / {busy_rss:.0} MiB | target < 1024 MiB | |",
+        "| {nodes} connected nodes ({over}): orchestrator RSS idle / after {} jobs | {idle_rss:.0} / {busy_rss:.0} MiB | target < 1024 MiB | |",
         placed_jobs + jobs
     );
     println!(
-        "| {nodes} connected nodes: placement (submit → RunExecution at the node) p50 / p99, {placed_jobs} jobs at 100/s | {:.1} / {:.1} ms | target p99 < 50 ms | |",
+        "| {nodes} connected nodes ({over}): placement (submit → RunExecution at the node) p50 / p99, {placed_jobs} jobs at 100/s | {:.1} / {:.1} ms | target p99 < 50 ms | |",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3
     );
     let (window, rates) = windows;
     let lowest = rates.iter().copied().fold(f64::INFINITY, f64::min);
     println!(
-        "| {nodes} simulated nodes: noop jobs/s submitted → Completed in each window of {window} jobs (lowest {lowest:.0}) | {} | target ≥ 2000 sustained | |",
+        "| {nodes} simulated nodes ({over}): noop jobs/s submitted → Completed in each window of {window} jobs (lowest {lowest:.0}) | {} | target ≥ 2000 sustained | |",
         rates
             .iter()
             .map(|r| format!("{r:.0}"))
@@ -632,11 +691,11 @@ async fn main() -> Result<(), BoxError> {
         "throughput_label=noop jobs/s submitted → Completed ({nodes} simulated nodes, orchestrator process with its durable store, {jobs} jobs, {concurrency} clients)"
     );
     println!(
-        "| {nodes} nodes: all joined (handshake, 256 at a time) in | {:.1} s | | |",
+        "| {nodes} nodes ({over}): all joined (handshake, 256 at a time) in | {:.1} s | | |",
         joined_in.as_secs_f64()
     );
     println!(
-        "| {nodes} nodes: reconnect storm, orchestrator killed (SIGKILL) and started again: all {nodes} connected again after | {} | target < 60 s | |",
+        "| {nodes} nodes ({over}): reconnect storm, orchestrator killed (SIGKILL) and started again: all {nodes} connected again after | {} | target < 60 s | |",
         back_in.map_or("not within 300 s".to_string(), |d| format!(
             "{:.1} s",
             d.as_secs_f64()
@@ -644,7 +703,7 @@ async fn main() -> Result<(), BoxError> {
     );
     let twice = repeats.load(std::sync::atomic::Ordering::Relaxed);
     println!(
-        "| {nodes} nodes: {storm_jobs} jobs acknowledged just before the kill: Completed / ended otherwise / run twice | {} / {} / {twice} | target {storm_jobs} / 0 / 0 | |",
+        "| {nodes} nodes ({over}): {storm_jobs} jobs acknowledged just before the kill: Completed / ended otherwise / run twice | {} / {} / {twice} | target {storm_jobs} / 0 / 0 | |",
         storm_ended
             .get(&JobStateType::Completed)
             .copied()

@@ -11,6 +11,7 @@
 //! (`server/error.rs`). Start at `server/mod.rs`.
 
 pub mod node_channel;
+pub mod node_quic;
 pub mod results;
 pub mod server;
 pub mod telemetry;

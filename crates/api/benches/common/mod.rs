@@ -76,6 +76,7 @@ pub fn spawn_orchestrator(
     binary: &std::path::Path,
     port: u16,
     data_dir: &std::path::Path,
+    extra: &[&str],
 ) -> std::io::Result<Killed> {
     let log = match std::env::var_os("BACALHAU_BENCH_LOG") {
         Some(path) => std::fs::OpenOptions::new()
@@ -91,6 +92,7 @@ pub fn spawn_orchestrator(
         .arg(port.to_string())
         .arg("--data-dir")
         .arg(data_dir)
+        .args(extra)
         .stdout(std::process::Stdio::null())
         .stderr(log)
         .spawn()

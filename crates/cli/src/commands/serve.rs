@@ -333,6 +333,9 @@ impl Cluster {
                     .with_context(|| format!("cannot listen on {address}"))?;
                 let local = listener.local_addr()?;
                 let tls = api_tls(config, &host)?;
+                if config.flag("Orchestrator.QUIC.Enabled") {
+                    node_quic_listener(orchestrator, local, tls.as_deref(), &host)?;
+                }
                 let raft = match self.raft.take() {
                     Some(pending) => {
                         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -752,6 +755,46 @@ async fn start_raft(
     Ok(cluster)
 }
 
+/// Serves the node channel over QUIC on the API's port number (UDP) beside the WebSocket,
+/// with the API's TLS, or without it a certificate made now (nodes then dial without
+/// checking it, as they would over `ws://`).
+fn node_quic_listener(
+    orchestrator: &Arc<Orchestrator>,
+    api: std::net::SocketAddr,
+    tls: Option<&bacalhau_api::tls::ServerConfig>,
+    host: &str,
+) -> Result<()> {
+    use bacalhau_api::node_quic;
+    let made;
+    let tls = match tls {
+        Some(tls) => tls,
+        None => {
+            let mut names = vec!["localhost".to_string()];
+            if !host.is_empty() {
+                names.push(host.to_string());
+            }
+            made = bacalhau_api::tls::self_signed(&names)?.server_config()?;
+            &made
+        }
+    };
+    let key_file = orchestrator.data_dir().join("quic-reset.key");
+    let endpoint = node_quic::listen(api, tls, node_quic::reset_key(&key_file)?)?;
+    outln!("Compute nodes may also connect over QUIC at quic://{api} (UDP)");
+    tokio::spawn(node_quic::serve(
+        endpoint,
+        Arc::clone(orchestrator.node_manager()),
+    ));
+    Ok(())
+}
+
+/// Where a compute node dials one orchestrator's node channel.
+enum ChannelTarget {
+    /// A `ws://` or `wss://` URL.
+    WebSocket(String),
+    /// A `host:port` reached over QUIC (UDP).
+    Quic(String),
+}
+
 /// Dials the configured orchestrators in turn, one per session.
 fn remote_connector(config: &Config) -> Result<Connector> {
     let orchestrators = config.strings("Compute.Orchestrators");
@@ -759,10 +802,16 @@ fn remote_connector(config: &Config) -> Result<Connector> {
         bail!("a compute node needs an orchestrator: --orchestrators HOST:PORT");
     }
     let ca_cert = config.string("Compute.TLS.CACert");
+    let ca = (!ca_cert.is_empty()).then(|| Path::new(&ca_cert));
     let require_tls = config.flag("Compute.TLS.RequireTLS");
-    let use_tls = require_tls || !ca_cert.is_empty();
-    let mut urls = Vec::with_capacity(orchestrators.len());
+    let use_tls = require_tls || ca.is_some();
+    let mut targets = Vec::with_capacity(orchestrators.len());
     for orchestrator in &orchestrators {
+        if let Some(host_port) = orchestrator.strip_prefix("quic://") {
+            let host_port = host_port.split('/').next().unwrap_or(host_port);
+            targets.push(ChannelTarget::Quic(host_port.to_string()));
+            continue;
+        }
         if orchestrator.starts_with("nats://") {
             tracing::warn!(
                 "Compute.Orchestrators {orchestrator}: compute nodes reach an orchestrator through its API (port 1234 by default), not NATS; give HOST:API_PORT"
@@ -774,17 +823,33 @@ fn remote_connector(config: &Config) -> Result<Connector> {
                 "Compute.TLS.RequireTLS is set but orchestrator {orchestrator} is given as a plain-text URL"
             );
         }
-        urls.push(url);
+        targets.push(ChannelTarget::WebSocket(url));
     }
-    let tls = if urls.iter().any(|u| u.starts_with("wss://")) {
-        let ca = (!ca_cert.is_empty()).then(|| Path::new(&ca_cert));
+    let tls = if targets
+        .iter()
+        .any(|t| matches!(t, ChannelTarget::WebSocket(url) if url.starts_with("wss://")))
+    {
         Some(bacalhau_api::tls::client_config(ca, false)?)
     } else {
         None
     };
-    let connectors: Vec<Connector> = urls
+    let quic = if targets.iter().any(|t| matches!(t, ChannelTarget::Quic(_))) {
+        // The orchestrator's certificate is checked (against the CA and the web's roots) when
+        // the node asks for TLS, as for `wss://`; otherwise the channel is encrypted but the
+        // orchestrator unchecked, as `ws://` is plain.
+        let trust = bacalhau_api::tls::client_config(ca, !use_tls)?;
+        Some(bacalhau_api::node_quic::QuicDialer::new(&trust)?)
+    } else {
+        None
+    };
+    let connectors: Vec<Connector> = targets
         .into_iter()
-        .map(|url| websocket_connector(url, tls.clone()))
+        .filter_map(|target| match target {
+            ChannelTarget::WebSocket(url) => Some(websocket_connector(url, tls.clone())),
+            ChannelTarget::Quic(host_port) => {
+                quic.as_ref().map(|dialer| dialer.connector(host_port))
+            }
+        })
         .collect();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     Ok(Arc::new(move || {

@@ -710,6 +710,12 @@ pub const KEYS: &[Key] = &[
         support: Support::Unused("no NATS: compute nodes connect to the API (API.Port)"),
     },
     Key {
+        path: "Orchestrator.QUIC.Enabled",
+        kind: Kind::Bool,
+        description: "ours: also serve the node channel over QUIC on the API's port number (UDP), so compute nodes may dial quic://HOST:PORT; one socket serves every node, so the open-file limit does not cap how many connect",
+        support: Support::Honoured,
+    },
+    Key {
         path: "Orchestrator.ResultCacheDefault",
         kind: Kind::Bool,
         description: "ours: serve every job the result cache can key from the result cache (and keep its run), as if submitted with --cache; a job opts out with Meta bacalhau-rs/cache: \"false\"",

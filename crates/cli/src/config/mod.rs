@@ -160,7 +160,8 @@ fn our_defaults() -> Value {
             "EvaluationBroker": { "VisibilityTimeout": "1m", "MaxRetryCount": 10 },
             "ResultCacheDefault": false,
             "JobRetention": "0s",
-            "CompactOnStart": false
+            "CompactOnStart": false,
+            "QUIC": { "Enabled": false }
         },
         "Compute": {
             "Enabled": false,

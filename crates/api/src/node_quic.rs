@@ -1,0 +1,450 @@
+//! The node channel over QUIC: the orchestrator's endpoint and the compute node's dialer.
+//!
+//! Why a second transport beside the WebSocket: an orchestrator holds one TCP socket, so one
+//! file descriptor, per connected node, and a process's open-file limit caps how many nodes
+//! it can serve. A QUIC endpoint serves every node through one UDP socket; each node still
+//! has a connection of its own (TLS 1.3, flow control, loss recovery). The endpoint listens on
+//! the API's port number, over UDP, when `Orchestrator.QUIC.Enabled` is set; a node dials
+//! `quic://HOST:PORT`.
+//!
+//! On the wire: the node opens one bidirectional stream and both sides write frames on it,
+//! each a 4-byte big-endian length and the frame's JSON (the same JSON as the WebSocket's
+//! text messages). The ALPN protocol is [`ALPN`].
+//!
+//! A restarted orchestrator answers its predecessor's connections with stateless resets that
+//! the nodes accept: the reset tokens, and the check on connection IDs that lets a packet reach
+//! the reset, are keyed from a secret kept in its data directory ([`reset_key`]). So a node's
+//! next packet after the restart is answered with a reset and the node dials again at once,
+//! instead of waiting out the idle timeout.
+
+use bacalhau_channel::{BUFFER, ConnectError, Connector, Link};
+use bacalhau_orchestrator::nodes::{NodeManager, serve_connection};
+use bacalhau_protocol::Frame;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The ALPN protocol both ends of a node channel over QUIC agree on.
+pub const ALPN: &[u8] = b"bacalhau-node/1";
+
+/// The largest frame either side accepts, as on the WebSocket.
+const MAX_FRAME: usize = crate::server::MAX_BODY_BYTES;
+
+/// How long a connection may go without a packet from its peer before it is closed. Nodes
+/// heartbeat every 15 s by default, and a node keeps its connection alive on its own when
+/// heartbeats are rarer (see [`KEEP_ALIVE`]).
+const IDLE_TIMEOUT_MS: u32 = 60_000;
+
+/// A node sends a keep-alive after this long without sending anything.
+const KEEP_ALIVE: Duration = Duration::from_secs(25);
+
+/// How long a node waits for the orchestrator's handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What can go wrong setting up a QUIC endpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum QuicError {
+    /// The UDP socket could not be bound.
+    #[error("cannot listen on UDP {address}: {source}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS configuration cannot serve QUIC (QUIC needs TLS 1.3).
+    #[error("TLS for QUIC: {0}")]
+    Tls(String),
+    /// The reset key file cannot be read or written.
+    #[error("{path}: {source}")]
+    ResetKey {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The key a restarted orchestrator needs to reset its predecessor's connections: 32 random
+/// bytes kept in `file` (made on first use, readable by the owner only).
+pub fn reset_key(file: &Path) -> Result<[u8; 32], QuicError> {
+    let error = |source| QuicError::ResetKey {
+        path: file.to_path_buf(),
+        source,
+    };
+    match std::fs::read(file) {
+        Ok(bytes) => {
+            return bytes.try_into().map_err(|bytes: Vec<u8>| {
+                error(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("holds {} bytes, not 32", bytes.len()),
+                ))
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(error(e)),
+    }
+    let mut key = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut key)
+        .map_err(|_| error(std::io::Error::other("no randomness from the system")))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut written = options.open(file).map_err(error)?;
+    std::io::Write::write_all(&mut written, &key).map_err(error)?;
+    written.sync_all().map_err(error)?;
+    Ok(key)
+}
+
+fn transport(keep_alive: Option<Duration>, incoming_streams: u8) -> Arc<quinn::TransportConfig> {
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .max_idle_timeout(Some(quinn::VarInt::from_u32(IDLE_TIMEOUT_MS).into()))
+        .keep_alive_interval(keep_alive)
+        .max_concurrent_bidi_streams(incoming_streams.into())
+        .max_concurrent_uni_streams(0u8.into())
+        .datagram_receive_buffer_size(None);
+    Arc::new(transport)
+}
+
+/// The orchestrator's QUIC endpoint on `address` (UDP), serving TLS from `tls` (its ALPN is
+/// replaced by [`ALPN`]); `reset` is the key from [`reset_key`].
+pub fn listen(
+    address: SocketAddr,
+    tls: &rustls::ServerConfig,
+    reset: [u8; 32],
+) -> Result<quinn::Endpoint, QuicError> {
+    let mut tls = tls.clone();
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| QuicError::Tls(e.to_string()))?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    // The node opens the one stream; the orchestrator opens none.
+    server.transport_config(transport(None, 1));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset);
+    // Connection IDs carry a check keyed from the same secret: a restarted endpoint drops
+    // packets whose ID fails it, so the key must outlive the process for the packets of its
+    // predecessor's connections to reach the reset.
+    let tag = ring::hmac::sign(&key, b"connection IDs");
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&tag.as_ref()[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut endpoint = quinn::EndpointConfig::new(Arc::new(key));
+    endpoint
+        .cid_generator(move || {
+            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+        })
+        // quinn sends one reset per 20 ms by default, against floods of garbage; here only
+        // packets whose ID passes the keyed check are answered, and after a restart every
+        // node needs its reset (50 000 nodes at 5 s heartbeats send 10 000 packets a second).
+        .min_reset_interval(Duration::ZERO);
+    let socket =
+        std::net::UdpSocket::bind(address).map_err(|source| QuicError::Bind { address, source })?;
+    quinn::Endpoint::new(
+        endpoint,
+        Some(server),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|source| QuicError::Bind { address, source })
+}
+
+/// Serves every node that connects to `endpoint` until the endpoint is closed.
+pub async fn serve(endpoint: quinn::Endpoint, manager: Arc<NodeManager>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let manager = Arc::clone(&manager);
+        tokio::spawn(async move {
+            let peer = incoming.remote_address();
+            let connection = match incoming.await {
+                Ok(connection) => connection,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "QUIC handshake failed");
+                    return;
+                }
+            };
+            let Ok((send, receive)) = connection.accept_bi().await else {
+                return;
+            };
+            let (to_protocol, from_peer) = mpsc::channel(BUFFER);
+            let (to_peer, from_protocol) = mpsc::channel::<Frame>(BUFFER);
+            let protocol = tokio::spawn(serve_connection(manager, from_peer, to_peer));
+            bridge(send, receive, to_protocol, from_protocol).await;
+            connection.close(0u8.into(), b"");
+            let _ = protocol.await;
+        });
+    }
+}
+
+/// Carries frames between a QUIC stream and the protocol's channels until either side ends.
+async fn bridge(
+    mut send: quinn::SendStream,
+    mut receive: quinn::RecvStream,
+    to_protocol: mpsc::Sender<Frame>,
+    mut from_protocol: mpsc::Receiver<Frame>,
+) {
+    let reading = async {
+        loop {
+            match read_frame(&mut receive).await {
+                Ok(frame) => {
+                    if to_protocol.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                Err(FrameError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping a node connection over QUIC");
+                    return;
+                }
+            }
+        }
+    };
+    let writing = async {
+        while let Some(frame) = from_protocol.recv().await {
+            if write_frame(&mut send, &frame).await.is_err() {
+                return;
+            }
+        }
+        let _ = send.finish();
+    };
+    // Whichever ends first ends the connection: a closed stream, or the protocol done with it.
+    tokio::select! {
+        () = reading => {}
+        () = writing => {}
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("the stream ended")]
+    Closed,
+    #[error("a frame of {0} bytes is over the limit")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Read(#[from] quinn::ReadExactError),
+    #[error("an unreadable frame: {0}")]
+    Decode(String),
+}
+
+async fn read_frame(receive: &mut quinn::RecvStream) -> Result<Frame, FrameError> {
+    let mut length = [0u8; 4];
+    match receive.read_exact(&mut length).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(FrameError::Closed),
+        Err(quinn::ReadExactError::ReadError(
+            quinn::ReadError::ConnectionLost(_) | quinn::ReadError::Reset(_),
+        )) => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let length = u32::from_be_bytes(length) as usize;
+    if length > MAX_FRAME {
+        return Err(FrameError::TooLarge(length));
+    }
+    let mut body = vec![0u8; length];
+    receive.read_exact(&mut body).await?;
+    let text = std::str::from_utf8(&body).map_err(|e| FrameError::Decode(e.to_string()))?;
+    Frame::decode(text).map_err(|e| FrameError::Decode(e.to_string()))
+}
+
+async fn write_frame(send: &mut quinn::SendStream, frame: &Frame) -> Result<(), quinn::WriteError> {
+    let json = frame.encode();
+    let mut bytes = Vec::with_capacity(4 + json.len());
+    // A frame over 4 GiB cannot be made: the API refuses bodies of over 10 MiB.
+    bytes.extend_from_slice(&u32::try_from(json.len()).unwrap_or(u32::MAX).to_be_bytes());
+    bytes.extend_from_slice(json.as_bytes());
+    send.write_all(&bytes).await
+}
+
+/// A compute node's side: one UDP socket per address family, shared by every connection it
+/// opens (a node opens one at a time; a simulator may open thousands).
+pub struct QuicDialer {
+    client: quinn::ClientConfig,
+    endpoints: Mutex<(Option<quinn::Endpoint>, Option<quinn::Endpoint>)>,
+}
+
+impl QuicDialer {
+    /// A dialer trusting `tls` (its ALPN is replaced by [`ALPN`]).
+    pub fn new(tls: &rustls::ClientConfig) -> Result<Arc<Self>, QuicError> {
+        let mut tls = tls.clone();
+        tls.alpn_protocols = vec![ALPN.to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| QuicError::Tls(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(crypto));
+        client.transport_config(transport(Some(KEEP_ALIVE), 0));
+        Ok(Arc::new(Self {
+            client,
+            endpoints: Mutex::new((None, None)),
+        }))
+    }
+
+    /// The endpoint for `target`'s address family, bound on first use.
+    fn endpoint(&self, target: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+        let mut endpoints = self
+            .endpoints
+            .lock()
+            .map_err(|_| std::io::Error::other("the dialer's lock was poisoned"))?;
+        let (slot, any): (_, SocketAddr) = if target.is_ipv4() {
+            (
+                &mut endpoints.0,
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into(),
+            )
+        } else {
+            (
+                &mut endpoints.1,
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+            )
+        };
+        if let Some(endpoint) = slot {
+            return Ok(endpoint.clone());
+        }
+        let endpoint = quinn::Endpoint::client(any)?;
+        *slot = Some(endpoint.clone());
+        Ok(endpoint)
+    }
+
+    /// A connector dialling `host_port` (`HOST:PORT`, UDP) for each session.
+    pub fn connector(self: &Arc<Self>, host_port: String) -> Connector {
+        let dialer = Arc::clone(self);
+        Arc::new(move || {
+            let dialer = Arc::clone(&dialer);
+            let host_port = host_port.clone();
+            Box::pin(async move {
+                let url = format!("quic://{host_port}");
+                let failed = |reason: String| ConnectError::Dial {
+                    url: url.clone(),
+                    reason,
+                };
+                dialer.dial(&host_port).await.map_err(failed)
+            })
+        })
+    }
+
+    async fn dial(&self, host_port: &str) -> Result<Link, String> {
+        let target = tokio::net::lookup_host(host_port)
+            .await
+            .map_err(|e| e.to_string())?
+            .next()
+            .ok_or_else(|| "the name resolves to no address".to_string())?;
+        let host = host_port
+            .rsplit_once(':')
+            .map_or(host_port, |(host, _)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let endpoint = self.endpoint(target).map_err(|e| e.to_string())?;
+        let connecting = endpoint
+            .connect_with(self.client.clone(), target, host)
+            .map_err(|e| e.to_string())?;
+        let connection = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| "no QUIC handshake within 10 s".to_string())?
+            .map_err(|e| e.to_string())?;
+        let (send, receive) = connection.open_bi().await.map_err(|e| e.to_string())?;
+        let (to_node, incoming) = mpsc::channel(BUFFER);
+        let (outgoing, from_node) = mpsc::channel::<Frame>(BUFFER);
+        tokio::spawn(async move {
+            bridge(send, receive, to_node, from_node).await;
+            connection.close(0u8.into(), b"");
+        });
+        Ok(Link { outgoing, incoming })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reset_key_is_made_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("quic-reset.key");
+        let made = reset_key(&file).unwrap();
+        assert_eq!(reset_key(&file).unwrap(), made);
+        std::fs::write(&file, b"short").unwrap();
+        let refused = reset_key(&file).unwrap_err().to_string();
+        assert!(
+            refused.contains("quic-reset.key") && refused.contains("5 bytes"),
+            "{refused}"
+        );
+    }
+
+    /// An endpoint whose every connection echoes each frame back, through [`bridge`].
+    fn echo_server() -> (quinn::Endpoint, SocketAddr) {
+        let tls = crate::tls::self_signed(&["localhost".into()])
+            .unwrap()
+            .server_config()
+            .unwrap();
+        let endpoint = listen(([127, 0, 0, 1], 0).into(), &tls, [7; 32]).unwrap();
+        let address = endpoint.local_addr().unwrap();
+        let accepting = endpoint.clone();
+        tokio::spawn(async move {
+            while let Some(incoming) = accepting.accept().await {
+                tokio::spawn(async move {
+                    let connection = incoming.await.unwrap();
+                    let (send, receive) = connection.accept_bi().await.unwrap();
+                    let (to_echo, mut echoing) = mpsc::channel(BUFFER);
+                    let (to_peer, from_echo) = mpsc::channel(BUFFER);
+                    tokio::spawn(async move {
+                        while let Some(frame) = echoing.recv().await {
+                            if to_peer.send(frame).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    bridge(send, receive, to_echo, from_echo).await;
+                });
+            }
+        });
+        (endpoint, address)
+    }
+
+    #[tokio::test]
+    async fn frames_cross_a_quic_connection_both_ways() {
+        let (_server, address) = echo_server();
+        let trust = crate::tls::client_config(None, true).unwrap();
+        let dialer = QuicDialer::new(&trust).unwrap();
+        let connector = dialer.connector(format!("localhost:{}", address.port()));
+        for _ in 0..2 {
+            // Each call is a fresh connection through the same socket.
+            let mut link = connector().await.unwrap();
+            for seq in [1, 2, 3] {
+                link.outgoing.send(Frame::Ack { seq }).await.unwrap();
+                assert_eq!(link.incoming.recv().await, Some(Frame::Ack { seq }));
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_the_node_does_not_trust_is_refused() {
+        let (_server, address) = echo_server();
+        let trust = crate::tls::client_config(None, false).unwrap();
+        let dialer = QuicDialer::new(&trust).unwrap();
+        let refused = match dialer.connector(format!("localhost:{}", address.port()))().await {
+            Ok(_) => panic!("a self-signed certificate was trusted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            refused.starts_with("quic://localhost:") && refused.contains("certificate"),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_limit_ends_the_connection() {
+        let (_server, address) = echo_server();
+        let trust = crate::tls::client_config(None, true).unwrap();
+        let dialer = QuicDialer::new(&trust).unwrap();
+        let endpoint = dialer.endpoint(address).unwrap();
+        let connection = endpoint
+            .connect_with(dialer.client.clone(), address, "localhost")
+            .unwrap()
+            .await
+            .unwrap();
+        let (mut send, mut receive) = connection.open_bi().await.unwrap();
+        let too_long = u32::try_from(MAX_FRAME + 1).unwrap().to_be_bytes();
+        send.write_all(&too_long).await.unwrap();
+        // The server reads the length, refuses it and closes: the stream ends without a frame.
+        assert!(read_frame(&mut receive).await.is_err());
+    }
+}
