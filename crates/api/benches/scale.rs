@@ -8,14 +8,16 @@
 //! in this process and complete each execution at once, so the figures are the
 //! orchestrator's alone (its store is durable: every acknowledged change is fsync'd).
 //!
-//! `cargo bench -p bacalhau-api --bench scale [-- NODES JOBS IDLE_SECS [SCRAPE_MS [quic]]]`
+//! `cargo bench -p bacalhau-api --bench scale [-- NODES JOBS IDLE_SECS [SCRAPE_MS [ws|quic [HEARTBEAT_S]]]]`
 //! Needs `cargo build --release -p bacalhau` first (`BACALHAU_BENCH_BINARY` runs another
 //! build, e.g. an older commit's, for an A/B). With SCRAPE_MS (0: none), `/metrics` is fetched
 //! that often during the throughput run, as a Prometheus would, and the scrapes are reported.
 //! With `quic` the nodes connect over QUIC (`Orchestrator.QUIC.Enabled`) instead of one
 //! WebSocket each: the orchestrator then holds one UDP socket for all of them, where a
 //! WebSocket per node needs a file descriptor per node (past 20 000 nodes where the hard
-//! open-file limit is 20 000).
+//! open-file limit is 20 000). With HEARTBEAT_S the nodes heartbeat that often (our default is
+//! 5 s, upstream's 15 s) and a node counts as disconnected after four missed heartbeats
+//! (upstream's 15 s and 1 min).
 
 mod common;
 
@@ -69,10 +71,10 @@ impl Transport {
     }
 
     /// What the orchestrator is started with.
-    fn serve_args(&self) -> &'static [&'static str] {
+    fn serve_args(&self) -> Vec<String> {
         match self {
-            Self::WebSocket => &[],
-            Self::Quic(_) => &["-c", "Orchestrator.QUIC.Enabled=true"],
+            Self::WebSocket => vec![],
+            Self::Quic(_) => vec!["-c".into(), "Orchestrator.QUIC.Enabled=true".into()],
         }
     }
 
@@ -207,13 +209,13 @@ async fn serve(
         let mut ticker = tokio::time::interval(interval);
         loop {
             ticker.tick().await;
-            let beat = Frame::Heartbeat(Heartbeat {
+            let beat = Frame::Heartbeat(Box::new(Heartbeat {
                 available: capacity(),
                 queued: Resources::default(),
                 running: 0,
                 enqueued: 0,
                 ipfs_roots: None,
-            });
+            }));
             if outgoing.send(beat).await.is_err() {
                 return;
             }
@@ -228,6 +230,7 @@ async fn serve(
             channel.unacknowledged.pop_front();
         }
         for (seq, body) in channel.unacknowledged.clone() {
+            let body = Box::new(body);
             link.outgoing.send(Frame::Message { seq, body }).await?;
         }
         while let Some(frame) = link.incoming.recv().await {
@@ -253,7 +256,7 @@ async fn serve(
             let first_new = channel.unacknowledged.len();
             if seq == channel.applied + 1 {
                 channel.applied = seq;
-                if let Message::RunExecution { execution, .. } = body {
+                if let Message::RunExecution { execution, .. } = *body {
                     {
                         let mut arrivals = arrivals.lock().map_err(|_| "poisoned")?;
                         if arrivals.contains_key(&execution.job_id) {
@@ -286,6 +289,7 @@ async fn serve(
             link.outgoing.send(Frame::Ack { seq }).await?;
             let fresh: Vec<_> = channel.unacknowledged.range(first_new..).cloned().collect();
             for (seq, body) in fresh {
+                let body = Box::new(body);
                 link.outgoing.send(Frame::Message { seq, body }).await?;
             }
         }
@@ -400,13 +404,28 @@ async fn main() -> Result<(), BoxError> {
     let idle_secs = arg(3, 20) as u64;
     let scrape_ms = arg(4, 0) as u64;
     let transport = Transport::from_args()?;
+    let heartbeat_secs = arg(6, 0);
+    let mut serve_args = transport.serve_args();
+    if heartbeat_secs > 0 {
+        serve_args.extend([
+            "-c".into(),
+            format!("Compute.Heartbeat.Interval={heartbeat_secs}s"),
+            "-c".into(),
+            format!(
+                "Orchestrator.NodeManager.DisconnectTimeout={}s",
+                heartbeat_secs * 4
+            ),
+        ]);
+    }
+    let serve_args: Vec<&str> = serve_args.iter().map(String::as_str).collect();
     raise_file_limit()?;
     let binary = common::release_binary()?;
     let dir = tempfile::tempdir()?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), transport.serve_args())?;
+    let mut orchestrator =
+        common::spawn_orchestrator(&binary, port, dir.path(), &serve_args)?;
     let pid = orchestrator.0.id();
     let client = ApiClient::new(&format!("http://127.0.0.1:{port}"))?;
     let ready = Instant::now();
@@ -626,7 +645,7 @@ async fn main() -> Result<(), BoxError> {
     let _ = orchestrator.0.kill();
     let _ = orchestrator.0.wait();
     let restarted = Instant::now();
-    orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), transport.serve_args())?;
+    orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), &serve_args)?;
     let back_in = loop {
         if connected_nodes(&http, &metrics_url).await.unwrap_or(0) >= nodes as u64 {
             break Some(restarted.elapsed());
@@ -663,7 +682,10 @@ async fn main() -> Result<(), BoxError> {
     }
     let _ = orchestrator.0.kill();
     let _ = orchestrator.0.wait();
-    let over = transport.name();
+    let over = match heartbeat_secs {
+        0 => transport.name().to_string(),
+        secs => format!("{}, heartbeat every {secs} s", transport.name()),
+    };
     println!(
         "| {nodes} connected nodes ({over}): orchestrator CPU at idle (heartbeats on) | {idle_cpu:.1} % of a core | target < 10 % | |"
     );

@@ -141,8 +141,7 @@ pub fn listen(
         // packets whose ID passes the keyed check are answered, and after a restart every
         // node needs its reset (50 000 nodes at 5 s heartbeats send 10 000 packets a second).
         .min_reset_interval(Duration::ZERO);
-    let socket =
-        std::net::UdpSocket::bind(address).map_err(|source| QuicError::Bind { address, source })?;
+    let socket = bind_udp(address).map_err(|source| QuicError::Bind { address, source })?;
     quinn::Endpoint::new(
         endpoint,
         Some(server),
@@ -150,6 +149,20 @@ pub fn listen(
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|source| QuicError::Bind { address, source })
+}
+
+/// Bursts (thousands of handshakes, or of heartbeats that happen to coincide) overflow the
+/// kernel's default receive buffer of ~200 KiB, and each packet lost waits for a
+/// retransmission; the kernel caps this at `net.core.rmem_max`.
+const RECEIVE_BUFFER: usize = 4 << 20;
+
+fn bind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let socket = std::net::UdpSocket::bind(address)?;
+    let state = quinn::udp::UdpSocketState::new((&socket).into())?;
+    if let Err(e) = state.set_recv_buffer_size((&socket).into(), RECEIVE_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+    }
+    Ok(socket)
 }
 
 /// Serves every node that connects to `endpoint` until the endpoint is closed.
@@ -299,7 +312,12 @@ impl QuicDialer {
         if let Some(endpoint) = slot {
             return Ok(endpoint.clone());
         }
-        let endpoint = quinn::Endpoint::client(any)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            None,
+            bind_udp(any)?,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         *slot = Some(endpoint.clone());
         Ok(endpoint)
     }

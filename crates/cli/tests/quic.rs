@@ -8,7 +8,12 @@ use bacalhau_models::parse_job_spec;
 use common::{ComputeProcess, Server, eventually, free_port, wait_completed, wait_nodes};
 use std::path::Path;
 
-const QUIC: &[&str] = &["serve", "--orchestrator", "-c", "Orchestrator.QUIC.Enabled=true"];
+const QUIC: &[&str] = &[
+    "serve",
+    "--orchestrator",
+    "-c",
+    "Orchestrator.QUIC.Enabled=true",
+];
 
 fn noop_job(name: &str) -> bacalhau_models::Job {
     parse_job_spec(&format!(

@@ -117,7 +117,10 @@ async fn session(
         let full_batch = pending.len() == SEND_BATCH;
         for (seq, body) in pending {
             outgoing
-                .send(Frame::Message { seq, body })
+                .send(Frame::Message {
+                    seq,
+                    body: Box::new(body),
+                })
                 .await
                 .map_err(|_| "connection closed".to_string())?;
             sending.sent(seq);
@@ -135,7 +138,7 @@ async fn session(
             _ = &mut notified => {}
             _ = heartbeat.tick() => {
                 outgoing
-                    .send(Frame::Heartbeat(node.heartbeat()))
+                    .send(Frame::Heartbeat(Box::new(node.heartbeat())))
                     .await
                     .map_err(|_| "connection closed".to_string())?;
             }
@@ -159,7 +162,7 @@ async fn handle_frame(
     let store_error = |e: crate::store::StoreError| format!("store failure: {e}");
     match frame {
         Frame::Message { seq, body } => {
-            if let Some(expected) = node.handle_message(seq, body).await.map_err(store_error)? {
+            if let Some(expected) = node.handle_message(seq, *body).await.map_err(store_error)? {
                 return Err(format!(
                     "message {expected} from the orchestrator is missing (got {seq}): reconnecting to resume"
                 ));

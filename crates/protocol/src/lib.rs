@@ -39,8 +39,10 @@ pub enum Frame {
     Hello(Box<Hello>),
     /// Orchestrator → node: the handshake's answer.
     Welcome(Welcome),
-    /// Node → orchestrator: the node is alive, with its current load.
-    Heartbeat(Heartbeat),
+    /// Node → orchestrator: the node is alive, with its current load. Boxed, as `Message`'s
+    /// body: each node connection's frame channels allocate room for 32 frames at once, so a
+    /// small `Frame` is memory per connected node.
+    Heartbeat(Box<Heartbeat>),
     /// Either way: a reliable message.
     Message {
         /// The sender's sequence number for this direction, from 1.
@@ -48,7 +50,7 @@ pub enum Frame {
         seq: u64,
         /// The message.
         #[serde(rename = "Body")]
-        body: Message,
+        body: Box<Message>,
     },
     /// Either way: every message up to `seq` is durably applied.
     Ack {
@@ -289,10 +291,10 @@ mod tests {
     fn frames_round_trip_through_json() {
         let frame = Frame::Message {
             seq: 7,
-            body: Message::CancelExecution {
+            body: Box::new(Message::CancelExecution {
                 execution_id: ExecutionId::from("e-1"),
                 reason: "job stopped".into(),
-            },
+            }),
         };
         let text = frame.encode();
         assert!(text.contains("\"Type\":\"Message\""), "{text}");

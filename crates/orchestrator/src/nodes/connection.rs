@@ -123,7 +123,10 @@ async fn run_session(
                     }
                 }
             };
-            permit.send(Frame::Message { seq, body });
+            permit.send(Frame::Message {
+                seq,
+                body: Box::new(body),
+            });
             sending.sent(seq);
             if seq <= queued_before {
                 manager.metrics.replays.inc();
@@ -182,11 +185,11 @@ async fn handle_frame(
         }
         Frame::Message { seq, body } => {
             // Apply every message already waiting in one transaction: one fsync for a burst.
-            let mut batch = vec![(seq, body)];
+            let mut batch = vec![(seq, *body)];
             let mut others = Vec::new();
             while batch.len() < SEND_BATCH {
                 match incoming.try_recv() {
-                    Ok(Frame::Message { seq, body }) => batch.push((seq, body)),
+                    Ok(Frame::Message { seq, body }) => batch.push((seq, *body)),
                     Ok(other) => {
                         others.push(other);
                         break;
