@@ -424,8 +424,7 @@ async fn main() -> Result<(), BoxError> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let mut orchestrator =
-        common::spawn_orchestrator(&binary, port, dir.path(), &serve_args)?;
+    let mut orchestrator = common::spawn_orchestrator(&binary, port, dir.path(), &serve_args)?;
     let pid = orchestrator.0.id();
     let client = ApiClient::new(&format!("http://127.0.0.1:{port}"))?;
     let ready = Instant::now();
