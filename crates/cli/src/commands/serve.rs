@@ -769,8 +769,8 @@ fn node_quic_listener(
     let tls = match tls {
         Some(tls) => tls,
         None => {
-            let mut names = vec!["localhost".to_string()];
-            if !host.is_empty() {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+            if !host.is_empty() && host != "0.0.0.0" && host != "::" && host != "127.0.0.1" {
                 names.push(host.to_string());
             }
             made = bacalhau_api::tls::self_signed(&names)?.server_config()?;
@@ -779,7 +779,11 @@ fn node_quic_listener(
     };
     let key_file = orchestrator.data_dir().join("quic-reset.key");
     let endpoint = node_quic::listen(api, tls, node_quic::reset_key(&key_file)?)?;
-    outln!("Compute nodes may also connect over QUIC at quic://{api} (UDP)");
+    outln!(
+        "Compute nodes may also connect over QUIC at quic://{}:{} (UDP)",
+        client_host(host),
+        api.port()
+    );
     tokio::spawn(node_quic::serve(
         endpoint,
         Arc::clone(orchestrator.node_manager()),
@@ -809,7 +813,13 @@ fn remote_connector(config: &Config) -> Result<Connector> {
     for orchestrator in &orchestrators {
         if let Some(host_port) = orchestrator.strip_prefix("quic://") {
             let host_port = host_port.split('/').next().unwrap_or(host_port);
-            targets.push(ChannelTarget::Quic(host_port.to_string()));
+            // As for a WebSocket: the API's default port when none is given.
+            let host_port = if host_port.contains(':') {
+                host_port.to_string()
+            } else {
+                format!("{host_port}:1234")
+            };
+            targets.push(ChannelTarget::Quic(host_port));
             continue;
         }
         if orchestrator.starts_with("nats://") {
