@@ -40,6 +40,9 @@ const IDLE_TIMEOUT_MS: u32 = 60_000;
 /// A node sends a keep-alive after this long without sending anything.
 const KEEP_ALIVE: Duration = Duration::from_secs(25);
 
+/// How long a side that is done waits for its last frames to be acknowledged before closing.
+const LINGER: Duration = Duration::from_secs(5);
+
 /// How long a node waits for the orchestrator's handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -220,7 +223,11 @@ async fn bridge(
                 return;
             }
         }
-        let _ = send.finish();
+        // The protocol is done with the connection (a refusal, a redirect to the leader): what
+        // it sent must reach the peer first, as closing a QUIC connection drops unsent data.
+        if send.finish().is_ok() {
+            let _ = tokio::time::timeout(LINGER, send.stopped()).await;
+        }
     };
     // Whichever ends first ends the connection: a closed stream, or the protocol done with it.
     tokio::select! {
@@ -415,6 +422,56 @@ mod tests {
             }
         });
         (endpoint, address)
+    }
+
+    #[tokio::test]
+    async fn what_a_side_sends_before_it_ends_reaches_the_peer() {
+        // A server whose protocol answers the first frame and ends at once, as a refusal does.
+        let tls = crate::tls::self_signed(&["localhost".into()])
+            .unwrap()
+            .server_config()
+            .unwrap();
+        let endpoint = listen(([127, 0, 0, 1], 0).into(), &tls, [9; 32]).unwrap();
+        let address = endpoint.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Some(incoming) = endpoint.accept().await {
+                tokio::spawn(async move {
+                    let connection = incoming.await.unwrap();
+                    let (send, receive) = connection.accept_bi().await.unwrap();
+                    let (to_protocol, mut from_peer) = mpsc::channel(BUFFER);
+                    let (to_peer, from_protocol) = mpsc::channel(BUFFER);
+                    tokio::spawn(async move {
+                        if from_peer.recv().await.is_some() {
+                            // A large last frame, so it cannot all leave in the packet that
+                            // carries the close.
+                            for seq in 0..64 {
+                                let _ = to_peer
+                                    .send(Frame::LogData {
+                                        stream_id: seq,
+                                        kind: 1,
+                                        line: "x".repeat(4096),
+                                    })
+                                    .await;
+                            }
+                        }
+                    });
+                    bridge(send, receive, to_protocol, from_protocol).await;
+                    connection.close(0u8.into(), b"");
+                });
+            }
+        });
+        let trust = crate::tls::client_config(None, true).unwrap();
+        let dialer = QuicDialer::new(&trust).unwrap();
+        let mut link = dialer.connector(format!("localhost:{}", address.port()))()
+            .await
+            .unwrap();
+        link.outgoing.send(Frame::Ack { seq: 1 }).await.unwrap();
+        let mut received = 0;
+        while let Some(frame) = link.incoming.recv().await {
+            assert!(matches!(frame, Frame::LogData { .. }), "{frame:?}");
+            received += 1;
+        }
+        assert_eq!(received, 64);
     }
 
     #[tokio::test]
