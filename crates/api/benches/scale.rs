@@ -1,5 +1,5 @@
 //! Scale: N simulated compute nodes connected to a real orchestrator process (the release
-//! `bacalhau serve --orchestrator`) over the real node protocol (WebSocket, handshake,
+//! `bacalhau serve --orchestrator`) over the real node protocol (WebSocket or QUIC, handshake,
 //! heartbeats at the orchestrator's interval, acks, execution updates). Reports the
 //! orchestrator's CPU and RSS while the nodes idle, placement latency (submit → the node
 //! receives `RunExecution`) while 1 000 noop jobs arrive at a steady 100 jobs/s, and

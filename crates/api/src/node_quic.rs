@@ -17,7 +17,7 @@
 //! next packet after the restart is answered with a reset and the node dials again at once,
 //! instead of waiting out the idle timeout.
 
-use bacalhau_channel::{BUFFER, ConnectError, Connector, Link};
+use bacalhau_channel::{BUFFER, BoxFuture, ConnectError, Connector, Link};
 use bacalhau_orchestrator::nodes::{NodeManager, serve_connection};
 use bacalhau_protocol::Frame;
 use std::net::SocketAddr;
@@ -33,7 +33,7 @@ pub const ALPN: &[u8] = b"bacalhau-node/1";
 const MAX_FRAME: usize = crate::server::MAX_BODY_BYTES;
 
 /// How long a connection may go without a packet from its peer before it is closed. Nodes
-/// heartbeat every 15 s by default, and a node keeps its connection alive on its own when
+/// heartbeat every 5 s by default (upstream's default is 15 s), and a node keeps its connection alive on its own when
 /// heartbeats are rarer (see [`KEEP_ALIVE`]).
 const IDLE_TIMEOUT_MS: u32 = 60_000;
 
@@ -170,8 +170,24 @@ fn bind_udp(address: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 /// Serves every node that connects to `endpoint` until the endpoint is closed.
 pub async fn serve(endpoint: quinn::Endpoint, manager: Arc<NodeManager>) {
+    serve_with(endpoint, move |from_peer, to_peer| {
+        Box::pin(serve_connection(Arc::clone(&manager), from_peer, to_peer))
+    })
+    .await
+}
+
+/// Hands each connection's frames to `protocol` (the node channel's, or a test's), which runs
+/// until it is done or the peer's frames end.
+async fn serve_with<P>(endpoint: quinn::Endpoint, protocol: P)
+where
+    P: Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()>
+        + Send
+        + Sync
+        + 'static,
+{
+    let protocol = Arc::new(protocol);
     while let Some(incoming) = endpoint.accept().await {
-        let manager = Arc::clone(&manager);
+        let protocol = Arc::clone(&protocol);
         tokio::spawn(async move {
             let peer = incoming.remote_address();
             let connection = match incoming.await {
@@ -186,7 +202,7 @@ pub async fn serve(endpoint: quinn::Endpoint, manager: Arc<NodeManager>) {
             };
             let (to_protocol, from_peer) = mpsc::channel(BUFFER);
             let (to_peer, from_protocol) = mpsc::channel::<Frame>(BUFFER);
-            let protocol = tokio::spawn(serve_connection(manager, from_peer, to_peer));
+            let protocol = tokio::spawn(protocol(from_peer, to_peer));
             bridge(send, receive, to_protocol, from_protocol).await;
             connection.close(0u8.into(), b"");
             let _ = protocol.await;
@@ -394,71 +410,56 @@ mod tests {
         );
     }
 
-    /// An endpoint whose every connection echoes each frame back, through [`bridge`].
-    fn echo_server() -> (quinn::Endpoint, SocketAddr) {
+    /// An endpoint on loopback (with a certificate made now) whose connections run `protocol`.
+    fn test_server<P>(protocol: P) -> SocketAddr
+    where
+        P: Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()>
+            + Send
+            + Sync
+            + 'static,
+    {
         let tls = crate::tls::self_signed(&["localhost".into()])
             .unwrap()
             .server_config()
             .unwrap();
         let endpoint = listen(([127, 0, 0, 1], 0).into(), &tls, [7; 32]).unwrap();
         let address = endpoint.local_addr().unwrap();
-        let accepting = endpoint.clone();
-        tokio::spawn(async move {
-            while let Some(incoming) = accepting.accept().await {
-                tokio::spawn(async move {
-                    let connection = incoming.await.unwrap();
-                    let (send, receive) = connection.accept_bi().await.unwrap();
-                    let (to_echo, mut echoing) = mpsc::channel(BUFFER);
-                    let (to_peer, from_echo) = mpsc::channel(BUFFER);
-                    tokio::spawn(async move {
-                        while let Some(frame) = echoing.recv().await {
-                            if to_peer.send(frame).await.is_err() {
-                                return;
-                            }
-                        }
-                    });
-                    bridge(send, receive, to_echo, from_echo).await;
-                });
-            }
-        });
-        (endpoint, address)
+        tokio::spawn(serve_with(endpoint, protocol));
+        address
+    }
+
+    /// An endpoint whose every connection echoes each frame back.
+    fn echo_server() -> SocketAddr {
+        test_server(|mut from_peer, to_peer| {
+            Box::pin(async move {
+                while let Some(frame) = from_peer.recv().await {
+                    if to_peer.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        })
     }
 
     #[tokio::test]
     async fn what_a_side_sends_before_it_ends_reaches_the_peer() {
         // A server whose protocol answers the first frame and ends at once, as a refusal does.
-        let tls = crate::tls::self_signed(&["localhost".into()])
-            .unwrap()
-            .server_config()
-            .unwrap();
-        let endpoint = listen(([127, 0, 0, 1], 0).into(), &tls, [9; 32]).unwrap();
-        let address = endpoint.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Some(incoming) = endpoint.accept().await {
-                tokio::spawn(async move {
-                    let connection = incoming.await.unwrap();
-                    let (send, receive) = connection.accept_bi().await.unwrap();
-                    let (to_protocol, mut from_peer) = mpsc::channel(BUFFER);
-                    let (to_peer, from_protocol) = mpsc::channel(BUFFER);
-                    tokio::spawn(async move {
-                        if from_peer.recv().await.is_some() {
-                            // A large last frame, so it cannot all leave in the packet that
-                            // carries the close.
-                            for seq in 0..64 {
-                                let _ = to_peer
-                                    .send(Frame::LogData {
-                                        stream_id: seq,
-                                        kind: 1,
-                                        line: "x".repeat(4096),
-                                    })
-                                    .await;
-                            }
-                        }
-                    });
-                    bridge(send, receive, to_protocol, from_protocol).await;
-                    connection.close(0u8.into(), b"");
-                });
-            }
+        let address = test_server(|mut from_peer, to_peer| {
+            Box::pin(async move {
+                if from_peer.recv().await.is_some() {
+                    // A large last frame, so it cannot all leave in the packet that carries
+                    // the close.
+                    for seq in 0..64 {
+                        let _ = to_peer
+                            .send(Frame::LogData {
+                                stream_id: seq,
+                                kind: 1,
+                                line: "x".repeat(4096),
+                            })
+                            .await;
+                    }
+                }
+            })
         });
         let trust = crate::tls::client_config(None, true).unwrap();
         let dialer = QuicDialer::new(&trust).unwrap();
@@ -476,7 +477,7 @@ mod tests {
 
     #[tokio::test]
     async fn frames_cross_a_quic_connection_both_ways() {
-        let (_server, address) = echo_server();
+        let address = echo_server();
         let trust = crate::tls::client_config(None, true).unwrap();
         let dialer = QuicDialer::new(&trust).unwrap();
         let connector = dialer.connector(format!("localhost:{}", address.port()));
@@ -492,7 +493,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_certificate_the_node_does_not_trust_is_refused() {
-        let (_server, address) = echo_server();
+        let address = echo_server();
         let trust = crate::tls::client_config(None, false).unwrap();
         let dialer = QuicDialer::new(&trust).unwrap();
         let refused = match dialer.connector(format!("localhost:{}", address.port()))().await {
@@ -507,7 +508,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_frame_over_the_limit_ends_the_connection() {
-        let (_server, address) = echo_server();
+        let address = echo_server();
         let trust = crate::tls::client_config(None, true).unwrap();
         let dialer = QuicDialer::new(&trust).unwrap();
         let endpoint = dialer.endpoint(address).unwrap();

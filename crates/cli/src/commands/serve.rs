@@ -769,11 +769,7 @@ fn node_quic_listener(
     let tls = match tls {
         Some(tls) => tls,
         None => {
-            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-            if !host.is_empty() && host != "0.0.0.0" && host != "::" && host != "127.0.0.1" {
-                names.push(host.to_string());
-            }
-            made = bacalhau_api::tls::self_signed(&names)?.server_config()?;
+            made = bacalhau_api::tls::self_signed(&certificate_names(host))?.server_config()?;
             &made
         }
     };
@@ -868,6 +864,20 @@ fn remote_connector(config: &Config) -> Result<Connector> {
     }))
 }
 
+/// The names a certificate made here carries: loopback's, and the listening host unless it
+/// is a wildcard.
+fn certificate_names(host: &str) -> Vec<String> {
+    let mut names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !host.is_empty() && !names.iter().any(|n| n == host) && host != "0.0.0.0" && host != "::" {
+        names.push(host.to_string());
+    }
+    names
+}
+
 /// The API's TLS from `API.TLS`: a certificate and key from files, or with `SelfSigned` a CA
 /// and certificate made now, the CA written to `<data dir>/tls/ca.pem` for clients to trust.
 fn api_tls(config: &Config, host: &str) -> Result<Option<Arc<bacalhau_api::tls::ServerConfig>>> {
@@ -885,15 +895,7 @@ fn api_tls(config: &Config, host: &str) -> Result<Option<Arc<bacalhau_api::tls::
     if !config.flag("API.TLS.SelfSigned") {
         return Ok(None);
     }
-    let mut names = vec![
-        "localhost".to_string(),
-        "127.0.0.1".to_string(),
-        "::1".to_string(),
-    ];
-    if !host.is_empty() && !names.iter().any(|n| n == host) && host != "0.0.0.0" && host != "::" {
-        names.push(host.to_string());
-    }
-    let made = bacalhau_api::tls::self_signed(&names)?;
+    let made = bacalhau_api::tls::self_signed(&certificate_names(host))?;
     let dir = config.data_dir().join("tls");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let ca_file = dir.join("ca.pem");
