@@ -33,12 +33,18 @@ pub const ALPN: &[u8] = b"bacalhau-node/1";
 const MAX_FRAME: usize = crate::server::MAX_BODY_BYTES;
 
 /// How long a connection may go without a packet from its peer before it is closed. Nodes
-/// heartbeat every 5 s by default (upstream's default is 15 s), and a node keeps its connection alive on its own when
-/// heartbeats are rarer (see [`KEEP_ALIVE`]).
-const IDLE_TIMEOUT_MS: u32 = 60_000;
+/// heartbeat every 5 s by default (upstream's default is 15 s) and each heartbeat is
+/// acknowledged, so a node hears from a live orchestrator at least that often. This bounds how
+/// long a node stays on a dead connection when no stateless reset reaches it: after an
+/// orchestrator restart with 50 000 nodes some packets are dropped (a full receive buffer),
+/// and a node whose retransmissions back off past the timeout waits it out (with 60 s, ~100 of
+/// 50 000 nodes came back a minute after the rest).
+const IDLE_TIMEOUT_MS: u32 = 30_000;
 
-/// A node sends a keep-alive after this long without sending anything.
-const KEEP_ALIVE: Duration = Duration::from_secs(25);
+/// A node sends a keep-alive after this long without hearing from the orchestrator, so the
+/// connection stays up when heartbeats are rarer than the idle timeout; heartbeats up to
+/// this interval apart send none.
+const KEEP_ALIVE: Duration = Duration::from_secs(20);
 
 /// How long a side that is done waits for its last frames to be acknowledged before closing.
 const LINGER: Duration = Duration::from_secs(5);
@@ -451,11 +457,11 @@ mod tests {
                     // the close.
                     for seq in 0..64 {
                         let _ = to_peer
-                            .send(Frame::LogData {
+                            .send(Frame::LogData(Box::new(bacalhau_protocol::LogData {
                                 stream_id: seq,
                                 kind: 1,
                                 line: "x".repeat(4096),
-                            })
+                            })))
                             .await;
                     }
                 }
@@ -469,7 +475,7 @@ mod tests {
         link.outgoing.send(Frame::Ack { seq: 1 }).await.unwrap();
         let mut received = 0;
         while let Some(frame) = link.incoming.recv().await {
-            assert!(matches!(frame, Frame::LogData { .. }), "{frame:?}");
+            assert!(matches!(frame, Frame::LogData(_)), "{frame:?}");
             received += 1;
         }
         assert_eq!(received, 64);

@@ -184,15 +184,15 @@ async fn handle_frame(
             let id = request.stream_id;
             streams.0.insert(
                 id,
-                tokio::spawn(stream_log(Arc::clone(node), request, outgoing.clone())),
+                tokio::spawn(stream_log(Arc::clone(node), *request, outgoing.clone())),
             );
         }
         Frame::PinRequest(request) => {
             // Answered on its own task: a large fetch must not hold up the channel.
             let (node, outgoing) = (Arc::clone(node), outgoing.clone());
             tokio::spawn(async move {
-                let reply = node.pin(request).await;
-                let _ = outgoing.send(Frame::PinReply(reply)).await;
+                let reply = node.pin(*request).await;
+                let _ = outgoing.send(Frame::PinReply(Box::new(reply))).await;
             });
         }
         Frame::LogCancel { stream_id } => {
@@ -253,11 +253,11 @@ async fn stream_log(node: Arc<ComputeNode>, request: LogRequest, outgoing: mpsc:
         move |line| lines.send(line).is_ok(),
     ));
     while let Some(line) = from_reader.recv().await {
-        let frame = Frame::LogData {
+        let frame = Frame::LogData(Box::new(bacalhau_protocol::LogData {
             stream_id,
             kind: line.stream as u8,
             line: line.text,
-        };
+        }));
         if outgoing.send(frame).await.is_err() {
             reader.abort();
             return;
@@ -268,5 +268,10 @@ async fn stream_log(node: Arc<ComputeNode>, request: LogRequest, outgoing: mpsc:
         Ok(Err(e)) => format!("cannot read the log of {id}: {e}"),
         Err(e) => format!("log reader failed: {e}"),
     };
-    let _ = outgoing.send(Frame::LogEnd { stream_id, error }).await;
+    let _ = outgoing
+        .send(Frame::LogEnd(Box::new(bacalhau_protocol::LogEnd {
+            stream_id,
+            error,
+        })))
+        .await;
 }

@@ -32,16 +32,18 @@ pub const PROTOCOL: &str = "bacalhau-ws/v1";
 pub const MAX_RECONNECT_BACKOFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One frame on the node channel, JSON-encoded in a WebSocket text message.
+///
+/// Every variant holds at most 16 bytes (larger bodies are boxed), so a `Frame` is 24 bytes:
+/// each node connection's frame channels allocate room for 32 frames at once, on the
+/// orchestrator for every connected node, so the size of a `Frame` is memory per node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "Type")]
 pub enum Frame {
     /// Node → orchestrator, first frame: who the node is and what it last applied.
     Hello(Box<Hello>),
     /// Orchestrator → node: the handshake's answer.
-    Welcome(Welcome),
-    /// Node → orchestrator: the node is alive, with its current load. Boxed, as `Message`'s
-    /// body: each node connection's frame channels allocate room for 32 frames at once, so a
-    /// small `Frame` is memory per connected node.
+    Welcome(Box<Welcome>),
+    /// Node → orchestrator: the node is alive, with its current load.
     Heartbeat(Box<Heartbeat>),
     /// Either way: a reliable message.
     Message {
@@ -60,28 +62,11 @@ pub enum Frame {
     },
     /// Orchestrator → node: stream an execution's log. Log frames are not durable: a stream
     /// ends with its connection, and the reader asks again.
-    LogRequest(LogRequest),
+    LogRequest(Box<LogRequest>),
     /// Node → orchestrator: one piece of an execution's output.
-    LogData {
-        /// The stream it belongs to.
-        #[serde(rename = "StreamID")]
-        stream_id: u64,
-        /// 1 for stdout, 2 for stderr (upstream's `ExecutionLogType`).
-        #[serde(rename = "Stream")]
-        kind: u8,
-        /// The text, normally one line with its newline.
-        #[serde(rename = "Line")]
-        line: String,
-    },
-    /// Node → orchestrator: the stream is over; `error` says why when it failed.
-    LogEnd {
-        /// The stream.
-        #[serde(rename = "StreamID")]
-        stream_id: u64,
-        /// Why it failed, or empty.
-        #[serde(rename = "Error", default)]
-        error: String,
-    },
+    LogData(Box<LogData>),
+    /// Node → orchestrator: the stream is over.
+    LogEnd(Box<LogEnd>),
     /// Orchestrator → node: the reader went away; stop the stream.
     LogCancel {
         /// The stream.
@@ -91,9 +76,34 @@ pub enum Frame {
     /// Orchestrator → node: fetch a CID (from the given peers and any connected one) and pin
     /// it (`bacalhau data add`). Not durable, like log frames: a request lost with its
     /// connection is answered with an error, and pinning again is harmless.
-    PinRequest(PinRequest),
+    PinRequest(Box<PinRequest>),
     /// Node → orchestrator: how a [`PinRequest`] ended.
-    PinReply(PinReply),
+    PinReply(Box<PinReply>),
+}
+
+/// One piece of an execution's output ([`Frame::LogData`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogData {
+    /// The stream it belongs to.
+    #[serde(rename = "StreamID")]
+    pub stream_id: u64,
+    /// 1 for stdout, 2 for stderr (upstream's `ExecutionLogType`).
+    #[serde(rename = "Stream")]
+    pub kind: u8,
+    /// The text, normally one line with its newline.
+    #[serde(rename = "Line")]
+    pub line: String,
+}
+
+/// The end of a log stream ([`Frame::LogEnd`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogEnd {
+    /// The stream.
+    #[serde(rename = "StreamID")]
+    pub stream_id: u64,
+    /// Why it failed, or empty.
+    #[serde(rename = "Error", default)]
+    pub error: String,
 }
 
 /// A request to hold a CID on a node.
@@ -286,6 +296,35 @@ impl Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each node connection holds two channels of 32 frames on each side: a bigger `Frame` is
+    /// memory per connected node (see `Frame`).
+    #[test]
+    fn a_frame_is_three_words() {
+        assert_eq!(std::mem::size_of::<Frame>(), 24);
+    }
+
+    /// Boxing a log frame's fields keeps its JSON: its fields sit beside `Type`.
+    #[test]
+    fn log_frames_keep_their_wire_shape() {
+        let data = Frame::LogData(Box::new(LogData {
+            stream_id: 3,
+            kind: 1,
+            line: "hi\n".into(),
+        }));
+        assert_eq!(
+            data.encode(),
+            r#"{"Type":"LogData","StreamID":3,"Stream":1,"Line":"hi\n"}"#
+        );
+        let end = Frame::decode(r#"{"Type":"LogEnd","StreamID":3}"#).unwrap();
+        assert_eq!(
+            end,
+            Frame::LogEnd(Box::new(LogEnd {
+                stream_id: 3,
+                error: String::new()
+            }))
+        );
+    }
 
     #[test]
     fn frames_round_trip_through_json() {

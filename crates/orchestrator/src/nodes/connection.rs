@@ -33,29 +33,38 @@ pub async fn serve_connection(
         Ok(accepted) => accepted,
         Err(refusal) => {
             let _ = outgoing
-                .send(Frame::Welcome(Welcome {
+                .send(Frame::Welcome(Box::new(Welcome {
                     accepted: false,
                     reason: refusal.to_string(),
                     last_applied: 0,
                     heartbeat_interval_ms: 0,
                     not_leader: matches!(refusal, super::Refusal::NotLeader(_)),
-                }))
+                })))
                 .await;
             return;
         }
     };
-    if outgoing.send(Frame::Welcome(welcome)).await.is_err() {
+    if outgoing
+        .send(Frame::Welcome(Box::new(welcome)))
+        .await
+        .is_err()
+    {
         manager
             .disconnected(&id, generation, "connection closed")
             .await;
         return;
     }
     manager.attach(&id, generation, outgoing.clone());
+    manager.evaluate_after_join();
+    // The node's description now lives in the manager; this task holds a connection's worth
+    // of memory for as long as the node stays connected.
+    let node_applied = hello.last_applied;
+    drop(hello);
     let reason = run_session(
         &manager,
         &id,
         generation,
-        hello.last_applied,
+        node_applied,
         &wake,
         &mut incoming,
         &outgoing,
@@ -184,89 +193,109 @@ async fn handle_frame(
             });
         }
         Frame::Message { seq, body } => {
-            // Apply every message already waiting in one transaction: one fsync for a burst.
-            let mut batch = vec![(seq, *body)];
-            let mut others = Vec::new();
-            while batch.len() < SEND_BATCH {
-                match incoming.try_recv() {
-                    Ok(Frame::Message { seq, body }) => batch.push((seq, *body)),
-                    Ok(other) => {
-                        others.push(other);
-                        break;
-                    }
-                    Err(_) => break,
-                }
+            // Boxed: applying reports is the largest state this loop awaits, and an unboxed
+            // future would hold room for it in every connection's task while it waits.
+            Box::pin(apply_messages(
+                manager, id, seq, *body, incoming, outgoing, acked,
+            ))
+            .await?;
+        }
+        log @ (Frame::LogData(_) | Frame::LogEnd(_)) => manager.route_log(id, log),
+        Frame::PinReply(reply) => manager.route_pin(id, *reply),
+        other => tracing::warn!(node = %id, frame = ?other, "unexpected frame from a node"),
+    }
+    Ok(())
+}
+
+/// Applies a message from the node, with every message already waiting behind it, then
+/// handles the other frames read meanwhile.
+async fn apply_messages(
+    manager: &Arc<NodeManager>,
+    id: &bacalhau_models::NodeId,
+    seq: u64,
+    body: Message,
+    incoming: &mut mpsc::Receiver<Frame>,
+    outgoing: &mpsc::Sender<Frame>,
+    acked: &watch::Sender<u64>,
+) -> Result<(), String> {
+    // Apply every message already waiting in one transaction: one fsync for a burst.
+    let mut batch = vec![(seq, body)];
+    let mut others = Vec::new();
+    while batch.len() < SEND_BATCH {
+        match incoming.try_recv() {
+            Ok(Frame::Message { seq, body }) => batch.push((seq, *body)),
+            Ok(other) => {
+                others.push(other);
+                break;
             }
-            let messages: Vec<(u64, Option<bacalhau_protocol::ExecutionUpdate>)> = batch
-                .into_iter()
-                .map(|(seq, body)| match body {
-                    Message::ExecutionUpdate(update) => (seq, Some(update)),
-                    other => {
-                        tracing::warn!(node = %id, message = ?other, "unexpected message from a node");
-                        (seq, None)
-                    }
-                })
-                .collect();
-            // Before the jobs can complete: a cache lookup right after one must find its
-            // result held (a node that published a result pins it).
-            manager.holds(id, &updates::published_roots(&messages));
-            // The jobs whose executions ended are planned in the same transaction when no
-            // worker holds them (`worker::plan_in`): a job ends one commit sooner.
-            let now = manager.clock().now();
-            let claimed: HashSet<JobId> = updates::ending_jobs(&messages)
-                .into_iter()
-                .filter(|job| manager.broker().claim(job))
-                .collect();
-            let inline = updates::Inline {
-                nodes: if claimed.is_empty() {
-                    Arc::default()
-                } else {
-                    manager.views(now)
-                },
-                claimed: claimed.clone(),
-            };
-            let applied = updates::apply(manager.store(), id, messages, inline, now).await;
-            let applied = match applied {
-                Ok(applied) => applied,
-                Err(e) => {
-                    for job in &claimed {
-                        manager.broker().ack(job);
-                    }
-                    return Err(format!("store failure: {e}"));
-                }
-            };
-            for (job_id, execution_id, message) in &applied.reported {
-                tracing::debug!(%job_id, %execution_id, node = %id, "{message}");
+            Err(_) => break,
+        }
+    }
+    let messages: Vec<(u64, Option<bacalhau_protocol::ExecutionUpdate>)> = batch
+        .into_iter()
+        .map(|(seq, body)| match body {
+            Message::ExecutionUpdate(update) => (seq, Some(update)),
+            other => {
+                tracing::warn!(node = %id, message = ?other, "unexpected message from a node");
+                (seq, None)
             }
-            let mut unplanned = claimed;
-            let scheduling = manager.scheduling();
-            for planned in applied.planned {
-                unplanned.remove(planned.job_id());
-                scheduling.conclude(planned);
-            }
-            for job in &unplanned {
+        })
+        .collect();
+    // Before the jobs can complete: a cache lookup right after one must find its
+    // result held (a node that published a result pins it).
+    manager.holds(id, &updates::published_roots(&messages));
+    // The jobs whose executions ended are planned in the same transaction when no
+    // worker holds them (`worker::plan_in`): a job ends one commit sooner.
+    let now = manager.clock().now();
+    let claimed: HashSet<JobId> = updates::ending_jobs(&messages)
+        .into_iter()
+        .filter(|job| manager.broker().claim(job))
+        .collect();
+    let inline = updates::Inline {
+        nodes: if claimed.is_empty() {
+            Arc::default()
+        } else {
+            manager.views(now)
+        },
+        claimed: claimed.clone(),
+    };
+    let applied = updates::apply(manager.store(), id, messages, inline, now).await;
+    let applied = match applied {
+        Ok(applied) => applied,
+        Err(e) => {
+            for job in &claimed {
                 manager.broker().ack(job);
             }
-            for evaluation in applied.evaluations {
-                manager.broker().enqueue(evaluation);
-            }
-            outgoing
-                .send(Frame::Ack { seq: applied.up_to })
-                .await
-                .map_err(|_| "connection closed".to_string())?;
-            if let Some(expected) = applied.missing {
-                return Err(format!(
-                    "message {expected} from the node is missing: reconnecting to resume from {}",
-                    applied.up_to
-                ));
-            }
-            for other in others {
-                Box::pin(handle_frame(manager, id, other, incoming, outgoing, acked)).await?;
-            }
+            return Err(format!("store failure: {e}"));
         }
-        log @ (Frame::LogData { .. } | Frame::LogEnd { .. }) => manager.route_log(id, log),
-        Frame::PinReply(reply) => manager.route_pin(id, reply),
-        other => tracing::warn!(node = %id, frame = ?other, "unexpected frame from a node"),
+    };
+    for (job_id, execution_id, message) in &applied.reported {
+        tracing::debug!(%job_id, %execution_id, node = %id, "{message}");
+    }
+    let mut unplanned = claimed;
+    let scheduling = manager.scheduling();
+    for planned in applied.planned {
+        unplanned.remove(planned.job_id());
+        scheduling.conclude(planned);
+    }
+    for job in &unplanned {
+        manager.broker().ack(job);
+    }
+    for evaluation in applied.evaluations {
+        manager.broker().enqueue(evaluation);
+    }
+    outgoing
+        .send(Frame::Ack { seq: applied.up_to })
+        .await
+        .map_err(|_| "connection closed".to_string())?;
+    if let Some(expected) = applied.missing {
+        return Err(format!(
+            "message {expected} from the node is missing: reconnecting to resume from {}",
+            applied.up_to
+        ));
+    }
+    for other in others {
+        Box::pin(handle_frame(manager, id, other, incoming, outgoing, acked)).await?;
     }
     Ok(())
 }

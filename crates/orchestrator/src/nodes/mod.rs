@@ -130,7 +130,21 @@ pub struct NodeManager {
     changes: std::sync::atomic::AtomicU64,
     /// The last views built.
     views_cache: std::sync::Mutex<Option<BuiltViews>>,
+    /// The evaluation of active jobs that node joins ask for (see
+    /// [`NodeManager::evaluate_after_join`]).
+    join_pass: std::sync::Mutex<JoinPass>,
 }
+
+/// Whether an evaluation pass for joined nodes runs, and whether a node joined since it began.
+#[derive(Default)]
+struct JoinPass {
+    running: bool,
+    again: bool,
+}
+
+/// The least time between two evaluation passes for joined nodes: a burst of joins (every
+/// node coming back to a restarted orchestrator) costs one pass a second, not one per node.
+const JOIN_PASS_SPACING: Duration = Duration::from_secs(1);
 
 /// Views of the nodes as built: when, at which count of changes, and the views.
 type BuiltViews = (Timestamp, u64, Arc<Vec<NodeView>>);
@@ -201,6 +215,7 @@ impl NodeManager {
             timeline,
             changes: std::sync::atomic::AtomicU64::new(0),
             views_cache: std::sync::Mutex::new(None),
+            join_pass: std::sync::Mutex::default(),
             nodes: RwLock::new(nodes),
             log_streams: std::sync::Mutex::new(HashMap::new()),
             pins: std::sync::Mutex::new(HashMap::new()),
@@ -418,7 +433,6 @@ impl NodeManager {
             })
             .await?;
         tracing::info!(node = %id, new = is_new, "node connected");
-        self.evaluate_active_jobs(TriggeredBy::NodeJoin).await?;
         Ok((
             Welcome {
                 accepted: true,
@@ -483,12 +497,12 @@ impl NodeManager {
         let (events, receiver) = mpsc::unbounded_channel();
         self.lock_streams()
             .insert(stream_id, (node.clone(), events));
-        let request = Frame::LogRequest(bacalhau_protocol::LogRequest {
+        let request = Frame::LogRequest(Box::new(bacalhau_protocol::LogRequest {
             stream_id,
             execution_id: execution_id.clone(),
             tail,
             follow,
-        });
+        }));
         if control.send(request).await.is_err() {
             self.lock_streams().remove(&stream_id);
             return Err(format!("the connection to node {node} closed"));
@@ -499,12 +513,15 @@ impl NodeManager {
     /// Delivers a node's log frame to its reader.
     pub(crate) fn route_log(&self, node: &NodeId, frame: Frame) {
         let (stream_id, event) = match frame {
-            Frame::LogData {
-                stream_id,
-                kind,
-                line,
-            } => (stream_id, LogEvent::Line { kind, text: line }),
-            Frame::LogEnd { stream_id, error } => (stream_id, LogEvent::End { error }),
+            Frame::LogData(data) => {
+                let bacalhau_protocol::LogData {
+                    stream_id,
+                    kind,
+                    line,
+                } = *data;
+                (stream_id, LogEvent::Line { kind, text: line })
+            }
+            Frame::LogEnd(end) => (end.stream_id, LogEvent::End { error: end.error }),
             _ => return,
         };
         let ended = matches!(event, LogEvent::End { .. });
@@ -549,12 +566,12 @@ impl NodeManager {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (answer, answered) = tokio::sync::oneshot::channel();
         self.lock_pins().insert(request_id, (node.clone(), answer));
-        let request = Frame::PinRequest(bacalhau_protocol::PinRequest {
+        let request = Frame::PinRequest(Box::new(bacalhau_protocol::PinRequest {
             request_id,
             cid: cid.to_string(),
             peers,
             timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        });
+        }));
         if control.send(request).await.is_err() {
             self.lock_pins().remove(&request_id);
             return Err(PinError::Lost(node.clone()));
@@ -846,6 +863,37 @@ impl NodeManager {
         Ok(())
     }
 
+    /// Has the active jobs evaluated for a node that joined (one may be waiting for a node, or
+    /// run on every node), on a task of its own. Joins during a pass share the next one, which
+    /// starts [`JOIN_PASS_SPACING`] after the last: each pass writes an evaluation per active
+    /// job, and 50 000 nodes rejoining a restarted orchestrator, each with a pass of its own,
+    /// would write 50 000 times as many.
+    pub fn evaluate_after_join(self: &Arc<Self>) {
+        {
+            let mut pass = self.join_pass.lock().unwrap_or_else(|e| e.into_inner());
+            if pass.running {
+                pass.again = true;
+                return;
+            }
+            pass.running = true;
+        }
+        let manager = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = manager.evaluate_active_jobs(TriggeredBy::NodeJoin).await {
+                    tracing::error!(error = %e, "cannot evaluate jobs for joined nodes");
+                }
+                tokio::time::sleep(JOIN_PASS_SPACING).await;
+                let mut pass = manager.join_pass.lock().unwrap_or_else(|e| e.into_inner());
+                if !pass.again {
+                    pass.running = false;
+                    return;
+                }
+                pass.again = false;
+            }
+        });
+    }
+
     /// The `heartbeat-checker` loop: marks silent nodes disconnected and, after the grace
     /// period, has their jobs rescheduled. Runs until `stop` fires.
     pub async fn run_heartbeat_checker(
@@ -951,6 +999,47 @@ mod tests {
         assert!(!waiting.connected && !waiting.lost);
         assert_eq!(waiting.returns_by, Some(LOADED + 10 * SECOND));
         assert!(nodes.views(LOADED + 10 * SECOND)[0].lost);
+    }
+
+    /// A burst of joins (every node coming back to a restarted orchestrator) evaluates the
+    /// active jobs twice, not once per node: at the first join, then once for the rest.
+    #[tokio::test(start_paused = true)]
+    async fn joins_in_a_burst_share_their_evaluations() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = Arc::new(with_stored_node(dir.path(), NodeManagerConfig::default()).await);
+        let job = bacalhau_models::Job {
+            id: bacalhau_models::JobId::from("j-waiting"),
+            namespace: "default".into(),
+            r#type: "batch".into(),
+            version: 1,
+            ..Default::default()
+        };
+        nodes.store().write(move |w| w.put_job(&job)).await.unwrap();
+
+        for _ in 0..50 {
+            nodes.evaluate_after_join();
+            tokio::task::yield_now().await;
+        }
+        // Until the passes are over; the store writes on a thread of its own, on the real
+        // clock, while the paused one skips each pass's spacing.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while nodes.join_pass.lock().unwrap().running {
+            assert!(std::time::Instant::now() < deadline, "the passes never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        let written = nodes
+            .store()
+            .read()
+            .and_then(|r| r.pending_evaluations())
+            .unwrap();
+        assert_eq!(written.len(), 2, "{written:?}");
+        assert!(
+            written
+                .iter()
+                .all(|e| e.triggered_by == TriggeredBy::NodeJoin)
+        );
+        assert!(!nodes.join_pass.lock().unwrap().running);
     }
 
     /// Plans made close together share one view of the nodes while only heartbeat figures
