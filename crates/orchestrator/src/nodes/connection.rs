@@ -29,7 +29,11 @@ pub async fn serve_connection(
         _ => return,
     };
     let id = hello.node_info.node_id.clone();
-    let (welcome, wake, generation) = match manager.handshake(&hello).await {
+    // The handshake and the disconnection are boxed: their states (node records on their way
+    // to the store) are the largest this task awaits, and unboxed they would take room in
+    // every connection's task for as long as the node stays connected (2 840 bytes against
+    // the session's 1 024).
+    let (welcome, wake, generation) = match Box::pin(manager.handshake(&hello)).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
             let _ = outgoing
@@ -49,9 +53,7 @@ pub async fn serve_connection(
         .await
         .is_err()
     {
-        manager
-            .disconnected(&id, generation, "connection closed")
-            .await;
+        Box::pin(manager.disconnected(&id, generation, "connection closed")).await;
         return;
     }
     manager.attach(&id, generation, outgoing.clone());
@@ -70,7 +72,7 @@ pub async fn serve_connection(
         &outgoing,
     )
     .await;
-    manager.disconnected(&id, generation, &reason).await;
+    Box::pin(manager.disconnected(&id, generation, &reason)).await;
 }
 
 async fn run_session(
@@ -334,4 +336,47 @@ async fn trim(
         .store()
         .write(move |w| w.trim_outbox(&node, seq))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each connected node holds its connection's task for as long as it stays connected, so
+    /// the task's future must not keep room for the handshake's or the disconnection's larger
+    /// states (boxed) beside the session's.
+    #[tokio::test]
+    async fn a_connection_task_holds_little_more_than_its_session() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("state.redb")).unwrap();
+        let broker = Arc::new(crate::broker::EvaluationBroker::new());
+        let manager = Arc::new(
+            NodeManager::new(
+                store,
+                broker,
+                Default::default(),
+                Arc::default(),
+                Arc::default(),
+            )
+            .unwrap(),
+        );
+        let (_to_manager, mut incoming) = mpsc::channel::<Frame>(1);
+        let (outgoing, _from_manager) = mpsc::channel::<Frame>(1);
+        let id = bacalhau_models::NodeId::from("n1");
+        let wake = tokio::sync::Notify::new();
+        let session = std::mem::size_of_val(&run_session(
+            &manager,
+            &id,
+            1,
+            0,
+            &wake,
+            &mut incoming,
+            &outgoing,
+        ));
+        let task = std::mem::size_of_val(&serve_connection(manager, incoming, outgoing));
+        assert!(
+            task <= session + 256,
+            "a connection's task takes {task} bytes, its session {session}"
+        );
+    }
 }

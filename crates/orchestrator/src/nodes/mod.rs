@@ -1024,7 +1024,10 @@ mod tests {
         // clock, while the paused one skips each pass's spacing.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while nodes.join_pass.lock().unwrap().running {
-            assert!(std::time::Instant::now() < deadline, "the passes never ended");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the passes never ended"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
 
