@@ -201,11 +201,12 @@ impl ComputeNode {
         self.config.data_dir.join("executions").join(id)
     }
 
-    /// Whether an execution is over (or unknown here): its log will not grow any more.
-    pub fn execution_finished(&self, id: &str) -> bool {
+    /// Whether an execution is over, so its log will not grow any more; `None` while this
+    /// node has not heard of it (or cannot read its store).
+    pub fn execution_finished(&self, id: &str) -> Option<bool> {
         match self.store.state(id) {
-            Ok(Some(state)) => state.is_terminal(),
-            _ => true,
+            Ok(Some(state)) => Some(state.is_terminal()),
+            _ => None,
         }
     }
 

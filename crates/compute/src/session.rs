@@ -236,6 +236,9 @@ impl Drop for Streams {
     }
 }
 
+/// How long a followed log waits for an execution this node has not heard of yet.
+const UNKNOWN_EXECUTION_WAIT: Duration = Duration::from_secs(10);
+
 /// Sends an execution's log to the orchestrator, then a `LogEnd`.
 async fn stream_log(node: Arc<ComputeNode>, request: LogRequest, outgoing: mpsc::Sender<Frame>) {
     let id = request.execution_id.to_string();
@@ -244,12 +247,19 @@ async fn stream_log(node: Arc<ComputeNode>, request: LogRequest, outgoing: mpsc:
     let (lines, mut from_reader) = mpsc::unbounded_channel();
     let dir = node.execution_dir(&id);
     let finished_node = Arc::clone(&node);
+    let asked = std::time::Instant::now();
     let finished_id = id.clone();
     let reader = tokio::spawn(crate::logs::read(
         dir,
         request.tail,
         request.follow,
-        move || finished_node.execution_finished(&finished_id),
+        move || {
+            // A log request does not wait in the outbox behind the execution it names, so it
+            // can arrive first: an execution not heard of yet is followed for a while.
+            finished_node
+                .execution_finished(&finished_id)
+                .unwrap_or_else(|| asked.elapsed() > UNKNOWN_EXECUTION_WAIT)
+        },
         move |line| lines.send(line).is_ok(),
     ));
     while let Some(line) = from_reader.recv().await {
