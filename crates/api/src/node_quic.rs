@@ -17,7 +17,7 @@
 //! next packet after the restart is answered with a reset and the node dials again at once,
 //! instead of waiting out the idle timeout.
 
-use bacalhau_channel::{BUFFER, BoxFuture, ConnectError, Connector, Link};
+use bacalhau_channel::{BUFFER, ConnectError, Connector, Link, Serve};
 use bacalhau_orchestrator::nodes::{NodeManager, serve_connection};
 use bacalhau_protocol::Frame;
 use std::net::SocketAddr;
@@ -184,13 +184,7 @@ pub async fn serve(endpoint: quinn::Endpoint, manager: Arc<NodeManager>) {
 
 /// Hands each connection's frames to `protocol` (the node channel's, or a test's), which runs
 /// until it is done or the peer's frames end.
-async fn serve_with<P>(endpoint: quinn::Endpoint, protocol: P)
-where
-    P: Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()>
-        + Send
-        + Sync
-        + 'static,
-{
+async fn serve_with<P: Serve>(endpoint: quinn::Endpoint, protocol: P) {
     let protocol = Arc::new(protocol);
     while let Some(incoming) = endpoint.accept().await {
         let protocol = Arc::clone(&protocol);
@@ -417,13 +411,7 @@ mod tests {
     }
 
     /// An endpoint on loopback (with a certificate made now) whose connections run `protocol`.
-    fn test_server<P>(protocol: P) -> SocketAddr
-    where
-        P: Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()>
-            + Send
-            + Sync
-            + 'static,
-    {
+    fn test_server<P: Serve>(protocol: P) -> SocketAddr {
         let tls = crate::tls::self_signed(&["localhost".into()])
             .unwrap()
             .server_config()

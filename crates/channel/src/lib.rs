@@ -45,15 +45,25 @@ pub enum ConnectError {
 /// Opens a new connection to an orchestrator.
 pub type Connector = Arc<dyn Fn() -> BoxFuture<'static, Result<Link, ConnectError>> + Send + Sync>;
 
-/// A connector to an orchestrator in the same process: each call makes a pair of frame
-/// channels and hands the orchestrator's ends to `serve` (which runs until either side closes).
-pub fn in_process<S>(serve: S) -> Connector
-where
-    S: Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()>
+/// The orchestrator's side of one connection, given the frames from the node and a sender
+/// to it; runs until it is done or the node's frames end. Every transport hands its
+/// connections to one of these.
+pub trait Serve:
+    Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()> + Send + Sync + 'static
+{
+}
+
+impl<F> Serve for F where
+    F: Fn(mpsc::Receiver<Frame>, mpsc::Sender<Frame>) -> BoxFuture<'static, ()>
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
+}
+
+/// A connector to an orchestrator in the same process: each call makes a pair of frame
+/// channels and hands the orchestrator's ends to `serve` (which runs until either side closes).
+pub fn in_process<S: Serve>(serve: S) -> Connector {
     let serve = Arc::new(serve);
     Arc::new(move || {
         let serve = Arc::clone(&serve);
