@@ -134,18 +134,10 @@ pub fn listen(
     // The node opens the one stream; the orchestrator opens none.
     server.transport_config(transport(None, 1));
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &reset);
-    // Connection IDs carry a check keyed from the same secret: a restarted endpoint drops
-    // packets whose ID fails it, so the key must outlive the process for the packets of its
-    // predecessor's connections to reach the reset.
-    let tag = ring::hmac::sign(&key, b"connection IDs");
-    let mut cid_key = [0u8; 8];
-    cid_key.copy_from_slice(&tag.as_ref()[..8]);
-    let cid_key = u64::from_le_bytes(cid_key);
+    let ids = ConnectionIds::new(&key)?;
     let mut endpoint = quinn::EndpointConfig::new(Arc::new(key));
     endpoint
-        .cid_generator(move || {
-            Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
-        })
+        .cid_generator(move || Box::new(ids.another()))
         // quinn sends one reset per 20 ms by default, against floods of garbage; here only
         // packets whose ID passes the keyed check are answered, and after a restart every
         // node needs its reset (50 000 nodes at 5 s heartbeats send 10 000 packets a second).
@@ -158,6 +150,102 @@ pub fn listen(
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|source| QuicError::Bind { address, source })
+}
+
+/// The orchestrator's connection IDs: 8 bytes that differ from every other ID this process
+/// and its predecessors made, then 8 bytes of a check keyed from the reset key.
+///
+/// The check must outlive the process: a restarted endpoint drops packets whose ID fails it,
+/// so the packets of its predecessor's connections reach the stateless reset only if their IDs
+/// still pass. And the IDs must not repeat across restarts: a packet of an old connection
+/// whose ID a new connection now holds goes to that connection, fails to decrypt there and is
+/// dropped, unanswered, so its node waits out the idle timeout. quinn's own keyed generator
+/// draws 3 random bytes per ID (16.7 million values): with 10 000 nodes, each holding several
+/// IDs, a handful of nodes met that after every restart, and with 50 000 hundreds.
+struct ConnectionIds {
+    /// Keys the first 8 bytes from a count, so they neither repeat nor tell the count.
+    /// Random per process: a restarted endpoint's IDs share nothing with its predecessor's.
+    spread: ring::hmac::Key,
+    /// Keys the check; derived from the kept reset key.
+    check: ring::hmac::Key,
+    /// Which of the generators made from the same keys this is: each counts apart.
+    generator: u64,
+    /// IDs made so far.
+    made: u64,
+    /// Generators made so far from these keys.
+    generators: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Bytes of a connection ID before its check, and of the check.
+const ID_BYTES: usize = 8;
+const CHECK_BYTES: usize = 8;
+
+impl ConnectionIds {
+    fn new(reset: &ring::hmac::Key) -> Result<Self, QuicError> {
+        let check = ring::hmac::sign(reset, b"connection IDs");
+        Ok(Self {
+            spread: random_key()?,
+            check: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, check.as_ref()),
+            generator: 0,
+            made: 0,
+            generators: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+        })
+    }
+
+    /// A generator with the same keys whose IDs differ from this one's (quinn asks for one
+    /// per endpoint).
+    fn another(&self) -> Self {
+        Self {
+            spread: self.spread.clone(),
+            check: self.check.clone(),
+            generator: self
+                .generators
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            made: 0,
+            generators: Arc::clone(&self.generators),
+        }
+    }
+
+    fn check_of(&self, id: &[u8]) -> [u8; CHECK_BYTES] {
+        let mut check = [0u8; CHECK_BYTES];
+        check.copy_from_slice(&ring::hmac::sign(&self.check, id).as_ref()[..CHECK_BYTES]);
+        check
+    }
+}
+
+fn random_key() -> Result<ring::hmac::Key, QuicError> {
+    ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+        .map_err(|_| QuicError::Tls("no randomness from the system".into()))
+}
+
+impl quinn_proto::ConnectionIdGenerator for ConnectionIds {
+    fn generate_cid(&mut self) -> quinn_proto::ConnectionId {
+        let mut bytes = [0u8; ID_BYTES + CHECK_BYTES];
+        let mut count = [0u8; 16];
+        count[..8].copy_from_slice(&self.generator.to_le_bytes());
+        count[8..].copy_from_slice(&self.made.to_le_bytes());
+        let spread = ring::hmac::sign(&self.spread, &count);
+        self.made += 1;
+        bytes[..ID_BYTES].copy_from_slice(&spread.as_ref()[..ID_BYTES]);
+        let check = self.check_of(&bytes[..ID_BYTES]);
+        bytes[ID_BYTES..].copy_from_slice(&check);
+        quinn_proto::ConnectionId::new(&bytes)
+    }
+
+    fn validate(&self, id: &quinn_proto::ConnectionId) -> Result<(), quinn_proto::InvalidCid> {
+        match id.split_at_checked(ID_BYTES) {
+            Some((head, check)) if check == self.check_of(head) => Ok(()),
+            _ => Err(quinn_proto::InvalidCid),
+        }
+    }
+
+    fn cid_len(&self) -> usize {
+        ID_BYTES + CHECK_BYTES
+    }
+
+    fn cid_lifetime(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// Bursts (thousands of handshakes, or of heartbeats that happen to coincide) overflow the
@@ -407,6 +495,33 @@ mod tests {
         assert!(
             refused.contains("quic-reset.key") && refused.contains("5 bytes"),
             "{refused}"
+        );
+    }
+
+    /// A restarted endpoint (same reset key) accepts its predecessor's connection IDs, so their
+    /// packets reach the reset, and makes none of them again, so none goes to a new connection.
+    #[test]
+    fn connection_ids_pass_the_check_after_a_restart_and_never_repeat() {
+        use quinn_proto::ConnectionIdGenerator;
+        let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[7; 32]);
+        let before = ConnectionIds::new(&reset).unwrap();
+        let after = ConnectionIds::new(&reset).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for mut generator in [before.another(), before.another(), after.another()] {
+            for _ in 0..20_000 {
+                let id = generator.generate_cid();
+                assert_eq!(id.len(), generator.cid_len());
+                assert!(after.validate(&id).is_ok() && before.validate(&id).is_ok());
+                assert!(seen.insert(id), "{id} made twice");
+            }
+        }
+        let other = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &[8; 32]);
+        let foreign = ConnectionIds::new(&other).unwrap().another().generate_cid();
+        assert!(after.validate(&foreign).is_err());
+        assert!(
+            after
+                .validate(&quinn_proto::ConnectionId::new(&[1, 2, 3]))
+                .is_err()
         );
     }
 
