@@ -8,7 +8,7 @@
 use crate::Orchestrator;
 use crate::metrics::Figures;
 use bacalhau_models::{JobStateType, NodeId, Timestamp};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -88,7 +88,9 @@ impl Timeline {
         }
     }
 
-    /// Takes a sample of `figures` at `now`, dropping samples older than [`SPAN`].
+    /// Takes a sample of `figures` at `now`, dropping samples older than [`SPAN`]; `nodes`
+    /// (at most [`MAX_NODES_KEPT`]) are the connected nodes sampled, and the samples of any
+    /// other node go.
     fn record(&self, now: Timestamp, figures: &Figures, nodes: Vec<(NodeId, NodeSample)>) {
         let completed = figures.jobs_in(JobStateType::Completed);
         let completed_per_second = {
@@ -128,9 +130,12 @@ impl Timeline {
             cluster.pop_front();
         }
         drop(cluster);
+        // `nodes` holds up to MAX_NODES_KEPT: a set, or the check would be quadratic.
+        let sampled: HashSet<&NodeId> = nodes.iter().map(|(id, _)| id).collect();
         let mut kept = lock(&self.nodes);
-        kept.retain(|id, _| nodes.iter().any(|(n, _)| n == id));
-        for (id, sample) in nodes.into_iter().take(MAX_NODES_KEPT) {
+        kept.retain(|id, _| sampled.contains(id));
+        drop(sampled);
+        for (id, sample) in nodes {
             let samples = kept.entry(id).or_default();
             samples.push_back(sample);
             while samples.front().is_some_and(|s| s.time < oldest) {
@@ -183,23 +188,15 @@ impl Orchestrator {
         let now = self.clock().now();
         let nodes = self
             .node_manager()
-            .views(now)
-            .iter()
-            .filter(|view| view.connected)
-            .map(|view| {
-                let info = &view.state.info.compute_node_info;
-                let sample = NodeSample {
-                    time: now,
-                    cpu: used_share(info.max_capacity.cpu, info.available_capacity.cpu),
-                    memory: used_share(
-                        info.max_capacity.memory as f64,
-                        info.available_capacity.memory as f64,
-                    ),
-                    running: u32::try_from(info.running_executions).unwrap_or(u32::MAX),
-                };
-                (view.id().clone(), sample)
-            })
-            .collect();
+            .sample_connected(MAX_NODES_KEPT, |info| NodeSample {
+                time: now,
+                cpu: used_share(info.max_capacity.cpu, info.available_capacity.cpu),
+                memory: used_share(
+                    info.max_capacity.memory as f64,
+                    info.available_capacity.memory as f64,
+                ),
+                running: u32::try_from(info.running_executions).unwrap_or(u32::MAX),
+            });
         self.timeline().record(now, &figures, nodes);
         Ok(())
     }

@@ -97,6 +97,12 @@ async fn run_session(
     };
     manager.metrics.node_connections.inc();
     let idle = manager.config.disconnect_timeout;
+    // When the node was last heard from. A frame moves this, not the timer: the timer is set
+    // again only when it fires before the node has been silent for `idle`, so a heartbeat
+    // costs no timer of its own.
+    let mut heard = tokio::time::Instant::now();
+    let silence = tokio::time::sleep(idle);
+    tokio::pin!(silence);
     loop {
         let notified = wake.notified();
         tokio::pin!(notified);
@@ -128,6 +134,7 @@ async fn run_session(
                         let Some(frame) = frame else {
                             return "connection closed".into();
                         };
+                        heard = tokio::time::Instant::now();
                         if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
                             return reason;
                         }
@@ -148,6 +155,7 @@ async fn run_session(
             // until all of it has gone out: its heartbeats would go unread and the node would
             // count as silent while it works.
             while let Ok(frame) = incoming.try_recv() {
+                heard = tokio::time::Instant::now();
                 if let Err(reason) =
                     handle_frame(manager, id, frame, incoming, outgoing, acked).await
                 {
@@ -156,18 +164,28 @@ async fn run_session(
             }
             continue;
         }
-        tokio::select! {
-            _ = &mut notified => {}
-            frame = incoming.recv() => {
-                let Some(frame) = frame else {
-                    return "connection closed".into();
-                };
-                if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
-                    return reason;
+        // Until the next wake-up (new messages, or a change to the node's standing), only the
+        // node's frames: the outbox and the node's standing are read again when woken, not
+        // for each heartbeat.
+        loop {
+            tokio::select! {
+                _ = &mut notified => break,
+                frame = incoming.recv() => {
+                    let Some(frame) = frame else {
+                        return "connection closed".into();
+                    };
+                    heard = tokio::time::Instant::now();
+                    if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
+                        return reason;
+                    }
                 }
-            }
-            _ = tokio::time::sleep(idle) => {
-                return "heartbeat timeout".into();
+                () = &mut silence => {
+                    let due = heard + idle;
+                    if tokio::time::Instant::now() >= due {
+                        return "heartbeat timeout".into();
+                    }
+                    silence.as_mut().reset(due);
+                }
             }
         }
     }
