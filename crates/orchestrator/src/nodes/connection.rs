@@ -131,11 +131,7 @@ async fn run_session(
                         Err(_) => return "connection closed".into(),
                     },
                     frame = incoming.recv() => {
-                        let Some(frame) = frame else {
-                            return "connection closed".into();
-                        };
-                        heard = tokio::time::Instant::now();
-                        if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
+                        if let Err(reason) = received(manager, id, frame, &mut heard, incoming, outgoing, acked).await {
                             return reason;
                         }
                     }
@@ -155,9 +151,16 @@ async fn run_session(
             // until all of it has gone out: its heartbeats would go unread and the node would
             // count as silent while it works.
             while let Ok(frame) = incoming.try_recv() {
-                heard = tokio::time::Instant::now();
-                if let Err(reason) =
-                    handle_frame(manager, id, frame, incoming, outgoing, acked).await
+                if let Err(reason) = received(
+                    manager,
+                    id,
+                    Some(frame),
+                    &mut heard,
+                    incoming,
+                    outgoing,
+                    acked,
+                )
+                .await
                 {
                     return reason;
                 }
@@ -171,11 +174,7 @@ async fn run_session(
             tokio::select! {
                 _ = &mut notified => break,
                 frame = incoming.recv() => {
-                    let Some(frame) = frame else {
-                        return "connection closed".into();
-                    };
-                    heard = tokio::time::Instant::now();
-                    if let Err(reason) = handle_frame(manager, id, frame, incoming, outgoing, acked).await {
+                    if let Err(reason) = received(manager, id, frame, &mut heard, incoming, outgoing, acked).await {
                         return reason;
                     }
                 }
@@ -189,6 +188,21 @@ async fn run_session(
             }
         }
     }
+}
+
+/// A frame read from the node (`None`: the node's side closed), noted as heard now and handled.
+async fn received(
+    manager: &Arc<NodeManager>,
+    id: &bacalhau_models::NodeId,
+    frame: Option<Frame>,
+    heard: &mut tokio::time::Instant,
+    incoming: &mut mpsc::Receiver<Frame>,
+    outgoing: &mpsc::Sender<Frame>,
+    acked: &watch::Sender<u64>,
+) -> Result<(), String> {
+    let frame = frame.ok_or("connection closed")?;
+    *heard = tokio::time::Instant::now();
+    handle_frame(manager, id, frame, incoming, outgoing, acked).await
 }
 
 async fn handle_frame(
