@@ -22,9 +22,18 @@ pub enum TlsError {
     Config(String),
 }
 
-/// The crypto provider every config here uses: ring.
+/// The crypto provider every config here uses: ring, with AES-128-GCM/SHA-256 the first
+/// TLS 1.3 suite, as Go's TLS (upstream's) orders them where AES is in hardware. ring's own
+/// order puts AES-256-GCM/SHA-384 first, whose key schedule runs on SHA-512, which has no
+/// hardware support on x86 where SHA-256 often has: in a profile of 10 000 nodes dialling a
+/// restarted orchestrator over QUIC, ~7 % of its CPU. Both suites stay on offer.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    // A stable sort: the rest keep ring's order.
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    Arc::new(provider)
 }
 
 /// An error about a certificate or key file.
@@ -122,5 +131,25 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aes_128_comes_first_and_every_suite_of_ring_stays() {
+        let ours: Vec<_> = provider().cipher_suites.iter().map(|s| s.suite()).collect();
+        assert_eq!(ours[0], rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+        let mut ring: Vec<_> = rustls::crypto::ring::default_provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        let mut sorted = ours.clone();
+        ring.sort_by_key(|s| u16::from(*s));
+        sorted.sort_by_key(|s| u16::from(*s));
+        assert_eq!(sorted, ring);
     }
 }
