@@ -305,9 +305,7 @@ impl Connection {
             // simultaneous key update by both is just like a regular key update with a really fast
             // response. Inspired by quic-go's similar behavior of performing the first key update
             // at the 100th short-header packet.
-            // Patched (see PATCHED.md): no early key update; the first one comes near the
-            // keys' confidentiality limit, set when the 1-RTT keys are ready.
-            key_phase_size: u64::MAX,
+            key_phase_size: rng.random_range(10..1000),
             peer_params: TransportParameters::default(),
             orig_rem_cid: rem_cid,
             initial_dst_cid: init_cid,
@@ -2200,14 +2198,6 @@ impl Connection {
             );
         }
 
-        if space == SpaceId::Data {
-            // Patched (see PATCHED.md): as `update_keys` does for every later phase.
-            self.key_phase_size = crypto
-                .packet
-                .local
-                .confidentiality_limit()
-                .saturating_sub(KEY_UPDATE_MARGIN);
-        }
         self.spaces[space].crypto = Some(crypto);
         debug_assert!(space as usize > self.highest_space as usize);
         self.highest_space = space;
