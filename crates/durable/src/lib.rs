@@ -10,6 +10,9 @@
 //! transaction is aborted, its caller gets [`DurableError::Panicked`] and the callers whose
 //! closures had already run in it get [`DurableError::Aborted`] (nothing of theirs was
 //! written; they may try again); later writes carry on. Every closure's writes are all or none.
+//! A store may give the closures of a group more than the transaction: a [`Group`] scope made
+//! once per group (its open tables, say, since opening a redb table looks its name up in the
+//! table tree each time) and dropped before the group commits.
 
 pub mod log;
 pub mod redo;
@@ -95,28 +98,58 @@ db_errors!(
 );
 
 type Finisher = Box<dyn FnOnce(Result<(), DurableError>) + Send>;
-/// A queued write: runs its closure and says whether it panicked (the shared transaction must
-/// then be aborted), and what to do once the group is durable (or failed).
-type WriteOp = Box<dyn FnOnce(&WriteTransaction) -> (bool, Finisher) + Send>;
+/// A queued write: runs its closure in the group's scope and says whether it panicked (the
+/// shared transaction must then be aborted), and what to do once the group is durable (or
+/// failed).
+type WriteOp<G> = Box<dyn for<'t> FnOnce(&mut <G as Group>::Scope<'t>) -> (bool, Finisher) + Send>;
+
+/// What the write closures of one group share: a scope made from the group's transaction
+/// before its first closure runs and dropped after its last, before the commit (so whatever
+/// it holds open, tables included, is closed by then).
+pub trait Group: Send + 'static {
+    /// The scope each closure of a group receives.
+    type Scope<'t>;
+    /// The scope of a group whose transaction is `txn`.
+    fn scope(txn: &WriteTransaction) -> Self::Scope<'_>;
+}
+
+/// The plain group: its closures receive the transaction alone.
+pub struct Plain;
+
+impl Group for Plain {
+    type Scope<'t> = &'t WriteTransaction;
+
+    fn scope(txn: &WriteTransaction) -> &WriteTransaction {
+        txn
+    }
+}
 
 /// Upper bound on writes sharing one commit, so one commit's latency stays bounded.
 const MAX_GROUP: usize = 512;
 
 /// A redb database with a group-committing writer thread.
-#[derive(Clone)]
-pub struct Durable {
+pub struct Durable<G: Group = Plain> {
     db: Arc<Database>,
-    writer: Arc<WriterHandle>,
+    writer: Arc<WriterHandle<G>>,
+}
+
+impl<G: Group> Clone for Durable<G> {
+    fn clone(&self) -> Self {
+        Self {
+            db: Arc::clone(&self.db),
+            writer: Arc::clone(&self.writer),
+        }
+    }
 }
 
 /// Owns the writer thread: when the last [`Durable`] clone goes, the thread drains its queue,
 /// exits and releases the database file, so it can be reopened at once.
-struct WriterHandle {
-    sender: Option<mpsc::SyncSender<WriteOp>>,
+struct WriterHandle<G: Group> {
+    sender: Option<mpsc::SyncSender<WriteOp<G>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for WriterHandle {
+impl<G: Group> Drop for WriterHandle<G> {
     fn drop(&mut self) {
         drop(self.sender.take());
         if let Some(thread) = self.thread.take() {
@@ -142,26 +175,9 @@ impl Durable {
         path: &Path,
         name: &str,
         init: impl FnOnce(&WriteTransaction) -> Result<(), E>,
-        mut commit: impl Commit,
+        commit: impl Commit,
     ) -> Result<Self, DurableError> {
-        let db = Arc::new(Database::create(path)?);
-        let txn = db.begin_write()?;
-        init(&txn).map_err(|e| DurableError::Db(format!("cannot prepare the store: {e}")))?;
-        txn.commit()?;
-        commit.recover(&db)?;
-        let (sender, ops) = mpsc::sync_channel::<WriteOp>(4096);
-        let writer_db = Arc::clone(&db);
-        let thread = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(move || run_writer(&writer_db, &ops, &mut commit))
-            .map_err(|e| DurableError::Db(format!("cannot start the store writer: {e}")))?;
-        Ok(Self {
-            db,
-            writer: Arc::new(WriterHandle {
-                sender: Some(sender),
-                thread: Some(thread),
-            }),
-        })
+        Self::open_grouped(path, name, init, commit)
     }
 
     /// Runs `f` inside a write transaction shared with other concurrent writes and returns its
@@ -172,11 +188,52 @@ impl Durable {
         E: From<DurableError> + Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<T, E> + Send + 'static,
     {
+        self.write_in(move |txn: &mut &WriteTransaction| f(txn))
+            .await
+    }
+}
+
+impl<G: Group> Durable<G> {
+    /// [`Durable::open_with`] whose write closures receive the scope of group kind `G`.
+    pub fn open_grouped<E: std::fmt::Display>(
+        path: &Path,
+        name: &str,
+        init: impl FnOnce(&WriteTransaction) -> Result<(), E>,
+        mut commit: impl Commit,
+    ) -> Result<Self, DurableError> {
+        let db = Arc::new(Database::create(path)?);
+        let txn = db.begin_write()?;
+        init(&txn).map_err(|e| DurableError::Db(format!("cannot prepare the store: {e}")))?;
+        txn.commit()?;
+        commit.recover(&db)?;
+        let (sender, ops) = mpsc::sync_channel::<WriteOp<G>>(4096);
+        let writer_db = Arc::clone(&db);
+        let thread = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || run_writer::<G>(&writer_db, &ops, &mut commit))
+            .map_err(|e| DurableError::Db(format!("cannot start the store writer: {e}")))?;
+        Ok(Self {
+            db,
+            writer: Arc::new(WriterHandle {
+                sender: Some(sender),
+                thread: Some(thread),
+            }),
+        })
+    }
+
+    /// Runs `f` in the scope of a group of writes sharing one transaction and returns its
+    /// result once the transaction is durably committed.
+    pub async fn write_in<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DurableError> + Send + 'static,
+        F: for<'t> FnOnce(&mut G::Scope<'t>) -> Result<T, E> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let op: WriteOp = Box::new(move |txn| {
+        let op: WriteOp<G> = Box::new(move |scope| {
             // A panicking closure (a bug) fails its own write, not the writer thread.
             let (panicked, result) = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                || f(txn),
+                || f(scope),
             )) {
                 Ok(result) => (false, result),
                 Err(panic) => {
@@ -227,7 +284,7 @@ impl Durable {
     }
 }
 
-fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>, commit: &mut dyn Commit) {
+fn run_writer<G: Group>(db: &Database, ops: &mpsc::Receiver<WriteOp<G>>, commit: &mut dyn Commit) {
     while let Ok(first) = ops.recv() {
         let ready = commit.begin();
         let mut batch = vec![first];
@@ -237,36 +294,48 @@ fn run_writer(db: &Database, ops: &mpsc::Receiver<WriteOp>, commit: &mut dyn Com
                 Err(_) => break,
             }
         }
+        let mut pending = batch.into_iter().peekable();
+        let mut finishers: Vec<Finisher> = Vec::with_capacity(pending.len());
+        // Each pass runs closures in one transaction until they are all done (that
+        // transaction is the group's) or one panics (it is aborted, and the rest of the group
+        // goes on in a fresh one).
         let mut txn = None;
-        let mut finishers: Vec<Finisher> = Vec::with_capacity(batch.len());
-        for op in batch {
-            let shared = match txn.take() {
-                Some(txn) => txn,
-                None => match db.begin_write() {
-                    Ok(txn) => txn,
-                    Err(e) => {
-                        // Dropping the op drops its reply channel: the caller gets `Closed`.
-                        tracing::error!(error = %e, "cannot begin a write transaction");
-                        continue;
-                    }
-                },
+        while pending.peek().is_some() {
+            let shared = match db.begin_write() {
+                Ok(txn) => txn,
+                Err(e) => {
+                    // Dropping the ops drops their reply channels: the callers get `Closed`.
+                    tracing::error!(error = %e, "cannot begin a write transaction");
+                    pending.by_ref().for_each(drop);
+                    break;
+                }
             };
-            let (panicked, finish) = op(&shared);
-            if panicked {
-                // The panicking closure may have written part of its work: the whole
-                // transaction goes, and the writes that shared it are told so.
-                if let Err(e) = shared.abort() {
-                    tracing::error!(error = %e, "cannot abort a panicked write");
-                }
-                commit.aborted();
-                for earlier in finishers.drain(..) {
-                    earlier(Err(DurableError::Aborted));
-                }
-                finish(Err(DurableError::Aborted));
-                continue;
+            let panicked = {
+                let mut scope = G::scope(&shared);
+                pending.by_ref().find_map(|op| {
+                    let (panicked, finish) = op(&mut scope);
+                    if panicked {
+                        Some(finish)
+                    } else {
+                        finishers.push(finish);
+                        None
+                    }
+                })
+            };
+            let Some(finish) = panicked else {
+                txn = Some(shared);
+                break;
+            };
+            // The panicking closure may have written part of its work: the whole
+            // transaction goes, and the writes that shared it are told so.
+            if let Err(e) = shared.abort() {
+                tracing::error!(error = %e, "cannot abort a panicked write");
             }
-            finishers.push(finish);
-            txn = Some(shared);
+            commit.aborted();
+            for earlier in finishers.drain(..) {
+                earlier(Err(DurableError::Aborted));
+            }
+            finish(Err(DurableError::Aborted));
         }
         let Some(txn) = txn else { continue };
         let committed = match ready {
@@ -386,6 +455,53 @@ mod tests {
         assert_eq!(keys, vec![4], "nothing of the panicked write is kept");
     }
 
+    /// A group kind that counts the scopes made, and what each closure saw.
+    struct Counted;
+
+    static SCOPES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl Group for Counted {
+        type Scope<'t> = (usize, &'t WriteTransaction);
+
+        fn scope(txn: &WriteTransaction) -> Self::Scope<'_> {
+            (
+                SCOPES.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1,
+                txn,
+            )
+        }
+    }
+
+    /// Three writes queued together share one scope; a panic in the second gives the third a
+    /// fresh one (its transaction was aborted).
+    #[test]
+    fn a_group_shares_one_scope_and_a_panic_starts_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("db.redb")).unwrap();
+        for panics in [false, true] {
+            SCOPES.store(0, std::sync::atomic::Ordering::SeqCst);
+            let (sender, ops) = mpsc::sync_channel::<WriteOp<Counted>>(8);
+            let (seen, saw) = mpsc::channel();
+            for n in 0..3 {
+                let seen = seen.clone();
+                let op: WriteOp<Counted> = Box::new(move |scope| {
+                    let _ = seen.send((n, scope.0));
+                    let finish: Finisher = Box::new(|_| {});
+                    (panics && n == 1, finish)
+                });
+                sender.send(op).unwrap();
+            }
+            drop(sender);
+            run_writer::<Counted>(&db, &ops, &mut LocalCommit);
+            let scopes: Vec<(i32, usize)> = saw.try_iter().collect();
+            let expected = if panics {
+                vec![(0, 1), (1, 1), (2, 2)]
+            } else {
+                vec![(0, 1), (1, 1), (2, 1)]
+            };
+            assert_eq!(scopes, expected);
+        }
+    }
+
     /// Drives the writer directly, so the group is known: the panic comes second of three.
     #[test]
     fn a_panic_aborts_its_group_and_tells_every_member() {
@@ -394,11 +510,11 @@ mod tests {
         let init = db.begin_write().unwrap();
         init.open_table(T).unwrap();
         init.commit().unwrap();
-        let (sender, ops) = mpsc::sync_channel::<WriteOp>(8);
+        let (sender, ops) = mpsc::sync_channel::<WriteOp<Plain>>(8);
         let (answers, answered) = mpsc::channel();
         for (key, panics) in [(1u64, false), (2, true), (3, false)] {
             let answers = answers.clone();
-            let op: WriteOp = Box::new(move |txn| {
+            let op: WriteOp<Plain> = Box::new(move |txn| {
                 let mut table = txn.open_table(T).unwrap();
                 table.insert(key, key).unwrap();
                 drop(table);
@@ -410,7 +526,7 @@ mod tests {
             sender.send(op).unwrap();
         }
         drop(sender);
-        run_writer(&db, &ops, &mut LocalCommit);
+        run_writer::<Plain>(&db, &ops, &mut LocalCommit);
         let mut outcomes: Vec<(u64, Result<(), DurableError>)> = answered.try_iter().collect();
         outcomes.sort_by_key(|(key, _)| *key);
         assert!(

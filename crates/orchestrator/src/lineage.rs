@@ -114,7 +114,7 @@ pub fn cacheable(task: &Task) -> Result<(), String> {
 /// Records what a completed execution read and produced, and keeps it in the cache when its
 /// job asked: the caller's transaction, so the links exist exactly when the completion does.
 pub(crate) fn record_completion(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     job: &Job,
     execution: &Execution,
     now: Timestamp,
@@ -179,7 +179,7 @@ pub(crate) fn record_completion(
 
 /// The links and the `Lineage` event of a completed execution.
 fn record_links(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     job: &Job,
     execution: &Execution,
     inputs: &[(String, Identity)],
@@ -244,7 +244,7 @@ pub(crate) enum Lookup {
 /// Looks `key` up: a hit needs its result fetchable now (an `ipfs` result's root pinned on a
 /// connected node, the one that ran it first).
 pub(crate) fn lookup(
-    w: &Writer<'_>,
+    w: &Writer<'_, '_>,
     key: &ContentKey,
     nodes: &[NodeView],
 ) -> Result<Lookup, StoreError> {
@@ -288,7 +288,7 @@ pub(crate) fn lookup(
 /// Completes `job` (new, not yet written) from a cached run, in the submission's transaction:
 /// an execution on the node that holds the result, copying its result, and the events.
 pub(crate) fn serve(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     job: &mut Job,
     key: &ContentKey,
     entry: &CacheEntry,
@@ -361,7 +361,7 @@ pub(crate) fn serve(
 
 /// Records that a cache entry was dropped because its result is gone, on the job that found it.
 pub(crate) fn dropped(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     job: &Job,
     key: &ContentKey,
     entry: &CacheEntry,

@@ -65,7 +65,7 @@ pub async fn apply(
 /// Writes `plan` in the caller's transaction: [`apply`]'s body, for a plan made in the same
 /// transaction as the change that called for it (see `worker::plan_in`).
 pub(crate) fn apply_in(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     plan: Plan,
     superseded: &[EvaluationId],
     now: Timestamp,

@@ -181,7 +181,7 @@ impl Context<'_> {
 /// [`Context::conclude`] after the commit. `None` when the job cannot be planned here (gone, or
 /// of an unknown type): the caller stores the evaluation for a worker instead.
 pub(crate) fn plan_in(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     evaluation: &Evaluation,
     nodes: Arc<Vec<NodeView>>,
     now: Timestamp,

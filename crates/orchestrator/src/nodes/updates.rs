@@ -174,7 +174,7 @@ struct Changed {
 
 /// Applies one update of `node`'s; `None` when it changed nothing (a replayed or stale one).
 fn apply_update(
-    w: &mut Writer<'_>,
+    w: &mut Writer<'_, '_>,
     node: &NodeId,
     update: &ExecutionUpdate,
     now: Timestamp,

@@ -6,6 +6,7 @@
 //! shared transaction (see `bacalhau-durable`).
 
 mod index;
+mod open;
 mod redo;
 pub mod replication;
 mod tables;
@@ -19,6 +20,7 @@ use bacalhau_models::content::{ContentKey, Identity};
 use bacalhau_models::{
     Evaluation, Execution, ExecutionId, Job, JobHistory, JobHistoryType, JobId, NodeId, NodeState,
 };
+use open::{Open, OpenTables};
 use redb::{ReadTransaction, ReadableTable, WriteTransaction};
 use redo::ChangeLog;
 use replication::{Journal, Replicate, ReplicatedCommit, Row};
@@ -117,7 +119,7 @@ impl bacalhau_durable::Commit for Timed {
 /// The orchestrator's durable store.
 #[derive(Clone)]
 pub struct Store {
-    durable: Durable,
+    durable: Durable<OpenTables>,
     /// The rows the current group touched, for the commit hook to log or replicate.
     journal: Arc<Mutex<Journal>>,
     /// Who waits for news of a job (woken after the commit that wrote it).
@@ -143,7 +145,7 @@ impl Store {
         group: Option<Arc<dyn Replicate>>,
         commit_seconds: Option<prometheus_client::metrics::histogram::Histogram>,
     ) -> Result<Self, StoreError> {
-        let open = |commit| Durable::open_with(path, "store-writer", create_tables, commit);
+        let open = |commit| Durable::open_grouped(path, "store-writer", create_tables, commit);
         // Both hooks need every touched row: the cluster's to replicate the group, the
         // single orchestrator's to log it (see `redo`).
         let journal = Arc::new(Mutex::new(Journal::default()));
@@ -200,16 +202,16 @@ impl Store {
     where
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
-        F: FnOnce(&mut Writer<'_>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&mut Writer<'_, '_>) -> Result<T, E> + Send + 'static,
     {
         let journal = Arc::clone(&self.journal);
         let (result, news) = self
             .durable
-            .write(move |txn| {
+            .write_in(move |open: &mut Open<'_>| {
                 // Only the writer thread takes this lock, one closure at a time.
                 let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
                 let before = journal.len();
-                let mut writer = Writer::new(txn, &mut journal);
+                let mut writer = Writer::new(open, &mut journal);
                 let result = f(&mut writer);
                 let news = std::mem::take(&mut writer.news);
                 drop(writer);
@@ -289,7 +291,7 @@ macro_rules! read_queries {
             if let Some(number) = self.remembered(id) {
                 return Ok(Some(number));
             }
-            let table = self.txn.open_table(JOB_NUMBERS)?;
+            let table = self.job_numbers_table()?;
             let found = table.get(id)?.map(|n| n.value());
             if let Some(number) = found {
                 self.remember(id, number);
@@ -302,7 +304,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(id.as_str())? else {
                 return Ok(None);
             };
-            let table = self.txn.open_table(JOBS)?;
+            let table = self.jobs_table()?;
             let found = table.get(number)?;
             found.map(|v| decode(JOBS_NAME, v.value())).transpose()
         }
@@ -313,7 +315,7 @@ macro_rules! read_queries {
             namespace: &str,
             name: &str,
         ) -> Result<Option<JobId>, StoreError> {
-            let table = self.txn.open_table(JOB_NAMES)?;
+            let table = self.job_names_table()?;
             if let Some(found) = table.get(name_key(namespace, name).as_str())? {
                 return Ok(Some(JobId::from(found.value())));
             }
@@ -330,8 +332,8 @@ macro_rules! read_queries {
             prefix: &str,
             limit: usize,
         ) -> Result<Vec<JobId>, StoreError> {
-            let numbers = self.txn.open_table(JOB_NUMBERS)?;
-            let jobs = self.txn.open_table(JOBS)?;
+            let numbers = self.job_numbers_table()?;
+            let jobs = self.jobs_table()?;
             let end = prefix_end(prefix);
             let mut ids = Vec::new();
             for entry in numbers.range(prefix..end.as_str())? {
@@ -352,7 +354,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(id.as_str())? else {
                 return Ok(None);
             };
-            let table = self.txn.open_table(JOB_VERSIONS)?;
+            let table = self.job_versions_table()?;
             let found = table.get((number, version))?;
             found
                 .map(|v| decode(JOB_VERSIONS_NAME, v.value()))
@@ -364,7 +366,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(id.as_str())? else {
                 return Ok(Vec::new());
             };
-            let table = self.txn.open_table(JOB_VERSIONS)?;
+            let table = self.job_versions_table()?;
             let mut versions = Vec::new();
             for entry in table.range((number, 0u64)..=(number, u64::MAX))? {
                 let (_, value) = entry?;
@@ -382,7 +384,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(job_id.as_str())? else {
                 return Ok(None);
             };
-            let table = self.txn.open_table(EXECUTIONS)?;
+            let table = self.executions_table()?;
             let found = table.get((number, id.as_str()))?;
             found
                 .map(|v| decode(EXECUTIONS_NAME, v.value()))
@@ -394,7 +396,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(job_id.as_str())? else {
                 return Ok(Vec::new());
             };
-            let executions = self.txn.open_table(EXECUTIONS)?;
+            let executions = self.executions_table()?;
             let mut found = Vec::new();
             for entry in executions.range(executions_of(number))? {
                 let (_, bytes) = entry?;
@@ -409,7 +411,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(job_id.as_str())? else {
                 return Ok(0);
             };
-            let table = self.txn.open_table(HISTORY)?;
+            let table = self.history_table()?;
             let last = table
                 .range((number, 0u64)..=(number, u64::MAX))?
                 .next_back()
@@ -422,7 +424,7 @@ macro_rules! read_queries {
             let Some(number) = self.number_of(job_id.as_str())? else {
                 return Ok(Vec::new());
             };
-            let table = self.txn.open_table(HISTORY)?;
+            let table = self.history_table()?;
             let mut events = Vec::new();
             for entry in table.range((number, 0u64)..=(number, u64::MAX))? {
                 let (_, value) = entry?;
@@ -434,9 +436,9 @@ macro_rules! read_queries {
         /// Up to `limit` events of the audit log after sequence number `since`, in order. An
         /// event whose record is gone is left out, which a verifier sees as a gap.
         pub fn audit_log(&self, since: u64, limit: usize) -> Result<Vec<JobHistory>, StoreError> {
-            let order = self.txn.open_table(HISTORY_BY_SEQ)?;
-            let jobs = self.txn.open_table(HISTORY)?;
-            let nodes = self.txn.open_table(NODE_HISTORY)?;
+            let order = self.history_by_seq_table()?;
+            let jobs = self.history_table()?;
+            let nodes = self.node_history_table()?;
             let mut events = Vec::new();
             for entry in order.range(since.saturating_add(1)..)? {
                 if events.len() >= limit {
@@ -462,7 +464,7 @@ macro_rules! read_queries {
 
         /// Every evaluation not yet completed.
         pub fn pending_evaluations(&self) -> Result<Vec<Evaluation>, StoreError> {
-            let table = self.txn.open_table(EVALUATIONS)?;
+            let table = self.evaluations_table()?;
             let mut evaluations = Vec::new();
             for entry in table.iter()? {
                 let (_, value) = entry?;
@@ -478,7 +480,7 @@ macro_rules! read_queries {
             after: Option<(i64, &str)>,
             limit: usize,
         ) -> Result<Vec<(i64, JobId)>, StoreError> {
-            let table = self.txn.open_table(JOBS_BY_CREATE)?;
+            let table = self.jobs_by_create_table()?;
             let mut ids = Vec::new();
             let mut push = |entry: Result<
                 (
@@ -540,7 +542,7 @@ macro_rules! read_queries {
             after: Option<(i64, &str)>,
             limit: usize,
         ) -> Result<Vec<(i64, JobId)>, StoreError> {
-            let table = self.txn.open_table(JOB_INDEX)?;
+            let table = self.job_index_table()?;
             let key = index.key();
             let end = index::end_of(&key);
             let start = (key.as_str(), i64::MIN, "");
@@ -586,14 +588,14 @@ macro_rules! read_queries {
 
         /// A node by its ID.
         pub fn node(&self, id: &NodeId) -> Result<Option<NodeState>, StoreError> {
-            let table = self.txn.open_table(NODES)?;
+            let table = self.nodes_table()?;
             let found = table.get(id.as_str())?;
             found.map(|v| decode(NODES_NAME, v.value())).transpose()
         }
 
         /// Every node, by ID.
         pub fn nodes(&self) -> Result<Vec<NodeState>, StoreError> {
-            let table = self.txn.open_table(NODES)?;
+            let table = self.nodes_table()?;
             let mut nodes = Vec::new();
             for entry in table.iter()? {
                 let (_, value) = entry?;
@@ -607,7 +609,7 @@ macro_rules! read_queries {
             &self,
             key: &ContentKey,
         ) -> Result<Option<crate::lineage::CacheEntry>, StoreError> {
-            let table = self.txn.open_table(CACHE)?;
+            let table = self.cache_table()?;
             let found = table.get(key.as_str())?;
             found.map(|v| decode(CACHE_NAME, v.value())).transpose()
         }
@@ -616,7 +618,7 @@ macro_rules! read_queries {
         /// execution that did.
         pub fn links(&self, identity: &Identity) -> Result<Vec<crate::lineage::Link>, StoreError> {
             let link = identity.link();
-            let table = self.txn.open_table(LINKS)?;
+            let table = self.links_table()?;
             let end = prefix_end("");
             let mut found = Vec::new();
             for entry in table.range((link.as_str(), "")..(link.as_str(), end.as_str()))? {
@@ -631,7 +633,7 @@ macro_rules! read_queries {
 
         /// IDs of jobs not in a terminal state.
         pub fn active_job_ids(&self) -> Result<Vec<JobId>, StoreError> {
-            let table = self.txn.open_table(ACTIVE_JOBS)?;
+            let table = self.active_jobs_table()?;
             let mut ids = Vec::new();
             for entry in table.iter()? {
                 let (_, id) = entry?;
@@ -675,7 +677,7 @@ macro_rules! read_queries {
         pub fn ended_job_counts(
             &self,
         ) -> Result<Vec<(String, bacalhau_models::JobStateType, u64)>, StoreError> {
-            let meta = self.txn.open_table(META)?;
+            let meta = self.meta_table()?;
             let end = prefix_end(JOBS_ENDED_PREFIX);
             let mut counts = Vec::new();
             for row in meta.range(JOBS_ENDED_PREFIX..end.as_str())? {
@@ -696,8 +698,8 @@ macro_rules! read_queries {
         pub fn active_job_kinds(
             &self,
         ) -> Result<Vec<(String, bacalhau_models::JobStateType)>, StoreError> {
-            let active = self.txn.open_table(ACTIVE_JOBS)?;
-            let jobs = self.txn.open_table(JOBS)?;
+            let active = self.active_jobs_table()?;
+            let jobs = self.jobs_table()?;
             let mut kinds = Vec::new();
             for row in active.iter()? {
                 let (number, _) = row?;
@@ -712,7 +714,7 @@ macro_rules! read_queries {
         /// How many jobs the store holds.
         pub fn job_count(&self) -> Result<u64, StoreError> {
             use redb::ReadableTableMetadata;
-            Ok(self.txn.open_table(JOBS)?.len()?)
+            Ok(self.jobs_table()?.len()?)
         }
     };
 }
@@ -738,7 +740,7 @@ impl Reader {
 
     /// The job indexes, opened once for many seeks (an intersection of several indexes).
     pub fn job_indexes(&self) -> Result<JobIndexes, StoreError> {
-        Ok(JobIndexes(self.txn.open_table(JOB_INDEX)?))
+        Ok(JobIndexes(self.job_index_table()?))
     }
 }
 
@@ -782,46 +784,45 @@ impl JobIndexes {
     }
 }
 
-/// The writable view a write closure receives; it also answers every read query.
-pub struct Writer<'t> {
-    txn: &'t WriteTransaction,
+/// The writable view a write closure receives; it also answers every read query. Its tables
+/// are the group's ([`Open`]): opened once for every write of the group.
+pub struct Writer<'a, 't> {
+    open: &'a Open<'t>,
     /// Where the rows written are noted, for the commit hook to log or replicate.
-    journal: &'t mut Journal,
+    journal: &'a mut Journal,
     /// The jobs given a history event, whose watchers to wake after the commit.
     news: Vec<JobId>,
-    /// The job numbers this write has looked up or given: a closure asks for the same job's
-    /// number five to eight times, and a number never changes once given.
-    numbers: std::cell::RefCell<std::collections::HashMap<String, u64>>,
 }
 
-impl ChannelTxn for Writer<'_> {
+impl ChannelTxn for Writer<'_, '_> {
     fn channel_txn(&self) -> &WriteTransaction {
-        self.txn
+        self.open.txn
     }
 }
 
-impl<'t> Writer<'t> {
-    fn new(txn: &'t WriteTransaction, journal: &'t mut Journal) -> Self {
+impl<'a, 't> Writer<'a, 't> {
+    fn new(open: &'a Open<'t>, journal: &'a mut Journal) -> Self {
         Self {
-            txn,
+            open,
             journal,
             news: Vec::new(),
-            numbers: Default::default(),
         }
     }
 
     read_queries!();
 
+    /// The job numbers are the group's: a closure asks for the same job's number five to
+    /// eight times, and a number never changes once given.
     fn remembered(&self, id: &str) -> Option<u64> {
-        self.numbers.borrow().get(id).copied()
+        self.open.remembered(id)
     }
 
     fn remember(&self, id: &str, number: u64) {
-        self.numbers.borrow_mut().insert(id.to_string(), number);
+        self.open.remember(id, number);
     }
 
     fn view(&self) -> &WriteTransaction {
-        self.txn
+        self.open.txn
     }
 
     /// Notes a row about to be written, for the commit hook.
@@ -835,11 +836,11 @@ impl<'t> Writer<'t> {
         if let Some(number) = self.number_of(id)? {
             return Ok(number);
         }
-        let mut meta = self.txn.open_table(META)?;
+        let mut meta = self.meta_table()?;
         let number = meta.get(LAST_JOB_NUMBER)?.map_or(0, |n| n.value()) + 1;
         meta.insert(LAST_JOB_NUMBER, number)?;
         drop(meta);
-        self.txn.open_table(JOB_NUMBERS)?.insert(id, number)?;
+        self.job_numbers_table()?.insert(id, number)?;
         self.remember(id, number);
         self.touch(|| Row::Meta(LAST_JOB_NUMBER.into()));
         self.touch(|| Row::JobNumber(id.into()));
@@ -853,7 +854,7 @@ impl<'t> Writer<'t> {
         let number = self.number_for(id)?;
         self.touch(|| Row::ActiveJob(number));
         self.touch(|| Row::Job(number));
-        let mut active = self.txn.open_table(ACTIVE_JOBS)?;
+        let mut active = self.active_jobs_table()?;
         let ended = job.state.state_type.is_terminal();
         let was_active = if ended {
             active.remove(number)?.is_some()
@@ -861,7 +862,7 @@ impl<'t> Writer<'t> {
             active.insert(number, id)?.is_some()
         };
         drop(active);
-        let mut jobs = self.txn.open_table(JOBS)?;
+        let mut jobs = self.jobs_table()?;
         let previous = jobs.insert(number, bytes.as_slice())?;
         // Only a job that had ended already (a rerun, a stop of an ended job) needs its old
         // record read: an active or new one was in no ended count.
@@ -878,7 +879,7 @@ impl<'t> Writer<'t> {
         drop(jobs);
         let now_ended = ended.then(|| jobs_ended_key(&job.r#type, job.state.state_type));
         if was_ended != now_ended {
-            let mut meta = self.txn.open_table(META)?;
+            let mut meta = self.meta_table()?;
             if let Some(key) = &was_ended {
                 let count = meta.get(key.as_str())?.map_or(0, |v| v.value());
                 meta.insert(key.as_str(), count.saturating_sub(1))?;
@@ -896,7 +897,7 @@ impl<'t> Writer<'t> {
         // page, and the name's key is as random as the job's. A job named by its own ID
         // (the default) needs no row: `job_id_by_name` finds it by the ID.
         let name = name_key(&job.namespace, &job.name);
-        let mut names = self.txn.open_table(JOB_NAMES)?;
+        let mut names = self.job_names_table()?;
         if job.name != id
             && names
                 .get(name.as_str())?
@@ -908,7 +909,7 @@ impl<'t> Writer<'t> {
         } else {
             drop(names);
         }
-        let mut by_create = self.txn.open_table(JOBS_BY_CREATE)?;
+        let mut by_create = self.jobs_by_create_table()?;
         if by_create.get((job.create_time, id))?.is_none() {
             by_create.insert((job.create_time, id), ())?;
             drop(by_create);
@@ -927,7 +928,7 @@ impl<'t> Writer<'t> {
         create_time: i64,
         keys: std::collections::BTreeSet<String>,
     ) -> Result<(), StoreError> {
-        let mut indexed = self.txn.open_table(JOB_INDEXED)?;
+        let mut indexed = self.job_indexed_table()?;
         let before = match indexed.get(number)? {
             Some(listed) => index::parse_listed(listed.value()),
             None => Default::default(),
@@ -942,7 +943,7 @@ impl<'t> Writer<'t> {
         }
         drop(indexed);
         self.touch(|| Row::JobIndexed(number));
-        let mut table = self.txn.open_table(JOB_INDEX)?;
+        let mut table = self.job_index_table()?;
         for gone in before.difference(&keys) {
             table.remove((gone.as_str(), create_time, id))?;
         }
@@ -961,8 +962,7 @@ impl<'t> Writer<'t> {
         let bytes = encode(job)?;
         let number = self.number_for(job.id.as_str())?;
         self.touch(|| Row::JobVersion(number, job.version));
-        self.txn
-            .open_table(JOB_VERSIONS)?
+        self.job_versions_table()?
             .insert((number, job.version), bytes.as_slice())?;
         Ok(())
     }
@@ -973,8 +973,7 @@ impl<'t> Writer<'t> {
         let number = self.number_for(execution.job_id.as_str())?;
         let id = execution.id.as_str();
         self.touch(|| Row::Execution(number, id.into()));
-        self.txn
-            .open_table(EXECUTIONS)?
+        self.executions_table()?
             .insert((number, id), bytes.as_slice())?;
         Ok(())
     }
@@ -983,8 +982,7 @@ impl<'t> Writer<'t> {
     pub fn put_evaluation(&mut self, evaluation: &Evaluation) -> Result<(), StoreError> {
         let bytes = encode(evaluation)?;
         self.touch(|| Row::Evaluation(evaluation.id.as_str().into()));
-        self.txn
-            .open_table(EVALUATIONS)?
+        self.evaluations_table()?
             .insert(evaluation.id.as_str(), bytes.as_slice())?;
         Ok(())
     }
@@ -995,7 +993,7 @@ impl<'t> Writer<'t> {
         id: &bacalhau_models::EvaluationId,
     ) -> Result<(), StoreError> {
         self.touch(|| Row::Evaluation(id.as_str().into()));
-        self.txn.open_table(EVALUATIONS)?.remove(id.as_str())?;
+        self.evaluations_table()?.remove(id.as_str())?;
         Ok(())
     }
 
@@ -1008,10 +1006,10 @@ impl<'t> Writer<'t> {
         } else {
             self.number_for(event.job_id.as_str())?
         };
-        let mut meta = self.txn.open_table(META)?;
+        let mut meta = self.meta_table()?;
         let seq = meta.get(HISTORY_SEQ)?.map(|v| v.value()).unwrap_or(0) + 1;
         meta.insert(HISTORY_SEQ, seq)?;
-        let mut head = self.txn.open_table(CHAIN_HEAD)?;
+        let mut head = self.chain_head_table()?;
         event.seq_num = seq;
         event.prev_hash = head
             .get(CHAIN_HEAD_KEY)?
@@ -1024,18 +1022,15 @@ impl<'t> Writer<'t> {
         head.insert(CHAIN_HEAD_KEY, event.hash.as_str())?;
         let bytes = encode(&event)?;
         if node_event {
-            self.txn
-                .open_table(NODE_HISTORY)?
-                .insert(seq, bytes.as_slice())?;
+            self.node_history_table()?.insert(seq, bytes.as_slice())?;
         } else {
-            self.txn
-                .open_table(HISTORY)?
+            self.history_table()?
                 .insert((owner, seq), bytes.as_slice())?;
             if self.news.last() != Some(&event.job_id) {
                 self.news.push(event.job_id.clone());
             }
         }
-        self.txn.open_table(HISTORY_BY_SEQ)?.insert(seq, owner)?;
+        self.history_by_seq_table()?.insert(seq, owner)?;
         drop((meta, head));
         self.touch(|| Row::Meta(HISTORY_SEQ.into()));
         self.touch(|| Row::ChainHead(CHAIN_HEAD_KEY.into()));
@@ -1054,7 +1049,7 @@ impl<'t> Writer<'t> {
         node: &NodeId,
         message: &bacalhau_protocol::Message,
     ) -> Result<u64, StoreError> {
-        let seq = channel::enqueue(self.txn, node.as_str(), message)?;
+        let seq = channel::enqueue(self.open.txn, node.as_str(), message)?;
         self.touch(|| Row::Sequence(channel::OUT.into(), node.as_str().into()));
         self.touch(|| Row::Outbox(node.as_str().into(), seq));
         Ok(seq)
@@ -1062,7 +1057,7 @@ impl<'t> Writer<'t> {
 
     /// Drops the messages for `node` up to `seq`, which the node has applied.
     pub fn trim_outbox(&mut self, node: &NodeId, seq: u64) -> Result<(), StoreError> {
-        for n in channel::acknowledged(self.txn, node.as_str(), seq)? {
+        for n in channel::acknowledged(self.open.txn, node.as_str(), seq)? {
             self.touch(|| Row::Outbox(node.as_str().into(), n));
         }
         Ok(())
@@ -1087,8 +1082,7 @@ impl<'t> Writer<'t> {
     pub fn put_node(&mut self, node: &NodeState) -> Result<(), StoreError> {
         let bytes = encode(node)?;
         self.touch(|| Row::Node(node.info.node_id.as_str().into()));
-        self.txn
-            .open_table(NODES)?
+        self.nodes_table()?
             .insert(node.info.node_id.as_str(), bytes.as_slice())?;
         Ok(())
     }
@@ -1109,7 +1103,7 @@ impl<'t> Writer<'t> {
             return Ok(false);
         };
         let versions: Vec<u64> = {
-            let table = self.txn.open_table(JOB_VERSIONS)?;
+            let table = self.job_versions_table()?;
             let mut versions = Vec::new();
             for entry in table.range((number, 0)..=(number, u64::MAX))? {
                 versions.push(entry?.0.value().1);
@@ -1117,7 +1111,7 @@ impl<'t> Writer<'t> {
             versions
         };
         let executions: Vec<String> = {
-            let table = self.txn.open_table(EXECUTIONS)?;
+            let table = self.executions_table()?;
             let mut found = Vec::new();
             for entry in table.range(executions_of(number))? {
                 found.push(entry?.0.value().1.to_string());
@@ -1126,40 +1120,35 @@ impl<'t> Writer<'t> {
         };
         let named = name_key(&job.namespace, &job.name);
         let names_this = self
-            .txn
-            .open_table(JOB_NAMES)?
+            .job_names_table()?
             .get(named.as_str())?
             .is_some_and(|v| v.value() == id.as_str());
         // Every check is made: the writes follow. The job keeps its number: its history
         // stays under it.
         self.touch(|| Row::Job(number));
-        self.txn.open_table(JOBS)?.remove(number)?;
+        self.jobs_table()?.remove(number)?;
         let ended = jobs_ended_key(&job.r#type, job.state.state_type);
         {
-            let mut meta = self.txn.open_table(META)?;
+            let mut meta = self.meta_table()?;
             let count = meta.get(ended.as_str())?.map_or(0, |v| v.value());
             meta.insert(ended.as_str(), count.saturating_sub(1))?;
         }
         self.touch(|| Row::Meta(ended));
         if names_this {
             self.touch(|| Row::JobName(named.clone()));
-            self.txn.open_table(JOB_NAMES)?.remove(named.as_str())?;
+            self.job_names_table()?.remove(named.as_str())?;
         }
         self.touch(|| Row::JobByCreate(job.create_time, id.as_str().into()));
-        self.txn
-            .open_table(JOBS_BY_CREATE)?
+        self.jobs_by_create_table()?
             .remove((job.create_time, id.as_str()))?;
         self.index_job(id.as_str(), number, job.create_time, Default::default())?;
         for version in versions {
             self.touch(|| Row::JobVersion(number, version));
-            self.txn
-                .open_table(JOB_VERSIONS)?
-                .remove((number, version))?;
+            self.job_versions_table()?.remove((number, version))?;
         }
         for execution in executions {
             self.touch(|| Row::Execution(number, execution.clone()));
-            self.txn
-                .open_table(EXECUTIONS)?
+            self.executions_table()?
                 .remove((number, execution.as_str()))?;
         }
         Ok(true)
@@ -1173,16 +1162,14 @@ impl<'t> Writer<'t> {
     ) -> Result<(), StoreError> {
         let bytes = encode(entry)?;
         self.touch(|| Row::Cache(key.as_str().into()));
-        self.txn
-            .open_table(CACHE)?
-            .insert(key.as_str(), bytes.as_slice())?;
+        self.cache_table()?.insert(key.as_str(), bytes.as_slice())?;
         Ok(())
     }
 
     /// Drops the cached run for `key` (its result is no longer fetchable).
     pub fn delete_cache_entry(&mut self, key: &ContentKey) -> Result<(), StoreError> {
         self.touch(|| Row::Cache(key.as_str().into()));
-        self.txn.open_table(CACHE)?.remove(key.as_str())?;
+        self.cache_table()?.remove(key.as_str())?;
         Ok(())
     }
 
@@ -1195,7 +1182,7 @@ impl<'t> Writer<'t> {
         let identity = identity.link();
         let role_job = link.role_job();
         self.touch(|| Row::Link(identity.as_str().into(), role_job.clone()));
-        self.txn.open_table(LINKS)?.insert(
+        self.links_table()?.insert(
             (identity.as_str(), role_job.as_str()),
             link.execution_id.as_str(),
         )?;
@@ -1205,7 +1192,7 @@ impl<'t> Writer<'t> {
     /// Removes a node.
     pub fn delete_node(&mut self, id: &NodeId) -> Result<(), StoreError> {
         self.touch(|| Row::Node(id.as_str().into()));
-        self.txn.open_table(NODES)?.remove(id.as_str())?;
+        self.nodes_table()?.remove(id.as_str())?;
         Ok(())
     }
 }
