@@ -130,6 +130,25 @@ impl JobHistory {
         let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
         hex(&Sha256::digest(&bytes))
     }
+
+    /// Gives the event its hash ([`JobHistory::chain_hash`]) and answers its JSON with that
+    /// hash, serializing it once instead of twice (the store seals every event it appends):
+    /// `Hash` is the last field, so the JSON with the hash is the hashed JSON with
+    /// `,"Hash":"…"` before its closing brace.
+    pub fn seal(&mut self) -> Vec<u8> {
+        self.hash.clear();
+        // Serializing a struct of strings, numbers and a BTreeMap cannot fail.
+        let mut bytes = serde_json::to_vec(&*self).unwrap_or_default();
+        self.hash = hex(&Sha256::digest(&bytes));
+        if bytes.pop() == Some(b'}') {
+            bytes.extend_from_slice(b",\"Hash\":\"");
+            bytes.extend_from_slice(self.hash.as_bytes());
+            bytes.extend_from_slice(b"\"}");
+            bytes
+        } else {
+            serde_json::to_vec(&*self).unwrap_or_default()
+        }
+    }
 }
 
 /// The first problem found walking the audit log in order.
@@ -334,6 +353,33 @@ mod tests {
                 event
             })
             .collect()
+    }
+
+    proptest::proptest! {
+        /// A sealed event's JSON is the event's own JSON, and its hash the chain hash.
+        #[test]
+        fn a_sealed_event_is_its_own_json_with_its_chain_hash(
+            message in ".{0,12}", actor in "[a-z]{0,6}", prev in "[0-9a-f]{0,8}",
+            execution in proptest::option::of("[a-z0-9-]{1,8}"),
+            details in proptest::collection::btree_map("[A-Za-z]{1,6}", ".{0,6}", 0..3),
+            seq in 0u64..1_000_000,
+        ) {
+            let mut event = JobHistory {
+                seq_num: seq,
+                r#type: JobHistoryType::ExecutionLevel,
+                job_id: JobId::from("j-1"),
+                job_version: 2,
+                execution_id: execution.map(|e| ExecutionId::from(e.as_str())),
+                event: Event { message, details, ..Default::default() },
+                time: "2026-12-06T09:00:00Z".into(),
+                actor,
+                prev_hash: prev,
+                hash: "stale".into(),
+            };
+            let sealed = event.seal();
+            proptest::prop_assert_eq!(&event.hash, &event.chain_hash());
+            proptest::prop_assert_eq!(sealed, serde_json::to_vec(&event).unwrap());
+        }
     }
 
     fn verify(events: &[JobHistory]) -> Result<u64, ChainBreak> {

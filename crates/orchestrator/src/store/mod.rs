@@ -1018,9 +1018,8 @@ impl<'a, 't> Writer<'a, 't> {
         if event.actor.is_empty() {
             event.actor = bacalhau_models::history::SYSTEM_ACTOR.to_string();
         }
-        event.hash = event.chain_hash();
+        let bytes = event.seal();
         head.insert(CHAIN_HEAD_KEY, event.hash.as_str())?;
-        let bytes = encode(&event)?;
         if node_event {
             self.node_history_table()?.insert(seq, bytes.as_slice())?;
         } else {
