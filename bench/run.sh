@@ -6,22 +6,23 @@
 #   bench/run.sh            full: 100 000 jobs on 100 simulated nodes (the rate per 10 000-job
 #                           window), 10 000 for Slurm and the other rows, 1 000 and 10 000
 #                           connected nodes, 50 000 over QUIC at upstream's 15 s heartbeat,
-#                           a 1 GiB result, a store of 1 000 000 jobs
+#                           a 1 GiB result, a store of 1 000 000 jobs, 20 000 jobs dropped
+#                           by retention and the store compacted
 #                           (~11 GB of disk for a while; 20-45 min once built, host to host)
 #   bench/run.sh --quick    the same, smaller (1 000 jobs, 1 000 nodes, 5 000 over QUIC,
-#                           128 MiB, 100 000 stored jobs): minutes
+#                           128 MiB, 100 000 stored jobs, 2 000 dropped): minutes
 #
 # Installs what it needs (slurm-wlm from Debian, the busybox images), so it wants root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--quick" ]; then
-  jobs=1000 throughput_jobs=1000 latency_jobs=200 docker_runs=10 wasm_runs=50 result_mib=128 store_jobs=100000
+  jobs=1000 throughput_jobs=1000 latency_jobs=200 docker_runs=10 wasm_runs=50 result_mib=128 store_jobs=100000 retained_jobs=2000
   scale_sizes="1000" idle_secs=5 quic_nodes=5000 quic_jobs=1000
 else
   # 40 Docker runs each way: on one host (2026-12-06) a full run's median of 20 read +6.0 %
   # over the floor where three medians of 40 just after read +0.6 to +3.0 %, against a 5 %
   # target.
-  jobs=10000 throughput_jobs=100000 latency_jobs=1000 docker_runs=40 wasm_runs=200 result_mib=1024 store_jobs=1000000
+  jobs=10000 throughput_jobs=100000 latency_jobs=1000 docker_runs=40 wasm_runs=200 result_mib=1024 store_jobs=1000000 retained_jobs=20000
   scale_sizes="1000 10000" idle_secs=30 quic_nodes=50000 quic_jobs=10000
 fi
 nodes=100
@@ -77,6 +78,9 @@ bench scale -- "$quic_nodes" "$quic_jobs" "$idle_secs" 0 quic 15 2>/dev/null
 
 echo "$store_jobs jobs in the store: listings, describe, start..." >&2
 bench million -- "$store_jobs" 2>>"$tmp/stderr"
+
+echo "retention and compaction, $retained_jobs jobs..." >&2
+bench retention -- "$retained_jobs" 2>>"$tmp/stderr"
 
 echo "auth and TLS..." >&2
 bench security -- 1000 2>>"$tmp/stderr"
