@@ -34,11 +34,37 @@ pub fn wasm_binary(name: &str) -> Vec<u8> {
     wat::parse_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// A port free on loopback for a server under test to listen on, taken from below the
+/// kernel's ephemeral range: a port from that range, once released here, can be taken by any
+/// outgoing connection or `bind(0)` (another test's, or the server's own) before the server
+/// binds it, and the server then fails with "Address already in use". Each call in a process
+/// moves on to the next port, so parallel tests do not pick the same one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free port on loopback")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_from <= LOWEST + 1_000 {
+        // No room below the range: fall back to one the kernel hands out.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port on loopback");
+    }
+    let span = ephemeral_from - LOWEST;
+    // Test binaries run one after another, but spread them anyway.
+    let start = std::process::id().wrapping_mul(7_919);
+    for _ in 0..span {
+        let offset = start.wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(LOWEST + offset).expect("below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on loopback between {LOWEST} and {ephemeral_from}");
 }
 
 /// Settings that make node loss visible in about a second, for tests.
